@@ -1,0 +1,51 @@
+# Inference Model Manager: the two commands a newcomer needs are `make dev` and `make test`.
+# Both install what they need (Debian packages, the Python virtualenv, the devstack's Go
+# binaries, cached outside the checkout) and show progress while they work.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+REQUIREMENTS := $(wildcard requirements/*.txt)
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help system-deps venv devstack devstack-down devstack-clean devstack-status test test-unit lint dev
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+system-deps: ## Install the Debian packages the project needs (only missing ones)
+	@scripts/install-system-deps.sh
+
+$(STAMP): $(REQUIREMENTS)
+	@echo "[venv] installing Python dependencies into $(VENV)" >&2
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip
+	@$(PY) -m pip install -q -r requirements/dev.txt
+	@touch $@
+
+venv: $(STAMP) ## Create or update the virtualenv .venv
+
+devstack: system-deps venv ## Start the local platform (idempotent); writes .devstack/env
+	@$(PY) -m devstack up
+
+devstack-down: ## Stop the local platform's processes
+	@test -x $(PY) && $(PY) -m devstack down || true
+
+devstack-clean: ## Stop the local platform and wipe its data
+	@test -x $(PY) && $(PY) -m devstack clean || rm -rf .devstack
+
+devstack-status: ## Show which parts of the local platform run
+	@$(PY) -m devstack status
+
+lint: venv ## ruff (lint + format check) and mypy
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff format --check .
+	@$(VENV)/bin/mypy
+
+test: devstack ## Every test: unit, then integration against the devstack
+	@$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: venv ## Unit tests only (no services)
+	@$(PY) -m pytest -m unit $(PYTEST_ARGS)

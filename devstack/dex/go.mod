@@ -1,0 +1,5 @@
+module imm.local/devstack/dex
+
+go 1.25
+
+tool github.com/dexidp/dex/cmd/dex

@@ -1,0 +1,71 @@
+"""Where the devstack keeps things and which loopback ports it uses.
+
+State (data, logs, PIDs, certificates, the env file) lives in `.devstack/` inside the checkout,
+so two checkouts never share a cluster by accident. Built binaries live in a cache OUTSIDE the
+checkout, keyed by content, so fresh clones and CI runs on the same machine skip slow builds.
+Every port can be moved with an environment variable when a default is taken on a machine.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+STATE = Path(os.environ.get("IMM_DEVSTACK_STATE", ROOT / ".devstack"))
+LOGS = STATE / "logs"
+PIDS = STATE / "pids"
+DATA = STATE / "data"
+PKI = STATE / "pki"
+CONF = STATE / "conf"
+ENV_FILE = STATE / "env"
+CACHE = Path(
+    os.environ.get(
+        "IMM_DEVSTACK_CACHE",
+        Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "imm-devstack",
+    )
+)
+
+# Rendered into every manifest that needs it: the shared deployment sources (CRD, RBAC) live in
+# the Helm chart so that the chart and the devstack can never drift apart.
+CHART = ROOT / "helm" / "imm"
+
+SYSTEM_NAMESPACE = "imm-system"
+SERVINGS_NAMESPACE = "imm-servings"
+MANAGEMENT_USER = "imm-management-api"
+
+
+def _port(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SystemExit(f"devstack: {name}={raw!r} is not a port number") from None
+    if not 1 <= value <= 65535:
+        raise SystemExit(f"devstack: {name}={value} is outside 1-65535")
+    return value
+
+
+@dataclass(frozen=True)
+class Ports:
+    """Loopback ports, away from the well-known defaults so a real cluster on the laptop is safe."""
+
+    etcd: int = _port("IMM_DEVSTACK_ETCD_PORT", 12379)
+    etcd_peer: int = _port("IMM_DEVSTACK_ETCD_PEER_PORT", 12380)
+    apiserver: int = _port("IMM_DEVSTACK_APISERVER_PORT", 16443)
+    controller_manager: int = _port("IMM_DEVSTACK_CONTROLLER_MANAGER_PORT", 10357)
+    scheduler: int = _port("IMM_DEVSTACK_SCHEDULER_PORT", 10359)
+    kwok: int = _port("IMM_DEVSTACK_KWOK_PORT", 10347)
+    s3: int = _port("IMM_DEVSTACK_S3_PORT", 18333)
+    s3_master: int = _port("IMM_DEVSTACK_S3_MASTER_PORT", 19333)
+    s3_volume: int = _port("IMM_DEVSTACK_S3_VOLUME_PORT", 18080)
+    s3_filer: int = _port("IMM_DEVSTACK_S3_FILER_PORT", 18888)
+    redis: int = _port("IMM_DEVSTACK_REDIS_PORT", 16379)
+    ldap: int = _port("IMM_DEVSTACK_LDAP_PORT", 13389)
+    dex: int = _port("IMM_DEVSTACK_DEX_PORT", 15556)
+
+
+PORTS = Ports()
