@@ -15,6 +15,7 @@ import importlib
 import shlex
 import shutil
 import time
+from pathlib import Path
 from types import ModuleType
 
 from devstack import cluster, storage
@@ -93,11 +94,31 @@ def clean() -> None:
         say(f"removed {STATE}")
 
 
+def _rss_kib(pid: int) -> int:
+    """Resident memory of a process and its direct children (SeaweedFS runs as one process)."""
+    total = 0
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
+        except OSError:
+            continue
+        if int(status.parent.name) == pid or fields.get("PPid", "").strip() == str(pid):
+            total += int(fields.get("VmRSS", "0 kB").split()[0])
+    return total
+
+
 def status() -> int:
-    """Print each part's PID (or 'stopped'); exit code 0 only when all are running."""
+    """Print each part's PID and memory; exit code 0 only when all are running."""
     missing = 0
+    total = 0
     for name in ORDER:
         pid = recorded_pid(name)
-        print(f"{name:26} {pid if pid else 'stopped'}")
-        missing += pid is None
+        if pid is None:
+            missing += 1
+            print(f"{name:26} stopped")
+            continue
+        rss = _rss_kib(pid)
+        total += rss
+        print(f"{name:26} pid {pid:<8} rss {rss / 1024:7.1f} MiB")
+    print(f"{'total':26} {'':12} rss {total / 1024:7.1f} MiB")
     return 1 if missing else 0
