@@ -8,6 +8,7 @@ Pending -> Running -> Ready, and are removed on scale-down, without containers.
 
 from __future__ import annotations
 
+import base64
 import ssl
 import subprocess
 import time
@@ -19,7 +20,18 @@ import yaml
 
 from devstack import pki
 from devstack.build import go_binary
-from devstack.layout import CHART, CONF, DATA, ROOT, MANAGEMENT_USER, PORTS, SERVINGS_NAMESPACE, SYSTEM_NAMESPACE
+from devstack.layout import (
+    CHART,
+    CONF,
+    DATA,
+    INFERENCE_TLS_SECRET,
+    MANAGEMENT_USER,
+    PLATFORM_DOMAIN,
+    PORTS,
+    ROOT,
+    SERVINGS_NAMESPACE,
+    SYSTEM_NAMESPACE,
+)
 from devstack.proc import Part, StackError, say
 
 APISERVER_URL = f"https://127.0.0.1:{PORTS.apiserver}"
@@ -251,7 +263,22 @@ def bootstrap_manifests() -> list[dict[str, Any]]:
          "subjects": [{"apiGroup": rbac, "kind": "Group", "name": "admin"}]},
     ]
     manifests += [_fake_node(name) for name in FAKE_NODES]
+    manifests.append(_inference_tls_secret())
     return manifests
+
+
+def _inference_tls_secret() -> dict[str, Any]:
+    """The platform's inference server certificate, which tenant provisioning copies into each tenant."""
+    pair = pki.issue("inference", f"*.{PLATFORM_DOMAIN}", hosts=(f"*.{PLATFORM_DOMAIN}", PLATFORM_DOMAIN), server=True)
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "kubernetes.io/tls",
+        "metadata": {"name": INFERENCE_TLS_SECRET, "namespace": SYSTEM_NAMESPACE,
+                     "labels": {"app.kubernetes.io/part-of": "inference-model-manager"}},
+        "data": {"tls.crt": base64.b64encode(pair.cert.read_bytes()).decode(),
+                 "tls.key": base64.b64encode(pair.key.read_bytes()).decode()},
+    }
 
 
 def bootstrap() -> None:
@@ -268,7 +295,7 @@ def bootstrap() -> None:
         if status is not None:
             # Node capacity lives in the status subresource; kwok keeps it and adds the conditions.
             core.patch_node_status(manifest["metadata"]["name"], {"status": status})
-    say("cluster bootstrap applied (namespaces, CRD, RBAC, 2 kwok nodes)")
+    say("cluster bootstrap applied (namespaces, CRD, RBAC, inference TLS secret, 2 kwok nodes)")
 
 
 def wait_established(timeout: float = 60.0) -> None:

@@ -34,6 +34,9 @@ CHART = ROOT / "helm" / "imm"
 SYSTEM_NAMESPACE = "imm-system"
 SERVINGS_NAMESPACE = "imm-servings"
 MANAGEMENT_USER = "imm-management-api"
+# Endpoint URLs are <endpoint>-<tenant>.<PLATFORM_DOMAIN>; the inference TLS secret covers it.
+PLATFORM_DOMAIN = "imm.local"
+INFERENCE_TLS_SECRET = "tls-secret"
 
 
 def _port(name: str, default: int) -> int:

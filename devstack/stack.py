@@ -19,7 +19,7 @@ from pathlib import Path
 from types import ModuleType
 
 from devstack import cluster, storage
-from devstack.layout import ENV_FILE, SERVINGS_NAMESPACE, STATE, SYSTEM_NAMESPACE
+from devstack.layout import ENV_FILE, PLATFORM_DOMAIN, SERVINGS_NAMESPACE, STATE, SYSTEM_NAMESPACE
 from devstack.proc import Part, recorded_pid, say, stop
 
 # Every part's name, in start order; `down` goes in reverse.
@@ -44,6 +44,7 @@ def environment() -> dict[str, str]:
         "IMM_DEVSTACK_CA_FILE": str(cluster.pki.ensure_ca().cert),
         "IMM_SYSTEM_NAMESPACE": SYSTEM_NAMESPACE,
         "SERVING_TEMPLATES_NAMESPACE": SERVINGS_NAMESPACE,
+        "PLATFORM_DOMAIN": PLATFORM_DOMAIN,
         "S3_ENDPOINT_URL": storage.S3_URL,
         "S3_ACCESS_KEY_ID": access,
         "S3_SECRET_ACCESS_KEY": secret,

@@ -1,0 +1,177 @@
+"""The Kubernetes objects that make a tenant, as pure functions of the tenant's settings.
+
+Pure so they can be unit-tested byte for byte, applied idempotently (create-or-verify) by the
+provisioning saga, and compared with what is live to detect drift. Every object carries our
+ownership labels; the namespace also keeps the original IMM's `created_by` label, which the
+original clients and listing depend on.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+API_GROUP = "ai.intel.com"
+ENDPOINTS_RESOURCE = "inference-endpoints"
+# The ResourceQuota object count that caps the number of endpoints: the API server enforces it
+# atomically on create, so there is no check-then-create race.
+ENDPOINT_COUNT_KEY = f"count/{ENDPOINTS_RESOURCE}.{API_GROUP}"
+MAX_ENDPOINTS = "maxEndpoints"
+
+MANAGED_BY = {"app.kubernetes.io/managed-by": "inference-model-manager"}
+TENANT_LABEL = "imm.ai.intel.com/tenant"
+SCOPE_ANNOTATION = "imm.ai.intel.com/scope"
+CREATED_BY_ANNOTATION = "imm.ai.intel.com/created-by"
+CA_SECRET = "ca-cert-secret"
+STORE_SECRET = "minio-access-info"
+TLS_SECRET = "tls-secret"
+
+
+def labels(tenant: str) -> dict[str, str]:
+    return {**MANAGED_BY, TENANT_LABEL: tenant}
+
+
+def _meta(name: str, tenant: str, **extra: Any) -> dict[str, Any]:
+    return {"name": name, "namespace": tenant, "labels": labels(tenant), **extra}
+
+
+def namespace(
+    tenant: str, scope: Sequence[str], quota: Mapping[str, Any], created_by: str, admin_label: str
+) -> dict[str, Any]:
+    annotations = {SCOPE_ANNOTATION: json.dumps(list(scope)), CREATED_BY_ANNOTATION: created_by}
+    if MAX_ENDPOINTS in quota:
+        annotations[MAX_ENDPOINTS] = str(quota[MAX_ENDPOINTS])
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": tenant,
+            "labels": {"created_by": admin_label, **labels(tenant)},
+            "annotations": annotations,
+        },
+    }
+
+
+def quota_hard(quota: Mapping[str, Any]) -> dict[str, str]:
+    """The ResourceQuota's `hard` map: the quantities as given, `maxEndpoints` as the CR count."""
+    hard = {key: str(value) for key, value in quota.items() if key != MAX_ENDPOINTS}
+    if MAX_ENDPOINTS in quota:
+        hard[ENDPOINT_COUNT_KEY] = str(quota[MAX_ENDPOINTS])
+    return hard
+
+
+def resource_quota(tenant: str, quota: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": _meta(tenant, tenant),
+        "spec": {"hard": quota_hard(quota)},
+    }
+
+
+# What a tenant's users may do in their namespace: manage endpoints, and read what the platform
+# made for them (pods and their logs, deployments, services, ingresses, events, quota). Every
+# rule names its real API group; the platform-admin ClusterRole holds all of these, so an admin
+# may grant them without the `escalate` verb.
+TENANT_RULES: list[dict[str, list[str]]] = [
+    {"apiGroups": [API_GROUP], "resources": [ENDPOINTS_RESOURCE],
+     "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
+    {"apiGroups": [API_GROUP], "resources": [f"{ENDPOINTS_RESOURCE}/scale"], "verbs": ["get", "update", "patch"]},
+    {"apiGroups": [API_GROUP], "resources": [f"{ENDPOINTS_RESOURCE}/status"], "verbs": ["get"]},
+    {"apiGroups": [""], "resources": ["pods", "pods/log", "services", "events", "resourcequotas", "configmaps"],
+     "verbs": ["get", "list", "watch"]},
+    {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get"]},
+    {"apiGroups": ["apps"], "resources": ["deployments", "replicasets"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["get", "list", "watch"]},
+]
+
+
+def role(tenant: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": _meta(tenant, tenant),
+        "rules": TENANT_RULES,
+    }
+
+
+def role_binding(tenant: str, scope: Sequence[str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": _meta(tenant, tenant),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": tenant},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group} for group in scope],
+    }
+
+
+def network_policy(tenant: str, ingress_namespace: str) -> dict[str, Any]:
+    """Pods of the tenant accept traffic only from their own namespace and the ingress controller."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _meta("tenant-isolation", tenant),
+        "spec": {
+            "podSelector": {},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {
+                    "from": [
+                        {"podSelector": {}},
+                        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ingress_namespace}}},
+                    ]
+                }
+            ],
+        },
+    }
+
+
+def _b64(value: str | bytes) -> str:
+    raw = value.encode() if isinstance(value, str) else value
+    return base64.b64encode(raw).decode()
+
+
+def ca_secret(tenant: str, cert_b64: str) -> dict[str, Any]:
+    """The tenant's client CA for the inference Ingress's mTLS; `cert_b64` is the request's base64 PEM."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": _meta(CA_SECRET, tenant),
+        "data": {"ca.crt": cert_b64},
+    }
+
+
+def store_secret(
+    tenant: str, *, access_key: str, secret_key: str, endpoint_url: str, region: str
+) -> dict[str, Any]:
+    """The object-store settings the serving pods read, under the original IMM's key names."""
+    host = endpoint_url.split("://", 1)[-1].rstrip("/")
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": _meta(STORE_SECRET, tenant),
+        "data": {
+            "minio.access_key_id": _b64(access_key),
+            "minio.access_secret_key": _b64(secret_key),
+            "minio.endpoint": _b64(host),
+            "minio.endpoint_url": _b64(endpoint_url),
+            "minio.minio_region": _b64(region),
+            "minio.signature_version": _b64("s3v4"),
+        },
+    }
+
+
+def tls_secret(tenant: str, source: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of the platform's inference TLS secret (its data and type), owned by the tenant."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": source.get("type", "kubernetes.io/tls"),
+        "metadata": _meta(TLS_SECRET, tenant),
+        "data": dict(source.get("data") or {}),
+    }
