@@ -215,6 +215,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Multi-tenant control plane for AI inference endpoints on Kubernetes.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "PREPROCESSING_HOOKS": ["inferencemgmt.api.schema.documented_paths_without_trailing_slash"],
 }
 
 # --- Logging ----------------------------------------------------------------------------------------

@@ -170,7 +170,8 @@ def _finish(run: OperationRun, state: str, **fields: Any) -> None:
         logger.warning("Operation %s was taken over before it could be marked %s", run.operation.pk, state)
 
 
-def _execute(task: Task, operation_id: str, body: OperationBody) -> None:
+def execute_operation(task: Task, operation_id: str, body: OperationBody) -> None:
+    """What every operation task runs: claim, run the body, record the outcome (CAS throughout)."""
     run_id = uuid.uuid4().hex
     operation = _claim(task, operation_id, run_id)
     if operation is None:
@@ -221,7 +222,7 @@ def operation_task(name: str) -> Callable[[OperationBody], Task]:
         @app.task(name=name, bind=True, base=OperationTask)  # type: ignore[untyped-decorator]
         def run(self: Task, operation_id: str) -> None:
             with request_id_bound(f"op-{operation_id}"):
-                _execute(self, operation_id, body)
+                execute_operation(self, operation_id, body)
 
         run.__doc__ = body.__doc__
         return run
