@@ -2,7 +2,7 @@
 # Install the Debian packages the project needs, only those missing, so a fresh machine sets
 # itself up and a prepared one pays nothing. Needs root (or sudo) for apt-get.
 set -euo pipefail
-packages=(redis-server slapd ldap-utils chromium postgresql)
+packages=(redis-server slapd ldap-utils chromium libnss3-tools postgresql)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
