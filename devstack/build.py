@@ -16,8 +16,8 @@ import threading
 import time
 from pathlib import Path
 
-from devstack.layout import CACHE, ROOT
-from devstack.proc import LOGS, StackError, say
+from devstack.layout import CACHE, LOGS, ROOT
+from devstack.proc import StackError, say
 
 GO_MODULES = ROOT / "devstack"
 

@@ -49,7 +49,9 @@ def write_kubeconfig(user: str, cert: pki.KeyPair) -> Path:
     config = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": "imm-devstack", "cluster": {"server": APISERVER_URL, "certificate-authority": str(ca.cert)}}],
+        "clusters": [
+            {"name": "imm-devstack", "cluster": {"server": APISERVER_URL, "certificate-authority": str(ca.cert)}}
+        ],
         "users": [{"name": user, "user": {"client-certificate": str(cert.cert), "client-key": str(cert.key)}}],
         "contexts": [{"name": f"{user}@imm-devstack", "context": {"cluster": "imm-devstack", "user": user}}],
         "current-context": f"{user}@imm-devstack",
@@ -81,8 +83,15 @@ def credentials() -> dict[str, Path]:
     pki.issue(
         "apiserver",
         "kube-apiserver",
-        hosts=("127.0.0.1", "localhost", "10.96.0.1", "kubernetes", "kubernetes.default",
-               "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"),
+        hosts=(
+            "127.0.0.1",
+            "localhost",
+            "10.96.0.1",
+            "kubernetes",
+            "kubernetes.default",
+            "kubernetes.default.svc",
+            "kubernetes.default.svc.cluster.local",
+        ),
         server=True,
     )
     identities = {
@@ -109,7 +118,9 @@ KWOK_STAGES = ("node/fast", "node/heartbeat-with-lease", "pod/general")
 def _kwok_config() -> Path:
     found = subprocess.run(
         ["go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/kwok"],
-        cwd=ROOT / "devstack" / "kwok", capture_output=True, text=True,
+        cwd=ROOT / "devstack" / "kwok",
+        capture_output=True,
+        text=True,
     )
     if found.returncode != 0 or not found.stdout.strip():
         raise StackError(f"kwok: cannot locate the kwok module's stages: {found.stderr.strip()}")
@@ -134,7 +145,9 @@ def parts(oidc_flags: list[str]) -> list[Part]:
     serving = pki.issue("apiserver", "kube-apiserver", server=True)
     admin_cert = pki.issue("user-admin", "kubernetes-admin", client=True)
     front_proxy = pki.issue("front-proxy-client", "front-proxy-client", client=True)
-    cm_serving = pki.issue("controller-manager-serving", "kube-controller-manager", hosts=("127.0.0.1", "localhost"), server=True)
+    cm_serving = pki.issue(
+        "controller-manager-serving", "kube-controller-manager", hosts=("127.0.0.1", "localhost"), server=True
+    )
     scheduler_serving = pki.issue("scheduler-serving", "kube-scheduler", hosts=("127.0.0.1", "localhost"), server=True)
     etcd_url = f"http://127.0.0.1:{PORTS.etcd}"
     etcd_peer = f"http://127.0.0.1:{PORTS.etcd_peer}"
@@ -142,68 +155,118 @@ def parts(oidc_flags: list[str]) -> list[Part]:
     return [
         Part(
             "etcd",
-            [kube, "etcd", "--name=devstack", f"--data-dir={DATA / 'etcd'}",
-             f"--listen-client-urls={etcd_url}", f"--advertise-client-urls={etcd_url}",
-             f"--listen-peer-urls={etcd_peer}", f"--initial-advertise-peer-urls={etcd_peer}",
-             f"--initial-cluster=devstack={etcd_peer}", "--listen-metrics-urls=",
-             "--quota-backend-bytes=2147483648", "--log-level=warn"],
+            [
+                kube,
+                "etcd",
+                "--name=devstack",
+                f"--data-dir={DATA / 'etcd'}",
+                f"--listen-client-urls={etcd_url}",
+                f"--advertise-client-urls={etcd_url}",
+                f"--listen-peer-urls={etcd_peer}",
+                f"--initial-advertise-peer-urls={etcd_peer}",
+                f"--initial-cluster=devstack={etcd_peer}",
+                "--listen-metrics-urls=",
+                "--quota-backend-bytes=2147483648",
+                "--log-level=warn",
+            ],
             ready=lambda: _http_ok(f"{etcd_url}/health"),
             ports=(PORTS.etcd, PORTS.etcd_peer),
         ),
         Part(
             "kube-apiserver",
-            [kube, "kube-apiserver", f"--etcd-servers={etcd_url}",
-             "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={PORTS.apiserver}",
-             f"--tls-cert-file={serving.cert}", f"--tls-private-key-file={serving.key}",
-             f"--client-ca-file={ca.cert}",
-             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-             f"--service-account-key-file={sa.cert}", f"--service-account-signing-key-file={sa.key}",
-             f"--service-cluster-ip-range={SERVICE_CIDR}",
-             "--authorization-mode=Node,RBAC",
-             "--enable-admission-plugins=NamespaceLifecycle,LimitRanger,ServiceAccount,"
-             "DefaultTolerationSeconds,NodeRestriction,ResourceQuota",
-             "--allow-privileged=true", "--profiling=false", "--event-ttl=1h",
-             # The aggregation layer's front proxy, as kubeadm sets it up; components read this CA.
-             f"--requestheader-client-ca-file={ca.cert}", "--requestheader-allowed-names=front-proxy-client",
-             "--requestheader-username-headers=X-Remote-User", "--requestheader-group-headers=X-Remote-Group",
-             "--requestheader-extra-headers-prefix=X-Remote-Extra-",
-             f"--proxy-client-cert-file={front_proxy.cert}", f"--proxy-client-key-file={front_proxy.key}",
-             "--endpoint-reconciler-type=none", "--v=1", *oidc_flags],
+            [
+                kube,
+                "kube-apiserver",
+                f"--etcd-servers={etcd_url}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={PORTS.apiserver}",
+                f"--tls-cert-file={serving.cert}",
+                f"--tls-private-key-file={serving.key}",
+                f"--client-ca-file={ca.cert}",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                f"--service-account-key-file={sa.cert}",
+                f"--service-account-signing-key-file={sa.key}",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                "--authorization-mode=Node,RBAC",
+                "--enable-admission-plugins=NamespaceLifecycle,LimitRanger,ServiceAccount,"
+                "DefaultTolerationSeconds,NodeRestriction,ResourceQuota",
+                "--allow-privileged=true",
+                "--profiling=false",
+                "--event-ttl=1h",
+                # The aggregation layer's front proxy, as kubeadm sets it up; components read this CA.
+                f"--requestheader-client-ca-file={ca.cert}",
+                "--requestheader-allowed-names=front-proxy-client",
+                "--requestheader-username-headers=X-Remote-User",
+                "--requestheader-group-headers=X-Remote-Group",
+                "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+                f"--proxy-client-cert-file={front_proxy.cert}",
+                f"--proxy-client-key-file={front_proxy.key}",
+                "--endpoint-reconciler-type=none",
+                "--v=1",
+                *oidc_flags,
+            ],
             ready=lambda: _https_ok(f"{APISERVER_URL}/readyz", admin_cert),
             ports=(PORTS.apiserver,),
             timeout=120,
         ),
         Part(
             "kube-controller-manager",
-            [kube, "kube-controller-manager", f"--kubeconfig={kubeconfigs['controller-manager']}",
-             f"--authentication-kubeconfig={kubeconfigs['controller-manager']}",
-             f"--authorization-kubeconfig={kubeconfigs['controller-manager']}",
-             "--bind-address=127.0.0.1", f"--secure-port={PORTS.controller_manager}",
-             f"--tls-cert-file={cm_serving.cert}", f"--tls-private-key-file={cm_serving.key}",
-             f"--service-account-private-key-file={sa.key}", f"--root-ca-file={ca.cert}",
-             f"--cluster-signing-cert-file={ca.cert}", f"--cluster-signing-key-file={ca.key}",
-             "--use-service-account-credentials=true", "--leader-elect=false",
-             f"--service-cluster-ip-range={SERVICE_CIDR}", "--v=1"],
+            [
+                kube,
+                "kube-controller-manager",
+                f"--kubeconfig={kubeconfigs['controller-manager']}",
+                f"--authentication-kubeconfig={kubeconfigs['controller-manager']}",
+                f"--authorization-kubeconfig={kubeconfigs['controller-manager']}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={PORTS.controller_manager}",
+                f"--tls-cert-file={cm_serving.cert}",
+                f"--tls-private-key-file={cm_serving.key}",
+                f"--service-account-private-key-file={sa.key}",
+                f"--root-ca-file={ca.cert}",
+                f"--cluster-signing-cert-file={ca.cert}",
+                f"--cluster-signing-key-file={ca.key}",
+                "--use-service-account-credentials=true",
+                "--leader-elect=false",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                "--v=1",
+            ],
             ready=lambda: _https_ok(f"https://127.0.0.1:{PORTS.controller_manager}/healthz"),
             ports=(PORTS.controller_manager,),
         ),
         Part(
             "kube-scheduler",
-            [kube, "kube-scheduler", f"--kubeconfig={kubeconfigs['scheduler']}",
-             f"--authentication-kubeconfig={kubeconfigs['scheduler']}",
-             f"--authorization-kubeconfig={kubeconfigs['scheduler']}",
-             "--bind-address=127.0.0.1", f"--secure-port={PORTS.scheduler}", "--leader-elect=false", "--v=1",
-             f"--tls-cert-file={scheduler_serving.cert}", f"--tls-private-key-file={scheduler_serving.key}"],
+            [
+                kube,
+                "kube-scheduler",
+                f"--kubeconfig={kubeconfigs['scheduler']}",
+                f"--authentication-kubeconfig={kubeconfigs['scheduler']}",
+                f"--authorization-kubeconfig={kubeconfigs['scheduler']}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={PORTS.scheduler}",
+                "--leader-elect=false",
+                "--v=1",
+                f"--tls-cert-file={scheduler_serving.cert}",
+                f"--tls-private-key-file={scheduler_serving.key}",
+            ],
             ready=lambda: _https_ok(f"https://127.0.0.1:{PORTS.scheduler}/healthz"),
             ports=(PORTS.scheduler,),
         ),
         Part(
             "kwok",
-            [kwok, f"--kubeconfig={kubeconfigs['kwok']}", f"--config={_kwok_config()}", "--manage-all-nodes=false",
-             "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-             "--manage-nodes-with-label-selector=", "--manage-single-node=",
-             "--cidr=10.0.0.0/16", "--node-ip=10.0.0.1", "--node-lease-duration-seconds=40",
-             f"--server-address=127.0.0.1:{PORTS.kwok}"],
+            [
+                kwok,
+                f"--kubeconfig={kubeconfigs['kwok']}",
+                f"--config={_kwok_config()}",
+                "--manage-all-nodes=false",
+                "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+                "--manage-nodes-with-label-selector=",
+                "--manage-single-node=",
+                "--cidr=10.0.0.0/16",
+                "--node-ip=10.0.0.1",
+                "--node-lease-duration-seconds=40",
+                f"--server-address=127.0.0.1:{PORTS.kwok}",
+            ],
             ready=lambda: _http_ok(f"http://127.0.0.1:{PORTS.kwok}/healthz"),
             ports=(PORTS.kwok,),
         ),
@@ -230,8 +293,12 @@ def _fake_node(name: str) -> dict[str, Any]:
         "status": {
             "allocatable": {"cpu": "16", "memory": "64Gi", "pods": "110"},
             "capacity": {"cpu": "16", "memory": "64Gi", "pods": "110"},
-            "nodeInfo": {"architecture": "amd64", "kubeletVersion": "fake", "kubeProxyVersion": "fake",
-                         "operatingSystem": "linux"},
+            "nodeInfo": {
+                "architecture": "amd64",
+                "kubeletVersion": "fake",
+                "kubeProxyVersion": "fake",
+                "operatingSystem": "linux",
+            },
             "phase": "Running",
         },
     }
@@ -244,7 +311,11 @@ def _documents(path: Path) -> list[dict[str, Any]]:
 def bootstrap_manifests() -> list[dict[str, Any]]:
     """What the platform needs in the cluster before the product starts, in apply order."""
     manifests: list[dict[str, Any]] = [
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": {"app.kubernetes.io/part-of": "inference-model-manager"}}}
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": ns, "labels": {"app.kubernetes.io/part-of": "inference-model-manager"}},
+        }
         for ns in (SYSTEM_NAMESPACE, SERVINGS_NAMESPACE)
     ]
     manifests += _documents(CHART / "crds" / "inference-endpoints.yaml")
@@ -252,15 +323,27 @@ def bootstrap_manifests() -> list[dict[str, Any]]:
         manifests += _documents(CHART / "files" / "rbac" / name)
     rbac = "rbac.authorization.k8s.io"
     manifests += [
-        {"apiVersion": f"{rbac}/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "imm-management-api"},
-         "roleRef": {"apiGroup": rbac, "kind": "ClusterRole", "name": "imm-management-api"},
-         "subjects": [{"apiGroup": rbac, "kind": "User", "name": MANAGEMENT_USER}]},
-        {"apiVersion": f"{rbac}/v1", "kind": "RoleBinding", "metadata": {"name": "imm-management-api", "namespace": SYSTEM_NAMESPACE},
-         "roleRef": {"apiGroup": rbac, "kind": "Role", "name": "imm-management-api"},
-         "subjects": [{"apiGroup": rbac, "kind": "User", "name": MANAGEMENT_USER}]},
-        {"apiVersion": f"{rbac}/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "imm-platform-admin"},
-         "roleRef": {"apiGroup": rbac, "kind": "ClusterRole", "name": "imm-platform-admin"},
-         "subjects": [{"apiGroup": rbac, "kind": "Group", "name": "admin"}]},
+        {
+            "apiVersion": f"{rbac}/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": "imm-management-api"},
+            "roleRef": {"apiGroup": rbac, "kind": "ClusterRole", "name": "imm-management-api"},
+            "subjects": [{"apiGroup": rbac, "kind": "User", "name": MANAGEMENT_USER}],
+        },
+        {
+            "apiVersion": f"{rbac}/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "imm-management-api", "namespace": SYSTEM_NAMESPACE},
+            "roleRef": {"apiGroup": rbac, "kind": "Role", "name": "imm-management-api"},
+            "subjects": [{"apiGroup": rbac, "kind": "User", "name": MANAGEMENT_USER}],
+        },
+        {
+            "apiVersion": f"{rbac}/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": "imm-platform-admin"},
+            "roleRef": {"apiGroup": rbac, "kind": "ClusterRole", "name": "imm-platform-admin"},
+            "subjects": [{"apiGroup": rbac, "kind": "Group", "name": "admin"}],
+        },
     ]
     manifests += [_fake_node(name) for name in FAKE_NODES]
     manifests.append(_inference_tls_secret())
@@ -274,10 +357,15 @@ def _inference_tls_secret() -> dict[str, Any]:
         "apiVersion": "v1",
         "kind": "Secret",
         "type": "kubernetes.io/tls",
-        "metadata": {"name": INFERENCE_TLS_SECRET, "namespace": SYSTEM_NAMESPACE,
-                     "labels": {"app.kubernetes.io/part-of": "inference-model-manager"}},
-        "data": {"tls.crt": base64.b64encode(pair.cert.read_bytes()).decode(),
-                 "tls.key": base64.b64encode(pair.key.read_bytes()).decode()},
+        "metadata": {
+            "name": INFERENCE_TLS_SECRET,
+            "namespace": SYSTEM_NAMESPACE,
+            "labels": {"app.kubernetes.io/part-of": "inference-model-manager"},
+        },
+        "data": {
+            "tls.crt": base64.b64encode(pair.cert.read_bytes()).decode(),
+            "tls.key": base64.b64encode(pair.key.read_bytes()).decode(),
+        },
     }
 
 

@@ -36,7 +36,7 @@ SERVINGS_NAMESPACE = "imm-servings"
 MANAGEMENT_USER = "imm-management-api"
 # Endpoint URLs are <endpoint>-<tenant>.<PLATFORM_DOMAIN>; the inference TLS secret covers it.
 PLATFORM_DOMAIN = "imm.local"
-INFERENCE_TLS_SECRET = "tls-secret"
+INFERENCE_TLS_SECRET = "tls-secret"  # noqa: S105 -- an object name
 
 
 def _port(name: str, default: int) -> int:

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -128,7 +129,7 @@ class Part:
             try:
                 if self.ready():
                     return time.monotonic() - began
-            except Exception:  # readiness probes fail in many ways while a server boots
+            except Exception:  # noqa: S110 -- probes fail in many ways while a server boots; retry
                 pass
             if not _alive(pid):
                 raise StackError(
@@ -158,8 +159,6 @@ def stop(name: str, grace: float = 15.0) -> bool:
         if not _alive(pid):
             return True
         time.sleep(0.1)
-    try:
+    with suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     return True

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from types import ModuleType
 
-from devstack import cluster, storage
+from devstack import cluster, pki, storage
 from devstack.layout import ENV_FILE, PLATFORM_DOMAIN, SERVINGS_NAMESPACE, STATE, SYSTEM_NAMESPACE
 from devstack.proc import Part, recorded_pid, say, stop
 
@@ -41,7 +41,7 @@ def environment() -> dict[str, str]:
     env = {
         "KUBECONFIG": str(cluster.kubeconfig_path("admin")),
         "IMM_KUBECONFIG": str(cluster.kubeconfig_path("management-api")),
-        "IMM_DEVSTACK_CA_FILE": str(cluster.pki.ensure_ca().cert),
+        "IMM_DEVSTACK_CA_FILE": str(pki.ensure_ca().cert),
         "IMM_SYSTEM_NAMESPACE": SYSTEM_NAMESPACE,
         "SERVING_TEMPLATES_NAMESPACE": SERVINGS_NAMESPACE,
         "PLATFORM_DOMAIN": PLATFORM_DOMAIN,

@@ -28,7 +28,9 @@ def s3_credentials() -> tuple[str, str]:
     path = CONF / "s3-credentials.json"
     if not path.exists():
         CONF.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"access_key": "imm" + secrets.token_hex(8), "secret_key": secrets.token_urlsafe(30)}))
+        path.write_text(
+            json.dumps({"access_key": "imm" + secrets.token_hex(8), "secret_key": secrets.token_urlsafe(30)})
+        )
         path.chmod(0o600)
     data = json.loads(path.read_text())
     return data["access_key"], data["secret_key"]
@@ -75,10 +77,22 @@ def s3_part() -> Part:
     data.mkdir(parents=True, exist_ok=True)
     return Part(
         "s3",
-        [_weed(), "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-         f"-master.port={PORTS.s3_master}", f"-volume.port={PORTS.s3_volume}",
-         f"-filer.port={PORTS.s3_filer}", "-filer", "-s3", f"-s3.port={PORTS.s3}",
-         f"-s3.config={_s3_config()}", "-master.volumeSizeLimitMB=256", "-volume.max=64"],
+        [
+            _weed(),
+            "server",
+            f"-dir={data}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            f"-master.port={PORTS.s3_master}",
+            f"-volume.port={PORTS.s3_volume}",
+            f"-filer.port={PORTS.s3_filer}",
+            "-filer",
+            "-s3",
+            f"-s3.port={PORTS.s3}",
+            f"-s3.config={_s3_config()}",
+            "-master.volumeSizeLimitMB=256",
+            "-volume.max=64",
+        ],
         ready=_s3_ready,
         ports=(PORTS.s3, PORTS.s3_master, PORTS.s3_volume, PORTS.s3_filer),
         timeout=90,
@@ -99,8 +113,23 @@ def redis_part() -> Part:
     data.mkdir(parents=True, exist_ok=True)
     return Part(
         "redis",
-        [server, "--bind", "127.0.0.1", "--port", str(PORTS.redis), "--dir", str(data),
-         "--save", "", "--appendonly", "no", "--protected-mode", "yes", "--daemonize", "no"],
+        [
+            server,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(PORTS.redis),
+            "--dir",
+            str(data),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--protected-mode",
+            "yes",
+            "--daemonize",
+            "no",
+        ],
         ready=_redis_ready,
         ports=(PORTS.redis,),
     )

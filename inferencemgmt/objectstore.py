@@ -133,3 +133,57 @@ def ping() -> None:
     """Readiness: the store answers and accepts the platform's credentials."""
     with s3_errors():
         client().list_buckets()
+
+
+def bucket_create(bucket: str) -> bool:
+    """Create the bucket; False when it already existed (the platform owns every bucket)."""
+    try:
+        with s3_errors():
+            client().create_bucket(Bucket=bucket)
+    except Conflict:
+        return False
+    return True
+
+
+def bucket_usage(bucket: str) -> tuple[int, int]:
+    """(object count, total bytes), paging through the whole bucket."""
+    count = size = 0
+    with s3_errors():
+        for page in client().get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for item in page.get("Contents", []):
+                count += 1
+                size += int(item.get("Size", 0))
+    return count, size
+
+
+def bucket_abort_uploads(bucket: str) -> int:
+    """Abort every unfinished multipart upload, so no orphaned parts keep using storage."""
+    aborted = 0
+    with s3_errors():
+        for page in client().get_paginator("list_multipart_uploads").paginate(Bucket=bucket):
+            for upload in page.get("Uploads", []):
+                client().abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+                aborted += 1
+    return aborted
+
+
+def bucket_empty(bucket: str) -> int:
+    """Delete every object, a thousand per request; returns how many were deleted."""
+    deleted = 0
+    with s3_errors():
+        for page in client().get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+            if keys:
+                client().delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})  # type: ignore[typeddict-item]
+                deleted += len(keys)
+    return deleted
+
+
+def bucket_delete(bucket: str) -> bool:
+    """Delete an empty bucket; False when it was already gone."""
+    try:
+        with s3_errors():
+            client().delete_bucket(Bucket=bucket)
+    except NotFound:
+        return False
+    return True

@@ -247,3 +247,14 @@ LOGGING = {
         "botocore": {"level": "WARNING"},
     },
 }
+
+# --- Tenants ----------------------------------------------------------------------------------------
+# Value of the namespace label `created_by` that marks a tenant (kept from the original IMM).
+PLATFORM_ADMIN_LABEL = env.string("PLATFORM_ADMIN_LABEL", "platform_admin")
+# Where the platform's own objects live: the inference TLS secret each tenant gets a copy of.
+IMM_SYSTEM_NAMESPACE = env.string("IMM_SYSTEM_NAMESPACE", "imm-system")
+IMM_INFERENCE_TLS_SECRET = env.string("IMM_INFERENCE_TLS_SECRET", "tls-secret")
+# The ingress controller's namespace: the only one besides the tenant's own whose pods may reach it.
+IMM_INGRESS_NAMESPACE = env.string("IMM_INGRESS_NAMESPACE", "ingress-nginx")
+# How long tenant deletion (and a rolled-back creation) waits for the namespace to be gone.
+IMM_NAMESPACE_DELETE_TIMEOUT_SECONDS = env.number("IMM_NAMESPACE_DELETE_TIMEOUT_SECONDS", 120.0, minimum=1)

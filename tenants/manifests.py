@@ -24,9 +24,9 @@ MANAGED_BY = {"app.kubernetes.io/managed-by": "inference-model-manager"}
 TENANT_LABEL = "imm.ai.intel.com/tenant"
 SCOPE_ANNOTATION = "imm.ai.intel.com/scope"
 CREATED_BY_ANNOTATION = "imm.ai.intel.com/created-by"
-CA_SECRET = "ca-cert-secret"
-STORE_SECRET = "minio-access-info"
-TLS_SECRET = "tls-secret"
+CA_SECRET = "ca-cert-secret"  # noqa: S105 -- object names, not secret values
+STORE_SECRET = "minio-access-info"  # noqa: S105
+TLS_SECRET = "tls-secret"  # noqa: S105
 
 
 def labels(tenant: str) -> dict[str, str]:
@@ -76,12 +76,18 @@ def resource_quota(tenant: str, quota: Mapping[str, Any]) -> dict[str, Any]:
 # rule names its real API group; the platform-admin ClusterRole holds all of these, so an admin
 # may grant them without the `escalate` verb.
 TENANT_RULES: list[dict[str, list[str]]] = [
-    {"apiGroups": [API_GROUP], "resources": [ENDPOINTS_RESOURCE],
-     "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
+    {
+        "apiGroups": [API_GROUP],
+        "resources": [ENDPOINTS_RESOURCE],
+        "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"],
+    },
     {"apiGroups": [API_GROUP], "resources": [f"{ENDPOINTS_RESOURCE}/scale"], "verbs": ["get", "update", "patch"]},
     {"apiGroups": [API_GROUP], "resources": [f"{ENDPOINTS_RESOURCE}/status"], "verbs": ["get"]},
-    {"apiGroups": [""], "resources": ["pods", "pods/log", "services", "events", "resourcequotas", "configmaps"],
-     "verbs": ["get", "list", "watch"]},
+    {
+        "apiGroups": [""],
+        "resources": ["pods", "pods/log", "services", "events", "resourcequotas", "configmaps"],
+        "verbs": ["get", "list", "watch"],
+    },
     {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get"]},
     {"apiGroups": ["apps"], "resources": ["deployments", "replicasets"], "verbs": ["get", "list", "watch"]},
     {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses"], "verbs": ["get", "list", "watch"]},
@@ -145,9 +151,7 @@ def ca_secret(tenant: str, cert_b64: str) -> dict[str, Any]:
     }
 
 
-def store_secret(
-    tenant: str, *, access_key: str, secret_key: str, endpoint_url: str, region: str
-) -> dict[str, Any]:
+def store_secret(tenant: str, *, access_key: str, secret_key: str, endpoint_url: str, region: str) -> dict[str, Any]:
     """The object-store settings the serving pods read, under the original IMM's key names."""
     host = endpoint_url.split("://", 1)[-1].rstrip("/")
     return {

@@ -1,5 +1,118 @@
 """Reads of tenants, scoped to what the caller may see.
 
-Will hold: tenant_list (only what the caller may see; admins see all), tenant_get (details, quota
-usage, groups).
+A tenant is a namespace labelled `created_by=<PLATFORM_ADMIN_LABEL>` (the original's marker).
+Admins list tenants as themselves (RBAC lets them list namespaces). Other users cannot list
+namespaces cluster-wide, so the management API's own identity lists them and keeps those whose
+scope groups the user is in; the details of a tenant are then read AS the user, so Kubernetes RBAC
+still decides what a member may see.
 """
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.conf import settings
+
+from inferencemgmt import kube, objectstore
+from inferencemgmt.auth.identity import Identity
+from inferencemgmt.errors import NotFound
+from tenants import manifests
+
+
+def tenant_not_found(name: str) -> NotFound:
+    return NotFound(description=f"Tenant {name} does not exist", code="tenant_not_found")
+
+
+def _selector() -> str:
+    return f"created_by={settings.PLATFORM_ADMIN_LABEL}"
+
+
+def _is_tenant(namespace: Any) -> bool:
+    return bool((namespace.metadata.labels or {}).get("created_by") == settings.PLATFORM_ADMIN_LABEL)
+
+
+def _terminating(namespace: Any) -> bool:
+    return bool(namespace.status and namespace.status.phase == "Terminating")
+
+
+def tenant_scope(namespace: Any) -> list[str]:
+    """The tenant's groups, from our annotation (tenants made by the original IMM have none)."""
+    raw = (namespace.metadata.annotations or {}).get(manifests.SCOPE_ANNOTATION, "[]")
+    try:
+        scope = json.loads(raw)
+    except ValueError:
+        return []
+    return [group for group in scope if isinstance(group, str)] if isinstance(scope, list) else []
+
+
+def tenant_namespace(name: str) -> Any | None:
+    """The tenant's namespace as the management API sees it, or None when it is not a tenant."""
+    try:
+        namespace = kube.service_api("CoreV1Api").read_namespace(name)
+    except NotFound:
+        return None
+    return namespace if _is_tenant(namespace) else None
+
+
+def namespace_taken(name: str) -> bool:
+    """Any namespace of that name (a tenant or not) makes the name unavailable."""
+    try:
+        kube.service_api("CoreV1Api").read_namespace(name)
+    except NotFound:
+        return False
+    return True
+
+
+def tenant_list(identity: Identity) -> list[str]:
+    if identity.is_admin:
+        namespaces = kube.api(identity, "CoreV1Api").list_namespace(label_selector=_selector()).items
+    else:
+        groups = set(identity.groups)
+        namespaces = [
+            ns
+            for ns in kube.service_api("CoreV1Api").list_namespace(label_selector=_selector()).items
+            if groups.intersection(tenant_scope(ns))
+        ]
+    return sorted(ns.metadata.name for ns in namespaces if not _terminating(ns))
+
+
+def tenant_get(identity: Identity, name: str) -> dict[str, Any]:
+    """Details of one tenant; reads run as the caller, so a non-member gets Kubernetes' 403."""
+    if tenant_namespace(name) is None:
+        raise tenant_not_found(name)
+    core = kube.api(identity, "CoreV1Api")
+    namespace = core.read_namespace(name)
+    quota: dict[str, Any] = {"hard": {}, "used": {}}
+    try:
+        resource_quota = core.read_namespaced_resource_quota(name, name)
+        quota = {
+            "hard": dict(resource_quota.status.hard or resource_quota.spec.hard or {}),
+            "used": dict(resource_quota.status.used or {}),
+        }
+    except NotFound:
+        pass
+    endpoints = kube.api(identity, "CustomObjectsApi").list_namespaced_custom_object(
+        manifests.API_GROUP, "v1", name, manifests.ENDPOINTS_RESOURCE
+    )
+    bucket: dict[str, Any] | None
+    try:
+        objects, size = objectstore.bucket_usage(name)
+        bucket = {"name": name, "objects": objects, "bytes": size}
+    except NotFound:
+        bucket = None
+    annotations = namespace.metadata.annotations or {}
+    max_endpoints = annotations.get(manifests.MAX_ENDPOINTS)
+    return {
+        "name": name,
+        "scope": tenant_scope(namespace),
+        "phase": namespace.status.phase if namespace.status else None,
+        "quota": quota,
+        "maxEndpoints": int(max_endpoints) if max_endpoints and max_endpoints.isdigit() else None,
+        "endpoints": len(endpoints.get("items", [])),
+        "bucket": bucket,
+        "createdBy": annotations.get(manifests.CREATED_BY_ANNOTATION),
+        "createdAt": namespace.metadata.creation_timestamp.isoformat()
+        if namespace.metadata.creation_timestamp
+        else None,
+    }

@@ -1,5 +1,74 @@
 """Operations on tenants, named <entity>_<verb> and taking an Identity.
 
-Will hold: tenant_create / tenant_delete / tenant_update as provisioning sagas (idempotent create-
-or-verify steps, compensation on failure), run as Operations.
+Creation and deletion touch two systems and take seconds, so they run as Operations (see
+`provisioning.py`); these functions validate what can be checked at once, then record the
+Operation in the caller's transaction. A quota or scope change is quick and runs inline, as the
+admin, against the live objects.
 """
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from inferencemgmt import kube, objectstore
+from inferencemgmt.auth.identity import Identity
+from inferencemgmt.errors import NotFound
+from inferencemgmt.operations.models import Operation
+from inferencemgmt.operations.services import operation_create
+from tenants import manifests, selectors, tasks
+from tenants.provisioning import tenant_exists_error
+
+
+def tenant_create(
+    identity: Identity, *, name: str, cert: str, scope: Sequence[str], quota: dict[str, Any]
+) -> Operation:
+    if selectors.namespace_taken(name):
+        raise tenant_exists_error(name)
+    return operation_create(
+        task=tasks.provision_tenant,
+        target=name,
+        identity=identity,
+        params={"name": name, "cert": cert, "scope": list(scope), "quota": quota},
+    )
+
+
+def tenant_delete(identity: Identity, *, name: str) -> Operation:
+    """Half-created tenants (only a namespace, or only a bucket) can be deleted too."""
+    if selectors.tenant_namespace(name) is None and not objectstore.bucket_exists(name):
+        raise selectors.tenant_not_found(name)
+    return operation_create(task=tasks.delete_tenant, target=name, identity=identity, params={"name": name})
+
+
+def tenant_update(
+    identity: Identity, *, name: str, quota: dict[str, Any] | None = None, scope: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """Replace the quota and/or the scope groups; the ResourceQuota and RoleBinding follow."""
+    if selectors.tenant_namespace(name) is None:
+        raise selectors.tenant_not_found(name)
+    core = kube.api(identity, "CoreV1Api")
+    annotations: dict[str, str | None] = {}
+    values: dict[str, Any] = {}
+    if quota is not None:
+        body = manifests.resource_quota(name, quota)
+        try:
+            core.replace_namespaced_resource_quota(name, name, body)
+        except NotFound:
+            core.create_namespaced_resource_quota(name, body)
+        annotations[manifests.MAX_ENDPOINTS] = (
+            str(quota[manifests.MAX_ENDPOINTS]) if manifests.MAX_ENDPOINTS in quota else None
+        )
+        values["quota"] = quota
+    if scope is not None:
+        rbac = kube.api(identity, "RbacAuthorizationV1Api")
+        binding = manifests.role_binding(name, scope)
+        try:
+            rbac.replace_namespaced_role_binding(name, name, binding)
+        except NotFound:
+            rbac.create_namespaced_role_binding(name, binding)
+        annotations[manifests.SCOPE_ANNOTATION] = json.dumps(list(scope))
+        values["scope"] = list(scope)
+    if annotations:
+        core.patch_namespace(name, {"metadata": {"annotations": annotations}})
+    return {"name": name, "values": values}

@@ -11,7 +11,6 @@ import os
 import shlex
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,9 +28,9 @@ def _read_env(path: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def devstack_env() -> Iterator[dict[str, str]]:
+def devstack_env() -> dict[str, str]:
     """The running devstack's client variables (KUBECONFIG, IMM_KUBECONFIG, S3_*, REDIS_URL, OIDC_*)."""
     result = subprocess.run([sys.executable, "-m", "devstack", "up"], cwd=ROOT)
     if result.returncode != 0:
         pytest.fail("the devstack did not start; see the [devstack] lines above and .devstack/logs/", pytrace=False)
-    yield _read_env(Path(os.environ.get("IMM_DEVSTACK_STATE", ROOT / ".devstack")) / "env")
+    return _read_env(Path(os.environ.get("IMM_DEVSTACK_STATE", ROOT / ".devstack")) / "env")

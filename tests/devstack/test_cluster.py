@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client, config
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 pytestmark = pytest.mark.integration
 
@@ -50,7 +50,12 @@ def namespace(admin: client.ApiClient) -> Iterator[str]:
 def endpoint(name: str, **spec: Any) -> dict[str, Any]:
     body = {"endpointName": name, "modelName": "resnet", "subjectName": "client", "servingName": "tf-serving"}
     body.update(spec)
-    return {"apiVersion": f"{IE_GROUP}/{IE_VERSION}", "kind": "InferenceEndpoint", "metadata": {"name": name}, "spec": body}
+    return {
+        "apiVersion": f"{IE_GROUP}/{IE_VERSION}",
+        "kind": "InferenceEndpoint",
+        "metadata": {"name": name},
+        "spec": body,
+    }
 
 
 def test_fake_nodes_are_ready(admin: client.ApiClient) -> None:
@@ -82,8 +87,10 @@ def test_deployment_pods_run_and_scale_to_zero(admin: client.ApiClient, namespac
         return [p for p in pods if p.status.phase == "Running" and p.spec.node_name]
 
     assert len(wait_for(lambda: len(running()) == 2 and running(), what="2 running pods")) == 2
-    wait_for(lambda: apps.read_namespaced_deployment(namespace=namespace, name="probe").status.available_replicas == 2,
-             what="availableReplicas 2")
+    wait_for(
+        lambda: apps.read_namespaced_deployment(namespace=namespace, name="probe").status.available_replicas == 2,
+        what="availableReplicas 2",
+    )
     apps.patch_namespaced_deployment_scale("probe", namespace, {"spec": {"replicas": 0}})
     wait_for(lambda: not core.list_namespaced_pod(namespace, label_selector="app=probe").items, what="pods removed")
 
@@ -94,7 +101,9 @@ def test_namespace_deletion_completes_and_owners_cascade(admin: client.ApiClient
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
     owner = core.create_namespaced_config_map(name, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="owner")))
     ref = client.V1OwnerReference(api_version="v1", kind="ConfigMap", name="owner", uid=owner.metadata.uid)
-    core.create_namespaced_config_map(name, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="owned", owner_references=[ref])))
+    core.create_namespaced_config_map(
+        name, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="owned", owner_references=[ref]))
+    )
     core.delete_namespaced_config_map("owner", name)
 
     def owned_gone() -> bool:
@@ -125,7 +134,9 @@ def test_quota_counts_inference_endpoints(admin: client.ApiClient, namespace: st
     )
     core.create_namespaced_resource_quota(namespace, quota)
     # The quota controller must have computed usage before the admission plugin enforces it.
-    wait_for(lambda: core.read_namespaced_resource_quota("endpoints", namespace).status.used is not None, what="quota usage")
+    wait_for(
+        lambda: core.read_namespaced_resource_quota("endpoints", namespace).status.used is not None, what="quota usage"
+    )
     custom.create_namespaced_custom_object(IE_GROUP, IE_VERSION, namespace, IE_PLURAL, endpoint("first"))
     with pytest.raises(ApiException) as refused:
         custom.create_namespaced_custom_object(IE_GROUP, IE_VERSION, namespace, IE_PLURAL, endpoint("second"))
@@ -152,8 +163,13 @@ def test_schema_accepts_multi_digit_versions_and_serves_scale(admin: client.ApiC
         IE_GROUP, IE_VERSION, namespace, IE_PLURAL, endpoint("multi", modelVersionPolicy="{specific{versions:12 }}")
     )
     assert created["spec"]["replicas"] == 1  # the schema's default
-    custom.patch_namespaced_custom_object_scale(IE_GROUP, IE_VERSION, namespace, IE_PLURAL, "multi", {"spec": {"replicas": 3}})
-    assert custom.get_namespaced_custom_object(IE_GROUP, IE_VERSION, namespace, IE_PLURAL, "multi")["spec"]["replicas"] == 3
+    custom.patch_namespaced_custom_object_scale(
+        IE_GROUP, IE_VERSION, namespace, IE_PLURAL, "multi", {"spec": {"replicas": 3}}
+    )
+    assert (
+        custom.get_namespaced_custom_object(IE_GROUP, IE_VERSION, namespace, IE_PLURAL, "multi")["spec"]["replicas"]
+        == 3
+    )
 
 
 def _as_user(devstack_env: dict[str, str], user: str, groups: list[str]) -> client.CoreV1Api:
@@ -168,15 +184,21 @@ def _as_user(devstack_env: dict[str, str], user: str, groups: list[str]) -> clie
 
 def test_impersonation_follows_rbac(admin: client.ApiClient, namespace: str, devstack_env: dict[str, str]) -> None:
     rbac = client.RbacAuthorizationV1Api(admin)
-    rbac.create_namespaced_role(namespace, {
-        "metadata": {"name": "reader"},
-        "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}],
-    })
-    rbac.create_namespaced_role_binding(namespace, {
-        "metadata": {"name": "reader"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "reader"},
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "team-a"}],
-    })
+    rbac.create_namespaced_role(
+        namespace,
+        {
+            "metadata": {"name": "reader"},
+            "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}],
+        },
+    )
+    rbac.create_namespaced_role_binding(
+        namespace,
+        {
+            "metadata": {"name": "reader"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "reader"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "team-a"}],
+        },
+    )
     member = _as_user(devstack_env, "alice@example.com", ["team-a"])
     assert member.list_namespaced_pod(namespace).items == []
     outsider = _as_user(devstack_env, "bob@example.com", ["team-b"])

@@ -43,7 +43,8 @@ def test_part_that_dies_reports_its_log() -> None:
         part.start()
     message = str(failed.value)
     assert message.startswith("crashy: exited before it was ready")
-    assert "bad config line 3" in message and "crashy.log" in message
+    assert "bad config line 3" in message
+    assert "crashy.log" in message
 
 
 def test_part_never_ready_times_out_and_is_stoppable() -> None:

@@ -49,7 +49,9 @@ def test_presigned_multipart_upload(devstack_env: dict[str, str], bucket: str) -
     parts = []
     for number, size in enumerate(sizes, start=1):
         url = store.generate_presigned_url(
-            "upload_part", Params={"Bucket": bucket, "Key": key, "UploadId": upload, "PartNumber": number}, ExpiresIn=300
+            "upload_part",
+            Params={"Bucket": bucket, "Key": key, "UploadId": upload, "PartNumber": number},
+            ExpiresIn=300,
         )
         response = requests.put(url, data=bytes([number]) * size, timeout=30)
         assert response.status_code == 200, response.text
@@ -60,7 +62,9 @@ def test_presigned_multipart_upload(devstack_env: dict[str, str], bucket: str) -
     objects = store.list_objects_v2(Bucket=bucket)["Contents"]
     assert [(o["Key"], o["Size"]) for o in objects] == [(key, sum(sizes))]
     body = store.get_object(Bucket=bucket, Key=key)["Body"].read()
-    assert body[:1] == b"\x01" and body[-1:] == b"\x03" and len(body) == sum(sizes)
+    assert len(body) == sum(sizes)
+    assert body[:1] == b"\x01"
+    assert body[-1:] == b"\x03"
 
 
 def test_wrong_secret_is_refused(devstack_env: dict[str, str], bucket: str) -> None:

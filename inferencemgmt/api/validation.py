@@ -1,0 +1,84 @@
+"""Strict request fields with the original API's jsonschema-style messages.
+
+The original validated bodies with jsonschema and answered with its first error message
+(`'name' is a required property`, `'ab' is too short`, `'x' does not match '<regex>'`,
+`'many' is not of type 'integer'`); clients and tests match those texts, so our fields speak
+the same words. They are also stricter than DRF's defaults: a number is not a string, a string
+or a boolean is not an integer, and `$` never lets a trailing newline through.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from rest_framework import serializers
+
+DNS_1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_1035_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+# A Kubernetes resource quantity (apimachinery's resource.Quantity), never negative here.
+QUANTITY = r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+|[numkMGTPE]|[KMGTPE]i)?$"
+
+
+def _json_repr(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def required_messages(name: str) -> dict[str, Any]:
+    message = f"'{name}' is a required property"
+    return {"required": message, "null": f"None is not of type 'string' ('{name}')"}
+
+
+def matches(pattern: str, value: str) -> bool:
+    """`$` in the documented patterns means end of string (fullmatch, no trailing newline)."""
+    return re.fullmatch(pattern.removesuffix("$").removeprefix("^"), value) is not None
+
+
+class StrictString(serializers.Field[str, str, str, Any]):
+    """A JSON string only, with optional length and pattern checks in jsonschema's words."""
+
+    def __init__(
+        self, *, min_length: int | None = None, max_length: int | None = None, pattern: str | None = None, **kwargs: Any
+    ) -> None:
+        self.min_length, self.max_length, self.pattern = min_length, max_length, pattern
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            raise serializers.ValidationError(f"{_json_repr(data)} is not of type 'string'")
+        if self.min_length is not None and len(data) < self.min_length:
+            raise serializers.ValidationError(f"{data!r} is too short")
+        if self.max_length is not None and len(data) > self.max_length:
+            raise serializers.ValidationError(f"{data!r} is too long")
+        if self.pattern is not None and not matches(self.pattern, data):
+            raise serializers.ValidationError(f"{data!r} does not match '{self.pattern}'")
+        return data
+
+    def to_representation(self, value: str) -> str:
+        return value
+
+
+class StrictInteger(serializers.Field[int, int, int, Any]):
+    def __init__(self, *, minimum: int | None = None, **kwargs: Any) -> None:
+        self.minimum = minimum
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            raise serializers.ValidationError(f"{_json_repr(data)} is not of type 'integer'")
+        if self.minimum is not None and data < self.minimum:
+            raise serializers.ValidationError(f"{data} is less than the minimum of {self.minimum}")
+        return int(data)
+
+    def to_representation(self, value: int) -> int:
+        return value
+
+
+def quantity(value: Any) -> str:
+    """A Kubernetes quantity given as a string (or a plain non-negative number), as a string."""
+    if isinstance(value, bool):
+        raise serializers.ValidationError(f"{value} is not of type 'string'")
+    text = str(value) if isinstance(value, (int, float)) else value
+    if not isinstance(text, str) or not matches(QUANTITY, text):
+        raise serializers.ValidationError(f"{_json_repr(value)} does not match '{QUANTITY}'")
+    return text

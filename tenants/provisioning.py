@@ -1,0 +1,347 @@
+"""The tenant provisioning and deprovisioning sagas: ordered, idempotent steps with compensation.
+
+A tenant is many objects in two systems (Kubernetes and the object store). Creation runs them in
+order as the requesting admin (impersonation), each step create-or-verify so a retried or taken-
+over run resumes safely. A permanent failure undoes the completed steps in reverse, so a failure
+never leaves half a tenant; a transient one (an upstream briefly down) is retried by the operation
+machinery with the completed steps kept. Deletion runs its steps in order and can always be re-run.
+
+Ownership: the namespace is stamped with the id of the operation that created it. A namespace that
+already exists without our stamp belongs to someone else: the run stops with 409 and undoes nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+
+from inferencemgmt import kube, objectstore
+from inferencemgmt.auth.identity import Identity
+from inferencemgmt.errors import KUBERNETES, Conflict, ImmError, NotFound, UpstreamUnavailable
+from inferencemgmt.operations.execution import OperationRolledBack, OperationRun
+from tenants import manifests
+
+OPERATION_ANNOTATION = "imm.ai.intel.com/operation"
+NAMESPACE_POLL_SECONDS = 1.0
+
+
+def tenant_exists_error(name: str) -> Conflict:
+    """The original's title (clients grep `already exists`), with our stable code."""
+    return Conflict(f"Tenant {name} already exists", code="tenant_exists")
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """What a provisioning run works on: the requested tenant and the admin it acts as."""
+
+    name: str
+    identity: Identity
+    operation_id: str
+    cert: str = ""
+    scope: tuple[str, ...] = ()
+    quota: dict[str, Any] | None = None
+
+    def core(self) -> Any:
+        return kube.api(self.identity, "CoreV1Api")
+
+    def rbac(self) -> Any:
+        return kube.api(self.identity, "RbacAuthorizationV1Api")
+
+    def networking(self) -> Any:
+        return kube.api(self.identity, "NetworkingV1Api")
+
+    def custom(self) -> Any:
+        return kube.api(self.identity, "CustomObjectsApi")
+
+
+def _ignore_missing(call: Callable[[], Any]) -> None:
+    with suppress(NotFound):
+        call()
+
+
+def _create_or_replace(create: Callable[[], Any], replace: Callable[[], Any]) -> None:
+    """Inside a namespace this saga created, an existing object can only be ours from an earlier run."""
+    try:
+        create()
+    except Conflict:
+        replace()
+
+
+# --- steps ------------------------------------------------------------------------------------------
+def _namespace_apply(tenant: Tenant, started_before: bool) -> None:
+    body = manifests.namespace(
+        tenant.name, tenant.scope, tenant.quota or {}, tenant.identity.username, settings.PLATFORM_ADMIN_LABEL
+    )
+    body["metadata"]["annotations"][OPERATION_ANNOTATION] = tenant.operation_id
+    try:
+        tenant.core().create_namespace(body=body)
+    except Conflict:
+        existing = tenant.core().read_namespace(tenant.name)
+        annotations = existing.metadata.annotations or {}
+        if annotations.get(OPERATION_ANNOTATION) != tenant.operation_id:
+            raise tenant_exists_error(tenant.name) from None
+
+
+def _namespace_undo(tenant: Tenant, run: OperationRun | None) -> None:
+    _ignore_missing(lambda: tenant.core().delete_namespace(tenant.name))
+    namespace_wait_gone(tenant, run)
+
+
+def namespace_wait_gone(tenant: Tenant, run: OperationRun | None) -> None:
+    """A Terminating namespace still blocks re-creating the tenant, so deletion waits for it."""
+    deadline = time.monotonic() + settings.IMM_NAMESPACE_DELETE_TIMEOUT_SECONDS
+    while True:
+        try:
+            tenant.core().read_namespace(tenant.name)
+        except NotFound:
+            return
+        if time.monotonic() > deadline:
+            raise UpstreamUnavailable(
+                KUBERNETES,
+                f"namespace {tenant.name} is still terminating after "
+                f"{settings.IMM_NAMESPACE_DELETE_TIMEOUT_SECONDS:.0f}s",
+                code="namespace_still_terminating",
+            )
+        if run is not None:
+            run.heartbeat()
+        time.sleep(NAMESPACE_POLL_SECONDS)
+
+
+def _bucket_apply(tenant: Tenant, started_before: bool) -> None:
+    if objectstore.bucket_create(tenant.name):
+        return
+    # The bucket exists: ours from an interrupted run, or an orphan left by an old tenant of this
+    # name. Adopting it is safe only while it holds nothing.
+    count, _ = objectstore.bucket_usage(tenant.name)
+    if count:
+        raise Conflict(
+            f"Tenant {tenant.name} already exists",
+            f"bucket {tenant.name} already exists and holds {count} objects; delete it or choose another name",
+            code="tenant_bucket_exists",
+        )
+
+
+def bucket_remove(name: str) -> None:
+    """Abort uploads, delete objects, delete the bucket; a missing bucket is fine."""
+    try:
+        objectstore.bucket_abort_uploads(name)
+        objectstore.bucket_empty(name)
+    except NotFound:
+        return
+    objectstore.bucket_delete(name)
+
+
+def _ca_secret_apply(tenant: Tenant, started_before: bool) -> None:
+    body = manifests.ca_secret(tenant.name, tenant.cert)
+    core = tenant.core()
+    _create_or_replace(
+        lambda: core.create_namespaced_secret(tenant.name, body),
+        lambda: core.replace_namespaced_secret(manifests.CA_SECRET, tenant.name, body),
+    )
+
+
+def _store_secret_apply(tenant: Tenant, started_before: bool) -> None:
+    body = manifests.store_secret(
+        tenant.name,
+        access_key=settings.S3_ACCESS_KEY_ID,
+        secret_key=settings.S3_SECRET_ACCESS_KEY,
+        endpoint_url=settings.S3_ENDPOINT_URL,
+        region=settings.S3_REGION,
+    )
+    core = tenant.core()
+    _create_or_replace(
+        lambda: core.create_namespaced_secret(tenant.name, body),
+        lambda: core.replace_namespaced_secret(manifests.STORE_SECRET, tenant.name, body),
+    )
+
+
+def _tls_secret_apply(tenant: Tenant, started_before: bool) -> None:
+    core = tenant.core()
+    try:
+        source = core.read_namespaced_secret(settings.IMM_INFERENCE_TLS_SECRET, settings.IMM_SYSTEM_NAMESPACE)
+    except NotFound:
+        raise ImmError(
+            "Platform misconfigured",
+            f"the inference TLS secret {settings.IMM_SYSTEM_NAMESPACE}/{settings.IMM_INFERENCE_TLS_SECRET} "
+            "does not exist",
+            code="platform_tls_secret_missing",
+            status=503,
+        ) from None
+    body = manifests.tls_secret(tenant.name, {"type": source.type, "data": source.data})
+    _create_or_replace(
+        lambda: core.create_namespaced_secret(tenant.name, body),
+        lambda: core.replace_namespaced_secret(manifests.TLS_SECRET, tenant.name, body),
+    )
+
+
+def _quota_apply(tenant: Tenant, started_before: bool) -> None:
+    body = manifests.resource_quota(tenant.name, tenant.quota or {})
+    core = tenant.core()
+    _create_or_replace(
+        lambda: core.create_namespaced_resource_quota(tenant.name, body),
+        lambda: core.replace_namespaced_resource_quota(tenant.name, tenant.name, body),
+    )
+
+
+def _role_apply(tenant: Tenant, started_before: bool) -> None:
+    body = manifests.role(tenant.name)
+    rbac = tenant.rbac()
+    _create_or_replace(
+        lambda: rbac.create_namespaced_role(tenant.name, body),
+        lambda: rbac.replace_namespaced_role(tenant.name, tenant.name, body),
+    )
+
+
+def _role_binding_apply(tenant: Tenant, started_before: bool) -> None:
+    body = manifests.role_binding(tenant.name, tenant.scope)
+    rbac = tenant.rbac()
+    _create_or_replace(
+        lambda: rbac.create_namespaced_role_binding(tenant.name, body),
+        lambda: rbac.replace_namespaced_role_binding(tenant.name, tenant.name, body),
+    )
+
+
+def _network_policy_apply(tenant: Tenant, started_before: bool) -> None:
+    body = manifests.network_policy(tenant.name, settings.IMM_INGRESS_NAMESPACE)
+    networking = tenant.networking()
+    name = body["metadata"]["name"]
+    _create_or_replace(
+        lambda: networking.create_namespaced_network_policy(tenant.name, body),
+        lambda: networking.replace_namespaced_network_policy(name, tenant.name, body),
+    )
+
+
+def _secret_undo(name: str) -> Callable[[Tenant, OperationRun | None], None]:
+    def undo(tenant: Tenant, run: OperationRun | None) -> None:
+        _ignore_missing(lambda: tenant.core().delete_namespaced_secret(name, tenant.name))
+
+    return undo
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    apply: Callable[[Tenant, bool], None]
+    undo: Callable[[Tenant, OperationRun | None], None]
+
+
+CREATE_STEPS: tuple[Step, ...] = (
+    Step("namespace", _namespace_apply, _namespace_undo),
+    Step("bucket", _bucket_apply, lambda tenant, run: bucket_remove(tenant.name)),
+    Step("ca-cert-secret", _ca_secret_apply, _secret_undo(manifests.CA_SECRET)),
+    Step("object-store-secret", _store_secret_apply, _secret_undo(manifests.STORE_SECRET)),
+    Step("tls-secret", _tls_secret_apply, _secret_undo(manifests.TLS_SECRET)),
+    Step(
+        "resource-quota",
+        _quota_apply,
+        lambda t, run: _ignore_missing(lambda: t.core().delete_namespaced_resource_quota(t.name, t.name)),
+    ),
+    Step("role", _role_apply, lambda t, run: _ignore_missing(lambda: t.rbac().delete_namespaced_role(t.name, t.name))),
+    Step(
+        "role-binding",
+        _role_binding_apply,
+        lambda t, run: _ignore_missing(lambda: t.rbac().delete_namespaced_role_binding(t.name, t.name)),
+    ),
+    Step(
+        "network-policy",
+        _network_policy_apply,
+        lambda t, run: _ignore_missing(
+            lambda: t.networking().delete_namespaced_network_policy("tenant-isolation", t.name)
+        ),
+    ),
+)
+
+
+def _started_before(run: OperationRun, name: str) -> bool:
+    return any(step["name"] == name for step in run.steps)
+
+
+def _rollback(tenant: Tenant, run: OperationRun, failed: Step, error: ImmError) -> None:
+    """Undo the failed step (it may have half-happened) and every completed one, newest first."""
+    index = CREATE_STEPS.index(failed)
+    undone: list[str] = []
+    for step in reversed(CREATE_STEPS[: index + 1]):
+        if step is failed and isinstance(error, Conflict) and step.name == "namespace":
+            continue  # someone else's namespace: never touch it
+        if step is not failed and not run.completed(step.name):
+            continue
+        with run.step(f"undo {step.name}"):
+            step.undo(tenant, run)
+        undone.append(step.name)
+    detail = f"{error.title}: {error.description}" if error.description else error.title
+    raise OperationRolledBack(
+        ImmError(
+            f"Tenant {tenant.name} was not created: step '{failed.name}' failed",
+            f"{detail}. Undone: {', '.join(undone) or 'nothing'}.",
+            code=error.code,
+            status=error.status,
+            retry_after=error.retry_after,
+        )
+    )
+
+
+def provision(run: OperationRun) -> dict[str, Any]:
+    """The body of the `tenants.provision` operation."""
+    params = run.params
+    tenant = Tenant(
+        name=params["name"],
+        identity=run.identity,
+        operation_id=str(run.operation.pk),
+        cert=params["cert"],
+        scope=tuple(params["scope"]),
+        quota=dict(params.get("quota") or {}),
+    )
+    for step in CREATE_STEPS:
+        if run.completed(step.name):
+            continue
+        started_before = _started_before(run, step.name)
+        try:
+            with run.step(step.name):
+                step.apply(tenant, started_before)
+        except ImmError as error:
+            if error.retryable and run.operation.attempts < settings.IMM_OPERATION_MAX_ATTEMPTS:
+                raise  # kept steps; the operation is retried and resumes here
+            if step.name == "namespace" and error.code == "tenant_exists":
+                raise  # nothing of ours exists: plain failure, nothing to undo
+            _rollback(tenant, run, step, error)
+    return {"name": tenant.name}
+
+
+DELETE_STEPS = ("endpoints", "namespace", "uploads", "objects", "bucket")
+
+
+def deprovision(run: OperationRun) -> dict[str, Any]:
+    """The body of the `tenants.delete` operation: every step is safe to run again."""
+    tenant = Tenant(name=run.params["name"], identity=run.identity, operation_id=str(run.operation.pk))
+    name = tenant.name
+    if not run.completed("endpoints"):
+        with run.step("endpoints"):
+            # Deleting the CRs first lets the controller and the garbage collector remove the
+            # serving pods before the namespace goes, so nothing serves from a deleted bucket.
+            _ignore_missing(
+                lambda: tenant.custom().delete_collection_namespaced_custom_object(
+                    manifests.API_GROUP, "v1", name, manifests.ENDPOINTS_RESOURCE
+                )
+            )
+    if not run.completed("namespace"):
+        with run.step("namespace"):
+            _namespace_undo(tenant, run)
+    aborted = deleted = 0
+    try:
+        if not run.completed("uploads"):
+            with run.step("uploads"):
+                aborted = objectstore.bucket_abort_uploads(name)
+        if not run.completed("objects"):
+            with run.step("objects"):
+                deleted = objectstore.bucket_empty(name)
+    except NotFound:
+        pass  # no bucket: an earlier run (or a half-created tenant) already removed it
+    if not run.completed("bucket"):
+        with run.step("bucket"):
+            objectstore.bucket_delete(name)
+    return {"name": name, "uploads_aborted": aborted, "objects_deleted": deleted}
