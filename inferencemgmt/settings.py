@@ -89,6 +89,9 @@ DATABASES = {
         conn_max_age=env.integer("DATABASE_CONN_MAX_AGE_SECONDS", 60, minimum=0),
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Integration tests start real Celery workers that must see the test database: keep it in a file.
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / ".test-db.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS: list[dict[str, str]] = []
