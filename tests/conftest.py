@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,3 +37,128 @@ def devstack_env() -> dict[str, str]:
     if result.returncode != 0:
         pytest.fail("the devstack did not start; see the [devstack] lines above and .devstack/logs/", pytrace=False)
     return _read_env(Path(os.environ.get("IMM_DEVSTACK_STATE", ROOT / ".devstack")) / "env")
+
+
+@pytest.fixture(scope="session")
+def user_token(devstack_env: dict[str, str]) -> Callable[[str], str]:
+    """A fresh id_token of a demo user (admin, alice, bob, carol, dave) from the platform's provider."""
+    cache: dict[str, str] = {}
+
+    def token(user: str) -> str:
+        if user not in cache:
+            result = subprocess.run(
+                [sys.executable, "-m", "devstack.token", user],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert result.returncode == 0, result.stderr
+            cache[user] = result.stdout.strip().splitlines()[-1]
+        return cache[user]
+
+    return token
+
+
+@pytest.fixture
+def platform_settings(devstack_env: dict[str, str], settings: Any) -> Any:
+    """Point this process's settings at the live platform (the same variables a deployment sets)."""
+    settings.OIDC_ISSUER = devstack_env["OIDC_ISSUER"].rstrip("/")
+    settings.OIDC_CA_FILE = devstack_env["OIDC_CA_FILE"]
+    settings.OIDC_API_CLIENT_ID = devstack_env["OIDC_API_CLIENT_ID"]
+    settings.OIDC_API_CLIENT_SECRET = devstack_env["OIDC_API_CLIENT_SECRET"]
+    settings.OIDC_CLI_CLIENT_ID = devstack_env["OIDC_CLI_CLIENT_ID"]
+    settings.OIDC_AUDIENCES = [devstack_env["OIDC_API_CLIENT_ID"], devstack_env["OIDC_CLI_CLIENT_ID"]]
+    settings.IMM_KUBECONFIG = devstack_env["IMM_KUBECONFIG"]
+    settings.S3_ENDPOINT_URL = devstack_env["S3_ENDPOINT_URL"]
+    settings.S3_ACCESS_KEY_ID = devstack_env["S3_ACCESS_KEY_ID"]
+    settings.S3_SECRET_ACCESS_KEY = devstack_env["S3_SECRET_ACCESS_KEY"]
+    settings.S3_REGION = devstack_env["S3_REGION"]
+    settings.REDIS_URL = devstack_env["REDIS_URL"]
+    settings.PLATFORM_DOMAIN = devstack_env["PLATFORM_DOMAIN"]
+    settings.SERVING_TEMPLATES_NAMESPACE = devstack_env["SERVING_TEMPLATES_NAMESPACE"]
+    settings.IMM_SYSTEM_NAMESPACE = devstack_env["IMM_SYSTEM_NAMESPACE"]
+    return settings
+
+
+@pytest.fixture
+def api() -> Any:
+    from rest_framework.test import APIClient
+
+    return APIClient()
+
+
+# Tests queue their operations on a Redis database of their own, so a `make dev` worker on the
+# same local platform never takes a test's message (and the reverse).
+TEST_REDIS_DB = 15
+
+
+def _test_database_url() -> str:
+    from django.db import connection
+
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    return f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or 'localhost'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.fixture
+def operations_worker(devstack_env: dict[str, str], platform_settings: Any, tmp_path: Path) -> Any:
+    """A real Celery worker (subprocess) acting on the platform, sharing the test database.
+
+    Yields a function that starts one more worker (named), so a test can kill one and start
+    another. The test process sends to the same broker database.
+    """
+    from inferencemgmt.celery import app as celery_app
+
+    broker = devstack_env["REDIS_URL"].rsplit("/", 1)[0] + f"/{TEST_REDIS_DB}"
+    celery_app.conf.broker_url = broker
+    env = {
+        **os.environ,
+        **devstack_env,
+        "DJANGO_SETTINGS_MODULE": "inferencemgmt.settings",
+        "DJANGO_DEBUG": "true",
+        "DATABASE_URL": _test_database_url(),
+        "REDIS_URL": broker,
+        "IMM_CELERY_VISIBILITY_TIMEOUT_SECONDS": "4",
+        "IMM_OPERATION_STALE_SECONDS": "2",
+        "IMM_OPERATION_PROGRESS_INTERVAL_SECONDS": "0.2",
+    }
+    pool = WorkerPool(env, tmp_path)
+    pool.start("first")
+    yield pool
+    pool.stop_all()
+    for log in sorted(tmp_path.glob("*.log")):
+        print(f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}")
+
+
+class WorkerPool:
+    """Celery worker subprocesses of one test; `kill` ends one as abruptly as a lost node."""
+
+    def __init__(self, env: dict[str, str], logs: Path) -> None:
+        self.env, self.logs = env, logs
+        self.workers: list[subprocess.Popen[bytes]] = []
+
+    def start(self, name: str) -> subprocess.Popen[bytes]:
+        log = (self.logs / f"{name}.log").open("wb")
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "inferencemgmt", "worker", "--pool=solo",
+             "-n", f"{name}-{os.getpid()}@%h", "--without-gossip", "--without-mingle", "-l", "INFO"],
+            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        self.workers.append(worker)
+        return worker
+
+    def kill(self, worker: subprocess.Popen[bytes]) -> None:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
+
+    def stop_all(self) -> None:
+        for worker in self.workers:
+            if worker.poll() is None:
+                os.killpg(worker.pid, signal.SIGTERM)
+                try:
+                    worker.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    self.kill(worker)

@@ -1,0 +1,319 @@
+"""Tenant management against the live platform, with real tokens and a real worker."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from inferencemgmt.operations.models import Operation
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+def make_cert() -> str:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tenant-client-ca")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
+    return base64.b64encode(cert.public_bytes(serialization.Encoding.PEM)).decode()
+
+
+CERT = make_cert()
+
+
+@pytest.fixture
+def admin_k8s(devstack_env: dict[str, str]) -> client.ApiClient:
+    return config.new_client_from_config(devstack_env["KUBECONFIG"])
+
+
+@pytest.fixture
+def s3(devstack_env: dict[str, str]) -> Any:
+    return boto3.client(
+        "s3",
+        endpoint_url=devstack_env["S3_ENDPOINT_URL"],
+        aws_access_key_id=devstack_env["S3_ACCESS_KEY_ID"],
+        aws_secret_access_key=devstack_env["S3_SECRET_ACCESS_KEY"],
+        region_name=devstack_env["S3_REGION"],
+        config=Config(s3={"addressing_style": "path"}),
+    )
+
+
+@pytest.fixture
+def as_user(api: Any, user_token: Any, platform_settings: Any) -> Any:
+    def call(user: str, method: str, path: str, body: Any = None, **headers: str) -> Any:
+        return getattr(api, method)(
+            path,
+            data=None if body is None else json.dumps(body),
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Bearer {user_token(user)}",
+            **headers,
+        )
+
+    return call
+
+
+@pytest.fixture
+def tenant_name(admin_k8s: client.ApiClient, s3: Any) -> Iterator[str]:
+    """A fresh tenant name; whatever a test leaves behind is removed afterwards."""
+    name = f"t{uuid.uuid4().hex[:10]}"
+    yield name
+    core = client.CoreV1Api(admin_k8s)
+    try:
+        core.delete_namespace(name)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+    try:
+        for item in s3.list_objects_v2(Bucket=name).get("Contents", []):
+            s3.delete_object(Bucket=name, Key=item["Key"])
+        s3.delete_bucket(Bucket=name)
+    except s3.exceptions.NoSuchBucket:
+        pass
+
+
+def body(name: str, scope: Any = "team-a", **quota: Any) -> dict[str, Any]:
+    return {"name": name, "cert": CERT, "scope": scope, "quota": quota}
+
+
+def bucket_exists(s3: Any, name: str) -> bool:
+    return any(b["Name"] == name for b in s3.list_buckets()["Buckets"])
+
+
+def namespace_or_none(admin_k8s: client.ApiClient, name: str) -> Any:
+    try:
+        return client.CoreV1Api(admin_k8s).read_namespace(name)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+        return None
+
+
+def test_tenant_lifecycle(as_user, operations_worker, admin_k8s, s3, tenant_name):
+    name = tenant_name
+    quota = {"requests.cpu": "2", "limits.memory": "4Gi", "maxEndpoints": 3}
+    created = as_user("admin", "post", "/tenants", body(name, **quota))
+    assert created.status_code == 200, created.content
+    assert created.content == b'{"status": "CREATED", "data": {"name": "%s"}}' % name.encode()
+
+    core, rbac = client.CoreV1Api(admin_k8s), client.RbacAuthorizationV1Api(admin_k8s)
+    namespace = core.read_namespace(name)
+    assert namespace.metadata.labels["created_by"] == "platform_admin"
+    assert namespace.metadata.annotations["maxEndpoints"] == "3"
+    assert bucket_exists(s3, name)
+    assert core.read_namespaced_secret("ca-cert-secret", name).data == {"ca.crt": CERT}
+    store = core.read_namespaced_secret("minio-access-info", name).data
+    assert base64.b64decode(store["minio.endpoint_url"]).decode() == s3.meta.endpoint_url
+    assert set(store) >= {"minio.access_key_id", "minio.access_secret_key", "minio.endpoint"}
+    source = core.read_namespaced_secret("tls-secret", "imm-system")
+    copied = core.read_namespaced_secret("tls-secret", name)
+    assert (copied.type, copied.data) == (source.type, source.data)
+    assert core.read_namespaced_resource_quota(name, name).spec.hard == {
+        "requests.cpu": "2",
+        "limits.memory": "4Gi",
+        "count/inference-endpoints.ai.intel.com": "3",
+    }
+    binding = rbac.read_namespaced_role_binding(name, name)
+    assert [(s.kind, s.name) for s in binding.subjects] == [("Group", "team-a")]
+    role = rbac.read_namespaced_role(name, name)
+    assert any("inference-endpoints" in r.resources and r.api_groups == ["ai.intel.com"] for r in role.rules)
+    assert client.NetworkingV1Api(admin_k8s).read_namespaced_network_policy("tenant-isolation", name)
+
+    # A second create of the same name: 409, nothing changed.
+    again = as_user("admin", "post", "/tenants", body(name, **{"requests.cpu": "9"}))
+    assert again.status_code == 409
+    assert again.json()["title"] == f"Tenant {name} already exists"
+    assert core.read_namespaced_resource_quota(name, name).spec.hard["requests.cpu"] == "2"
+
+    # Listing: admins see it; members of the scope group see it; others do not.
+    assert name in as_user("admin", "get", "/tenants").json()["data"]["tenants"]
+    assert name in as_user("alice", "get", "/tenants/").json()["data"]["tenants"]
+    assert name not in as_user("bob", "get", "/tenants").json()["data"]["tenants"]
+    assert as_user("dave", "get", "/tenants").json() == {"status": "OK", "data": {"tenants": []}}
+
+    details = as_user("alice", "get", f"/tenants/{name}").json()["data"]
+    assert details["scope"] == ["team-a"]
+    assert details["quota"]["hard"]["requests.cpu"] == "2"
+    assert details["endpoints"] == 0
+    assert details["bucket"] == {"name": name, "objects": 0, "bytes": 0}
+    assert details["createdBy"] == "admin@example.com"
+    assert as_user("bob", "get", f"/tenants/{name}").status_code == 403
+
+    # Update: the quota and the RoleBinding follow.
+    patched = as_user("admin", "patch", f"/tenants/{name}", {"quota": {"requests.cpu": "4"}, "scope": ["team-b"]})
+    assert patched.status_code == 200, patched.content
+    assert patched.json()["status"] == "PATCHED"
+    assert core.read_namespaced_resource_quota(name, name).spec.hard == {"requests.cpu": "4"}
+    assert [s.name for s in rbac.read_namespaced_role_binding(name, name).subjects] == ["team-b"]
+    assert name in as_user("bob", "get", "/tenants").json()["data"]["tenants"]
+    assert as_user("alice", "patch", f"/tenants/{name}", {"scope": "team-a"}).status_code == 403
+
+    # Delete (documented body form): namespace and bucket are gone when it answers.
+    s3.put_object(Bucket=name, Key="resnet/1/model.pb", Body=b"x" * 18)
+    s3.create_multipart_upload(Bucket=name, Key="resnet/2/big.bin")
+    deleted = as_user("admin", "delete", "/tenants", {"name": name})
+    assert deleted.status_code == 200, deleted.content
+    assert deleted.json() == {"status": "DELETED", "data": {"name": name}}
+    assert namespace_or_none(admin_k8s, name) is None
+    assert not bucket_exists(s3, name)
+    gone = as_user("admin", "delete", f"/tenants/{name}")
+    assert gone.status_code == 404
+    assert gone.json()["description"] == f"Tenant {name} does not exist"
+
+
+def test_only_admins_create_and_the_check_comes_before_the_body(as_user, devstack_env):
+    refused = as_user("alice", "post", "/tenants", {"not": "even valid"})
+    assert refused.status_code == 403
+    assert refused.json()["description"] == "Insufficient permissions"
+    assert as_user("dave", "delete", "/tenants", {"name": "whatever"}).status_code == 403
+
+
+@pytest.fixture
+def deny_rolebindings(admin_k8s: client.ApiClient) -> Iterator[str]:
+    """A real admission policy in the cluster that refuses RoleBindings in `fault-*` namespaces."""
+    api = client.AdmissionregistrationV1Api(admin_k8s)
+    name = f"imm-test-deny-rolebindings-{uuid.uuid4().hex[:6]}"
+    api.create_validating_admission_policy(
+        {
+            "metadata": {"name": name},
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {
+                    "resourceRules": [
+                        {"apiGroups": ["rbac.authorization.k8s.io"], "apiVersions": ["v1"],
+                         "operations": ["CREATE"], "resources": ["rolebindings"]}
+                    ]
+                },
+                "validations": [
+                    {"expression": "!object.metadata.namespace.startsWith('fault-')",
+                     "message": "injected fault: RoleBindings are refused here", "reason": "Forbidden"}
+                ],
+            },
+        }
+    )  # fmt: skip
+    api.create_validating_admission_policy_binding(
+        {"metadata": {"name": name}, "spec": {"policyName": name, "validationActions": ["Deny"]}}
+    )
+    time.sleep(2)  # the API server loads policies asynchronously
+    yield name
+    api.delete_validating_admission_policy_binding(name)
+    api.delete_validating_admission_policy(name)
+    time.sleep(2)
+
+
+def test_a_failed_step_undoes_everything_and_the_same_create_then_succeeds(
+    as_user, operations_worker, admin_k8s, s3, deny_rolebindings, tenant_name
+):
+    name = f"fault-{tenant_name}"
+    failed = as_user("admin", "post", "/tenants", body(name, maxEndpoints=1))
+    assert failed.status_code == 403, failed.content
+    error = failed.json()
+    assert error["title"] == f"Tenant {name} was not created: step 'role-binding' failed"
+    assert "injected fault" in error["description"]
+    assert namespace_or_none(admin_k8s, name) is None
+    assert not bucket_exists(s3, name)
+    operation = Operation.objects.get(target=name)
+    assert operation.state == Operation.State.ROLLED_BACK
+    undone = [step["name"] for step in operation.steps if step["name"].startswith("undo ")]
+    assert undone == [
+        "undo role-binding", "undo role", "undo resource-quota", "undo tls-secret",
+        "undo object-store-secret", "undo ca-cert-secret", "undo bucket", "undo namespace",
+    ]  # fmt: skip
+
+    client.AdmissionregistrationV1Api(admin_k8s).delete_validating_admission_policy_binding(deny_rolebindings)
+    time.sleep(2)
+    retried = as_user("admin", "post", "/tenants", body(name, maxEndpoints=1))
+    assert retried.status_code == 200, retried.content
+    assert bucket_exists(s3, name)
+    client.AdmissionregistrationV1Api(admin_k8s).create_validating_admission_policy_binding(
+        {
+            "metadata": {"name": deny_rolebindings},
+            "spec": {"policyName": deny_rolebindings, "validationActions": ["Deny"]},
+        }
+    )
+    as_user("admin", "delete", f"/tenants/{name}")
+
+
+def test_parallel_creates_of_one_name(as_user, operations_worker, admin_k8s, tenant_name):
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def create() -> None:
+        from django.db import connection
+
+        try:
+            response = as_user("admin", "post", "/tenants", body(tenant_name))
+            with lock:
+                statuses.append(response.status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=create) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=180)
+    assert sorted(statuses) == [200] + [409] * 9
+    assert namespace_or_none(admin_k8s, tenant_name) is not None
+    as_user("admin", "delete", f"/tenants/{tenant_name}")
+
+
+def test_worker_killed_during_provisioning_never_leaves_half_a_tenant(
+    as_user, operations_worker, admin_k8s, s3, tenant_name
+):
+    accepted = as_user("admin", "post", "/tenants", body(tenant_name), HTTP_PREFER="respond-async")
+    assert accepted.status_code == 202
+    task = accepted.json()["data"]["task"]
+    assert task["url"] == f"/tasks/{task['id']}"
+    operation = Operation.objects.get(pk=task["id"])
+    deadline = time.monotonic() + 60
+    while operation.state == Operation.State.PENDING and time.monotonic() < deadline:
+        time.sleep(0.01)
+        operation.refresh_from_db()
+    operations_worker.kill(operations_worker.workers[0])  # as soon as the run has started
+    operation.refresh_from_db()
+    interrupted = not operation.is_final
+
+    time.sleep(5)  # the broker redelivers an unacknowledged message after its visibility timeout
+    operations_worker.start("second")
+    deadline = time.monotonic() + 120
+    while not operation.is_final and time.monotonic() < deadline:
+        time.sleep(0.2)
+        operation.refresh_from_db()
+    assert operation.state == Operation.State.SUCCEEDED, operation.error
+    if interrupted:
+        assert operation.attempts == 2
+    core = client.CoreV1Api(admin_k8s)
+    assert core.read_namespace(tenant_name).metadata.annotations["imm.ai.intel.com/operation"] == str(operation.pk)
+    assert bucket_exists(s3, tenant_name)
+    secrets = core.list_namespaced_secret(tenant_name).items
+    assert [s.metadata.name for s in secrets] == [
+        "ca-cert-secret", "minio-access-info", "tls-secret",
+    ]  # fmt: skip
+    followed = as_user("admin", "get", task["url"]).json()["data"]
+    assert followed["state"] == "SUCCEEDED"
+    assert as_user("admin", "delete", f"/tenants/{tenant_name}").status_code == 200
