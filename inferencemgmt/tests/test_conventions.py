@@ -139,3 +139,11 @@ def test_openapi_schema_is_served(api):
     response = api.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     assert response.status_code == 200
     assert "/tasks" in json.loads(response.content)["paths"]
+
+
+@override_settings(DEBUG=True)
+def test_unknown_route_is_json_even_in_debug(api):
+    response = api.get("/nope/deeper")
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json; charset=utf-8"
+    assert response.json()["code"] == "not_found"
