@@ -92,7 +92,16 @@ def test_console_login_uses_pkce_and_keeps_the_identity_in_the_session(issuer, s
     assert browser.session[SESSION_KEY] == {"username": "alice@example.com", "groups": ["team-a", "admin"]}
     tasks = browser.get("/tasks", HTTP_ACCEPT="application/json")
     assert tasks.status_code == 200
+    browsable = browser.get("/tasks", HTTP_ACCEPT="text/html")
+    assert browsable.status_code == 200
+    assert b"alice@example.com" in browsable.content
     assert b"alice@example.com" in browser.get("/").content
+
+
+def test_browsable_api_without_login_is_401_html(issuer):
+    response = Client().get("/tasks", HTTP_ACCEPT="text/html")
+    assert response.status_code == 401
+    assert b"Missing auth token" in response.content
 
 
 def test_console_login_with_a_wrong_nonce_is_refused(issuer):
