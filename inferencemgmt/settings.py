@@ -166,6 +166,8 @@ IMM_KUBE_READ_TIMEOUT_SECONDS = env.number("IMM_KUBE_READ_TIMEOUT_SECONDS", 30.0
 IMM_KUBE_RETRIES = env.integer("IMM_KUBE_RETRIES", 3, minimum=0)
 IMM_KUBE_CLIENT_CACHE_SIZE = env.integer("IMM_KUBE_CLIENT_CACHE_SIZE", 64, minimum=1)
 IMM_KUBE_CLIENT_CACHE_TTL_SECONDS = env.number("IMM_KUBE_CLIENT_CACHE_TTL_SECONDS", 300.0, minimum=0)
+# Pass-through needs the user's own token for console sessions too.
+OIDC_STORE_ID_TOKEN = IMM_KUBE_AUTH_MODE == "passthrough"
 SERVING_TEMPLATES_NAMESPACE = env.string("SERVING_TEMPLATES_NAMESPACE", "imm-servings")
 PLATFORM_DOMAIN = env.string("PLATFORM_DOMAIN", "default")
 
