@@ -26,7 +26,8 @@ from typing import Any
 
 from celery import Task
 from django.conf import settings
-from django.db.models import F
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from inferencemgmt.auth.identity import Identity, identity_from_record
@@ -143,7 +144,7 @@ def _claim(task: Task, operation_id: str, run_id: str) -> Operation | None:
     now = timezone.now()
     claim = {"owner": run_id, "heartbeat_at": now, "attempts": F("attempts") + 1}
     if Operation.objects.filter(pk=operation_id, state=State.PENDING).update(
-        state=State.RUNNING, started_at=now, **claim
+        state=State.RUNNING, started_at=Coalesce("started_at", Value(now)), **claim
     ):
         logger.info("Operation %s started (%s)", operation_id, operation.kind)
     else:

@@ -139,3 +139,32 @@ def test_openapi_schema_is_served(api):
     response = api.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     assert response.status_code == 200
     assert "/tasks" in json.loads(response.content)["paths"]
+
+
+@override_settings(DEBUG=True)
+def test_unknown_route_is_json_even_in_debug(api):
+    response = api.get("/nope/deeper")
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json; charset=utf-8"
+    assert response.json()["code"] == "not_found"
+
+
+def test_drf_validation_errors_name_the_first_failing_field():
+    from rest_framework import serializers
+
+    class Quota(serializers.Serializer[dict[str, int]]):
+        maxEndpoints = serializers.IntegerField(min_value=1)  # noqa: N815 (the API's own key)
+
+    class Tenant(serializers.Serializer[dict[str, object]]):
+        name = serializers.CharField(min_length=3)
+        quota = Quota()
+
+    serializer = Tenant(data={"name": "abc", "quota": {"maxEndpoints": 0}})
+    assert not serializer.is_valid()
+    response = exception_handler(serializers.ValidationError(serializer.errors), {})
+    assert response.status_code == 400
+    assert response.data == {
+        "title": "Failed data validation",
+        "description": "quota.maxEndpoints: Ensure this value is greater than or equal to 1.",
+        "code": "validation_failed",
+    }

@@ -137,6 +137,11 @@ def test_retryable_error_hands_the_operation_back_and_asks_celery_to_retry():
     operation.refresh_from_db()
     assert operation.state == State.PENDING
     assert operation.owner == ""
+    first_start = operation.started_at
+    assert first_start is not None
+    execute_operation(FakeTask(), str(operation.pk), lambda run: None)
+    operation.refresh_from_db()
+    assert (operation.state, operation.attempts, operation.started_at) == (State.SUCCEEDED, 2, first_start)
 
 
 def test_retryable_error_fails_after_the_last_attempt(settings):

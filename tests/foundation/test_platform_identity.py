@@ -75,3 +75,35 @@ def test_passthrough_mode_sends_the_users_own_token(platform_settings, user_toke
     username, groups = kube.self_subject_review(identity)
     assert username == "carol@example.com"
     assert {"team-a", "team-b"} <= set(groups)
+
+
+def test_refresh_token_is_exchanged_with_the_server_side_secret(api, platform_settings, devstack_env):
+    import requests
+
+    issued = requests.post(
+        f"{devstack_env['OIDC_ISSUER']}/token",
+        data={
+            "grant_type": "password",
+            "username": "bob",
+            "password": "bob-password",
+            "scope": "openid email groups offline_access",
+        },
+        auth=(devstack_env["OIDC_API_CLIENT_ID"], devstack_env["OIDC_API_CLIENT_SECRET"]),
+        verify=devstack_env["OIDC_CA_FILE"],
+        timeout=30,
+    )
+    assert issued.status_code == 200, issued.text
+    response = api.post(
+        "/authenticate/token?offline=True", {"refresh_token": issued.json()["refresh_token"]}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    token = response.json()["data"]["token"]
+    assert {"id_token", "refresh_token", "expires_at"} <= set(token)
+    assert _identity(token["id_token"]).username == "bob@example.com"
+
+
+def test_authenticate_redirects_to_the_real_provider(api, platform_settings):
+    response = api.get("/authenticate?offline=True")
+    assert response.status_code == 308
+    assert response["Location"].startswith(f"{platform_settings.OIDC_ISSUER}/auth?")
+    assert "redirect_uri=urn%3Aietf%3Awg%3Aoauth%3A2.0%3Aoob" in response["Location"]
