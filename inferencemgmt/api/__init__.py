@@ -1,0 +1,1 @@
+"""API conventions shared by every route: rendering, the envelope, parsing, errors, permissions."""

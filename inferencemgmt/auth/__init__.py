@@ -1,0 +1,1 @@
+"""Who is calling: OIDC token verification, the Identity, DRF authentication and console login."""

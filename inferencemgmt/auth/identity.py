@@ -1,0 +1,82 @@
+"""The verified caller, as every service and ``kube.py`` sees it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+
+from inferencemgmt.errors import NotAuthenticated
+
+SESSION_KEY = "imm_identity"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A user proven by a verified token (or a console session made from one).
+
+    ``token`` is kept only for the Kubernetes pass-through mode; it never appears in ``repr`` so a
+    logged Identity cannot leak it.
+    """
+
+    username: str
+    groups: tuple[str, ...] = ()
+    is_admin: bool = False
+    token: str | None = field(default=None, repr=False, compare=False)
+
+    # Django and DRF code (templates, the browsable API) asks any "user" these.
+    is_authenticated = True
+    is_anonymous = False
+
+    def as_session(self) -> dict[str, Any]:
+        return {"username": self.username, "groups": list(self.groups)}
+
+    def as_record(self) -> dict[str, Any]:
+        """What an Operation stores to act as this user later (never the token)."""
+        return {"username": self.username, "groups": list(self.groups), "is_admin": self.is_admin}
+
+
+def _identity(username: str, groups: tuple[str, ...], token: str | None) -> Identity:
+    return Identity(
+        username=username,
+        groups=groups,
+        is_admin=settings.IMM_ADMIN_GROUP in groups,
+        token=token,
+    )
+
+
+def identity_from_claims(claims: Mapping[str, Any], token: str | None = None) -> Identity:
+    """Build an Identity from verified claims; names of the claims are settings.
+
+    A missing groups claim means "no groups": a user outside every group is still a user.
+    """
+    username = claims.get(settings.OIDC_USERNAME_CLAIM)
+    if not isinstance(username, str) or not username:
+        raise NotAuthenticated(description="Token not valid.", code="auth_token_no_username")
+    raw_groups = claims.get(settings.OIDC_GROUPS_CLAIM, [])
+    if raw_groups is None:
+        raw_groups = []
+    if isinstance(raw_groups, str):
+        raw_groups = [raw_groups]
+    if not isinstance(raw_groups, list) or not all(isinstance(g, str) for g in raw_groups):
+        raise NotAuthenticated(description="Token not valid.", code="auth_token_bad_groups")
+    return _identity(username, tuple(raw_groups), token)
+
+
+def identity_from_record(record: Mapping[str, Any]) -> Identity:
+    """Rebuild the Identity an Operation was requested by (Celery tasks act as that user)."""
+    return _identity(str(record["username"]), tuple(record.get("groups", ())), None)
+
+
+def identity_from_session(session: Mapping[str, Any]) -> Identity | None:
+    stored = session.get(SESSION_KEY)
+    if not isinstance(stored, dict):
+        return None
+    token = session.get("oidc_id_token")
+    return _identity(
+        str(stored["username"]),
+        tuple(stored.get("groups", ())),
+        token if isinstance(token, str) else None,
+    )

@@ -1,0 +1,272 @@
+"""The one door to Kubernetes: the only module that imports ``kubernetes``.
+
+Every call made for a user runs AS that user. The management API authenticates with its own
+narrowly-scoped identity (``IMM_KUBECONFIG``) and adds ``Impersonate-User`` / ``Impersonate-Group``
+taken from the verified token, so Kubernetes RBAC is the real authorisation and Celery tasks keep
+working after the user's token expired. ``system:`` groups are dropped: a token claiming
+``system:masters`` must not become cluster-admin. In ``passthrough`` mode the user's own token is
+sent instead (for clusters that trust the identity provider directly).
+
+Clients are cached per identity for a short time (bounded LRU + TTL): a client per request costs a
+TLS handshake, an unbounded cache (the original's) leaks memory and keeps tokens alive.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import hashlib
+import json
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import urllib3
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+from urllib3.util.retry import Retry
+
+from inferencemgmt.auth.identity import Identity
+from inferencemgmt.errors import (
+    KUBERNETES,
+    BadRequest,
+    Conflict,
+    Forbidden,
+    ImmError,
+    NotFound,
+    UpstreamError,
+    UpstreamUnavailable,
+)
+
+TRANSIENT_STATUSES = (429, 500, 502, 503, 504)
+
+
+def impersonation_groups(identity: Identity) -> list[str]:
+    """Groups sent to Kubernetes: never a ``system:`` group, which only the cluster may assign."""
+    return [group for group in identity.groups if not group.startswith("system:")]
+
+
+# --- errors -----------------------------------------------------------------------------------------
+def _status_message(exc: ApiException) -> str:
+    try:
+        body = json.loads(exc.body or "")
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        return str(body["message"])
+    return str(exc.reason or "no reason given")
+
+
+def _retry_after(exc: ApiException) -> int:
+    value = (exc.headers or {}).get("Retry-After", "")
+    return int(value) if str(value).isdigit() else 5
+
+
+def translate(exc: ApiException) -> ImmError:
+    """Kubernetes API errors as domain errors (the original turned 404/409/422 into 400)."""
+    status = exc.status or 0
+    message = _status_message(exc)
+    if status == 401:
+        return UpstreamError(
+            KUBERNETES, "the management API's credentials were rejected", code="kubernetes_unauthorized"
+        )
+    if status == 403:
+        return Forbidden(f"K8s forbidden: {exc.reason or 'Forbidden'}", message, code="kubernetes_forbidden")
+    if status == 404:
+        return NotFound(description=message, code="kubernetes_not_found")
+    if status == 409:
+        return Conflict(description=message, code="kubernetes_conflict")
+    if status in (400, 422):
+        return BadRequest("Invalid parameter", message, code="kubernetes_invalid")
+    if status == 0 or status in TRANSIENT_STATUSES:
+        return UpstreamUnavailable(KUBERNETES, message, retry_after=_retry_after(exc))
+    return UpstreamError(KUBERNETES, f"HTTP {status}: {message}")
+
+
+@contextmanager
+def kube_errors() -> Iterator[None]:
+    """Wrap SDK calls that are not made through ``api()`` (watch streams, for instance)."""
+    try:
+        yield
+    except ApiException as exc:
+        raise translate(exc) from None
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise UpstreamUnavailable(KUBERNETES, f"{type(exc).__name__}: cannot reach the API server") from None
+
+
+class _Translated:
+    """An API object whose every method maps SDK errors to domain errors."""
+
+    def __init__(self, api: Any) -> None:
+        self._api = api
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._api, name)
+        if not callable(attribute):
+            return attribute
+
+        @functools.wraps(attribute)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with kube_errors():
+                return attribute(*args, **kwargs)
+
+        return call
+
+
+# --- configuration and clients ----------------------------------------------------------------------
+class _IdentityRESTClient(k8s.rest.RESTClientObject):
+    """Adds the impersonation headers (one ``Impersonate-Group`` line per group) and default timeouts.
+
+    The generated client flattens headers into a dict, which cannot hold a repeated header, so the
+    headers are added here, at the last step before urllib3.
+    """
+
+    def __init__(self, configuration: Any, user: str | None, groups: list[str], timeout: tuple[float, float]) -> None:
+        super().__init__(configuration)
+        self._user = user
+        self._groups = groups
+        self._timeout = timeout
+
+    def request(self, method: str, url: str, headers: Any = None, *args: Any, **kwargs: Any) -> Any:
+        merged = urllib3.HTTPHeaderDict(headers or {})
+        if self._user is not None:
+            merged["Impersonate-User"] = self._user
+            for group in self._groups:
+                merged.add("Impersonate-Group", group)
+        if not kwargs.get("_request_timeout"):
+            kwargs["_request_timeout"] = self._timeout
+        return super().request(method, url, merged, *args, **kwargs)  # type: ignore[no-untyped-call]
+
+
+class _ClientCache:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._clients: OrderedDict[tuple[str, ...], tuple[float, Any]] = OrderedDict()
+        self._base: tuple[float, Any] | None = None
+
+    def clear(self) -> None:
+        with self._lock:
+            self._clients.clear()
+            self._base = None
+
+    def _base_configuration(self, now: float) -> Any:
+        ttl = settings.IMM_KUBE_CLIENT_CACHE_TTL_SECONDS
+        if self._base is None or now - self._base[0] > ttl:
+            if not settings.IMM_KUBECONFIG:
+                raise UpstreamUnavailable(
+                    KUBERNETES, "IMM_KUBECONFIG is not configured", code="kubernetes_not_configured"
+                )
+            configuration = k8s.Configuration()
+            try:
+                k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
+                    config_file=settings.IMM_KUBECONFIG,
+                    context=settings.IMM_KUBE_CONTEXT or None,
+                    client_configuration=configuration,
+                    persist_config=False,
+                )
+            except (k8s_config.ConfigException, OSError, ValueError) as exc:
+                raise UpstreamUnavailable(
+                    KUBERNETES,
+                    f"IMM_KUBECONFIG cannot be loaded: {type(exc).__name__}",
+                    code="kubernetes_not_configured",
+                ) from None
+            configuration.retries = Retry(
+                total=settings.IMM_KUBE_RETRIES,
+                backoff_factor=0.3,
+                status_forcelist=TRANSIENT_STATUSES,
+                raise_on_status=False,
+                respect_retry_after_header=True,
+            )
+            self._base = (now, configuration)
+        return self._base[1]
+
+    def get(self, key: tuple[str, ...], build: Callable[[Any], Any]) -> Any:
+        now = time.monotonic()
+        ttl = settings.IMM_KUBE_CLIENT_CACHE_TTL_SECONDS
+        with self._lock:
+            cached = self._clients.get(key)
+            if cached is not None and now - cached[0] <= ttl:
+                self._clients.move_to_end(key)
+                return cached[1]
+            api_client = build(self._base_configuration(now))
+            self._clients[key] = (now, api_client)
+            self._clients.move_to_end(key)
+            while len(self._clients) > settings.IMM_KUBE_CLIENT_CACHE_SIZE:
+                self._clients.popitem(last=False)
+            return api_client
+
+
+_cache = _ClientCache()
+
+
+@receiver(setting_changed)
+def _forget_clients(**kwargs: Any) -> None:
+    if str(kwargs.get("setting", "")).startswith("IMM_KUBE"):
+        _cache.clear()
+
+
+def _timeouts() -> tuple[float, float]:
+    return (settings.IMM_KUBE_CONNECT_TIMEOUT_SECONDS, settings.IMM_KUBE_READ_TIMEOUT_SECONDS)
+
+
+def _build(base: Any, user: str | None, groups: list[str], bearer: str | None) -> Any:
+    configuration = copy.deepcopy(base)
+    if bearer is not None:
+        # Pass-through: the user's token is the only credential; drop the service identity's.
+        configuration.cert_file = configuration.key_file = None
+        configuration.api_key = {"authorization": f"Bearer {bearer}"}
+    api_client = k8s.ApiClient(configuration)
+    api_client.rest_client = _IdentityRESTClient(configuration, user, groups, _timeouts())
+    return api_client
+
+
+def api_client_for(identity: Identity) -> Any:
+    """The raw ``ApiClient`` acting as ``identity`` (cached); prefer ``api()``."""
+    if settings.IMM_KUBE_AUTH_MODE == "passthrough":
+        if not identity.token:
+            raise UpstreamUnavailable(
+                KUBERNETES,
+                "pass-through mode needs the user's token, which this request lacks",
+                code="kubernetes_no_user_token",
+            )
+        token = identity.token
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        return _cache.get(("passthrough", digest), lambda base: _build(base, None, [], token))
+    groups = impersonation_groups(identity)
+    key = ("impersonate", identity.username, *groups)
+    return _cache.get(key, lambda base: _build(base, identity.username, groups, None))
+
+
+def service_api_client() -> Any:
+    """The management API's own identity, for provisioning and health checks only."""
+    return _cache.get(("service",), lambda base: _build(base, None, [], None))
+
+
+def api(identity: Identity, name: str) -> Any:
+    """A generated API (``"CoreV1Api"``, ``"CustomObjectsApi"``, ...) acting as ``identity``."""
+    return _Translated(getattr(k8s, name)(api_client_for(identity)))
+
+
+def service_api(name: str) -> Any:
+    """A generated API acting as the management API's own identity."""
+    return _Translated(getattr(k8s, name)(service_api_client()))
+
+
+def self_subject_review(identity: Identity) -> tuple[str, list[str]]:
+    """Ask Kubernetes who ``identity`` is to it: proves impersonation end to end."""
+    body = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+    review = api(identity, "AuthenticationV1Api").create_self_subject_review(body=body)
+    user_info = review.status.user_info
+    return str(user_info.username), list(user_info.groups or [])
+
+
+def ping() -> None:
+    """Readiness: the API server answers the management API's own identity."""
+    service_api("VersionApi").get_code(_request_timeout=settings.IMM_READINESS_TIMEOUT_SECONDS)

@@ -1,0 +1,1 @@
+"""Operations: our own record of every long task (Celery only carries it)."""

@@ -1,0 +1,51 @@
+"""``GET /tasks`` and ``GET /tasks/<id>``: follow long operations (the CLI and the console poll these)."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from inferencemgmt.api.responses import envelope
+from inferencemgmt.auth.identity import Identity
+from inferencemgmt.errors import ValidationFailed
+from inferencemgmt.operations.api.serializers import OperationSerializer
+from inferencemgmt.operations.models import Operation
+from inferencemgmt.operations.selectors import operation_get, operations_visible_to
+
+MAX_LIST = 200
+
+
+class OperationListView(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("state", str, enum=list(Operation.State.values)),
+            OpenApiParameter("kind", str),
+            OpenApiParameter("limit", int, description=f"At most {MAX_LIST} (default 50)."),
+        ],
+        responses=OperationSerializer(many=True),
+    )
+    def get(self, request: Request) -> Response:
+        identity: Identity = request.user  # type: ignore[assignment]
+        operations = operations_visible_to(identity)
+        state = request.query_params.get("state")
+        if state:
+            if state not in Operation.State.values:
+                raise ValidationFailed(description=f"state: must be one of {', '.join(Operation.State.values)}")
+            operations = operations.filter(state=state)
+        kind = request.query_params.get("kind")
+        if kind:
+            operations = operations.filter(kind=kind)
+        raw_limit = request.query_params.get("limit", "50")
+        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIST:
+            raise ValidationFailed(description=f"limit: must be an integer from 1 to {MAX_LIST}")
+        data = OperationSerializer(operations[: int(raw_limit)], many=True).data
+        return envelope("OK", {"tasks": data})
+
+
+class OperationDetailView(APIView):
+    @extend_schema(responses=OperationSerializer)
+    def get(self, request: Request, operation_id: str) -> Response:
+        identity: Identity = request.user  # type: ignore[assignment]
+        return envelope("OK", OperationSerializer(operation_get(identity, operation_id)).data)

@@ -1,0 +1,99 @@
+"""Creating operations, changing their state (compare-and-set only), and waiting for them."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Any
+
+from celery import Task
+from django.db import connection, transaction
+from django.utils import timezone
+from kombu.exceptions import OperationalError
+
+from inferencemgmt.auth.identity import Identity
+from inferencemgmt.errors import REDIS, ImmError, UpstreamUnavailable
+from inferencemgmt.operations.models import Operation
+
+logger = logging.getLogger(__name__)
+State = Operation.State
+
+
+def operation_transition(operation_id: uuid.UUID | str, from_state: str, to_state: str, **fields: Any) -> bool:
+    """Move ``from_state`` -> ``to_state`` only if nobody moved it first; True when we did."""
+    updated = Operation.objects.filter(pk=operation_id, state=from_state).update(state=to_state, **fields)
+    return updated == 1
+
+
+def _enqueue(task: Task, operation: Operation) -> None:
+    try:
+        task.apply_async(args=[str(operation.pk)], task_id=operation.celery_task_id)
+    except OperationalError as exc:
+        # The broker is down: say so in the row instead of leaving it PENDING for ever.
+        error = UpstreamUnavailable(REDIS, "the task could not be queued")
+        operation_transition(
+            operation.pk,
+            State.PENDING,
+            State.FAILED,
+            error=error_record(error),
+            error_detail=f"{type(exc).__name__}: {exc}",
+            finished_at=timezone.now(),
+        )
+        logger.error("Could not enqueue operation %s: %s", operation.pk, type(exc).__name__)
+
+
+def operation_create(*, task: Task, target: str, identity: Identity, params: dict[str, Any] | None = None) -> Operation:
+    """Record the operation in the caller's transaction; the task is sent only once it commits.
+
+    Sending before the commit would let a fast worker look for a row that does not exist yet, and
+    a rolled-back request would still have queued work.
+    """
+    operation = Operation.objects.create(
+        kind=task.name,
+        target=target,
+        params=params or {},
+        requested_by=identity.username,
+        requested_identity=identity.as_record(),
+        celery_task_id=str(uuid.uuid4()),
+    )
+    transaction.on_commit(lambda: _enqueue(task, operation))
+    return operation
+
+
+def error_record(error: ImmError) -> dict[str, Any]:
+    """The API error shape plus the HTTP status, so a waiting request can answer with it."""
+    record = error.as_body()
+    record["status"] = error.status
+    if error.retry_after is not None:
+        record["retry_after"] = error.retry_after
+    return record
+
+
+def error_from_record(record: dict[str, Any] | None) -> ImmError:
+    record = record or {}
+    return ImmError(
+        str(record.get("title", "Internal server error")),
+        record.get("description"),
+        code=str(record.get("code", "internal_error")),
+        status=int(record.get("status", 500)),
+        retry_after=record.get("retry_after"),
+    )
+
+
+def operation_wait(operation_id: uuid.UUID | str, timeout: float) -> Operation:
+    """Poll until the operation is final or ``timeout`` passed; returns the latest row either way.
+
+    Must run after the creating transaction committed, or the task was never sent.
+    """
+    if connection.in_atomic_block:
+        raise RuntimeError("operation_wait() inside a transaction would wait for a task never sent")
+    deadline = time.monotonic() + timeout
+    pause = 0.05
+    while True:
+        operation = Operation.objects.get(pk=operation_id)
+        remaining = deadline - time.monotonic()
+        if operation.is_final or remaining <= 0:
+            return operation
+        time.sleep(min(pause, remaining))
+        pause = min(pause * 2, 1.0)

@@ -1,0 +1,248 @@
+"""Django settings for the Inference Model Manager.
+
+Every environment variable the project reads is read here, through the strict readers in
+``inferencemgmt.environ``, and nowhere else. ``docs/configuration.md`` lists each one with its default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import dj_database_url
+import django_stubs_ext
+from django.core.exceptions import ImproperlyConfigured
+
+from inferencemgmt import environ as env
+
+# Lets type-checked generics such as ``ModelAdmin[Operation]`` work at run time too.
+django_stubs_ext.monkeypatch()
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# --- Django core ------------------------------------------------------------------------------------
+DEBUG = env.boolean("DJANGO_DEBUG", False)
+SECRET_KEY = env.secret("DJANGO_SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "Environment variable DJANGO_SECRET_KEY (or DJANGO_SECRET_KEY_FILE) is required unless DJANGO_DEBUG=true."
+        )
+    SECRET_KEY = "insecure-development-key-do-not-use-in-production"  # noqa: S105 (DEBUG only)
+
+ALLOWED_HOSTS = env.string_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.string_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "mozilla_django_oidc",
+    "inferencemgmt.operations",
+    "tenants",
+    "endpoints",
+    "models_store",
+    "servings",
+]
+
+MIDDLEWARE = [
+    "inferencemgmt.requestlog.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "inferencemgmt.api.exceptions.DomainErrorMiddleware",
+]
+
+# The original API (Falcon) strips one trailing slash; routes accept it optionally instead of redirecting.
+APPEND_SLASH = False
+
+ROOT_URLCONF = "inferencemgmt.urls"
+WSGI_APPLICATION = "inferencemgmt.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        env.secret("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+        conn_max_age=env.integer("DATABASE_CONN_MAX_AGE_SECONDS", 60, minimum=0),
+    )
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS: list[dict[str, str]] = []
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+# Largest JSON body the API parses (the multipart upload routes stream and are not bound by it).
+IMM_MAX_JSON_BODY_BYTES = env.integer("IMM_MAX_JSON_BODY_BYTES", 1024 * 1024, minimum=1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = IMM_MAX_JSON_BODY_BYTES
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = env.boolean("DJANGO_SECURE_COOKIES", not DEBUG)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+# --- Identity provider (OIDC) -----------------------------------------------------------------------
+OIDC_ISSUER = env.string("OIDC_ISSUER", "").rstrip("/")
+OIDC_CA_FILE = env.existing_file("OIDC_CA_FILE", "")
+OIDC_API_CLIENT_ID = env.string("OIDC_API_CLIENT_ID", "")
+OIDC_API_CLIENT_SECRET = env.secret("OIDC_API_CLIENT_SECRET", "")
+OIDC_CLI_CLIENT_ID = env.string("OIDC_CLI_CLIENT_ID", "")
+# Tokens minted for either client are accepted: the console/API client and the CLI client.
+OIDC_AUDIENCES = [cid for cid in (OIDC_API_CLIENT_ID, OIDC_CLI_CLIENT_ID) if cid]
+OIDC_USERNAME_CLAIM = env.string("OIDC_USERNAME_CLAIM", "email")
+OIDC_GROUPS_CLAIM = env.string("OIDC_GROUPS_CLAIM", "groups")
+IMM_ADMIN_GROUP = env.string("IMM_ADMIN_GROUP", "admin")
+OIDC_LEEWAY_SECONDS = env.integer("OIDC_LEEWAY_SECONDS", 30, minimum=0)
+OIDC_JWKS_MIN_REFRESH_SECONDS = env.number("OIDC_JWKS_MIN_REFRESH_SECONDS", 5.0, minimum=0)
+OIDC_DISCOVERY_TTL_SECONDS = env.integer("OIDC_DISCOVERY_TTL_SECONDS", 3600, minimum=0)
+OIDC_HTTP_TIMEOUT_SECONDS = env.number("OIDC_HTTP_TIMEOUT_SECONDS", 5.0, minimum=0.1)
+OIDC_SCOPES = env.string("OIDC_SCOPES", "openid email groups profile")
+# Redirect URI of the CLI's local callback server (GET /authenticate); OOB when ?offline is given.
+IMM_CLI_REDIRECT_URI = env.string("IMM_CLI_REDIRECT_URI", "http://127.0.0.1:5555/callback")
+IMM_CLI_OOB_REDIRECT_URI = "urn:ietf:wg:oauth:2.0:oob"
+
+# mozilla-django-oidc (console and browsable-API login). The provider endpoints are not configured
+# here: inferencemgmt.auth.console fills them from discovery, so one issuer URL is the only input.
+AUTHENTICATION_BACKENDS = ["inferencemgmt.auth.console.ConsoleOIDCBackend"]
+OIDC_RP_CLIENT_ID = OIDC_API_CLIENT_ID
+OIDC_RP_CLIENT_SECRET = OIDC_API_CLIENT_SECRET
+OIDC_RP_SIGN_ALGO = "RS256"
+OIDC_RP_SCOPES = OIDC_SCOPES
+OIDC_OP_AUTHORIZATION_ENDPOINT = ""
+OIDC_OP_TOKEN_ENDPOINT = ""
+OIDC_OP_USER_ENDPOINT = ""
+OIDC_USE_PKCE = True
+OIDC_VERIFY_SSL: bool | str = OIDC_CA_FILE or True
+OIDC_TIMEOUT = OIDC_HTTP_TIMEOUT_SECONDS
+OIDC_AUTHENTICATION_CALLBACK_URL = "oidc_authentication_callback"
+LOGIN_URL = "oidc_authentication_init"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/"
+ALLOW_LOGOUT_GET_METHOD = False
+
+# --- Kubernetes -------------------------------------------------------------------------------------
+# The management API's own identity; every call made for a user impersonates that user.
+IMM_KUBECONFIG = env.existing_file("IMM_KUBECONFIG", "")
+IMM_KUBE_CONTEXT = env.string("IMM_KUBE_CONTEXT", "")
+IMM_KUBE_AUTH_MODE = env.choice("IMM_KUBE_AUTH_MODE", ("impersonate", "passthrough"), "impersonate")
+IMM_KUBE_CONNECT_TIMEOUT_SECONDS = env.number("IMM_KUBE_CONNECT_TIMEOUT_SECONDS", 5.0, minimum=0.1)
+IMM_KUBE_READ_TIMEOUT_SECONDS = env.number("IMM_KUBE_READ_TIMEOUT_SECONDS", 30.0, minimum=0.1)
+IMM_KUBE_RETRIES = env.integer("IMM_KUBE_RETRIES", 3, minimum=0)
+IMM_KUBE_CLIENT_CACHE_SIZE = env.integer("IMM_KUBE_CLIENT_CACHE_SIZE", 64, minimum=1)
+IMM_KUBE_CLIENT_CACHE_TTL_SECONDS = env.number("IMM_KUBE_CLIENT_CACHE_TTL_SECONDS", 300.0, minimum=0)
+SERVING_TEMPLATES_NAMESPACE = env.string("SERVING_TEMPLATES_NAMESPACE", "imm-servings")
+PLATFORM_DOMAIN = env.string("PLATFORM_DOMAIN", "default")
+
+# --- Object store (S3) ------------------------------------------------------------------------------
+S3_ENDPOINT_URL = env.string("S3_ENDPOINT_URL", "")
+S3_ACCESS_KEY_ID = env.secret("S3_ACCESS_KEY_ID", "")
+S3_SECRET_ACCESS_KEY = env.secret("S3_SECRET_ACCESS_KEY", "")
+S3_REGION = env.string("S3_REGION", "us-east-1")
+S3_CA_FILE = env.existing_file("S3_CA_FILE", "")
+S3_CONNECT_TIMEOUT_SECONDS = env.number("S3_CONNECT_TIMEOUT_SECONDS", 5.0, minimum=0.1)
+S3_READ_TIMEOUT_SECONDS = env.number("S3_READ_TIMEOUT_SECONDS", 60.0, minimum=0.1)
+S3_MAX_ATTEMPTS = env.integer("S3_MAX_ATTEMPTS", 3, minimum=1)
+
+# --- Redis and Celery -------------------------------------------------------------------------------
+REDIS_URL = env.secret("REDIS_URL", "redis://127.0.0.1:6379/0")
+CELERY_BROKER_URL = REDIS_URL
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Redis redelivers a message whose worker died only after this many seconds; a duplicate delivered
+# while the first run is alive is harmless (see operations.execution), so it can be short.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.integer("IMM_CELERY_VISIBILITY_TIMEOUT_SECONDS", 300, minimum=1)
+}
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True  # the Operation row is the result
+CELERY_TASK_ALWAYS_EAGER = False
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+IMM_OPERATION_WAIT_SECONDS = env.number("IMM_OPERATION_WAIT_SECONDS", 60.0, minimum=0)
+IMM_OPERATION_STALE_SECONDS = env.number("IMM_OPERATION_STALE_SECONDS", 60.0, minimum=1)
+IMM_OPERATION_PROGRESS_INTERVAL_SECONDS = env.number("IMM_OPERATION_PROGRESS_INTERVAL_SECONDS", 1.0, minimum=0)
+IMM_OPERATION_MAX_ATTEMPTS = env.integer("IMM_OPERATION_MAX_ATTEMPTS", 5, minimum=1)
+
+IMM_READINESS_TIMEOUT_SECONDS = env.number("IMM_READINESS_TIMEOUT_SECONDS", 3.0, minimum=0.1)
+
+# --- REST framework and OpenAPI ---------------------------------------------------------------------
+REST_FRAMEWORK: dict[str, Any] = {
+    "DEFAULT_RENDERER_CLASSES": [
+        "inferencemgmt.api.renderers.ImmJSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_PARSER_CLASSES": ["inferencemgmt.api.parsers.BoundedJSONParser"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "inferencemgmt.auth.authentication.OIDCTokenAuthentication",
+        "inferencemgmt.auth.authentication.ConsoleSessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["inferencemgmt.api.permissions.IsAuthenticatedIdentity"],
+    "EXCEPTION_HANDLER": "inferencemgmt.api.exceptions.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+    "UNICODE_JSON": False,
+    "COMPACT_JSON": False,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Inference Model Manager API",
+    "DESCRIPTION": "Multi-tenant control plane for AI inference endpoints on Kubernetes.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# --- Logging ----------------------------------------------------------------------------------------
+LOG_LEVEL = env.choice("DJANGO_LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), "INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {
+        "request_id": {"()": "inferencemgmt.requestlog.RequestIdFilter"},
+        "redact": {"()": "inferencemgmt.requestlog.RedactSecretsFilter"},
+    },
+    "formatters": {
+        "plain": {
+            "format": "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s",
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["request_id", "redact"],
+        },
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        # urllib3 logs full URLs and the kubernetes client can log headers at DEBUG.
+        "urllib3": {"level": "WARNING"},
+        "kubernetes": {"level": "WARNING"},
+        "botocore": {"level": "WARNING"},
+    },
+}

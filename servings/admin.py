@@ -1,0 +1,1 @@
+"""Django admin views of live servings state (this app keeps no models yet)."""

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ServingsConfig(AppConfig):
+    name = "servings"
+    verbose_name = "Servings"

@@ -1,0 +1,1 @@
+"""Thin Celery wrappers (inferencemgmt.operations.execution.operation_task) over services.py."""

@@ -1,0 +1,1 @@
+"""Django admin views of live tenants state (this app keeps no models yet)."""
