@@ -221,11 +221,11 @@ def render_endpoint(cr: Mapping[str, Any], template: ServingTemplate, platform: 
     objects = {part: _own(render_part(template, part, context), cr, name) for part in PARTS}
     deployment = objects["deployment"]
     spec = deployment.get("spec")
-    pod_template = spec.get("template") if isinstance(spec, dict) else None
-    if not isinstance(pod_template, dict):
+    if not isinstance(spec, dict) or not isinstance(spec.get("template"), dict):
         raise RenderError(f"{data_key('deployment')}: spec.template must be a mapping")
     # 0 means 0, whatever the template wrote.
     spec["replicas"] = context["spec"]["replicas"]
+    pod_template: dict[str, Any] = spec["template"]
     pod_metadata = pod_template.setdefault("metadata", {})
     pod_metadata["labels"] = {**(pod_metadata.get("labels") or {}), **OWNERSHIP_LABELS, ENDPOINT_LABEL: name}
     pod_metadata["annotations"] = {
