@@ -31,4 +31,5 @@ urlpatterns = [
     path("oidc/logout/", OIDCLogoutView.as_view(), name="oidc_logout"),
     path("admin/", admin.site.urls),
     path("", include("inferencemgmt.operations.api.urls")),
+    path("", include("servings.api.urls")),
 ]
