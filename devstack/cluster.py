@@ -23,6 +23,7 @@ from devstack.build import go_binary
 from devstack.layout import (
     CHART,
     CONF,
+    CONTROLLER_USER,
     DATA,
     INFERENCE_TLS_SECRET,
     MANAGEMENT_USER,
@@ -33,6 +34,7 @@ from devstack.layout import (
     SYSTEM_NAMESPACE,
 )
 from devstack.proc import Part, StackError, say
+from servings.catalogue import serving_template_configmaps
 
 APISERVER_URL = f"https://127.0.0.1:{PORTS.apiserver}"
 SERVICE_CIDR = "10.96.0.0/16"
@@ -101,6 +103,7 @@ def credentials() -> dict[str, Path]:
         # kwok plays every node's kubelet; it needs to write node and pod status cluster-wide.
         "kwok": ("kwok-controller", ("system:masters",)),
         "management-api": (MANAGEMENT_USER, ()),
+        "controller": (CONTROLLER_USER, ()),
     }
     paths = {}
     for name, (common_name, groups) in identities.items():
@@ -319,7 +322,7 @@ def bootstrap_manifests() -> list[dict[str, Any]]:
         for ns in (SYSTEM_NAMESPACE, SERVINGS_NAMESPACE)
     ]
     manifests += _documents(CHART / "crds" / "inference-endpoints.yaml")
-    for name in ("management-api.yaml", "platform-admin.yaml", "serving-reader.yaml"):
+    for name in ("management-api.yaml", "platform-admin.yaml", "serving-reader.yaml", "controller.yaml"):
         manifests += _documents(CHART / "files" / "rbac" / name)
     rbac = "rbac.authorization.k8s.io"
     manifests += [
@@ -344,7 +347,22 @@ def bootstrap_manifests() -> list[dict[str, Any]]:
             "roleRef": {"apiGroup": rbac, "kind": "ClusterRole", "name": "imm-platform-admin"},
             "subjects": [{"apiGroup": rbac, "kind": "Group", "name": "admin"}],
         },
+        {
+            "apiVersion": f"{rbac}/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": "imm-controller"},
+            "roleRef": {"apiGroup": rbac, "kind": "ClusterRole", "name": "imm-controller"},
+            "subjects": [{"apiGroup": rbac, "kind": "User", "name": CONTROLLER_USER}],
+        },
+        {
+            "apiVersion": f"{rbac}/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "imm-controller", "namespace": SYSTEM_NAMESPACE},
+            "roleRef": {"apiGroup": rbac, "kind": "Role", "name": "imm-controller"},
+            "subjects": [{"apiGroup": rbac, "kind": "User", "name": CONTROLLER_USER}],
+        },
     ]
+    manifests += serving_template_configmaps(SERVINGS_NAMESPACE)
     manifests += [_fake_node(name) for name in FAKE_NODES]
     manifests.append(_inference_tls_secret())
     return manifests

@@ -34,6 +34,8 @@ CHART = ROOT / "helm" / "imm"
 SYSTEM_NAMESPACE = "imm-system"
 SERVINGS_NAMESPACE = "imm-servings"
 MANAGEMENT_USER = "imm-management-api"
+# The InferenceEndpoint controller's own identity (helm/imm/files/rbac/controller.yaml).
+CONTROLLER_USER = "imm-controller"
 # Endpoint URLs are <endpoint>-<tenant>.<PLATFORM_DOMAIN>; the inference TLS secret covers it.
 PLATFORM_DOMAIN = "imm.local"
 INFERENCE_TLS_SECRET = "tls-secret"  # noqa: S105 -- an object name

@@ -270,3 +270,143 @@ def self_subject_review(identity: Identity) -> tuple[str, list[str]]:
 def ping() -> None:
     """Readiness: the API server answers the management API's own identity."""
     service_api("VersionApi").get_code(_request_timeout=settings.IMM_READINESS_TIMEOUT_SECONDS)
+
+
+# --- a process's own identity (the controller) --------------------------------------------------------
+# The controller is no user's agent: it acts as itself, with the ClusterRole of
+# helm/imm/files/rbac/controller.yaml. These primitives return the API's JSON as plain dicts
+# (camelCase, exactly as sent) because the controller treats objects as data: it renders, applies and
+# compares them, and the generated models would only be converted back.
+class WatchExpired(Exception):
+    """The watch's resourceVersion is too old (410 Gone): the caller must list again."""
+
+
+def own_api_client(kubeconfig: str, *, context: str | None = None, impersonate: str | None = None) -> Any:
+    """A client that acts as the holder of ``kubeconfig`` (not as a user of the API).
+
+    ``impersonate`` makes it act as that user instead: with an admin kubeconfig it lets a developer
+    or a test run the controller with exactly the rights the controller's own identity would have.
+    """
+    configuration = k8s.Configuration()
+    try:
+        k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=kubeconfig, context=context, client_configuration=configuration, persist_config=False
+        )
+    except (k8s_config.ConfigException, OSError, ValueError) as exc:
+        raise UpstreamUnavailable(
+            KUBERNETES, f"{kubeconfig} cannot be loaded: {type(exc).__name__}", code="kubernetes_not_configured"
+        ) from None
+    configuration.retries = Retry(
+        total=settings.IMM_KUBE_RETRIES,
+        backoff_factor=0.3,
+        status_forcelist=TRANSIENT_STATUSES,
+        raise_on_status=False,
+        respect_retry_after_header=True,
+    )
+    api_client = k8s.ApiClient(configuration)
+    api_client.rest_client = _IdentityRESTClient(configuration, impersonate, [], _timeouts())
+    return api_client
+
+
+def api_of(api_client: Any, name: str) -> Any:
+    """A generated API (``"CoordinationV1Api"``, ...) on a client from ``own_api_client``."""
+    return _Translated(getattr(k8s, name)(api_client))
+
+
+def call_json(api_client: Any, api_name: str, method: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """Call a generated method and return the response body as the API's JSON."""
+    with kube_errors():
+        response = getattr(getattr(k8s, api_name)(api_client), method)(*args, _preload_content=False, **kwargs)
+        body: dict[str, Any] = json.loads(response.data or b"{}")
+    return body
+
+
+_dynamic_clients: dict[int, Any] = {}
+_dynamic_lock = threading.Lock()
+
+
+def _dynamic(api_client: Any) -> Any:
+    from kubernetes import dynamic
+
+    with _dynamic_lock:
+        found = _dynamic_clients.get(id(api_client))
+        if found is None:
+            with kube_errors():
+                found = dynamic.DynamicClient(api_client)  # type: ignore[no-untyped-call]
+            _dynamic_clients[id(api_client)] = found
+        return found
+
+
+def server_side_apply(api_client: Any, manifest: dict[str, Any], field_manager: str) -> dict[str, Any]:
+    """Apply ``manifest`` (server-side apply, conflicts forced): create or converge in one idempotent call.
+
+    Forcing is right for a controller: the fields it renders are its own by definition, and a manual
+    edit of them is drift to undo.
+    """
+    client = _dynamic(api_client)
+    metadata = manifest["metadata"]
+    with kube_errors():
+        resource = client.resources.get(api_version=manifest["apiVersion"], kind=manifest["kind"])
+        applied = client.server_side_apply(
+            resource,
+            body=manifest,
+            name=metadata["name"],
+            namespace=metadata.get("namespace"),
+            field_manager=field_manager,
+            force_conflicts=True,
+        )
+    result: dict[str, Any] = applied.to_dict()
+    return result
+
+
+def watch_json(
+    api_client: Any,
+    api_name: str,
+    method: str,
+    *args: Any,
+    resource_version: str,
+    timeout_seconds: int = 300,
+    **kwargs: Any,
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Events ``(type, object)`` of one watch request, from ``resource_version`` on.
+
+    Ends when the server closes the watch (after ``timeout_seconds``); raises WatchExpired on 410 so
+    the caller lists again. Bookmarks are asked for, so a quiet watch still advances its version.
+    The client library's own ``Watch`` is not used: with raw JSON it cannot report a 410.
+    """
+    connect, _ = _timeouts()
+    try:
+        with kube_errors():
+            response = getattr(getattr(k8s, api_name)(api_client), method)(
+                *args,
+                watch=True,
+                resource_version=resource_version,
+                allow_watch_bookmarks=True,
+                timeout_seconds=timeout_seconds,
+                _preload_content=False,
+                _request_timeout=(connect, timeout_seconds + 30),
+                **kwargs,
+            )
+    except UpstreamError as exc:
+        if "HTTP 410" in str(exc):
+            raise WatchExpired(str(exc)) from None
+        raise
+    try:
+        buffer = b""
+        with kube_errors():
+            for chunk in response.stream(amt=65536, decode_content=True):
+                buffer += chunk
+                while b"\n" in buffer:
+                    line, buffer = buffer.split(b"\n", 1)
+                    if not line.strip():
+                        continue
+                    event = json.loads(line)
+                    obj = event.get("object") or {}
+                    if event.get("type") == "ERROR":
+                        if obj.get("code") == 410:
+                            raise WatchExpired(str(obj.get("message", "")))
+                        raise UpstreamError(KUBERNETES, f"watch failed: {obj.get('message', obj)}")
+                    yield str(event.get("type")), obj
+    finally:
+        response.close()
+        response.release_conn()

@@ -1,4 +1,58 @@
-"""Reads of servings, scoped to what the caller may see.
+"""Reads of serving templates, as the caller (Kubernetes RBAC lets every authenticated user read them).
 
-Will hold: serving_list / serving_get (every authenticated user).
+Only ConfigMaps labelled as serving templates count: the original listed every ConfigMap in its
+namespace, so any unrelated ConfigMap showed up as a "serving".
 """
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+from inferencemgmt import kube
+from inferencemgmt.auth.identity import Identity
+from inferencemgmt.errors import NotFound
+from servings.catalogue import TEMPLATE_LABEL, TEMPLATE_LABEL_SELECTOR
+from servings.controller.rendering import GROUP, PLURAL
+
+
+def serving_not_found(name: str) -> NotFound:
+    return NotFound(description=f"Serving {name} does not exist", code="serving_not_found")
+
+
+def serving_list(identity: Identity) -> list[str]:
+    """Names of the serving templates, sorted."""
+    configmaps = kube.api(identity, "CoreV1Api").list_namespaced_config_map(
+        settings.SERVING_TEMPLATES_NAMESPACE, label_selector=TEMPLATE_LABEL_SELECTOR
+    )
+    return sorted(item.metadata.name for item in configmaps.items)
+
+
+def serving_configmap(identity: Identity, name: str) -> Any:
+    """The ConfigMap of serving ``name``; 404 when it is absent or not labelled as a template."""
+    try:
+        configmap = kube.api(identity, "CoreV1Api").read_namespaced_config_map(
+            name, settings.SERVING_TEMPLATES_NAMESPACE
+        )
+    except NotFound:
+        raise serving_not_found(name) from None
+    if (configmap.metadata.labels or {}).get(TEMPLATE_LABEL) != "true":
+        raise serving_not_found(name)
+    return configmap
+
+
+def serving_get(identity: Identity, name: str) -> dict[str, str] | None:
+    """The template texts by data key (``configMap.tmpl``, ...), or None for a ConfigMap without data."""
+    data = serving_configmap(identity, name).data
+    return dict(data) if data is not None else None
+
+
+def serving_users(identity: Identity, name: str) -> list[str]:
+    """``<tenant>/<endpoint>`` of every endpoint that uses serving ``name`` (cluster-wide)."""
+    endpoints = kube.api(identity, "CustomObjectsApi").list_cluster_custom_object(GROUP, "v1", PLURAL)
+    return sorted(
+        f"{item['metadata']['namespace']}/{item['metadata']['name']}"
+        for item in endpoints.get("items", [])
+        if item.get("spec", {}).get("servingName") == name
+    )

@@ -1,0 +1,193 @@
+"""One reconcile: read an InferenceEndpoint, make its four children match, write its status.
+
+Level-based, not edge-based: it never asks "what changed?", it renders what should exist from the
+CR as it is now and applies it (server-side apply with the field manager ``imm-controller``), so a
+missed event, a restart mid-way or a manual edit all converge the same way, without duplicates.
+Failures the endpoint's owner or an admin must fix (unknown serving, a template that does not
+render, an object the API server refuses) are written to the CR's status; only failures a retry can
+fix propagate to the work queue's backoff.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from inferencemgmt import kube
+from inferencemgmt.errors import BadRequest, Forbidden, NotFound
+from servings.catalogue import TEMPLATE_LABEL
+from servings.controller import status as status_rules
+from servings.controller.rendering import (
+    ENDPOINT_LABEL,
+    FIELD_MANAGER,
+    GROUP,
+    PLURAL,
+    Platform,
+    RenderError,
+    ServingTemplate,
+    deployment_selector,
+    endpoint_name,
+    endpoint_url,
+    render_endpoint,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class TemplateCache:
+    """Serving templates read from their ConfigMaps, cached briefly and dropped when one changes."""
+
+    def __init__(self, api_client: Any, namespace: str, ttl: float = 30.0) -> None:
+        self._api_client = api_client
+        self.namespace = namespace
+        self._ttl = ttl
+        self._lock = threading.Lock()
+        self._entries: dict[str, tuple[float, ServingTemplate | None]] = {}
+
+    def forget(self, name: str) -> None:
+        with self._lock:
+            self._entries.pop(name, None)
+
+    def get(self, name: str) -> ServingTemplate | None:
+        """The serving template ``name``, or None when no labelled ConfigMap of that name exists."""
+        now = time.monotonic()
+        with self._lock:
+            cached = self._entries.get(name)
+        if cached is not None and now - cached[0] < self._ttl:
+            return cached[1]
+        try:
+            configmap = kube.call_json(
+                self._api_client, "CoreV1Api", "read_namespaced_config_map", name, self.namespace
+            )
+        except NotFound:
+            template = None
+        else:
+            labels = configmap.get("metadata", {}).get("labels") or {}
+            is_template = labels.get(TEMPLATE_LABEL) == "true"
+            template = ServingTemplate(name, dict(configmap.get("data") or {})) if is_template else None
+        with self._lock:
+            self._entries[name] = (now, template)
+        return template
+
+
+def _digest(objects: list[dict[str, Any]]) -> str:
+    return hashlib.sha256(json.dumps(objects, sort_keys=True).encode()).hexdigest()
+
+
+class Reconciler:
+    def __init__(
+        self,
+        api_client: Any,
+        *,
+        platform: Platform,
+        templates: TemplateCache,
+        reapply_seconds: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._api_client = api_client
+        self.platform = platform
+        self.templates = templates
+        self._reapply_seconds = reapply_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        # key -> (digest of what was last applied, when): an unchanged render is not re-sent on every
+        # status event, but is re-applied after ``reapply_seconds`` to undo drift.
+        self._applied: dict[str, tuple[str, float]] = {}
+        self.applies = 0
+
+    def _call(self, api: str, method: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return kube.call_json(self._api_client, api, method, *args, **kwargs)
+
+    def _write_status(self, cr: dict[str, Any], status: dict[str, Any]) -> bool:
+        if cr.get("status") == status:
+            return False
+        metadata = cr["metadata"]
+        self._call(
+            "CustomObjectsApi",
+            "patch_namespaced_custom_object_status",
+            GROUP,
+            "v1",
+            metadata["namespace"],
+            PLURAL,
+            metadata["name"],
+            {"status": status},
+            _content_type="application/merge-patch+json",
+        )
+        return True
+
+    def _needs_apply(self, key: str, digest: str) -> bool:
+        with self._lock:
+            last = self._applied.get(key)
+        return last is None or last[0] != digest or self._clock() - last[1] > self._reapply_seconds
+
+    def reconcile(self, namespace: str, name: str) -> str:
+        """Converge one endpoint; returns its state. Raises ImmError when a retry may help."""
+        key = f"{namespace}/{name}"
+        try:
+            cr = self._call("CustomObjectsApi", "get_namespaced_custom_object", GROUP, "v1", namespace, PLURAL, name)
+        except NotFound:
+            with self._lock:
+                self._applied.pop(key, None)
+            return "Deleted"  # the children go with it, through their owner references
+        if cr["metadata"].get("deletionTimestamp"):
+            return "Deleting"
+        url = endpoint_url(cr, self.platform)
+        serving = str(cr.get("spec", {}).get("servingName") or "")
+        template = self.templates.get(serving) if serving else None
+        if template is None:
+            message = f"serving template {serving!r} does not exist in namespace {self.templates.namespace}"
+            self._write_status(cr, status_rules.failure_status(cr, status_rules.SERVING_NOT_FOUND, message, url=url))
+            return status_rules.DEGRADED
+        try:
+            objects = render_endpoint(cr, template, self.platform)
+        except RenderError as exc:
+            message = f"serving template {serving!r} failed to render: {exc}"
+            self._write_status(cr, status_rules.failure_status(cr, status_rules.RENDER_FAILED, message, url=url))
+            return status_rules.DEGRADED
+
+        digest = _digest(objects)
+        deployment: dict[str, Any] | None = None
+        rendered_deployment = next(o for o in objects if o["kind"] == "Deployment")
+        if self._needs_apply(key, digest):
+            for obj in objects:
+                try:
+                    applied = kube.server_side_apply(self._api_client, obj, FIELD_MANAGER)
+                except (BadRequest, Forbidden, NotFound) as exc:
+                    message = f"{obj['kind']} {name}: {exc.description or exc.title}"
+                    self._write_status(cr, status_rules.failure_status(cr, status_rules.APPLY_FAILED, message, url=url))
+                    raise
+                self.applies += 1
+                if obj["kind"] == "Deployment":
+                    deployment = applied
+            with self._lock:
+                self._applied[key] = (digest, self._clock())
+        if deployment is None:
+            deployment = self._call("AppsV1Api", "read_namespaced_deployment", endpoint_name(cr), namespace)
+
+        selector = f"{ENDPOINT_LABEL}={endpoint_name(cr)}"
+        pods: list[dict[str, Any]] = []
+        replicasets: list[dict[str, Any]] = []
+        draft = status_rules.endpoint_status(
+            cr, deployment, pods=(), replicasets=(), url=url, selector=deployment_selector(rendered_deployment)
+        )
+        if draft["state"] != status_rules.READY:
+            # Only an endpoint that is not ready costs the extra reads that explain why.
+            pods = self._call("CoreV1Api", "list_namespaced_pod", namespace, label_selector=selector)["items"]
+            replicasets = self._call("AppsV1Api", "list_namespaced_replica_set", namespace, label_selector=selector)[
+                "items"
+            ]
+        status = status_rules.endpoint_status(
+            cr,
+            deployment,
+            pods=pods,
+            replicasets=replicasets,
+            url=url,
+            selector=deployment_selector(rendered_deployment),
+        )
+        self._write_status(cr, status)
+        return str(status["state"])

@@ -1,0 +1,262 @@
+"""Rendering an InferenceEndpoint through its serving template: pure functions, no I/O.
+
+Why Jinja2 in a sandbox: templates are data that platform admins edit through the API, so a template
+must not reach Python internals (``ImmutableSandboxedEnvironment``), and a misspelt variable must
+fail loudly instead of rendering an empty string (``StrictUndefined``). Values reach YAML only
+through the ``q`` / ``json`` filters, which emit JSON literals (valid YAML flow scalars), so a
+value such as ``+1``, ``"`` or ``a: b`` can neither break nor inject structure. The original used
+Go's ``html/template`` and HTML-escaped values (``+`` became ``&#43;``); there is no HTML here, so
+autoescaping is off.
+
+The controller, not the template, owns the invariants every object must keep: its name and
+namespace, the ownership labels, the owner reference to the CR, and the pod-template annotation
+holding a hash of the rendered config (so a model or policy change rolls the pods). Templates can
+therefore not forget them, and an admin-supplied template cannot write outside the tenant.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from jinja2 import StrictUndefined, TemplateError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from servings.catalogue import PARTS, data_key
+
+GROUP = "ai.intel.com"
+API_VERSION = f"{GROUP}/v1"
+KIND = "InferenceEndpoint"
+PLURAL = "inference-endpoints"
+FIELD_MANAGER = "imm-controller"
+
+ENDPOINT_LABEL = f"{GROUP}/inference-endpoint"
+CONFIG_HASH_ANNOTATION = f"{GROUP}/config-hash"
+OWNERSHIP_LABELS = {
+    "app.kubernetes.io/managed-by": FIELD_MANAGER,
+    "app.kubernetes.io/part-of": "inference-model-manager",
+}
+MANAGED_SELECTOR = "app.kubernetes.io/managed-by=" + FIELD_MANAGER
+DEFAULT_REPLICAS = 1
+DEFAULT_VERSION_POLICY = "{latest{}}"
+
+
+class RenderError(Exception):
+    """A template that cannot produce valid objects for this endpoint; reported on the CR."""
+
+
+@dataclass(frozen=True)
+class Platform:
+    """Platform-wide values every template may use (the original's "global template values")."""
+
+    domain: str
+    s3_use_https: bool = False
+    s3_verify_ssl: bool = False
+    inference_port: int = 443
+
+
+@dataclass(frozen=True)
+class ServingTemplate:
+    """One serving: its name and the template text of each part, keyed as in the ConfigMap."""
+
+    name: str
+    data: Mapping[str, str]
+
+    def source(self, part: str) -> str:
+        try:
+            return self.data[data_key(part)]
+        except KeyError:
+            raise RenderError(f"serving template {self.name!r} has no {data_key(part)!r}") from None
+
+
+def _quote(value: Any) -> str:
+    """A JSON string literal: safe as a YAML scalar and as a protobuf-text string."""
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+def _json(value: Any) -> str:
+    """Any value as compact JSON, which YAML reads as a flow collection or scalar."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=False)
+
+
+def _environment() -> ImmutableSandboxedEnvironment:
+    env = ImmutableSandboxedEnvironment(
+        undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True, trim_blocks=False
+    )
+    env.filters["q"] = _quote
+    env.filters["json"] = _json
+    return env
+
+
+_ENV = _environment()
+
+_POLICY = re.compile(r"^\s*\{\s*(latest|all|specific)\s*\{(.*)\}\s*\}\s*$", re.DOTALL)
+_VERSION = re.compile(r"versions:\s*(\d+)")
+
+
+def parse_version_policy(policy: str) -> dict[str, Any]:
+    """``{specific{versions:1 versions:12 }}`` -> ``{"kind": "specific", "versions": [1, 12]}``.
+
+    Versions are read as whole numbers, so multi-digit versions survive (the original split them).
+    """
+    match = _POLICY.match(policy)
+    if match is None:
+        raise RenderError(f"modelVersionPolicy {policy!r} is not latest, all or specific versions")
+    kind = match.group(1)
+    versions = [int(v) for v in _VERSION.findall(match.group(2))] if kind == "specific" else []
+    if kind == "specific" and not versions:
+        raise RenderError(f"modelVersionPolicy {policy!r} names no version")
+    return {"kind": kind, "versions": versions}
+
+
+def endpoint_name(cr: Mapping[str, Any]) -> str:
+    """Children are named after ``spec.endpointName`` (the original's rule), kept equal to the CR name."""
+    return str(cr.get("spec", {}).get("endpointName") or cr["metadata"]["name"])
+
+
+def endpoint_host(cr: Mapping[str, Any], platform: Platform) -> str:
+    return f"{endpoint_name(cr)}-{cr['metadata']['namespace']}.{platform.domain}"
+
+
+def endpoint_url(cr: Mapping[str, Any], platform: Platform) -> str:
+    """The URL the API documents: ``<endpoint>-<tenant>.<PLATFORM_DOMAIN>:<port>``."""
+    return f"{endpoint_host(cr, platform)}:{platform.inference_port}"
+
+
+def desired_replicas(cr: Mapping[str, Any]) -> int:
+    """``spec.replicas`` as written; 0 means 0 (the original's ``or 1`` turned it into 1)."""
+    replicas = cr.get("spec", {}).get("replicas")
+    return DEFAULT_REPLICAS if replicas is None else int(replicas)
+
+
+def template_context(cr: Mapping[str, Any], platform: Platform) -> dict[str, Any]:
+    """The variables a template sees (documented in docs/servings.md)."""
+    spec = cr.get("spec", {})
+    resources = spec.get("resources") or {}
+    policy = spec.get("modelVersionPolicy") or DEFAULT_VERSION_POLICY
+    name = endpoint_name(cr)
+    tenant = str(cr["metadata"]["namespace"])
+    return {
+        "endpoint": {"name": name, "namespace": tenant, "uid": cr["metadata"].get("uid", "")},
+        "tenant": tenant,
+        "spec": {
+            "modelName": str(spec.get("modelName", "")),
+            "modelVersionPolicy": policy,
+            "subjectName": str(spec.get("subjectName", "")),
+            "servingName": str(spec.get("servingName", "")),
+            "replicas": desired_replicas(cr),
+            "resources": {
+                "requests": {str(k): str(v) for k, v in (resources.get("requests") or {}).items()},
+                "limits": {str(k): str(v) for k, v in (resources.get("limits") or {}).items()},
+            },
+        },
+        "versionPolicy": parse_version_policy(policy),
+        "host": endpoint_host(cr, platform),
+        "platformDomain": platform.domain,
+        "s3UseHttps": "1" if platform.s3_use_https else "0",
+        "s3VerifySsl": "1" if platform.s3_verify_ssl else "0",
+    }
+
+
+def render_part(template: ServingTemplate, part: str, context: Mapping[str, Any]) -> dict[str, Any]:
+    """Render one part to a Kubernetes object, checking it is the kind that part must be."""
+    try:
+        text = _ENV.from_string(template.source(part)).render(context)
+    except TemplateError as exc:
+        raise RenderError(f"{data_key(part)}: {type(exc).__name__}: {exc}") from None
+    try:
+        obj = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise RenderError(f"{data_key(part)}: the rendered text is not YAML: {exc}") from None
+    api_version, kind = PARTS[part]
+    if not isinstance(obj, dict) or obj.get("apiVersion") != api_version or obj.get("kind") != kind:
+        raise RenderError(f"{data_key(part)}: must render one {api_version} {kind}")
+    if not isinstance(obj.get("metadata", {}), dict):
+        raise RenderError(f"{data_key(part)}: metadata must be a mapping")
+    return obj
+
+
+def owner_reference(cr: Mapping[str, Any]) -> dict[str, Any]:
+    """The controller reference that makes Kubernetes garbage-collect the children with the CR."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "name": cr["metadata"]["name"],
+        "uid": cr["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def config_hash(configmap: Mapping[str, Any]) -> str:
+    """A short, stable digest of the rendered config; it changes exactly when the pods must reload."""
+    payload = json.dumps(
+        {"data": configmap.get("data") or {}, "binaryData": configmap.get("binaryData") or {}}, sort_keys=True
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _own(obj: dict[str, Any], cr: Mapping[str, Any], name: str) -> dict[str, Any]:
+    metadata = obj.setdefault("metadata", {})
+    metadata["name"] = name
+    metadata["namespace"] = cr["metadata"]["namespace"]
+    metadata["labels"] = {**(metadata.get("labels") or {}), **OWNERSHIP_LABELS, ENDPOINT_LABEL: name}
+    metadata["ownerReferences"] = [owner_reference(cr)]
+    return obj
+
+
+def render_endpoint(cr: Mapping[str, Any], template: ServingTemplate, platform: Platform) -> list[dict[str, Any]]:
+    """The four children of an endpoint, in apply order (ConfigMap, Service, Deployment, Ingress).
+
+    Raises RenderError for anything the endpoint's owner or the template's admin must fix.
+    """
+    context = template_context(cr, platform)
+    name = context["endpoint"]["name"]
+    objects = {part: _own(render_part(template, part, context), cr, name) for part in PARTS}
+    deployment = objects["deployment"]
+    spec = deployment.get("spec")
+    if not isinstance(spec, dict) or not isinstance(spec.get("template"), dict):
+        raise RenderError(f"{data_key('deployment')}: spec.template must be a mapping")
+    # 0 means 0, whatever the template wrote.
+    spec["replicas"] = context["spec"]["replicas"]
+    pod_template: dict[str, Any] = spec["template"]
+    pod_metadata = pod_template.setdefault("metadata", {})
+    pod_metadata["labels"] = {**(pod_metadata.get("labels") or {}), **OWNERSHIP_LABELS, ENDPOINT_LABEL: name}
+    pod_metadata["annotations"] = {
+        **(pod_metadata.get("annotations") or {}),
+        CONFIG_HASH_ANNOTATION: config_hash(objects["configMap"]),
+    }
+    return [copy.deepcopy(objects[part]) for part in PARTS]
+
+
+def deployment_selector(deployment: Mapping[str, Any]) -> str:
+    """The Deployment's selector as a label-selector string (``status.selector`` for the scale subresource)."""
+    labels = deployment.get("spec", {}).get("selector", {}).get("matchLabels", {}) or {}
+    return ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
+
+
+SAMPLE_ENDPOINT: dict[str, Any] = {
+    "apiVersion": API_VERSION,
+    "kind": KIND,
+    "metadata": {"name": "sample", "namespace": "sample-tenant", "uid": "00000000-0000-0000-0000-000000000000"},
+    "spec": {
+        "endpointName": "sample",
+        "modelName": "resnet",
+        "modelVersionPolicy": "{specific{versions:1 versions:12 }}",
+        "subjectName": "client.example.com",
+        "servingName": "sample",
+        "replicas": 2,
+        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
+    },
+}
+
+
+def render_sample(template: ServingTemplate, platform: Platform) -> list[dict[str, Any]]:
+    """Render against a sample endpoint: how an admin's template is checked before it is saved."""
+    return render_endpoint(SAMPLE_ENDPOINT, template, platform)

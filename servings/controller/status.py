@@ -1,0 +1,216 @@
+"""The InferenceEndpoint ``status`` as a pure function of what the cluster shows.
+
+Why conditions: ``Ready`` / ``Progressing`` / ``Degraded`` with a machine ``reason`` and a human
+``message`` answer "why is my endpoint not serving?" without kubectl access to pods and events,
+which tenants of the original never had (its status was never even written). The reasons are
+stable and documented in docs/servings.md.
+
+``lastTransitionTime`` only moves when a condition's status flips, so an unchanged world gives a
+byte-identical status and the controller writes nothing (no write, no watch event, no loop).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from servings.controller.rendering import desired_replicas
+
+READY = "Ready"
+PROGRESSING = "Progressing"
+DEGRADED = "Degraded"
+
+# Reasons (published; docs/servings.md).
+SERVING_NOT_FOUND = "ServingNotFound"
+RENDER_FAILED = "RenderFailed"
+APPLY_FAILED = "ApplyFailed"
+QUOTA_EXCEEDED = "QuotaExceeded"
+REPLICA_FAILURE = "ReplicaFailure"
+UNSCHEDULABLE = "Unschedulable"
+IMAGE_PULL_FAILED = "ImagePullFailed"
+CRASH_LOOP = "CrashLoop"
+CONTAINER_CONFIG_ERROR = "ContainerConfigError"
+PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
+
+_QUOTA = re.compile(r"exceeded quota: ([^,\s]+)")
+_IMAGE_PULL = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
+_CONFIG = {"CreateContainerConfigError", "CreateContainerError"}
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def condition(
+    kind: str,
+    status: bool,
+    reason: str,
+    message: str,
+    *,
+    generation: int,
+    previous: Iterable[Mapping[str, Any]] = (),
+    now: str | None = None,
+) -> dict[str, Any]:
+    """One condition; keeps the previous ``lastTransitionTime`` when the status did not flip."""
+    value = "True" if status else "False"
+    before = next((c for c in previous if c.get("type") == kind), None)
+    if before is not None and before.get("status") == value and before.get("lastTransitionTime"):
+        transition = str(before["lastTransitionTime"])
+    else:
+        transition = now or now_rfc3339()
+    return {
+        "type": kind,
+        "status": value,
+        "reason": reason,
+        "message": message,
+        "observedGeneration": generation,
+        "lastTransitionTime": transition,
+    }
+
+
+def explain_deployment(deployment: Mapping[str, Any]) -> tuple[str, str] | None:
+    """A failure the Deployment (or its ReplicaSet, whose ReplicaFailure it copies) reports."""
+    for cond in deployment.get("status", {}).get("conditions") or []:
+        if cond.get("type") == "ReplicaFailure" and cond.get("status") == "True":
+            message = str(cond.get("message") or cond.get("reason") or "")
+            quota = _QUOTA.search(message)
+            if quota:
+                return QUOTA_EXCEEDED, f"ResourceQuota {quota.group(1)} is exhausted: {message}"
+            return REPLICA_FAILURE, message
+        if cond.get("type") == "Progressing" and cond.get("reason") == "ProgressDeadlineExceeded":
+            return PROGRESS_DEADLINE_EXCEEDED, str(cond.get("message") or "")
+    return None
+
+
+def explain_replicasets(replicasets: Iterable[Mapping[str, Any]]) -> tuple[str, str] | None:
+    """The same, read from the ReplicaSets directly (they report it before the Deployment copies it)."""
+    for replicaset in replicasets:
+        found = explain_deployment(replicaset)
+        if found is not None:
+            return found
+    return None
+
+
+def explain_pods(pods: Iterable[Mapping[str, Any]]) -> tuple[str, str] | None:
+    """The first pod-level reason a pod is not ready: unschedulable, image pull, crash loop, config."""
+    for pod in pods:
+        name = pod.get("metadata", {}).get("name", "?")
+        status = pod.get("status", {})
+        for cond in status.get("conditions") or []:
+            scheduled = cond.get("type") == "PodScheduled" and cond.get("status") == "False"
+            if scheduled and cond.get("reason") == "Unschedulable":
+                return UNSCHEDULABLE, f"pod {name}: {cond.get('message', 'no node fits')}"
+        for container in status.get("containerStatuses") or []:
+            waiting = (container.get("state") or {}).get("waiting") or {}
+            reason = waiting.get("reason")
+            detail = waiting.get("message") or reason
+            if reason in _IMAGE_PULL:
+                return IMAGE_PULL_FAILED, f"pod {name}, container {container.get('name')}: {detail}"
+            if reason == "CrashLoopBackOff":
+                restarts = container.get("restartCount", 0)
+                return CRASH_LOOP, f"pod {name}, container {container.get('name')} restarted {restarts} times: {detail}"
+            if reason in _CONFIG:
+                return CONTAINER_CONFIG_ERROR, f"pod {name}, container {container.get('name')}: {detail}"
+    return None
+
+
+def _generation(cr: Mapping[str, Any]) -> int:
+    return int(cr.get("metadata", {}).get("generation") or 0)
+
+
+def failure_status(cr: Mapping[str, Any], reason: str, message: str, *, url: str | None = None) -> dict[str, Any]:
+    """The status of an endpoint the controller could not turn into objects (nothing was applied)."""
+    previous = cr.get("status", {}).get("conditions") or []
+    generation = _generation(cr)
+    old = cr.get("status") or {}
+    status: dict[str, Any] = {
+        "observedGeneration": generation,
+        "replicas": int(old.get("replicas") or 0),
+        "readyReplicas": int(old.get("readyReplicas") or 0),
+        "availableReplicas": int(old.get("availableReplicas") or 0),
+        "state": DEGRADED,
+        "message": message,
+        "conditions": [
+            condition(READY, False, reason, message, generation=generation, previous=previous),
+            condition(PROGRESSING, False, reason, message, generation=generation, previous=previous),
+            condition(DEGRADED, True, reason, message, generation=generation, previous=previous),
+        ],
+    }
+    if old.get("selector"):
+        status["selector"] = old["selector"]
+    if url is not None:
+        status["url"] = url
+    return status
+
+
+def endpoint_status(
+    cr: Mapping[str, Any],
+    deployment: Mapping[str, Any],
+    *,
+    pods: Iterable[Mapping[str, Any]],
+    replicasets: Iterable[Mapping[str, Any]],
+    url: str,
+    selector: str,
+) -> dict[str, Any]:
+    """The status of an endpoint whose objects were applied, from its Deployment, ReplicaSets and pods."""
+    previous = cr.get("status", {}).get("conditions") or []
+    generation = _generation(cr)
+    desired = desired_replicas(cr)
+    dep_status = deployment.get("status") or {}
+    current = int(dep_status.get("observedGeneration") or 0) >= int(
+        deployment.get("metadata", {}).get("generation") or 1
+    )
+    replicas = int(dep_status.get("replicas") or 0)
+    ready = int(dep_status.get("readyReplicas") or 0)
+    available = int(dep_status.get("availableReplicas") or 0)
+    updated = int(dep_status.get("updatedReplicas") or 0)
+    rolled_out = current and replicas == desired and updated == desired and available == desired
+    counts = f"{available}/{desired} replicas available, {ready} ready, {updated} updated"
+
+    problem = None
+    if not rolled_out:
+        problem = explain_deployment(deployment) or explain_replicasets(replicasets) or explain_pods(pods)
+
+    if rolled_out:
+        ready_cond = condition(
+            READY,
+            True,
+            "ScaledToZero" if desired == 0 else "Available",
+            "scaled to 0 replicas" if desired == 0 else f"all {desired} replicas available",
+            generation=generation,
+            previous=previous,
+        )
+        progressing = condition(PROGRESSING, False, "RolloutComplete", counts, generation=generation, previous=previous)
+    else:
+        reason = problem[0] if problem else "RollingOut"
+        ready_cond = condition(READY, False, reason, counts, generation=generation, previous=previous)
+        stuck = problem is not None and problem[0] == PROGRESS_DEADLINE_EXCEEDED
+        progressing = condition(
+            PROGRESSING,
+            not stuck,
+            reason if stuck else "RollingOut",
+            counts,
+            generation=generation,
+            previous=previous,
+        )
+    if problem is not None:
+        degraded = condition(DEGRADED, True, problem[0], problem[1], generation=generation, previous=previous)
+        state, message = DEGRADED, problem[1]
+    else:
+        degraded = condition(
+            DEGRADED, False, "AsExpected", "no failure observed", generation=generation, previous=previous
+        )
+        state, message = (READY, ready_cond["message"]) if rolled_out else (PROGRESSING, counts)
+    return {
+        "observedGeneration": generation,
+        "replicas": replicas,
+        "readyReplicas": ready,
+        "availableReplicas": available,
+        "selector": selector,
+        "url": url,
+        "state": state,
+        "message": message,
+        "conditions": [ready_cond, progressing, degraded],
+    }

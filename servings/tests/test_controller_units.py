@@ -1,0 +1,249 @@
+"""The controller's pure parts: status rules, the work queue, leader election against a fake Lease API."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from inferencemgmt.errors import Conflict, NotFound
+from servings.controller import leader as leader_module
+from servings.controller import status as rules
+from servings.controller.leader import LeaderElector
+from servings.controller.workqueue import WorkQueue
+
+pytestmark = pytest.mark.unit
+
+CR = {"metadata": {"name": "e", "namespace": "t", "generation": 4}, "spec": {"replicas": 2}}
+
+
+def deployment(**status: Any) -> dict[str, Any]:
+    return {"metadata": {"generation": 7}, "status": {"observedGeneration": 7, **status}}
+
+
+def conditions(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["type"]: c for c in result["conditions"]}
+
+
+def compute(dep: dict[str, Any], cr: dict[str, Any] = CR, pods=(), replicasets=()) -> dict[str, Any]:
+    return rules.endpoint_status(cr, dep, pods=pods, replicasets=replicasets, url="e-t.d:443", selector="endpoint=e")
+
+
+def test_ready_when_all_replicas_are_updated_and_available():
+    result = compute(deployment(replicas=2, readyReplicas=2, availableReplicas=2, updatedReplicas=2))
+    found = conditions(result)
+    assert (found["Ready"]["status"], found["Ready"]["reason"]) == ("True", "Available")
+    assert (found["Progressing"]["status"], found["Degraded"]["status"]) == ("False", "False")
+    assert result["state"] == "Ready"
+    assert result["observedGeneration"] == 4
+    assert (result["replicas"], result["readyReplicas"], result["availableReplicas"]) == (2, 2, 2)
+    assert (result["url"], result["selector"]) == ("e-t.d:443", "endpoint=e")
+
+
+def test_zero_replicas_is_ready_scaled_to_zero():
+    cr = {**CR, "spec": {"replicas": 0}}
+    found = conditions(compute(deployment(), cr))
+    assert (found["Ready"]["status"], found["Ready"]["reason"]) == ("True", "ScaledToZero")
+
+
+def test_stale_deployment_generation_is_progressing():
+    dep = deployment(replicas=2, readyReplicas=2, availableReplicas=2, updatedReplicas=2, observedGeneration=6)
+    result = compute(dep)
+    assert result["state"] == "Progressing"
+    assert conditions(result)["Progressing"]["status"] == "True"
+
+
+def test_quota_exceeded_names_the_quota():
+    message = 'pods "e-1" is forbidden: exceeded quota: tiny, requested: requests.cpu=1, used: requests.cpu=0'
+    dep = deployment(
+        replicas=0,
+        conditions=[{"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate", "message": message}],
+    )
+    result = compute(dep)
+    degraded = conditions(result)["Degraded"]
+    assert (degraded["status"], degraded["reason"]) == ("True", "QuotaExceeded")
+    assert "ResourceQuota tiny" in degraded["message"]
+    assert conditions(result)["Ready"]["reason"] == "QuotaExceeded"
+    assert result["state"] == "Degraded"
+
+
+def test_quota_failure_read_from_the_replicaset_too():
+    replicaset = {
+        "status": {"conditions": [{"type": "ReplicaFailure", "status": "True", "message": "exceeded quota: q1, x"}]}
+    }
+    degraded = conditions(compute(deployment(replicas=0), replicasets=[replicaset]))["Degraded"]
+    assert degraded["reason"] == "QuotaExceeded"
+    assert "q1" in degraded["message"]
+
+
+@pytest.mark.parametrize(
+    ("pod_status", "reason"),
+    [
+        (
+            {
+                "conditions": [
+                    {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/2 nodes"}
+                ]
+            },
+            "Unschedulable",
+        ),
+        (
+            {"containerStatuses": [{"name": "c", "state": {"waiting": {"reason": "ImagePullBackOff"}}}]},
+            "ImagePullFailed",
+        ),
+        (
+            {
+                "containerStatuses": [
+                    {"name": "c", "restartCount": 5, "state": {"waiting": {"reason": "CrashLoopBackOff"}}}
+                ]
+            },
+            "CrashLoop",
+        ),
+        (
+            {
+                "containerStatuses": [
+                    {
+                        "name": "c",
+                        "state": {"waiting": {"reason": "CreateContainerConfigError", "message": "secret not found"}},
+                    }
+                ]
+            },
+            "ContainerConfigError",
+        ),
+    ],
+)
+def test_pod_problems_explain_non_readiness(pod_status, reason):
+    pod = {"metadata": {"name": "e-abc"}, "status": pod_status}
+    degraded = conditions(compute(deployment(replicas=2, updatedReplicas=2), pods=[pod]))["Degraded"]
+    assert (degraded["status"], degraded["reason"]) == ("True", reason)
+    assert "e-abc" in degraded["message"]
+
+
+def test_transition_time_kept_while_status_holds_so_rewrites_are_no_ops():
+    dep = deployment(replicas=2, readyReplicas=2, availableReplicas=2, updatedReplicas=2)
+    first = compute(dep)
+    again = compute(dep, {**CR, "status": first})
+    assert again == first
+
+
+def test_failure_status_for_unknown_serving():
+    result = rules.failure_status(CR, rules.SERVING_NOT_FOUND, "serving template 'x' does not exist", url="u")
+    found = conditions(result)
+    assert (found["Degraded"]["status"], found["Degraded"]["reason"]) == ("True", "ServingNotFound")
+    assert found["Ready"]["status"] == "False"
+    assert result["state"] == "Degraded"
+    assert result["message"] == "serving template 'x' does not exist"
+
+
+# --- work queue --------------------------------------------------------------------------------------
+def test_queue_dedupes_and_never_hands_one_key_to_two_workers():
+    queue = WorkQueue()
+    queue.add("a")
+    queue.add("a")
+    queue.add("b")
+    assert len(queue) == 2
+    assert queue.get(timeout=0) == "a"
+    queue.add("a")  # changed while being processed: must come back after done(), not now
+    assert queue.get(timeout=0) == "b"
+    assert queue.get(timeout=0) is None
+    queue.done("a")
+    assert queue.get(timeout=0) == "a"
+
+
+def test_queue_retry_backs_off_exponentially_and_forget_resets():
+    queue = WorkQueue(base_delay=0.01, max_delay=0.04)
+    assert [queue.retry("k") for _ in range(4)] == [0.01, 0.02, 0.04, 0.04]
+    queue.forget("k")
+    assert queue.retry("k") == 0.01
+    assert queue.get(timeout=1.0) == "k"
+
+
+def test_queue_shutdown_wakes_waiting_workers():
+    queue = WorkQueue()
+    results: list[str | None] = []
+    worker = threading.Thread(target=lambda: results.append(queue.get()))
+    worker.start()
+    queue.shut_down()
+    worker.join(timeout=2)
+    assert results == [None]
+
+
+# --- leader election ---------------------------------------------------------------------------------
+class FakeLeases:
+    """An in-memory Lease API with the API server's optimistic concurrency."""
+
+    def __init__(self) -> None:
+        self.lease: dict[str, Any] | None = None
+        self.version = 0
+
+    def __call__(self, api_client: Any, api: str, method: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        if method == "read_namespaced_lease":
+            if self.lease is None:
+                raise NotFound()
+            return self.lease
+        body = args[-1]
+        if method == "create_namespaced_lease" and self.lease is not None:
+            raise Conflict()
+        if method == "replace_namespaced_lease" and body["metadata"].get("resourceVersion") != str(self.version):
+            raise Conflict()
+        self.version += 1
+        self.lease = {**body, "metadata": {**body["metadata"], "resourceVersion": str(self.version)}}
+        return self.lease
+
+
+@pytest.fixture
+def leases(monkeypatch):
+    fake = FakeLeases()
+    monkeypatch.setattr(leader_module.kube, "call_json", fake)
+    return fake
+
+
+def elector(name: str, clock: list[float]) -> LeaderElector:
+    return LeaderElector(
+        None,
+        namespace="ns",
+        name="lease",
+        identity=name,
+        lease_seconds=10,
+        renew_deadline=6,
+        retry_period=1,
+        clock=lambda: clock[0],
+    )
+
+
+def test_only_one_candidate_leads_until_the_lease_expires(leases):
+    clock = [100.0]
+    first, second = elector("one", clock), elector("two", clock)
+    assert first.try_acquire_or_renew() is True
+    assert second.try_acquire_or_renew() is False
+    clock[0] += 5
+    assert first.try_acquire_or_renew() is True  # renewed: the record changed
+    assert second.try_acquire_or_renew() is False
+    clock[0] += 9  # the leader renewed 9 s ago, but "two" saw that renewal only now
+    assert second.try_acquire_or_renew() is False
+    clock[0] += 11  # unchanged for longer than the lease: the leader is gone
+    assert second.try_acquire_or_renew() is True
+    assert leases.lease["spec"]["holderIdentity"] == "two"
+    assert leases.lease["spec"]["leaseTransitions"] == 1
+
+
+def test_released_lease_is_taken_at_once(leases):
+    clock = [0.0]
+    first, second = elector("one", clock), elector("two", clock)
+    assert first.try_acquire_or_renew()
+    first.leading.set()
+    first.release()
+    assert leases.lease["spec"]["holderIdentity"] == ""
+    assert second.try_acquire_or_renew() is True
+
+
+def test_lease_taken_by_another_meanwhile_is_respected(leases):
+    clock = [0.0]
+    first = elector("one", clock)
+    assert first.try_acquire_or_renew()
+    stale = dict(leases.lease)
+    leases.version += 1  # somebody else wrote in between
+    leases.lease = {**stale, "metadata": {**stale["metadata"], "resourceVersion": str(leases.version)}}
+    leases.lease["spec"] = {**stale["spec"], "holderIdentity": "other", "renewTime": "later"}
+    assert first.try_acquire_or_renew() is False
