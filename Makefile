@@ -49,3 +49,6 @@ test: devstack ## Every test: unit, then integration against the devstack
 
 test-unit: venv ## Unit tests only (no services)
 	@$(PY) -m pytest -m unit $(PYTEST_ARGS)
+
+dev: devstack ## Run the platform, then the API and console (:8000), a worker and the controller
+	@scripts/dev.sh

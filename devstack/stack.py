@@ -41,6 +41,7 @@ def environment() -> dict[str, str]:
     env = {
         "KUBECONFIG": str(cluster.kubeconfig_path("admin")),
         "IMM_KUBECONFIG": str(cluster.kubeconfig_path("management-api")),
+        "IMM_CONTROLLER_KUBECONFIG": str(cluster.kubeconfig_path("controller")),
         "IMM_DEVSTACK_CA_FILE": str(pki.ensure_ca().cert),
         "IMM_SYSTEM_NAMESPACE": SYSTEM_NAMESPACE,
         "SERVING_TEMPLATES_NAMESPACE": SERVINGS_NAMESPACE,

@@ -83,17 +83,18 @@ def tenant_name(admin_k8s: client.ApiClient, s3: Any) -> Iterator[str]:
     name = f"t{uuid.uuid4().hex[:10]}"
     yield name
     core = client.CoreV1Api(admin_k8s)
-    try:
-        core.delete_namespace(name)
-    except ApiException as exc:
-        if exc.status != 404:
-            raise
-    try:
-        for item in s3.list_objects_v2(Bucket=name).get("Contents", []):
-            s3.delete_object(Bucket=name, Key=item["Key"])
-        s3.delete_bucket(Bucket=name)
-    except s3.exceptions.NoSuchBucket:
-        pass
+    for leftover in (name, f"fault-{name}"):
+        try:
+            core.delete_namespace(leftover)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+        try:
+            for item in s3.list_objects_v2(Bucket=leftover).get("Contents", []):
+                s3.delete_object(Bucket=leftover, Key=item["Key"])
+            s3.delete_bucket(Bucket=leftover)
+        except s3.exceptions.NoSuchBucket:
+            pass
 
 
 def body(name: str, scope: Any = "team-a", **quota: Any) -> dict[str, Any]:
