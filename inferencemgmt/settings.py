@@ -1,7 +1,7 @@
 """Django settings for the Inference Model Manager.
 
 Every environment variable the project reads is read here, through the strict readers in
-``inferencemgmt.environ``, and nowhere else. ``docs/configuration.md`` lists each one with its default.
+``inferencemgmt.environ``, and nowhere else. The README lists each one with its default.
 """
 
 from __future__ import annotations
