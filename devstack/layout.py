@@ -71,6 +71,7 @@ class Ports:
     redis: int = _port("IMM_DEVSTACK_REDIS_PORT", 16379)
     ldap: int = _port("IMM_DEVSTACK_LDAP_PORT", 13389)
     dex: int = _port("IMM_DEVSTACK_DEX_PORT", 15556)
+    postgres: int = _port("IMM_DEVSTACK_POSTGRES_PORT", 15432)
 
 
 PORTS = Ports()

@@ -18,12 +18,12 @@ import time
 from pathlib import Path
 from types import ModuleType
 
-from devstack import cluster, pki, storage
+from devstack import cluster, database, pki, storage
 from devstack.layout import ENV_FILE, PLATFORM_DOMAIN, SERVINGS_NAMESPACE, STATE, SYSTEM_NAMESPACE
 from devstack.proc import Part, recorded_pid, say, stop
 
 # Every part's name, in start order; `down` goes in reverse.
-ORDER = ["redis", "s3", "slapd", "dex", "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"]
+ORDER = ["redis", "postgres", "s3", "slapd", "dex", "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"]
 
 
 def _idp() -> ModuleType | None:
@@ -51,6 +51,8 @@ def environment() -> dict[str, str]:
         "S3_SECRET_ACCESS_KEY": secret,
         "S3_REGION": "us-east-1",
         "REDIS_URL": storage.REDIS_URL,
+        # Not DATABASE_URL: the product stays on SQLite unless told otherwise (see the README).
+        "IMM_DEVSTACK_DATABASE_URL": database.url(),
     }
     idp = _idp()
     if idp is not None:
@@ -69,7 +71,7 @@ def up() -> None:
     began = time.monotonic()
     STATE.mkdir(parents=True, exist_ok=True)
     idp = _idp()
-    parts: list[Part] = [storage.redis_part(), storage.s3_part()]
+    parts: list[Part] = [storage.redis_part(), database.part(), storage.s3_part()]
     if idp is not None:
         parts += idp.parts()
     parts += cluster.parts(idp.apiserver_flags() if idp is not None else [])
@@ -77,6 +79,7 @@ def up() -> None:
         reused = recorded_pid(part.name) is not None
         waited = part.start()
         say(f"{part.name}: {'already running' if reused else 'started'}, ready in {waited:.1f}s")
+    database.ensure_database()
     cluster.bootstrap()
     cluster.wait_established()
     write_env()

@@ -1,0 +1,111 @@
+"""PostgreSQL for the devstack, from Debian's postgresql package.
+
+The product runs on SQLite by default and on PostgreSQL when DATABASE_URL says so; CI runs the
+suite on both, so the devstack offers a PostgreSQL server on loopback. PostgreSQL refuses to run as
+root, so when the devstack runs as root (CI machines) the server runs as the `postgres` user the
+Debian package creates, on a data directory it owns.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import secrets
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
+from devstack.layout import CONF, DATA, PORTS
+from devstack.proc import Part, StackError, say
+
+USER = "imm"
+DATABASE = "imm"
+
+
+def _bin(name: str) -> str:
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    if not found:
+        raise StackError(f"postgres: {name} not found (Debian package postgresql)")
+    return found[-1]
+
+
+def _as_owner() -> list[str]:
+    """Prefix that runs a command as the server's owner (postgres when we are root)."""
+    return ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+
+
+def password() -> str:
+    path = CONF / "postgres-password"
+    if not path.exists():
+        CONF.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(24))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def url() -> str:
+    return f"postgres://{USER}:{password()}@127.0.0.1:{PORTS.postgres}/{DATABASE}"
+
+
+def _init(data: Path) -> None:
+    """initdb once: a superuser `imm` (the test runner creates and drops its test database)."""
+    if (data / "PG_VERSION").exists():
+        return
+    say("postgres: initialising the data directory")
+    data.mkdir(parents=True, exist_ok=True)
+    pwfile = data.parent / "postgres-pwfile"
+    pwfile.write_text(password())
+    if os.geteuid() == 0:
+        owner = pwd.getpwnam("postgres")
+        for path in (data, pwfile):
+            os.chown(path, owner.pw_uid, owner.pw_gid)
+    result = subprocess.run(
+        [*_as_owner(), _bin("initdb"), "-D", str(data), "-U", USER, f"--pwfile={pwfile}",
+         "--auth-host=scram-sha-256", "--auth-local=scram-sha-256", "-E", "UTF8", "--no-instructions"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    pwfile.unlink(missing_ok=True)
+    if result.returncode != 0:
+        shutil.rmtree(data, ignore_errors=True)
+        raise StackError(f"postgres: initdb failed: {result.stderr.strip()[-800:]}")
+
+
+def _ready() -> bool:
+    with socket.create_connection(("127.0.0.1", PORTS.postgres), timeout=2):
+        pass
+    result = subprocess.run(
+        [_bin("pg_isready"), "-h", "127.0.0.1", "-p", str(PORTS.postgres), "-U", USER, "-d", "postgres"],
+        capture_output=True,
+    )
+    return result.returncode == 0
+
+
+def ensure_database() -> None:
+    """Create the `imm` database (for `make dev` with PostgreSQL) if it is missing."""
+    env = {**os.environ, "PGPASSWORD": password()}
+    base = [_bin("psql"), "-h", "127.0.0.1", "-p", str(PORTS.postgres), "-U", USER, "-d", "postgres", "-tAc"]
+    found = subprocess.run([*base, f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'"],
+                           capture_output=True, text=True, env=env)  # fmt: skip
+    if found.returncode != 0:
+        raise StackError(f"postgres: cannot query the server: {found.stderr.strip()}")
+    if found.stdout.strip() != "1":
+        subprocess.run([*base, f"CREATE DATABASE {DATABASE}"], check=True, capture_output=True, env=env)
+
+
+def part() -> Part:
+    data = DATA / "postgres"
+    _init(data)
+    sockets = DATA / "postgres-run"
+    sockets.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        owner = pwd.getpwnam("postgres")
+        os.chown(sockets, owner.pw_uid, owner.pw_gid)
+    return Part(
+        "postgres",
+        [*_as_owner(), _bin("postgres"), "-D", str(data), "-h", "127.0.0.1", "-p", str(PORTS.postgres),
+         "-k", str(sockets), "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"],
+        ready=_ready,
+        ports=(PORTS.postgres,),
+    )  # fmt: skip
