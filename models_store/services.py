@@ -355,20 +355,29 @@ def direct_upload_abort(identity: Identity, *, tenant: str, upload_id: str) -> d
 
 
 # --- housekeeping -------------------------------------------------------------------------------------
-def uploads_abort_stale(max_age: timedelta) -> int:
-    """Abort multipart uploads of either protocol older than ``max_age``: their parts use storage."""
+def uploads_abort_stale(max_age: timedelta, tenant: str | None = None) -> int:
+    """Abort multipart uploads of either protocol older than ``max_age``: their parts use storage.
+
+    Every tenant's by default (the periodic task); ``tenant`` limits it to one bucket.
+    """
     cutoff = timezone.now() - max_age
     aborted = 0
-    for upload in DirectUpload.objects.filter(state=DirectUpload.State.OPEN, created_at__lt=cutoff):
+    direct = DirectUpload.objects.filter(state=DirectUpload.State.OPEN, created_at__lt=cutoff)
+    if tenant is not None:
+        direct = direct.filter(tenant=tenant)
+    for upload in direct:
         with contextlib.suppress(NotFound):
             objectstore.multipart_abort(upload.tenant, upload.key, upload.s3_upload_id)
         DirectUpload.objects.filter(pk=upload.pk).update(state=DirectUpload.State.ABORTED, finished_at=timezone.now())
         aborted += 1
-    namespaces = kube.service_api("CoreV1Api").list_namespace(
-        label_selector=f"created_by={settings.PLATFORM_ADMIN_LABEL}"
-    )
-    for namespace in namespaces.items:
-        bucket = namespace.metadata.name
+    if tenant is None:
+        namespaces = kube.service_api("CoreV1Api").list_namespace(
+            label_selector=f"created_by={settings.PLATFORM_ADMIN_LABEL}"
+        )
+        buckets = [namespace.metadata.name for namespace in namespaces.items]
+    else:
+        buckets = [tenant]
+    for bucket in buckets:
         try:
             uploads = objectstore.multipart_uploads(bucket)
         except NotFound:

@@ -50,6 +50,22 @@ def _tenant(name: str) -> str:
     return name
 
 
+def _content_length(request: Request) -> int:
+    """The part's size, known before the first byte is sent (S3 needs it up front).
+
+    No Content-Length and no Transfer-Encoding is an empty body (RFC 9112 §6.3; how a client sends
+    the original protocol's empty last part); a chunked body of unknown size is refused (411).
+    """
+    raw = request.META.get("CONTENT_LENGTH") or ""
+    if raw.isascii() and raw.isdigit():
+        return int(raw)
+    if not raw and not request.META.get("HTTP_TRANSFER_ENCODING"):
+        return 0
+    raise BadRequest(
+        "Length required", "A part needs a Content-Length header.", code="content_length_required", status=411
+    )
+
+
 def _key(data: dict[str, Any]) -> str:
     return keys.object_key(data["modelName"], data["modelVersion"], data["fileName"], data.get("key"))
 
@@ -86,12 +102,7 @@ class UploadPartView(APIView):
         key = keys.object_key(model, version, query["fileName"], query.get("key") or None)
         part_number = keys.part_number(query["partNumber"])
         upload_id = services.upload_id_checked(query["uploadId"])
-        raw_length = request.META.get("CONTENT_LENGTH") or ""
-        if not raw_length.isdigit():
-            raise BadRequest(
-                "Length required", "A part needs a Content-Length header.", code="content_length_required", status=411
-            )
-        length = services.part_length_checked(int(raw_length))
+        length = services.part_length_checked(_content_length(request))
         body = RequestBody(request.stream, length)
         result = services.upload_part(
             _identity(request),
