@@ -430,3 +430,60 @@ def multipart_part_stream(
     message = _ERROR_MESSAGE.search(text)
     error = {"Code": code.group(1) if code else str(response.status), "Message": message.group(1) if message else ""}
     raise _translate_upload(ClientError({"Error": error}, "UploadPart"))  # type: ignore[typeddict-item]
+
+
+# --- server-side model work (extraction, import) --------------------------------------------------------
+# Memory of a streamed upload is about chunk size x concurrency: bounded, whatever the object size.
+TRANSFER_CHUNK_BYTES = 16 * 1024 * 1024
+TRANSFER_CONCURRENCY = 2
+
+
+class _GuardedStream:
+    """An object's body whose read errors are domain errors (the store went away mid-read)."""
+
+    def __init__(self, body: Any) -> None:
+        self._body = body
+
+    def read(self, size: int = -1, /) -> bytes:
+        try:
+            with s3_errors():
+                return bytes(self._body.read(None if size < 0 else size))
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise UpstreamUnavailable(OBJECT_STORE, f"{type(exc).__name__} while reading an object") from None
+
+    def close(self) -> None:
+        self._body.close()
+
+
+def object_stream(bucket: str, key: str) -> tuple[ReadableBody, int]:
+    """An object's bytes as a stream (never loaded whole) and its size."""
+    with s3_errors():
+        answer = client().get_object(Bucket=bucket, Key=key)
+    return _GuardedStream(answer["Body"]), int(answer.get("ContentLength", 0))
+
+
+def object_upload(bucket: str, key: str, body: ReadableBody) -> None:
+    """Store a stream of unknown length (a tar member, a download) in bounded chunks, multipart when large."""
+    from boto3.s3.transfer import TransferConfig
+
+    transfer = TransferConfig(
+        multipart_threshold=TRANSFER_CHUNK_BYTES,
+        multipart_chunksize=TRANSFER_CHUNK_BYTES,
+        max_concurrency=TRANSFER_CONCURRENCY,
+    )
+    with _upload_errors():
+        client().upload_fileobj(_ReadOnly(body), bucket, key, Config=transfer)  # type: ignore[arg-type]
+
+
+class _ReadOnly:
+    """Only ``read``: s3transfer then takes the non-seekable path instead of probing ``seekable()``,
+    which some streams (a tar member in stream mode) cannot answer."""
+
+    def __init__(self, body: ReadableBody) -> None:
+        self.read = body.read
+
+
+def object_copy(source_bucket: str, source_key: str, bucket: str, key: str) -> None:
+    """Server-side copy (multipart for large objects): the bytes never leave the store."""
+    with _upload_errors():
+        client().copy({"Bucket": source_bucket, "Key": source_key}, bucket, key)

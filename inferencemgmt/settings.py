@@ -288,3 +288,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env.number("IMM_UPLOAD_REAP_INTERVAL_SECONDS", 3600.0, minimum=10),
     },
 }
+# Model import from URLs: private, loopback and link-local addresses are refused unless allowed
+# (a tenant could otherwise make the worker fetch cluster-internal services into their bucket).
+IMM_MODEL_IMPORT_ALLOW_PRIVATE_ADDRESSES = env.boolean("IMM_MODEL_IMPORT_ALLOW_PRIVATE_ADDRESSES", False)
+IMM_MODEL_IMPORT_TIMEOUT_SECONDS = env.number("IMM_MODEL_IMPORT_TIMEOUT_SECONDS", 30.0, minimum=1)

@@ -15,17 +15,19 @@ import uuid
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from django.conf import settings
 from django.utils import timezone
 
 from inferencemgmt import kube, objectstore
+from inferencemgmt.api.validation import DNS_1123_LABEL, matches
 from inferencemgmt.auth.identity import Identity
 from inferencemgmt.errors import BadRequest, Conflict, NotFound
 from inferencemgmt.objectstore import OBJECT_SIZE_MAX, PART_NUMBER_MAX, PART_SIZE_MAX, PART_SIZE_MIN
 from inferencemgmt.operations.models import Operation
 from inferencemgmt.operations.services import operation_create
-from models_store import access, keys, selectors, tasks
+from models_store import access, importing, keys, selectors, tasks
 from models_store.models import DirectUpload, ModelVersion
 
 MIB = 1024 * 1024
@@ -391,3 +393,88 @@ def uploads_abort_stale(max_age: timedelta, tenant: str | None = None) -> int:
                     continue
                 aborted += 1
     return aborted
+
+
+# --- extraction and import (Operations) ---------------------------------------------------------------
+def model_extract(
+    identity: Identity, *, tenant: str, model: str, version: int, archive: str, keep_archive: bool = False
+) -> Operation:
+    """Unpack a tarball already in the tenant's bucket into ``<model>/<version>/`` (a task with progress)."""
+    access.tenant_access(identity, tenant, access.WRITE)
+    if objectstore.object_head(tenant, archive) is None:
+        raise NotFound(description=f"Archive {archive} does not exist", code="archive_not_found")
+    prefix = keys.version_prefix(model, version)
+    return operation_create(
+        task=tasks.extract_model_archive,
+        target=f"{tenant}/{prefix}",
+        identity=identity,
+        params={"tenant": tenant, "model": model, "version": version, "archive": archive, "keep": keep_archive},
+    )
+
+
+def model_extract_run(params: dict[str, Any], username: str, progress: Any) -> dict[str, Any]:
+    tenant, model, version = params["tenant"], params["model"], params["version"]
+    prefix = keys.version_prefix(model, version)
+    result = importing.archive_extract(tenant, params["archive"], prefix, progress)
+    if not params["keep"]:
+        objectstore.objects_delete(tenant, [params["archive"]])
+    model_version_record(tenant, model, version, username)
+    return {"model_path": prefix, **result}
+
+
+def _s3_source(source: str) -> tuple[str, str]:
+    bucket, _, prefix = source.removeprefix("s3://").partition("/")
+    if not matches(DNS_1123_LABEL, bucket) or len(bucket) > 63:
+        raise keys.invalid("source", f"{bucket!r} is not a tenant name.", code="source_invalid")
+    keys.relative_path(prefix.rstrip("/"), "source")
+    return bucket, prefix
+
+
+def model_import(
+    identity: Identity, *, tenant: str, model: str, version: int, source: str, path: str | None = None
+) -> Operation:
+    """Import into ``<model>/<version>/`` from ``s3://<tenant>/<path>`` (a tenant the caller may read;
+    copied inside the store) or from an http(s) URL (downloaded by a worker)."""
+    params: dict[str, Any] = {"tenant": tenant, "model": model, "version": version, "path": path}
+    if source.startswith("s3://"):
+        bucket, prefix = _s3_source(source)
+        access.tenant_access(identity, bucket, access.READ)
+        params.update(kind="s3", bucket=bucket, prefix=prefix)
+    else:
+        importing.url_checked(source)
+        name = path or unquote(urlsplit(source).path.rstrip("/").rsplit("/", 1)[-1])
+        params.update(kind="url", url=source, path=keys.relative_path(name, "path"))
+    access.tenant_access(identity, tenant, access.WRITE)
+    return operation_create(
+        task=tasks.import_model,
+        target=f"{tenant}/{keys.version_prefix(model, version)}",
+        identity=identity,
+        params=params,
+    )
+
+
+def model_import_run(params: dict[str, Any], username: str, progress: Any) -> dict[str, Any]:
+    tenant, model, version = params["tenant"], params["model"], params["version"]
+    prefix = keys.version_prefix(model, version)
+    if params["kind"] == "url":
+        result = importing.url_import(params["url"], tenant, prefix + params["path"], progress)
+        model_version_record(tenant, model, version, username)
+        return {"model_path": prefix, "files": 1, **result}
+    source_prefix: str = params["prefix"]
+    items = list(objectstore.objects_iter(params["bucket"], source_prefix))
+    if not items:
+        raise NotFound(description=f"Nothing at s3://{params['bucket']}/{source_prefix}", code="source_not_found")
+    progress.set_total(len(items))
+    target = prefix + (f"{params['path']}/" if params.get("path") else "")
+    single = len(items) == 1 and items[0]["key"] == source_prefix
+    for item in items:
+        if single:
+            relative = params.get("path") or source_prefix.rsplit("/", 1)[-1]
+            destination = prefix + relative
+        else:
+            base = source_prefix if source_prefix.endswith("/") else source_prefix + "/"
+            destination = target + item["key"][len(base) :]
+        objectstore.object_copy(params["bucket"], item["key"], tenant, destination)
+        progress.advance()
+    model_version_record(tenant, model, version, username)
+    return {"model_path": prefix, "files": len(items)}

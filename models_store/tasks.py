@@ -32,3 +32,21 @@ def abort_stale_uploads() -> int:
     aborted = services.uploads_abort_stale(timedelta(hours=settings.IMM_UPLOAD_MAX_AGE_HOURS))
     logger.info("Aborted %d stale multipart uploads", aborted)
     return aborted
+
+
+@operation_task("models.extract")
+def extract_model_archive(run: OperationRun) -> dict[str, Any]:
+    """Unpack a tarball in the tenant's bucket into a model version directory."""
+    from models_store import services
+
+    with run.step("extract") as progress:
+        return services.model_extract_run(run.params, run.identity.username, progress)
+
+
+@operation_task("models.import")
+def import_model(run: OperationRun) -> dict[str, Any]:
+    """Copy a model from another tenant's bucket path, or download it from an http(s) URL."""
+    from models_store import services
+
+    with run.step("import") as progress:
+        return services.model_import_run(run.params, run.identity.username, progress)

@@ -135,3 +135,18 @@ class DirectStartSerializer(serializers.Serializer[dict[str, Any]]):
 
 class DirectCompleteSerializer(serializers.Serializer[dict[str, Any]]):
     parts = ChecksummedPartsField(error_messages=required_messages("parts"))
+
+
+class ModelExtractSerializer(serializers.Serializer[dict[str, Any]]):
+    modelName = _name()  # noqa: N815
+    modelVersion = _version()  # noqa: N815
+    archive = _string("archive")
+    keepArchive = StrictBoolean(required=False, default=False)  # noqa: N815
+
+
+class ModelImportSerializer(serializers.Serializer[dict[str, Any]]):
+    modelName = _name()  # noqa: N815
+    modelVersion = _version()  # noqa: N815
+    # DRF's metaclass moves declared fields out of the class, so this does not shadow Field.source.
+    source = _string("source", max_length=4096)  # type: ignore[assignment]
+    path = StrictString(required=False, allow_null=True)

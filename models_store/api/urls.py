@@ -6,6 +6,8 @@ TENANT = r"^tenants/(?P<tenant>[^/]+)"
 
 urlpatterns = [
     re_path(rf"{TENANT}/models/?$", views.ModelCollectionView.as_view(), name="model-list"),
+    re_path(rf"{TENANT}/models/extract/?$", views.ModelExtractView.as_view(), name="model-extract"),
+    re_path(rf"{TENANT}/models/import/?$", views.ModelImportView.as_view(), name="model-import"),
     re_path(rf"{TENANT}/upload/?$", views.UploadPartView.as_view(), name="upload-part"),
     re_path(rf"{TENANT}/upload/start/?$", views.UploadStartView.as_view(), name="upload-start"),
     re_path(rf"{TENANT}/upload/done/?$", views.UploadDoneView.as_view(), name="upload-done"),

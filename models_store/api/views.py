@@ -201,11 +201,53 @@ class DirectUploadCompleteView(APIView):
         operation = services.direct_upload_complete(
             _identity(request), tenant=_tenant(tenant), upload_id=upload_id, checksums=data["parts"]
         )
-        if prefers_async(request):
-            return accepted(request, operation, upload_id)
-        operation = operation_wait(operation.pk, settings.IMM_OPERATION_WAIT_SECONDS)
-        if operation.state == Operation.State.SUCCEEDED:
-            return envelope("CREATED", operation.result)
-        if operation.state in (Operation.State.FAILED, Operation.State.ROLLED_BACK):
-            raise error_from_record(operation.error)
-        return accepted(request, operation, upload_id)
+        return _answer(request, operation, upload_id)
+
+
+def _answer(request: Request, operation: Operation, name: str) -> Response:
+    """Wait for the operation (bounded) and answer ``CREATED`` with its result, or 202 to follow it."""
+    if prefers_async(request):
+        return accepted(request, operation, name)
+    operation = operation_wait(operation.pk, settings.IMM_OPERATION_WAIT_SECONDS)
+    if operation.state == Operation.State.SUCCEEDED:
+        return envelope("CREATED", operation.result)
+    if operation.state in (Operation.State.FAILED, Operation.State.ROLLED_BACK):
+        raise error_from_record(operation.error)
+    return accepted(request, operation, name)
+
+
+class ModelExtractView(APIView):
+    @extend_schema(
+        request=bodies.ModelExtractSerializer,
+        summary="Unpack a tarball in the bucket into <model>/<version>/ (a task; Prefer: respond-async)",
+    )
+    def post(self, request: Request, tenant: str) -> Response:
+        data = _validated(bodies.ModelExtractSerializer, request.data)
+        operation = services.model_extract(
+            _identity(request),
+            tenant=_tenant(tenant),
+            model=keys.model_name(data["modelName"]),
+            version=data["modelVersion"],
+            archive=keys.relative_path(data["archive"], "archive"),
+            keep_archive=data["keepArchive"],
+        )
+        return _answer(request, operation, data["modelName"])
+
+
+class ModelImportView(APIView):
+    @extend_schema(
+        request=bodies.ModelImportSerializer,
+        summary="Import a model from s3://<tenant>/<path> or an http(s) URL (a task; Prefer: respond-async)",
+    )
+    def post(self, request: Request, tenant: str) -> Response:
+        data = _validated(bodies.ModelImportSerializer, request.data)
+        path = data.get("path")
+        operation = services.model_import(
+            _identity(request),
+            tenant=_tenant(tenant),
+            model=keys.model_name(data["modelName"]),
+            version=data["modelVersion"],
+            source=data["source"],
+            path=keys.relative_path(path, "path") if path else None,
+        )
+        return _answer(request, operation, data["modelName"])
