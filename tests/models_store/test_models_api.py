@@ -343,3 +343,10 @@ def test_a_bad_part_body_length_is_refused(call, tenant):
     assert answer.status_code == 400
     assert answer.json()["code"] == "part_size_invalid"
     assert json.loads(answer.content)["title"] == "Invalid parameter"
+
+
+@pytest.mark.parametrize("size", [10, 6 * MIB])
+def test_a_part_for_an_unknown_upload_is_404(call, tenant, size):
+    answer = call("alice", "put", upload_query(tenant, "no-such-upload", 1), raw=b"q" * size)
+    assert answer.status_code == 404, answer.content
+    assert answer.json()["code"] == "object_store_not_found"
