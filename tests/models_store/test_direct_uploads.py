@@ -141,3 +141,33 @@ def test_stale_uploads_of_both_protocols_are_aborted(call, clean_bucket, s3):
     assert uploads_abort_stale(timedelta(seconds=0), tenant) == 2
     assert s3.list_multipart_uploads(Bucket=tenant).get("Uploads", []) == []
     assert DirectUpload.objects.get(tenant=tenant).state == DirectUpload.State.ABORTED
+
+
+def test_completion_can_be_followed_as_a_task(call, clean_bucket, s3, operations_worker):
+    import time
+
+    tenant = clean_bucket
+    plan = call(
+        "alice", "post", f"/tenants/{tenant}/uploads", {"modelName": "tiny", "modelVersion": 5, "path": "m", "size": 3}
+    ).json()["data"]
+    assert put_part(plan["missing"][0]["url"], b"abc").status_code == 200
+    answer = call(
+        "alice",
+        "post",
+        f"/tenants/{tenant}/uploads/{plan['uploadId']}/complete",
+        {"parts": [{"partNumber": 1, "md5": md5(b"abc")}]},
+        HTTP_PREFER="respond-async",
+    )
+    assert answer.status_code == 202, answer.content
+    task = answer.json()["data"]["task"]
+    assert answer["Location"] == task["url"]
+    deadline = time.monotonic() + 30
+    state = task["state"]
+    while state not in ("SUCCEEDED", "FAILED") and time.monotonic() < deadline:
+        time.sleep(0.2)
+        followed = call("alice", "get", f"/tasks/{task['id']}").json()["data"]
+        state = followed["state"]
+    assert state == "SUCCEEDED"
+    assert followed["kind"] == "models.upload_complete"
+    assert followed["result"]["key"] == "tiny/5/m"
+    assert s3.get_object(Bucket=tenant, Key="tiny/5/m")["Body"].read() == b"abc"
