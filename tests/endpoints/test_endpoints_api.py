@@ -158,7 +158,7 @@ def test_max_endpoints_is_the_quota_object_count(platform):  # 27
         assert response.status_code in (200, 409), response.content
         return response.status_code == 200
 
-    wait_for(slot_free, 30, interval=1, what="the quota to count the deletion")
+    wait_for(slot_free, 120, interval=1, what="the quota to count the deletion")
 
 
 def test_parallel_creates_never_exceed_max_endpoints(platform):
@@ -397,7 +397,7 @@ def test_updates_reach_the_rendered_objects(platform, live):  # 32, 33
             and ingress.metadata.annotations.get("allowed-values") == "CN=updated"
         )
 
-    wait_for(rendered, 60, 1, "the ConfigMap and Ingress to follow the update")
+    wait_for(rendered, 180, 1, "the ConfigMap and Ingress to follow the update")
 
 
 def test_pause_remembers_and_resume_restores(platform, live):
@@ -450,6 +450,14 @@ def test_events_and_logs(platform, live):
     bad_tail = platform.call("alice", "get", f"{base}/logs?tail=many")
     assert bad_tail.status_code == 400
     assert bad_tail.json()["description"] == "tail: 'many' is not a whole number from 1 to 10000"
+
+
+def test_delete_lets_garbage_collection_take_the_children(platform, live):  # 38
+    created(platform, live, "collected")
+    wait_for(lambda: deployment(platform, live, "collected") is not None, 180, 1, "the Deployment")
+    assert platform.call("alice", "delete", f"/tenants/{live}/endpoints/collected").status_code == 200
+    wait_for(lambda: deployment(platform, live, "collected") is None, 180, 1, "the Deployment to be collected")
+    assert listed_status(platform, live, "collected") is None
 
 
 def test_admin_may_act_in_any_tenant(platform, team):
