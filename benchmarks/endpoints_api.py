@@ -67,13 +67,17 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
-def timed(samples: int, call: Callable[[], Any]) -> list[float]:
-    call()  # warm caches (token keys, clients) once, outside the figures
-    seconds = []
+def timed(samples: int, calls: dict[str, Callable[[], Any]]) -> dict[str, list[float]]:
+    """Each call ``samples`` times, taking turns, so that every variant sees the same cluster load
+    (the shared API server's load drifts; timing one variant after the other measures the drift)."""
+    for call in calls.values():
+        call()  # warm caches (token keys, clients) once, outside the figures
+    seconds: dict[str, list[float]] = {label: [] for label in calls}
     for _ in range(samples):
-        start = time.perf_counter()
-        call()
-        seconds.append(time.perf_counter() - start)
+        for label, call in calls.items():
+            start = time.perf_counter()
+            call()
+            seconds[label].append(time.perf_counter() - start)
     return seconds
 
 
@@ -208,34 +212,48 @@ def main() -> None:
         listed = api.get(f"/tenants/{big}/endpoints", **headers)
         assert listed.status_code == 200, listed.content
         assert len(listed.json()["data"]["endpoints"]) == args.endpoints
-        ours = timed(args.samples, lambda: api.get(f"/tenants/{big}/endpoints", **headers))
-        list_ratio = 0.0
-        for label, transport in (("as alice", as_alice), ("as admin", direct)):
-            base = timed(
-                args.samples,
-                lambda t=transport: (
-                    direct_json(t, "CustomObjectsApi", "list_namespaced_custom_object", GROUP, VERSION, big, PLURAL),
-                    direct_json(t, "AppsV1Api", "list_namespaced_deployment", big),
+
+        def lists(transport: Any) -> Callable[[], Any]:
+            return lambda: (
+                direct_json(
+                    transport, "CustomObjectsApi", "list_namespaced_custom_object", GROUP, VERSION, big, PLURAL
                 ),
+                direct_json(transport, "AppsV1Api", "list_namespaced_deployment", big),
             )
-            ratio = report(f"list, direct {label}", ours, base)
-            list_ratio = list_ratio or ratio
+
+        found = timed(
+            args.samples,
+            {
+                "api": lambda: api.get(f"/tenants/{big}/endpoints", **headers),
+                "as alice": lists(as_alice),
+                "as admin": lists(direct),
+            },
+        )
+        list_ratio = report("list, direct as alice", found["api"], found["as alice"])
+        report("list, direct as admin", found["api"], found["as admin"])
 
         middle = f"ep{args.endpoints // 2:04d}"
         selector = f"ai.intel.com/inference-endpoint={middle}"
-        ours = timed(args.samples, lambda: api.get(f"/tenants/{big}/endpoints/{middle}", **headers))
-        for label, transport in (("as alice", as_alice), ("as admin", direct)):
-            base = timed(
-                args.samples,
-                lambda t=transport: (
-                    direct_json(
-                        t, "CustomObjectsApi", "get_namespaced_custom_object", GROUP, VERSION, big, PLURAL, middle
-                    ),
-                    direct_json(t, "AppsV1Api", "list_namespaced_deployment", big, label_selector=selector),
-                    direct_json(t, "CoreV1Api", "list_namespaced_pod", big, label_selector=selector),
+
+        def reads(transport: Any) -> Callable[[], Any]:
+            return lambda: (
+                direct_json(
+                    transport, "CustomObjectsApi", "get_namespaced_custom_object", GROUP, VERSION, big, PLURAL, middle
                 ),
+                direct_json(transport, "AppsV1Api", "list_namespaced_deployment", big, label_selector=selector),
+                direct_json(transport, "CoreV1Api", "list_namespaced_pod", big, label_selector=selector),
             )
-            report(f"view, direct {label}", ours, base)
+
+        found = timed(
+            args.samples,
+            {
+                "api": lambda: api.get(f"/tenants/{big}/endpoints/{middle}", **headers),
+                "as alice": reads(as_alice),
+                "as admin": reads(direct),
+            },
+        )
+        report("view, direct as alice", found["api"], found["as alice"])
+        report("view, direct as admin", found["api"], found["as admin"])
 
         if args.ready:
             make_tenant(admin, small, args.ready + 1)
