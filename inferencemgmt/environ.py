@@ -9,7 +9,8 @@ secret or Docker secret) so they never have to sit in the process environment.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import TypeVar
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -22,6 +23,7 @@ class _Missing:
 
 
 REQUIRED = _Missing()
+N = TypeVar("N", int, float)
 
 
 def _raw(name: str, environ: Mapping[str, str] | None) -> str | None:
@@ -61,13 +63,14 @@ def boolean(name: str, default: bool | _Missing = REQUIRED, *, environ: Mapping[
     )
 
 
-def integer(
+def _numeric(
     name: str,
-    default: int | _Missing = REQUIRED,
-    *,
-    minimum: int | None = None,
-    environ: Mapping[str, str] | None = None,
-) -> int:
+    default: N | _Missing,
+    convert: Callable[[str], N],
+    kind: str,
+    minimum: N | None,
+    environ: Mapping[str, str] | None,
+) -> N:
     value = _raw(name, environ)
     if value is None:
         if isinstance(default, _Missing):
@@ -75,12 +78,22 @@ def integer(
         result = default
     else:
         try:
-            result = int(value)
+            result = convert(value)
         except ValueError:
-            raise ImproperlyConfigured(f"Environment variable {name} must be an integer, got {value!r}.") from None
+            raise ImproperlyConfigured(f"Environment variable {name} must be {kind}, got {value!r}.") from None
     if minimum is not None and result < minimum:
         raise ImproperlyConfigured(f"Environment variable {name} must be >= {minimum}, got {result}.")
     return result
+
+
+def integer(
+    name: str,
+    default: int | _Missing = REQUIRED,
+    *,
+    minimum: int | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> int:
+    return _numeric(name, default, int, "an integer", minimum, environ)
 
 
 def number(
@@ -90,19 +103,7 @@ def number(
     minimum: float | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> float:
-    value = _raw(name, environ)
-    if value is None:
-        if isinstance(default, _Missing):
-            raise _missing(name)
-        result = default
-    else:
-        try:
-            result = float(value)
-        except ValueError:
-            raise ImproperlyConfigured(f"Environment variable {name} must be a number, got {value!r}.") from None
-    if minimum is not None and result < minimum:
-        raise ImproperlyConfigured(f"Environment variable {name} must be >= {minimum}, got {result}.")
-    return result
+    return _numeric(name, default, float, "a number", minimum, environ)
 
 
 def string_list(

@@ -16,6 +16,14 @@ DATABASE = "database"
 REDIS = "redis"
 
 
+def _display(part: str) -> str:
+    return part[:1].upper() + part[1:]
+
+
+def _code(part: str) -> str:
+    return part.replace(" ", "_")
+
+
 class ImmError(Exception):
     """Base of every error the API turns into ``{"title", "description"?, "code"}``."""
 
@@ -119,9 +127,9 @@ class UpstreamError(ImmError):
     def __init__(self, part: str, description: str | None = None, *, code: str | None = None) -> None:
         self.part = part
         super().__init__(
-            f"Error from the {part}",
+            f"Error from {_display(part)}",
             description,
-            code=code or f"{part.replace(' ', '_')}_error",
+            code=code or f"{_code(part)}_error",
         )
 
 
@@ -143,8 +151,8 @@ class UpstreamUnavailable(ImmError):
     ) -> None:
         self.part = part
         super().__init__(
-            f"The {part} is unavailable",
+            f"{_display(part)} is unavailable",
             description,
-            code=code or f"{part.replace(' ', '_')}_unavailable",
+            code=code or f"{_code(part)}_unavailable",
             retry_after=retry_after,
         )

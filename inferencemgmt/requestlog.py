@@ -14,6 +14,8 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from django.core.signals import request_finished
+from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -42,10 +44,17 @@ class RequestIdMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         offered = request.headers.get(REQUEST_ID_HEADER, "")
         request_id = offered if _ACCEPTABLE_ID.fullmatch(offered) else uuid.uuid4().hex
-        with request_id_bound(request_id):
-            response = self.get_response(request)
+        # Not reset on the way out: Django logs 4xx/5xx responses after the middleware chain
+        # returned; the id is cleared when the request finishes (below).
+        _current.set(request_id)
+        response = self.get_response(request)
         response[REQUEST_ID_HEADER] = request_id
         return response
+
+
+@receiver(request_finished)
+def _forget_request_id(**kwargs: object) -> None:
+    _current.set("-")
 
 
 class RequestIdFilter(logging.Filter):

@@ -89,6 +89,9 @@ DATABASES = {
         conn_max_age=env.integer("DATABASE_CONN_MAX_AGE_SECONDS", 60, minimum=0),
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Integration tests start real Celery workers that must see the test database: keep it in a file.
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / ".test-db.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS: list[dict[str, str]] = []
@@ -102,6 +105,12 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 # Largest JSON body the API parses (the multipart upload routes stream and are not bound by it).
 IMM_MAX_JSON_BODY_BYTES = env.integer("IMM_MAX_JSON_BODY_BYTES", 1024 * 1024, minimum=1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = IMM_MAX_JSON_BODY_BYTES
+
+# Behind an ingress that terminates TLS: trust its X-Forwarded-Proto/Host so that absolute URLs
+# (the console's OIDC callback) say https and the public host name.
+if env.boolean("DJANGO_TRUST_PROXY_HEADERS", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    USE_X_FORWARDED_HOST = True
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env.boolean("DJANGO_SECURE_COOKIES", not DEBUG)
@@ -137,6 +146,7 @@ OIDC_RP_SCOPES = OIDC_SCOPES
 OIDC_OP_AUTHORIZATION_ENDPOINT = ""
 OIDC_OP_TOKEN_ENDPOINT = ""
 OIDC_OP_USER_ENDPOINT = ""
+OIDC_OP_JWKS_ENDPOINT = ""  # unused: ID tokens are verified by inferencemgmt.auth.oidc
 OIDC_USE_PKCE = True
 OIDC_VERIFY_SSL: bool | str = OIDC_CA_FILE or True
 OIDC_TIMEOUT = OIDC_HTTP_TIMEOUT_SECONDS
@@ -156,6 +166,8 @@ IMM_KUBE_READ_TIMEOUT_SECONDS = env.number("IMM_KUBE_READ_TIMEOUT_SECONDS", 30.0
 IMM_KUBE_RETRIES = env.integer("IMM_KUBE_RETRIES", 3, minimum=0)
 IMM_KUBE_CLIENT_CACHE_SIZE = env.integer("IMM_KUBE_CLIENT_CACHE_SIZE", 64, minimum=1)
 IMM_KUBE_CLIENT_CACHE_TTL_SECONDS = env.number("IMM_KUBE_CLIENT_CACHE_TTL_SECONDS", 300.0, minimum=0)
+# Pass-through needs the user's own token for console sessions too.
+OIDC_STORE_ID_TOKEN = IMM_KUBE_AUTH_MODE == "passthrough"
 SERVING_TEMPLATES_NAMESPACE = env.string("SERVING_TEMPLATES_NAMESPACE", "imm-servings")
 PLATFORM_DOMAIN = env.string("PLATFORM_DOMAIN", "default")
 
@@ -215,6 +227,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Multi-tenant control plane for AI inference endpoints on Kubernetes.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "PREPROCESSING_HOOKS": ["inferencemgmt.api.schema.documented_paths_without_trailing_slash"],
 }
 
 # --- Logging ----------------------------------------------------------------------------------------

@@ -8,4 +8,4 @@ import os
 
 os.environ.setdefault("DJANGO_DEBUG", "true")
 
-from inferencemgmt.settings import *  # noqa: E402, F403
+from inferencemgmt.settings import *  # noqa: F403

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCLogoutView
 
 from inferencemgmt import views
+from inferencemgmt.api.exceptions import page_not_found
 from inferencemgmt.auth.console import ConsoleLoginView
 from inferencemgmt.auth.views import AuthenticateView, TokenView
 from inferencemgmt.health import LivenessView, ReadinessView
@@ -29,7 +31,12 @@ urlpatterns = [
     path("oidc/authenticate/", ConsoleLoginView.as_view(), name="oidc_authentication_init"),
     path("oidc/callback/", OIDCAuthenticationCallbackView.as_view(), name="oidc_authentication_callback"),
     path("oidc/logout/", OIDCLogoutView.as_view(), name="oidc_logout"),
+    # The admin site signs in through the identity provider too (there are no local passwords).
+    path("admin/login/", RedirectView.as_view(pattern_name="oidc_authentication_init", query_string=True)),
     path("admin/", admin.site.urls),
     path("", include("inferencemgmt.operations.api.urls")),
     path("", include("servings.api.urls")),
 ]
+
+# Last: any other path is a JSON 404, in DEBUG too (Django's debug 404 page is HTML).
+urlpatterns.append(re_path(r"", page_not_found))

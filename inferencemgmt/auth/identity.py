@@ -30,6 +30,9 @@ class Identity:
     is_authenticated = True
     is_anonymous = False
 
+    def __str__(self) -> str:
+        return self.username
+
     def as_session(self) -> dict[str, Any]:
         return {"username": self.username, "groups": list(self.groups)}
 

@@ -26,7 +26,8 @@ from typing import Any
 
 from celery import Task
 from django.conf import settings
-from django.db.models import F
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from inferencemgmt.auth.identity import Identity, identity_from_record
@@ -143,7 +144,7 @@ def _claim(task: Task, operation_id: str, run_id: str) -> Operation | None:
     now = timezone.now()
     claim = {"owner": run_id, "heartbeat_at": now, "attempts": F("attempts") + 1}
     if Operation.objects.filter(pk=operation_id, state=State.PENDING).update(
-        state=State.RUNNING, started_at=now, **claim
+        state=State.RUNNING, started_at=Coalesce("started_at", Value(now)), **claim
     ):
         logger.info("Operation %s started (%s)", operation_id, operation.kind)
     else:
@@ -170,7 +171,8 @@ def _finish(run: OperationRun, state: str, **fields: Any) -> None:
         logger.warning("Operation %s was taken over before it could be marked %s", run.operation.pk, state)
 
 
-def _execute(task: Task, operation_id: str, body: OperationBody) -> None:
+def execute_operation(task: Task, operation_id: str, body: OperationBody) -> None:
+    """What every operation task runs: claim, run the body, record the outcome (CAS throughout)."""
     run_id = uuid.uuid4().hex
     operation = _claim(task, operation_id, run_id)
     if operation is None:
@@ -221,7 +223,7 @@ def operation_task(name: str) -> Callable[[OperationBody], Task]:
         @app.task(name=name, bind=True, base=OperationTask)  # type: ignore[untyped-decorator]
         def run(self: Task, operation_id: str) -> None:
             with request_id_bound(f"op-{operation_id}"):
-                _execute(self, operation_id, body)
+                execute_operation(self, operation_id, body)
 
         run.__doc__ = body.__doc__
         return run
