@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from inferencemgmt import kube
 from inferencemgmt.errors import Conflict, NotFound
-from servings.controller import leader as leader_module
 from servings.controller import status as rules
 from servings.controller.leader import LeaderElector
 from servings.controller.workqueue import WorkQueue
@@ -195,7 +195,7 @@ class FakeLeases:
 @pytest.fixture
 def leases(monkeypatch):
     fake = FakeLeases()
-    monkeypatch.setattr(leader_module.kube, "call_json", fake)
+    monkeypatch.setattr(kube, "call_json", fake)
     return fake
 
 
