@@ -167,7 +167,13 @@ class Reconciler:
             with self._lock:
                 self._applied[key] = (digest, self._clock())
         if deployment is None:
-            deployment = self._call("AppsV1Api", "read_namespaced_deployment", endpoint_name(cr), namespace)
+            try:
+                deployment = self._call("AppsV1Api", "read_namespaced_deployment", endpoint_name(cr), namespace)
+            except NotFound:
+                # Deleted behind our back: forget what we applied, so the retry applies everything again.
+                with self._lock:
+                    self._applied.pop(key, None)
+                raise
 
         selector = f"{ENDPOINT_LABEL}={endpoint_name(cr)}"
         pods: list[dict[str, Any]] = []

@@ -271,3 +271,30 @@ def test_two_controllers_only_the_leader_acts(admin, tenant, start_controller):
     create_endpoint(admin, tenant, "after")
     wait_condition(admin, tenant, "after", "Ready", "True")
     assert f"reconciled {tenant}/after" in follower.text()
+
+
+def test_deleted_child_is_recreated_and_a_changed_template_is_followed(admin, tenant, controller):
+    apps, core = client.AppsV1Api(admin), client.CoreV1Api(admin)
+    name = f"follow-{uuid.uuid4().hex[:6]}"
+    data = dict(shipped_templates()["tf-serving"])
+    core.create_namespaced_config_map("imm-servings", serving_template_configmap(name, data, "imm-servings"))
+    try:
+        create_endpoint(admin, tenant, "drift", servingName=name)
+        wait_condition(admin, tenant, "drift", "Ready", "True")
+        uid = apps.read_namespaced_deployment("drift", tenant).metadata.uid
+        apps.delete_namespaced_deployment("drift", tenant)
+        wait_for(
+            lambda: apps.read_namespaced_deployment("drift", tenant).metadata.uid != uid,
+            30,
+            what="the deleted Deployment to be recreated",
+        )
+
+        data["service.tmpl"] = data["service.tmpl"].replace("port: 9000", "port: 9001")
+        core.replace_namespaced_config_map(name, "imm-servings", serving_template_configmap(name, data, "imm-servings"))
+        wait_for(
+            lambda: core.read_namespaced_service("drift", tenant).spec.ports[0].port == 9001,
+            30,
+            what="the Service to follow the changed template",
+        )
+    finally:
+        core.delete_namespaced_config_map(name, "imm-servings")
