@@ -410,3 +410,31 @@ def watch_json(
     finally:
         response.close()
         response.release_conn()
+
+
+def access_allowed(
+    identity: Identity,
+    *,
+    verb: str,
+    resource: str,
+    namespace: str = "",
+    group: str = "",
+    subresource: str = "",
+    name: str = "",
+) -> bool:
+    """Ask Kubernetes whether ``identity`` may do this (a SelfSubjectAccessReview as that user).
+
+    Object-store calls use the platform's credentials, so the model and upload routes must ask
+    Kubernetes RBAC first: the tenant's Role is the only source of truth for who may act there.
+    """
+    attributes = {"verb": verb, "resource": resource, "group": group}
+    for key, value in (("namespace", namespace), ("subresource", subresource), ("name", name)):
+        if value:
+            attributes[key] = value
+    body = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SelfSubjectAccessReview",
+        "spec": {"resourceAttributes": attributes},
+    }
+    review = api(identity, "AuthorizationV1Api").create_self_subject_access_review(body=body)
+    return bool(review.status.allowed)

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
@@ -75,7 +76,7 @@ def s3_errors() -> Iterator[None]:
         yield
     except ClientError as exc:
         raise translate(exc) from None
-    except (ConnectionError, HTTPClientError) as exc:
+    except (BotoConnectionError, HTTPClientError) as exc:
         raise UpstreamUnavailable(OBJECT_STORE, f"{type(exc).__name__}: cannot reach the object store") from None
     except BotoCoreError as exc:
         raise UpstreamError(OBJECT_STORE, type(exc).__name__) from None

@@ -107,3 +107,13 @@ def test_authenticate_redirects_to_the_real_provider(api, platform_settings):
     assert response.status_code == 308
     assert response["Location"].startswith(f"{platform_settings.OIDC_ISSUER}/auth?")
     assert "redirect_uri=urn%3Aietf%3Awg%3Aoauth%3A2.0%3Aoob" in response["Location"]
+
+
+def test_access_review_answers_as_the_user(platform_settings, user_token):
+    admin = _identity(user_token("admin"))
+    alice = _identity(user_token("alice"))
+    assert kube.access_allowed(admin, verb="create", resource="namespaces")
+    assert not kube.access_allowed(alice, verb="create", resource="namespaces")
+    assert not kube.access_allowed(alice, verb="list", resource="secrets", namespace="kube-system")
+    mallory = Identity("mallory@example.com", ("system:masters",))
+    assert not kube.access_allowed(mallory, verb="list", resource="secrets", namespace="kube-system")
