@@ -247,3 +247,24 @@ def test_lease_taken_by_another_meanwhile_is_respected(leases):
     leases.lease = {**stale, "metadata": {**stale["metadata"], "resourceVersion": str(leases.version)}}
     leases.lease["spec"] = {**stale["spec"], "holderIdentity": "other", "renewTime": "later"}
     assert first.try_acquire_or_renew() is False
+
+
+def test_election_thread_survives_a_defect_and_gives_up_leadership(monkeypatch):
+    def broken(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        raise KeyError("spec")
+
+    monkeypatch.setattr(kube, "call_json", broken)
+    candidate = LeaderElector(
+        None, namespace="ns", name="lease", identity="me", lease_seconds=3, renew_deadline=0.2, retry_period=0.05
+    )
+    candidate.leading.set()  # it led before the defect
+    stop = threading.Event()
+    thread = threading.Thread(target=candidate.run, args=(stop,))
+    thread.start()
+    try:
+        stop.wait(0.5)
+        assert thread.is_alive()
+        assert not candidate.leading.is_set()
+    finally:
+        stop.set()
+        thread.join(timeout=2)
