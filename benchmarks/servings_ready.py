@@ -131,7 +131,7 @@ def main() -> None:
             "manage.py",
             "run_controller",
             "--kubeconfig",
-            str(Path(kubeconfig).parent / "controller.kubeconfig"),
+            os.environ.get("IMM_CONTROLLER_KUBECONFIG") or str(Path(kubeconfig).parent / "controller.kubeconfig"),
             "--lease-name",
             f"imm-bench-{ns}",
         ],

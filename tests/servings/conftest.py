@@ -49,7 +49,9 @@ class ControllerProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> ControllerProcess:
-        conf = Path(self.env["KUBECONFIG"]).parent
+        kubeconfig = self.env.get("IMM_CONTROLLER_KUBECONFIG") or str(
+            Path(self.env["KUBECONFIG"]).parent / "controller.kubeconfig"
+        )
         self._log_file = self.log.open("ab")
         self.process = subprocess.Popen(
             [
@@ -57,7 +59,7 @@ class ControllerProcess:
                 "manage.py",
                 "run_controller",
                 "--kubeconfig",
-                str(conf / "controller.kubeconfig"),
+                kubeconfig,
                 "--lease-name",
                 self.lease,
                 "--lease-seconds",
