@@ -289,6 +289,21 @@ def test_deleted_child_is_recreated_and_a_changed_template_is_followed(admin, te
             what="the deleted Deployment to be recreated",
         )
 
+        # A manual edit of the Deployment's spec is drift: the controller puts its own fields back.
+        apps.patch_namespaced_deployment(
+            "drift",
+            tenant,
+            {"spec": {"template": {"spec": {"containers": [{"name": "tf-serving", "image": "evil:1"}]}}}},
+        )
+        wait_for(
+            lambda: (
+                apps.read_namespaced_deployment("drift", tenant).spec.template.spec.containers[0].image
+                == "tensorflow/serving:1.11.1"
+            ),
+            30,
+            what="the edited image to be restored",
+        )
+
         data["service.tmpl"] = data["service.tmpl"].replace("port: 9000", "port: 9001")
         core.replace_namespaced_config_map(name, "imm-servings", serving_template_configmap(name, data, "imm-servings"))
         wait_for(
