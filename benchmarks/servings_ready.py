@@ -214,7 +214,7 @@ def main() -> None:
                 started[name] = time.monotonic()
                 custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, endpoint(name, 0))
             wait_all(set(started), started, ready, endpoints_ready, 1800)
-            time.sleep(10)
+            time.sleep(args.resync_seconds)  # let the creation backlog drain first
             cpu1, rss1 = at_rest(controller.pid, args.resync_seconds)
             print(f"controller at rest ({args.resync_seconds:.0f}s samples):")
             print(f"  with 0 endpoints: {cpu0:.2f} CPU-s/min, RSS {rss0 / 1024:.0f} MiB")
