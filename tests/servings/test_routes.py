@@ -114,3 +114,11 @@ def test_bad_input_is_400_naming_the_field(name, body, field):
     response = api(ADMIN).post(f"/servings/{name}", payload, format="json")
     assert response.status_code == 400
     assert response.json()["description"].startswith(field)
+
+
+def test_serving_exists_for_endpoint_creation():
+    from servings.selectors import serving_exists
+
+    assert serving_exists(USER, "tf-serving") is True
+    assert serving_exists(USER, "kube-root-ca.crt") is False
+    assert serving_exists(USER, "no-such-serving") is False
