@@ -105,6 +105,7 @@ def _compiled(source: str) -> Template:
     """Templates compile to Python code; compiling once per distinct text keeps a resync cheap."""
     return _ENV.from_string(source)
 
+
 _POLICY = re.compile(r"^\s*\{\s*(latest|all|specific)\s*\{(.*)\}\s*\}\s*$", re.DOTALL)
 _VERSION = re.compile(r"versions:\s*(\d+)")
 

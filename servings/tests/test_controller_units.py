@@ -268,3 +268,41 @@ def test_election_thread_survives_a_defect_and_gives_up_leadership(monkeypatch):
     finally:
         stop.set()
         thread.join(timeout=2)
+
+
+# --- event routing -----------------------------------------------------------------------------------
+def test_events_become_endpoint_keys_and_a_template_change_requeues_its_users():
+    from types import SimpleNamespace
+    from typing import cast
+
+    from servings.controller.loop import Controller
+    from servings.controller.rendering import ENDPOINT_LABEL
+
+    forgotten: list[str] = []
+    reconciler = SimpleNamespace(templates=SimpleNamespace(forget=forgotten.append))
+    ctl = Controller(
+        None, reconciler=cast(Any, reconciler), elector=cast(Any, None), templates_namespace="imm-servings"
+    )
+
+    def drain() -> list[str]:
+        keys = []
+        while (key := ctl.queue.get(timeout=0)) is not None:
+            keys.append(key)
+            ctl.queue.done(key)
+        return keys
+
+    ctl._on_endpoint("ADDED", {"metadata": {"namespace": "t", "name": "a"}, "spec": {"servingName": "s1"}})
+    ctl._on_endpoint("ADDED", {"metadata": {"namespace": "t", "name": "b"}, "spec": {"servingName": "s2"}})
+    assert drain() == ["t/a", "t/b"]
+
+    ctl._on_template("MODIFIED", {"metadata": {"name": "s1"}})
+    assert forgotten == ["s1"]
+    assert drain() == ["t/a"]
+
+    ctl._on_child("MODIFIED", {"metadata": {"namespace": "t", "labels": {ENDPOINT_LABEL: "b"}}})
+    ctl._on_child("MODIFIED", {"metadata": {"namespace": "t", "labels": {}}})
+    assert drain() == ["t/b"]
+
+    ctl._on_endpoint("DELETED", {"metadata": {"namespace": "t", "name": "a"}, "spec": {"servingName": "s1"}})
+    ctl._on_template("MODIFIED", {"metadata": {"name": "s1"}})
+    assert drain() == []
