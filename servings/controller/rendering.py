@@ -146,7 +146,7 @@ def desired_replicas(cr: Mapping[str, Any]) -> int:
 
 
 def template_context(cr: Mapping[str, Any], platform: Platform) -> dict[str, Any]:
-    """The variables a template sees (documented in docs/servings.md)."""
+    """The variables a template sees (documented in the README (Servings))."""
     spec = cr.get("spec", {})
     resources = spec.get("resources") or {}
     policy = spec.get("modelVersionPolicy") or DEFAULT_VERSION_POLICY
