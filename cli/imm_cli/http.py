@@ -118,8 +118,9 @@ class Api:
         store: ConfigStore,
         *,
         verbose: int = 0,
-        timeout: float = 60.0,
+        timeout: float = 300.0,
         refresher: Callable[[Api], bool] | None = None,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.connection = connection
         self.store = store
@@ -133,6 +134,7 @@ class Api:
             timeout=httpx.Timeout(timeout, connect=10.0),
             headers={"Accept": "application/json", "User-Agent": USER_AGENT},
             follow_redirects=False,
+            transport=transport,
         )
 
     def close(self) -> None:

@@ -298,9 +298,11 @@ def tenant_cert(name: str, cert_file: str | None, generate: bool | None, certs_d
     if os.environ.get("CERT") and generate is not True:
         return os.environ["CERT"]
     if generate is None:
-        generate = click.confirm("Generate a client CA and certificate for this tenant?", default=True) if (
-            interactive()
-        ) else True
+        generate = (
+            click.confirm("Generate a client CA and certificate for this tenant?", default=True)
+            if (interactive())
+            else True
+        )
     if not generate:
         raise click.UsageError("give the tenant's CA: CERT (base64 PEM), --cert-file, or --generate-certs")
     made = certs.generate(name, Path(certs_dir or f"{name}-certs"))
@@ -664,7 +666,9 @@ def upload_command(
         click.echo("imm: upload interrupted; run the same command again to resume (--restart to start over)", err=True)
         raise
     except (ApiError, CliError) as exc:
-        raise CliError(f"{exc}\nimm: run the same command again to resume the upload (--restart to start over)") from None
+        raise CliError(
+            f"{exc}\nimm: run the same command again to resume the upload (--restart to start over)"
+        ) from None
     data = {
         "model": model,
         "version": number,

@@ -31,7 +31,7 @@ def rows_of(data: Any) -> tuple[str | None, list[Any]] | None:
     if isinstance(data, list):
         return None, data
     if isinstance(data, dict) and len(data) == 1:
-        (key, value), = data.items()
+        ((key, value),) = data.items()
         if isinstance(value, list):
             return key, value
     return None

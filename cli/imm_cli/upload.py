@@ -149,7 +149,9 @@ def part_ranges(size: int, part_size: int) -> list[tuple[int, int, int]]:
     """``(number, offset, length)`` of every part; an empty file is one empty part."""
     if size == 0:
         return [(1, 0, 0)]
-    return [(index + 1, offset, min(part_size, size - offset)) for index, offset in enumerate(range(0, size, part_size))]
+    return [
+        (index + 1, offset, min(part_size, size - offset)) for index, offset in enumerate(range(0, size, part_size))
+    ]
 
 
 def read_part(source: Path, offset: int, length: int) -> bytes:
@@ -189,7 +191,7 @@ class State:
         return Path(root) / (hashlib.sha256(ident.encode()).hexdigest()[:32] + ".json")
 
     def file(self, path: str) -> dict[str, Any]:
-        files: dict[str, Any] = self.data["files"]
+        files: dict[str, dict[str, Any]] = self.data["files"]
         return files.setdefault(path, {"parts": {}})
 
     def save(self) -> None:
@@ -414,7 +416,12 @@ class Uploader:
             try:
                 answer = self.api.json("POST", f"{self.base}/uploads", json_body=body)["data"]
             except ApiError as exc:
-                if exc.status in (404, 405) and exc.code in (None, "not_found", "route_not_found", "method_not_allowed"):
+                if exc.status in (404, 405) and exc.code in (
+                    None,
+                    "not_found",
+                    "route_not_found",
+                    "method_not_allowed",
+                ):
                     raise _NoDirectRoutes from None
                 raise
             record.clear()
@@ -466,7 +473,8 @@ class Uploader:
                 break
             answer = self.api.json("GET", f"{self.base}/uploads/{upload_id}")["data"]
         parts = [
-            {"partNumber": number, "md5": done[str(number)]["md5"]} for number, _, _ in part_ranges(item.size, part_size)
+            {"partNumber": number, "md5": done[str(number)]["md5"]}
+            for number, _, _ in part_ranges(item.size, part_size)
         ]
         missing = [part["partNumber"] for part in parts if str(part["partNumber"]) not in done]
         if missing:
@@ -481,7 +489,9 @@ class Uploader:
                 raise CliError(f"{item.path}: {tasks.failure_message(final)}")
 
     # --- shared ------------------------------------------------------------------------------------
-    def _count_resumed(self, item: FileItem, part_size: int, done: dict[str, Any], advance: Callable[[int], None]) -> None:
+    def _count_resumed(
+        self, item: FileItem, part_size: int, done: dict[str, Any], advance: Callable[[int], None]
+    ) -> None:
         for number, _, length in part_ranges(item.size, part_size):
             if str(number) in done:
                 advance(length)

@@ -76,9 +76,7 @@ def cli_server_env(devstack_env: dict[str, str], tmp_path_factory: pytest.TempPa
 
 def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     handle = log.open("wb")
-    return subprocess.Popen(
-        args, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
-    )
+    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 @pytest.fixture(scope="session")
@@ -87,7 +85,8 @@ def cli_worker(cli_server_env: dict[str, str]) -> Iterator[subprocess.Popen[byte
     logs = Path(cli_server_env["IMM_CLI_TEST_LOGS"])
     worker = _spawn(
         [sys.executable, "-m", "celery", "-A", "inferencemgmt", "worker", "--pool=solo",
-         "-n", f"cli-tests-{os.getpid()}@%h", "-Q", cli_server_env["IMM_CLI_TEST_QUEUE"], "--without-gossip", "--without-mingle", "-l", "INFO"],
+         "-n", f"cli-tests-{os.getpid()}@%h", "-Q", cli_server_env["IMM_CLI_TEST_QUEUE"],
+         "--without-gossip", "--without-mingle", "-l", "INFO"],
         cli_server_env,
         logs / "worker.log",
     )  # fmt: skip
