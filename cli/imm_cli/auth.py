@@ -191,7 +191,15 @@ def browser_login(
         if open_browser is not None:
             open_browser(url)
         code = server.wait(state, timeout)
-    return exchange_code(api, code, verifier=verifier, offline=offline)
+    try:
+        return exchange_code(api, code, verifier=verifier, offline=offline)
+    except ApiError as exc:
+        if verifier and "code_verifier" in str(exc):
+            raise CliError(
+                f"{exc}\nimm: this API does not pass the PKCE verifier on to the identity provider; "
+                "log in again with --no-pkce (or upgrade the server)"
+            ) from None
+        raise
 
 
 # --- the password grant, at the provider -----------------------------------------------------------

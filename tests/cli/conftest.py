@@ -50,13 +50,31 @@ class Server:
     logs: Path
 
 
+def platform_env(devstack_env: dict[str, str]) -> dict[str, str]:
+    """The devstack's variables, completed from its own modules when `.devstack/env` lacks some.
+
+    The env file is rewritten by whichever checkout last ran `devstack up`; an older one may leave
+    out the identity provider's or the controller's variables, which the platform still serves.
+    """
+    from devstack import idp
+    from devstack.layout import STATE
+
+    env = dict(devstack_env)
+    for key, value in idp.env().items():
+        env.setdefault(key, value)
+    controller = STATE / "conf" / "controller.kubeconfig"
+    if "IMM_CONTROLLER_KUBECONFIG" not in env and controller.exists():
+        env["IMM_CONTROLLER_KUBECONFIG"] = str(controller)
+    return env
+
+
 @pytest.fixture(scope="session")
 def cli_server_env(devstack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """The environment of the API, worker and controller subprocesses (one temporary database)."""
     work = tmp_path_factory.mktemp("cli-server")
     env = {
         **os.environ,
-        **devstack_env,
+        **platform_env(devstack_env),
         "DJANGO_SETTINGS_MODULE": "tests.cli.settings",
         "IMM_CLI_TEST_QUEUE": f"imm-cli-tests-{uuid.uuid4().hex[:12]}",
         "DJANGO_DEBUG": "true",
@@ -155,7 +173,7 @@ ImmRunner = Callable[..., Run]
 
 
 @pytest.fixture
-def imm(cli_server: Server, devstack_env: dict[str, str], tmp_path: Path) -> ImmRunner:
+def imm(cli_server: Server, tmp_path: Path) -> ImmRunner:
     """Run the CLI as a subprocess: ``imm("ls", "t", user="admin")`` with that user's config file."""
 
     def run(*args: str, user: str | None = None, env: dict[str, str] | None = None, timeout: float = 300) -> Run:
@@ -168,7 +186,7 @@ def imm(cli_server: Server, devstack_env: dict[str, str], tmp_path: Path) -> Imm
             {
                 "IMM_API_URL": cli_server.url,
                 "IMM_CONFIG_PATH": str(tmp_path / f"{user or 'nobody'}.immconfig"),
-                "IMM_OIDC_CA_FILE": devstack_env["OIDC_CA_FILE"],
+                "IMM_OIDC_CA_FILE": cli_server.env["OIDC_CA_FILE"],
                 "IMM_UPLOAD_STATE_DIR": str(tmp_path / "upload-state"),
                 "HOME": str(tmp_path),
             }
