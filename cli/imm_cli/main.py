@@ -585,11 +585,83 @@ def logs_endpoint(state: State, name: str | None, tenant: str | None, tail: int 
 
 @resource(listing, "models", ("m", "model"))
 @click.argument("tenant", required=False)
+@click.option("--grouped", is_flag=True, help="Models, their versions and files, sizes and serving endpoints.")
 @pass_state
-def list_models(state: State, tenant: str | None) -> None:
-    """TENANT: every model file in the tenant's bucket."""
+def list_models(state: State, tenant: str | None, grouped: bool) -> None:
+    """TENANT: every model file in the tenant's bucket (--grouped: by model and version)."""
     tenant = need(tenant, "tenant name", "DEFAULT_TENANT_NAME")
-    show(state, state.api().send("GET", f"/tenants/{tenant}/models").text)
+    params = {"view": "grouped"} if grouped else None
+    show(state, state.api().send("GET", f"/tenants/{tenant}/models", params=params).text)
+
+
+@resource(listing, "versions", ("versions", "version"))
+@click.argument("tenant", required=False)
+@pass_state
+def list_versions(state: State, tenant: str | None) -> None:
+    """TENANT: models with their versions (same as `ls m TENANT --grouped`)."""
+    tenant = need(tenant, "tenant name", "DEFAULT_TENANT_NAME")
+    show(state, state.api().send("GET", f"/tenants/{tenant}/models", params={"view": "grouped"}).text)
+
+
+import_ = operation("import", help="Import a model version from s3://<tenant>/<path> or an http(s) URL.")
+extract = operation("extract", help="Unpack a tarball already in the bucket into a model version.")
+
+
+@resource(import_, "model", MODEL_ALIASES)
+@click.argument("model", required=False)
+@click.argument("version", required=False)
+@click.argument("tenant", required=False)
+@click.argument("source", required=False)
+@click.option("--path", help="Where under the version directory (default: the source's name).")
+@WAIT
+@pass_state
+def import_model(
+    state: State,
+    model: str | None,
+    version: str | None,
+    tenant: str | None,
+    source: str | None,
+    path: str | None,
+    wait: bool,
+) -> None:
+    """MODEL VERSION TENANT SOURCE: copy SOURCE into MODEL/VERSION on the server (a task)."""
+    body: dict[str, Any] = {
+        "modelName": need(model, "model name"),
+        "modelVersion": version_number(need(version, "model version")),
+        "source": need(source, "source (s3://tenant/path or https://...)"),
+    }
+    if path:
+        body["path"] = path
+    tenant = need(tenant, "tenant name", "DEFAULT_TENANT_NAME")
+    submit(state, "POST", f"/tenants/{tenant}/models/import", body=body, wait=wait)
+
+
+@resource(extract, "model", MODEL_ALIASES)
+@click.argument("model", required=False)
+@click.argument("version", required=False)
+@click.argument("tenant", required=False)
+@click.argument("archive", required=False)
+@click.option("--keep-archive", is_flag=True, help="Keep the tarball after unpacking.")
+@WAIT
+@pass_state
+def extract_model(
+    state: State,
+    model: str | None,
+    version: str | None,
+    tenant: str | None,
+    archive: str | None,
+    keep_archive: bool,
+    wait: bool,
+) -> None:
+    """MODEL VERSION TENANT ARCHIVE: unpack ARCHIVE (a key in the bucket) into MODEL/VERSION (a task)."""
+    body: dict[str, Any] = {
+        "modelName": need(model, "model name"),
+        "modelVersion": version_number(need(version, "model version")),
+        "archive": need(archive, "archive key"),
+        "keepArchive": keep_archive,
+    }
+    tenant = need(tenant, "tenant name", "DEFAULT_TENANT_NAME")
+    submit(state, "POST", f"/tenants/{tenant}/models/extract", body=body, wait=wait)
 
 
 def version_number(raw: str) -> int:

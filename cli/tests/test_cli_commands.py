@@ -157,6 +157,19 @@ def test_default_tenant_name_fills_a_missing_tenant(fake: Recorder, monkeypatch:
         (("tasks", "view", "/tasks/abc"), "GET", "/tasks/abc", None),
         (("ls", "tasks"), "GET", "/tasks", None),
         (("rm", "s", "my-serving"), "DELETE", "/servings/my-serving", None),
+        (("ls", "versions", "t1"), "GET", "/tenants/t1/models", None),
+        (
+            ("import", "m", "resnet", "2", "t1", "s3://t1/staging/resnet"),
+            "POST",
+            "/tenants/t1/models/import",
+            {"modelName": "resnet", "modelVersion": 2, "source": "s3://t1/staging/resnet"},
+        ),
+        (
+            ("extract", "model", "resnet", "3", "t1", "uploads/r.tar.gz"),
+            "POST",
+            "/tenants/t1/models/extract",
+            {"modelName": "resnet", "modelVersion": 3, "archive": "uploads/r.tar.gz", "keepArchive": False},
+        ),
     ],
 )
 def test_every_command_calls_its_route(
@@ -173,6 +186,10 @@ def test_query_parameters(fake: Recorder) -> None:
     assert dict(fake.last.url.params) == {"state": "FAILED", "limit": "3"}
     assert run("logs", "e", "e1", "t1", "--tail", "5") == 0
     assert fake.last.url.params["tail"] == "5"
+    assert run("ls", "m", "t1", "--grouped") == 0
+    assert fake.last.url.params["view"] == "grouped"
+    assert run("ls", "m", "t1") == 0
+    assert "view" not in fake.last.url.params
 
 
 @pytest.mark.parametrize(
