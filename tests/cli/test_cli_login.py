@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import ssl
 import subprocess
 import sys
 from pathlib import Path
@@ -46,7 +47,8 @@ def browser_login(server: Server, config: Path, user: str, *flags: str) -> tuple
             found = re.search(r"(https://\S+/auth\?\S+)", line)
             url = found.group(1) if found else None
         assert url, "".join(seen)
-        with httpx.Client(verify=server.env["OIDC_CA_FILE"], follow_redirects=True, timeout=20) as browser:
+        trust = ssl.create_default_context(cafile=server.env["OIDC_CA_FILE"])
+        with httpx.Client(verify=trust, follow_redirects=True, timeout=20) as browser:
             page = browser.get(url)
             action = re.search(r'<form[^>]*action="([^"]*)"', page.text)
             assert action, page.text[:500]
