@@ -551,20 +551,45 @@ def scale_endpoint(
         wait_for_endpoint(state, tenant, name, count, timeout)
 
 
-def _endpoint_action(group: AliasGroup, action: str, method: str, doc: str) -> None:
+def _replicas_of(body: str) -> int | None:
+    try:
+        value = json.loads(body)["data"]["values"]["replicas"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return value if isinstance(value, int) else None
+
+
+def _endpoint_action(group: AliasGroup, action: str, doc: str) -> None:
     @resource(group, "endpoint", ENDPOINT_ALIASES, help=doc)
     @click.argument("name", required=False)
     @click.argument("tenant", required=False)
+    @WAIT
+    @TIMEOUT
     @pass_state
-    def command(state: State, name: str | None, tenant: str | None) -> None:
+    def command(state: State, name: str | None, tenant: str | None, wait: bool, timeout: float) -> None:
         name = need(name, "endpoint name")
         tenant = need(tenant, "tenant name", "DEFAULT_TENANT_NAME")
-        show(state, state.api().send(method, f"/tenants/{tenant}/endpoints/{name}/{action}").text)
+        response = state.api().send("POST", f"/tenants/{tenant}/endpoints/{name}/{action}")
+        show(state, response.text)
+        if wait:
+            target = 0 if action == "pause" else _replicas_of(response.text)
+            if target is not None:
+                wait_for_endpoint(state, tenant, name, target, timeout)
 
 
-_endpoint_action(pause, "pause", "POST", "NAME TENANT: scale to 0 and remember the replicas.")
-_endpoint_action(resume, "resume", "POST", "NAME TENANT: back to the replicas before the pause.")
-_endpoint_action(events, "events", "GET", "NAME TENANT: events of the endpoint, its Deployment and pods.")
+_endpoint_action(pause, "pause", "NAME TENANT: scale to 0 and remember the replicas (--wait: until no pod runs).")
+_endpoint_action(resume, "resume", "NAME TENANT: back to the replicas before the pause (--wait: until they run).")
+
+
+@resource(events, "endpoint", ENDPOINT_ALIASES)
+@click.argument("name", required=False)
+@click.argument("tenant", required=False)
+@pass_state
+def events_endpoint(state: State, name: str | None, tenant: str | None) -> None:
+    """NAME TENANT: events of the endpoint, its Deployment and pods, oldest first."""
+    name = need(name, "endpoint name")
+    tenant = need(tenant, "tenant name", "DEFAULT_TENANT_NAME")
+    show(state, state.api().send("GET", f"/tenants/{tenant}/endpoints/{name}/events").text)
 
 
 @resource(logs, "endpoint", ENDPOINT_ALIASES)

@@ -153,6 +153,25 @@ def test_the_original_flow(
     assert updated["data"]["values"] == {"subjectName": "client2"}
     assert ok(imm("v", "e", "endpointtest", tenant, user="alice"))["data"]["subject name"] == "client2"
 
+    # The new endpoint routes: pause (no pod runs), resume (the two come back), events, logs.
+    assert (
+        ok(imm("pause", "e", "endpointtest", tenant, "--wait", "--timeout", "180", user="alice"))["status"] == "PATCHED"
+    )
+    assert ok(imm("v", "e", "endpointtest", tenant, user="alice"))["data"]["endpoint status"]["running pods"] == 0
+    resumed = ok(imm("resume", "e", "endpointtest", tenant, "--wait", "--timeout", "180", user="alice"))
+    assert resumed["data"]["values"] == {"replicas": 2}
+    assert ok(imm("v", "e", "endpointtest", tenant, user="alice"))["data"]["endpoint status"]["running pods"] == 2
+    events = ok(imm("events", "e", "endpointtest", tenant, user="alice"))["data"]["events"]
+    assert isinstance(events, list)
+    assert events
+    logs = imm("logs", "e", "endpointtest", tenant, "--tail", "5", user="alice")
+    assert "Traceback" not in logs.stderr
+    if logs.returncode == 0:
+        assert "logs" in json.loads(logs.stdout)["data"]
+    else:  # kwok's pods have no logs: a clean API error, not a crash
+        assert logs.returncode == 1
+        assert logs.stderr.startswith("imm: ")
+
     removed = imm("rm", "e", "endpointtest", tenant, "--wait", user="alice")
     assert "endpointtest" in removed.stdout, removed.stderr
     wait_for(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import stat
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -110,6 +111,9 @@ def test_create_tenant_with_wait_follows_the_task(
         task = imm("tasks", "view", record["id"], user="admin")
         assert task.returncode == 0
         assert json.loads(task.stdout)["data"]["id"] == record["id"]
+        watched = imm("tasks", "watch", record["id"], user="admin")
+        assert watched.returncode == 0, watched.stderr
+        assert json.loads(watched.stdout)["data"]["state"] == "SUCCEEDED"
         listed = imm("ls", "tasks", "--state", "SUCCEEDED", user="admin")
         assert record["id"] in [item["id"] for item in json.loads(listed.stdout)["data"]["tasks"]]
     finally:
@@ -189,3 +193,28 @@ def test_logout_keeps_the_address_and_drops_the_tokens(
     assert "refresh_token" not in config
     assert config["management_api_address"] == "127.0.0.1"
     assert imm("ls", "s", user="carol").returncode == 1
+
+
+def test_admins_manage_serving_templates(imm: ImmRunner, logged_in: Callable[[str], None], tmp_path: Path) -> None:
+    logged_in("admin")
+    logged_in("alice")
+    files = json.loads(imm("v", "s", "tf-serving", user="admin").stdout)["data"]
+    template = tmp_path / "template"
+    template.mkdir()
+    for name, text in files.items():
+        (template / name).write_text(text)
+    name = f"cli-{uuid.uuid4().hex[:8]}"
+    refused = imm("create", "serving", name, "--dir", str(template), user="alice")
+    assert refused.returncode == 1
+    assert "403" in refused.stderr
+    created = imm("c", "s", name, "--dir", str(template), user="admin")
+    assert created.returncode == 0, created.stderr
+    try:
+        assert json.loads(created.stdout) == {"status": "CREATED", "data": {"name": name}}
+        assert name in json.loads(imm("ls", "s", user="alice").stdout)["data"]
+        assert json.loads(imm("v", "s", name, user="alice").stdout)["data"] == files
+        assert imm("up", "s", name, "--dir", str(template), user="admin").returncode == 0
+    finally:
+        removed = imm("rm", "s", name, user="admin")
+    assert removed.returncode == 0, removed.stderr
+    assert imm("v", "s", name, user="alice").returncode == 1
