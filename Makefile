@@ -10,7 +10,7 @@ REQUIREMENTS := $(wildcard requirements/*.txt)
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help system-deps venv devstack devstack-down devstack-clean devstack-status test test-unit lint dev
+.PHONY: help system-deps venv devstack devstack-down devstack-clean devstack-status test test-postgres test-unit lint dev
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -43,9 +43,13 @@ lint: venv ## ruff (lint + format check) and mypy
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
 	@$(VENV)/bin/mypy
+	@DJANGO_DEBUG=true $(PY) manage.py makemigrations --check --dry-run >/dev/null || (echo "models changed without a migration: run manage.py makemigrations" >&2; exit 1)
 
-test: devstack ## Every test: unit, then integration against the devstack
+test: devstack ## Every test (unit and integration against the devstack), on SQLite
 	@$(PY) -m pytest $(PYTEST_ARGS)
+
+test-postgres: devstack ## The same suite with the database on the devstack's PostgreSQL
+	@set -a; . .devstack/env; set +a; DATABASE_URL="$$IMM_DEVSTACK_DATABASE_URL" $(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: venv ## Unit tests only (no services)
 	@$(PY) -m pytest -m unit $(PYTEST_ARGS)

@@ -324,48 +324,30 @@ def bootstrap_manifests() -> list[dict[str, Any]]:
     manifests += _documents(CHART / "crds" / "inference-endpoints.yaml")
     for name in ("management-api.yaml", "platform-admin.yaml", "serving-reader.yaml", "controller.yaml"):
         manifests += _documents(CHART / "files" / "rbac" / name)
-    rbac = "rbac.authorization.k8s.io"
     manifests += [
-        {
-            "apiVersion": f"{rbac}/v1",
-            "kind": "ClusterRoleBinding",
-            "metadata": {"name": "imm-management-api"},
-            "roleRef": {"apiGroup": rbac, "kind": "ClusterRole", "name": "imm-management-api"},
-            "subjects": [{"apiGroup": rbac, "kind": "User", "name": MANAGEMENT_USER}],
-        },
-        {
-            "apiVersion": f"{rbac}/v1",
-            "kind": "RoleBinding",
-            "metadata": {"name": "imm-management-api", "namespace": SYSTEM_NAMESPACE},
-            "roleRef": {"apiGroup": rbac, "kind": "Role", "name": "imm-management-api"},
-            "subjects": [{"apiGroup": rbac, "kind": "User", "name": MANAGEMENT_USER}],
-        },
-        {
-            "apiVersion": f"{rbac}/v1",
-            "kind": "ClusterRoleBinding",
-            "metadata": {"name": "imm-platform-admin"},
-            "roleRef": {"apiGroup": rbac, "kind": "ClusterRole", "name": "imm-platform-admin"},
-            "subjects": [{"apiGroup": rbac, "kind": "Group", "name": "admin"}],
-        },
-        {
-            "apiVersion": f"{rbac}/v1",
-            "kind": "ClusterRoleBinding",
-            "metadata": {"name": "imm-controller"},
-            "roleRef": {"apiGroup": rbac, "kind": "ClusterRole", "name": "imm-controller"},
-            "subjects": [{"apiGroup": rbac, "kind": "User", "name": CONTROLLER_USER}],
-        },
-        {
-            "apiVersion": f"{rbac}/v1",
-            "kind": "RoleBinding",
-            "metadata": {"name": "imm-controller", "namespace": SYSTEM_NAMESPACE},
-            "roleRef": {"apiGroup": rbac, "kind": "Role", "name": "imm-controller"},
-            "subjects": [{"apiGroup": rbac, "kind": "User", "name": CONTROLLER_USER}],
-        },
+        _binding("ClusterRoleBinding", "imm-management-api", "User", MANAGEMENT_USER),
+        _binding("RoleBinding", "imm-management-api", "User", MANAGEMENT_USER, SYSTEM_NAMESPACE),
+        _binding("ClusterRoleBinding", "imm-platform-admin", "Group", "admin"),
+        _binding("ClusterRoleBinding", "imm-controller", "User", CONTROLLER_USER),
+        _binding("RoleBinding", "imm-controller", "User", CONTROLLER_USER, SYSTEM_NAMESPACE),
     ]
     manifests += serving_template_configmaps(SERVINGS_NAMESPACE)
     manifests += [_fake_node(name) for name in FAKE_NODES]
     manifests.append(_inference_tls_secret())
     return manifests
+
+
+def _binding(kind: str, role: str, subject_kind: str, subject: str, namespace: str | None = None) -> dict[str, Any]:
+    """Bind the chart's role of the same name; the devstack's identities are its subjects."""
+    rbac = "rbac.authorization.k8s.io"
+    metadata = {"name": role} if namespace is None else {"name": role, "namespace": namespace}
+    return {
+        "apiVersion": f"{rbac}/v1",
+        "kind": kind,
+        "metadata": metadata,
+        "roleRef": {"apiGroup": rbac, "kind": "Role" if namespace else "ClusterRole", "name": role},
+        "subjects": [{"apiGroup": rbac, "kind": subject_kind, "name": subject}],
+    }
 
 
 def _inference_tls_secret() -> dict[str, Any]:

@@ -9,6 +9,7 @@ Debian package creates, on a data directory it owns.
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import pwd
 import secrets
@@ -17,11 +18,29 @@ import socket
 import subprocess
 from pathlib import Path
 
-from devstack.layout import CONF, DATA, PORTS
+from devstack.layout import CONF, DATA, PORTS, STATE
 from devstack.proc import Part, StackError, say
 
 USER = "imm"
 DATABASE = "imm"
+
+
+def data_root() -> Path:
+    """Where the server's files live.
+
+    As root the server runs as `postgres`, which may not be able to enter the checkout (a clone
+    under /root, say), so its files go to a directory of its own, one per devstack state dir.
+    """
+    if os.geteuid() != 0:
+        return DATA
+    key = hashlib.sha256(str(STATE.resolve()).encode()).hexdigest()[:12]
+    return Path("/var/lib/imm-devstack") / key
+
+
+def wipe() -> None:
+    """Part of `make devstack-clean`: the files outside the state dir."""
+    if os.geteuid() == 0:
+        shutil.rmtree(data_root(), ignore_errors=True)
 
 
 def _bin(name: str) -> str:
@@ -49,18 +68,23 @@ def url() -> str:
     return f"postgres://{USER}:{password()}@127.0.0.1:{PORTS.postgres}/{DATABASE}"
 
 
+def _own(*paths: Path) -> None:
+    if os.geteuid() == 0:
+        owner = pwd.getpwnam("postgres")
+        for path in paths:
+            os.chown(path, owner.pw_uid, owner.pw_gid)
+
+
 def _init(data: Path) -> None:
     """initdb once: a superuser `imm` (the test runner creates and drops its test database)."""
     if (data / "PG_VERSION").exists():
         return
-    say("postgres: initialising the data directory")
+    say(f"postgres: initialising {data}")
     data.mkdir(parents=True, exist_ok=True)
+    data.parent.chmod(0o755)
     pwfile = data.parent / "postgres-pwfile"
     pwfile.write_text(password())
-    if os.geteuid() == 0:
-        owner = pwd.getpwnam("postgres")
-        for path in (data, pwfile):
-            os.chown(path, owner.pw_uid, owner.pw_gid)
+    _own(data, pwfile)
     result = subprocess.run(
         [*_as_owner(), _bin("initdb"), "-D", str(data), "-U", USER, f"--pwfile={pwfile}",
          "--auth-host=scram-sha-256", "--auth-local=scram-sha-256", "-E", "UTF8", "--no-instructions"],
@@ -86,8 +110,8 @@ def ensure_database() -> None:
     """Create the `imm` database (for `make dev` with PostgreSQL) if it is missing."""
     env = {**os.environ, "PGPASSWORD": password()}
     base = [_bin("psql"), "-h", "127.0.0.1", "-p", str(PORTS.postgres), "-U", USER, "-d", "postgres", "-tAc"]
-    found = subprocess.run([*base, f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'"],
-                           capture_output=True, text=True, env=env)  # fmt: skip
+    query = "SELECT 1 FROM pg_database WHERE datname = 'imm'"  # DATABASE, a constant
+    found = subprocess.run([*base, query], capture_output=True, text=True, env=env)
     if found.returncode != 0:
         raise StackError(f"postgres: cannot query the server: {found.stderr.strip()}")
     if found.stdout.strip() != "1":
@@ -95,13 +119,11 @@ def ensure_database() -> None:
 
 
 def part() -> Part:
-    data = DATA / "postgres"
+    data = data_root() / "postgres"
     _init(data)
-    sockets = DATA / "postgres-run"
+    sockets = data_root() / "postgres-run"
     sockets.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() == 0:
-        owner = pwd.getpwnam("postgres")
-        os.chown(sockets, owner.pw_uid, owner.pw_gid)
+    _own(sockets)
     return Part(
         "postgres",
         [*_as_owner(), _bin("postgres"), "-D", str(data), "-h", "127.0.0.1", "-p", str(PORTS.postgres),

@@ -23,7 +23,10 @@ from devstack.layout import ENV_FILE, PLATFORM_DOMAIN, SERVINGS_NAMESPACE, STATE
 from devstack.proc import Part, recorded_pid, say, stop
 
 # Every part's name, in start order; `down` goes in reverse.
-ORDER = ["redis", "postgres", "s3", "slapd", "dex", "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"]
+ORDER = [
+    "redis", "postgres", "s3", "slapd", "dex",
+    "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok",
+]  # fmt: skip
 
 
 def _idp() -> ModuleType | None:
@@ -94,6 +97,7 @@ def down() -> None:
 
 def clean() -> None:
     down()
+    database.wipe()
     if STATE.exists():
         shutil.rmtree(STATE)
         say(f"removed {STATE}")

@@ -270,3 +270,25 @@ IMM_INFERENCE_TLS_SECRET = env.string("IMM_INFERENCE_TLS_SECRET", "tls-secret")
 IMM_INGRESS_NAMESPACE = env.string("IMM_INGRESS_NAMESPACE", "ingress-nginx")
 # How long tenant deletion (and a rolled-back creation) waits for the namespace to be gone.
 IMM_NAMESPACE_DELETE_TIMEOUT_SECONDS = env.number("IMM_NAMESPACE_DELETE_TIMEOUT_SECONDS", 120.0, minimum=1)
+
+# --- Models and uploads -----------------------------------------------------------------------------
+# Address clients reach the object store at, for presigned direct-upload URLs (empty: S3_ENDPOINT_URL).
+S3_PUBLIC_ENDPOINT_URL = env.string("S3_PUBLIC_ENDPOINT_URL", "")
+# How long "may this user act in this tenant" (a SelfSubjectAccessReview) is remembered per user,
+# groups and tenant: an upload sends a part every few seconds, and RBAC changes rarely.
+IMM_MODEL_ACCESS_CACHE_SECONDS = env.number("IMM_MODEL_ACCESS_CACHE_SECONDS", 10.0, minimum=0)
+# Direct uploads: lifetime of a presigned part URL, and the part size used when the client names none.
+IMM_UPLOAD_URL_EXPIRY_SECONDS = env.integer("IMM_UPLOAD_URL_EXPIRY_SECONDS", 3600, minimum=60)
+IMM_UPLOAD_PART_BYTES = env.integer("IMM_UPLOAD_PART_BYTES", 64 * 1024 * 1024, minimum=5 * 1024 * 1024)
+# Unfinished multipart uploads older than this are aborted by a periodic task (their parts use storage).
+IMM_UPLOAD_MAX_AGE_HOURS = env.number("IMM_UPLOAD_MAX_AGE_HOURS", 24.0, minimum=0.01)
+CELERY_BEAT_SCHEDULE = {
+    "models-abort-stale-uploads": {
+        "task": "models.abort_stale_uploads",
+        "schedule": env.number("IMM_UPLOAD_REAP_INTERVAL_SECONDS", 3600.0, minimum=10),
+    },
+}
+# Model import from URLs: private, loopback and link-local addresses are refused unless allowed
+# (a tenant could otherwise make the worker fetch cluster-internal services into their bucket).
+IMM_MODEL_IMPORT_ALLOW_PRIVATE_ADDRESSES = env.boolean("IMM_MODEL_IMPORT_ALLOW_PRIVATE_ADDRESSES", False)
+IMM_MODEL_IMPORT_TIMEOUT_SECONDS = env.number("IMM_MODEL_IMPORT_TIMEOUT_SECONDS", 30.0, minimum=1)

@@ -136,13 +136,16 @@ def bucket_remove(name: str) -> None:
     objectstore.bucket_delete(name)
 
 
-def _ca_secret_apply(tenant: Tenant, started_before: bool) -> None:
-    body = manifests.ca_secret(tenant.name, tenant.cert)
+def _put_secret(tenant: Tenant, body: dict[str, Any]) -> None:
     core = tenant.core()
     _create_or_replace(
         lambda: core.create_namespaced_secret(tenant.name, body),
-        lambda: core.replace_namespaced_secret(manifests.CA_SECRET, tenant.name, body),
+        lambda: core.replace_namespaced_secret(body["metadata"]["name"], tenant.name, body),
     )
+
+
+def _ca_secret_apply(tenant: Tenant, started_before: bool) -> None:
+    _put_secret(tenant, manifests.ca_secret(tenant.name, tenant.cert))
 
 
 def _store_secret_apply(tenant: Tenant, started_before: bool) -> None:
@@ -153,17 +156,12 @@ def _store_secret_apply(tenant: Tenant, started_before: bool) -> None:
         endpoint_url=settings.S3_ENDPOINT_URL,
         region=settings.S3_REGION,
     )
-    core = tenant.core()
-    _create_or_replace(
-        lambda: core.create_namespaced_secret(tenant.name, body),
-        lambda: core.replace_namespaced_secret(manifests.STORE_SECRET, tenant.name, body),
-    )
+    _put_secret(tenant, body)
 
 
 def _tls_secret_apply(tenant: Tenant, started_before: bool) -> None:
-    core = tenant.core()
     try:
-        source = core.read_namespaced_secret(settings.IMM_INFERENCE_TLS_SECRET, settings.IMM_SYSTEM_NAMESPACE)
+        source = tenant.core().read_namespaced_secret(settings.IMM_INFERENCE_TLS_SECRET, settings.IMM_SYSTEM_NAMESPACE)
     except NotFound:
         raise ImmError(
             "Platform misconfigured",
@@ -172,11 +170,7 @@ def _tls_secret_apply(tenant: Tenant, started_before: bool) -> None:
             code="platform_tls_secret_missing",
             status=503,
         ) from None
-    body = manifests.tls_secret(tenant.name, {"type": source.type, "data": source.data})
-    _create_or_replace(
-        lambda: core.create_namespaced_secret(tenant.name, body),
-        lambda: core.replace_namespaced_secret(manifests.TLS_SECRET, tenant.name, body),
-    )
+    _put_secret(tenant, manifests.tls_secret(tenant.name, {"type": source.type, "data": source.data}))
 
 
 def _quota_apply(tenant: Tenant, started_before: bool) -> None:

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 IE_GROUP, IE_VERSION, IE_PLURAL = "ai.intel.com", "v1", "inference-endpoints"
 
 
-def wait_for(check: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
+def wait_for(check: Callable[[], Any], timeout: float = 180.0, what: str = "condition") -> Any:
     deadline = time.monotonic() + timeout
     while True:
         value = check()
