@@ -251,3 +251,12 @@ def test_logout_keeps_the_address(fake: Recorder, tmp_path: Path, capsys: pytest
     assert "Signed out" in capsys.readouterr().out
     saved = json.loads((tmp_path / "immconfig").read_text())
     assert saved == {"management_api_address": "api.test", "management_api_port": 443}
+
+
+def test_the_cli_never_imports_django() -> None:
+    import subprocess
+    import sys
+
+    probe = "import sys, imm_cli.main, imm_cli.upload; print('django' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
