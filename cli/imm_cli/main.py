@@ -619,7 +619,7 @@ def list_models(state: State, tenant: str | None, grouped: bool) -> None:
     show(state, state.api().send("GET", f"/tenants/{tenant}/models", params=params).text)
 
 
-@resource(listing, "versions", ("versions", "version"))
+@resource(listing, "versions", ("version",))
 @click.argument("tenant", required=False)
 @pass_state
 def list_versions(state: State, tenant: str | None) -> None:
