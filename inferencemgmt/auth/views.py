@@ -57,7 +57,7 @@ class TokenView(APIView):
     @extend_schema(
         request={"application/json": {"type": "object"}},
         responses={200: OpenApiTypes.OBJECT},
-        description='Exchange {"code": ...} or {"refresh_token": ...} for tokens.',
+        description='Exchange {"code": ..., "code_verifier"?: ...} or {"refresh_token": ...} for tokens.',
     )
     def post(self, request: Request) -> Response:
         body = request.data
@@ -72,6 +72,15 @@ class TokenView(APIView):
                 "code": body["code"],
                 "redirect_uri": _redirect_uri(request),
             }
+            # PKCE (RFC 7636): a client that sent a challenge with the login proves it here; the
+            # provider refuses the code without the verifier.
+            verifier = body.get("code_verifier")
+            if verifier is not None:
+                if not isinstance(verifier, str) or not 43 <= len(verifier) <= 128:
+                    raise ValidationFailed(
+                        description='"code_verifier" must be a string of 43 to 128 characters (RFC 7636).'
+                    )
+                form["code_verifier"] = verifier
         else:
             form = {"grant_type": "refresh_token", "refresh_token": body["refresh_token"]}
         token = provider().token_request(form)

@@ -53,6 +53,20 @@ def test_code_is_exchanged_server_side_with_the_client_secret(api, issuer):
     assert sent.headers["Authorization"].startswith("Basic ")  # client id + secret, never from the client
 
 
+def test_pkce_verifier_is_passed_on_and_checked(api, issuer):
+    verifier = "v" * 43
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        issuer.serve(mock)
+        exchange = mock.post(f"{ISSUER}/token", json={"id_token": "x"})
+        response = api.post("/authenticate/token", {"code": "c", "code_verifier": verifier}, format="json")
+        short = api.post("/authenticate/token", {"code": "c", "code_verifier": "short"}, format="json")
+    assert response.status_code == 200
+    assert parse_qs(exchange.calls[0].request.body)["code_verifier"] == [verifier]
+    assert short.status_code == 400
+    assert "RFC 7636" in short.json()["description"]
+    assert len(exchange.calls) == 1  # the bad verifier never reached the provider
+
+
 def test_refresh_token_exchange(api, issuer):
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         issuer.serve(mock)

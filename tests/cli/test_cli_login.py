@@ -68,8 +68,6 @@ def browser_login(server: Server, config: Path, user: str, *flags: str) -> tuple
 def test_browser_login_with_pkce(cli_server: Server, tmp_path: Path) -> None:
     config = tmp_path / "immconfig"
     code, _out, err = browser_login(cli_server, config, "carol")
-    if code != 0 and "does not pass the PKCE verifier" in err:
-        pytest.xfail("the API's POST /authenticate/token does not pass code_verifier on yet (see docs/cli.md)")
     assert code == 0, err
     assert "code_challenge_method=S256" in err
     assert "Logged in as carol@example.com" in err
