@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from devstack import chart
+from devstack.layout import CHART
 
 pytestmark = pytest.mark.integration
 
@@ -102,9 +103,7 @@ def test_rendered_serving_templates_are_the_shipped_files(helm: chart.Helm, open
 
 
 def test_required_values_are_named(helm: chart.Helm, openapi: dict[str, Any]) -> None:
-    result = helm.run(
-        "template", "imm", str(chart.CHART), f"--kube-version={chart.cluster_version(openapi)}", check=False
-    )
+    result = helm.run("template", "imm", str(CHART), f"--kube-version={chart.cluster_version(openapi)}", check=False)
     assert result.returncode != 0
     assert "is required (see docs/deployment.md)" in result.stderr
 
