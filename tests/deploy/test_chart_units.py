@@ -187,3 +187,35 @@ def test_e2e_values_point_at_the_devstack_and_hold_no_secret() -> None:
     assert values["objectStore"]["endpointUrl"] == "http://127.0.0.1:18333"
     assert values["adminGroup"] == "team-admins"
     assert "do-not-leak" not in repr(values)
+
+
+def _settings_variables() -> set[str]:
+    import re
+
+    source = (ROOT / "inferencemgmt" / "settings.py").read_text()
+    return set(re.findall(r"env\.\w+\(\s*\"([A-Z0-9_]+)\"", source))
+
+
+# Read by the processes themselves rather than by settings.py.
+NOT_SETTINGS = {"GUNICORN_CMD_ARGS", "POD_NAME", "DJANGO_SETTINGS_MODULE"}
+
+
+def test_every_variable_the_chart_sets_is_read_by_the_product() -> None:
+    """The original chart set STATIC_CLIENT_ID, which its code never read; a typo here would be silent too."""
+    import re
+
+    names: set[str] = set()
+    for template in (ROOT / "helm" / "imm" / "templates").glob("*"):
+        names |= set(re.findall(r"- name: ([A-Z][A-Z0-9_]+)$", template.read_text(), re.M))
+    assert len(names) > 20
+    assert names - NOT_SETTINGS - _settings_variables() == set()
+
+
+def test_every_variable_compose_sets_for_the_product_is_read_by_it() -> None:
+    import yaml
+
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    names: set[str] = set()
+    for service in ("api", "worker", "controller", "migrate"):
+        names |= set(compose["services"][service]["environment"])
+    assert names - NOT_SETTINGS - _settings_variables() == set()
