@@ -22,6 +22,7 @@ import copy
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -72,13 +73,33 @@ def admin_kubeconfig() -> str:
     return os.environ.get("KUBECONFIG") or str(CONF / "admin.kubeconfig")
 
 
+def private_copy(kubeconfig: str, directory: Path) -> str:
+    """A copy of the kubeconfig that nobody rewrites under us: `devstack up` (run by any checkout's
+    tests) rewrites the devstack's kubeconfigs in place, and a reader in that instant sees an empty
+    file (helm then falls back to localhost:8080)."""
+    source = Path(kubeconfig)
+    deadline = time.monotonic() + 10
+    while not (text := source.read_text() if source.exists() else "").strip():
+        if time.monotonic() > deadline:
+            raise StackError(f"{kubeconfig} is missing or empty")
+        time.sleep(0.2)
+    directory.mkdir(parents=True, exist_ok=True)
+    copy_path = directory / "admin.kubeconfig"
+    copy_path.write_text(text)
+    copy_path.chmod(0o600)
+    return str(copy_path)
+
+
 @dataclass
 class Helm:
-    """Runs helm with the admin kubeconfig and helm's own state in a private directory."""
+    """Runs helm with (a private copy of) the admin kubeconfig and helm's own state in a private directory."""
 
     binary: Path
     kubeconfig: str
     home: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="imm-helm-")))
+
+    def __post_init__(self) -> None:
+        self.kubeconfig = private_copy(self.kubeconfig, self.home)
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -331,6 +352,7 @@ def check() -> None:
             if result.returncode != 0:
                 raise StackError(f"kubeconform ({variant} values):\n{result.stdout.strip()}\n{result.stderr.strip()}")
             say(f"kubeconform ({variant} values): {result.stdout.strip().splitlines()[-1]}")
+    shutil.rmtree(helm.home, ignore_errors=True)
     say(f"helm-check passed in {time.monotonic() - began:.1f}s ({len(objects)} objects, {len(wanted)} kinds)")
 
 
@@ -523,6 +545,9 @@ def _leftovers(api: Any, release: str, namespace: str) -> list[str]:
     for api_version, kind in NAMESPACED_KINDS:
         resource = api.resources.get(api_version=api_version, kind=kind)
         for item in resource.get(namespace=namespace, label_selector=selector).items:
+            # A terminating pod is on its way out (the worker has 120 s to finish its task), not an orphan.
+            if kind == "Pod" and item.metadata.deletionTimestamp:
+                continue
             found.append(f"{kind}/{item.metadata.name}")
         if kind == "Secret":  # helm's own release records
             for item in resource.get(namespace=namespace, label_selector=f"owner=helm,name={release}").items:
@@ -655,6 +680,7 @@ def e2e(devstack: dict[str, str], keep: bool = False) -> E2EReport:
             if installed:
                 helm.run("uninstall", release, f"--namespace={namespace}", "--wait", check=False)
             _cleanup(api, release, namespace)
+            shutil.rmtree(helm.home, ignore_errors=True)
         report.timings["total"] = time.monotonic() - began
     return report
 
