@@ -455,6 +455,46 @@ def rbac_probes(namespace: str) -> dict[str, list[Probe]]:
     }
 
 
+def installed_identity_problems(api_client: Any, namespace: str, release: str, workdir: Path) -> list[str]:
+    """Act exactly as an installed API pod would: the release's kubeconfig ConfigMap, with the pod's
+    token and CA paths pointed at a fresh service-account token and the cluster's CA (and the
+    in-cluster server name at this cluster's address), loaded by the kubernetes client the product uses."""
+    from kubernetes import client, config
+    from kubernetes.client.exceptions import ApiException
+
+    core = client.CoreV1Api(api_client)
+    installed = core.read_namespaced_config_map(f"{release}-kubeconfig", namespace).data["kubeconfig"]
+    kubeconfig = yaml.safe_load(installed)
+    token = core.create_namespaced_service_account_token(
+        f"{release}-management-api",
+        namespace,
+        client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=600)),
+    ).status.token
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "token").write_text(token)
+    (workdir / "ca.crt").write_text(Path(api_client.configuration.ssl_ca_cert).read_text())
+    kubeconfig["clusters"][0]["cluster"].update(
+        server=api_client.configuration.host, **{"certificate-authority": str(workdir / "ca.crt")}
+    )
+    assert kubeconfig["users"][0]["user"]["tokenFile"] == "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    kubeconfig["users"][0]["user"]["tokenFile"] = str(workdir / "token")
+    (workdir / "kubeconfig").write_text(yaml.safe_dump(kubeconfig))
+    pod_core = client.CoreV1Api(config.new_client_from_config(str(workdir / "kubeconfig")))
+    problems = []
+    try:
+        pod_core.list_namespace(limit=1)
+        pod_core.read_namespaced_secret("imm-django", namespace)
+    except ApiException as exc:
+        problems.append(f"the installed API identity cannot do its job: {exc.status} {exc.reason}")
+    try:
+        pod_core.list_secret_for_all_namespaces(limit=1)
+        problems.append("the installed API identity can list secrets cluster-wide")
+    except ApiException as exc:
+        if exc.status != 403:
+            problems.append(f"listing secrets cluster-wide gave {exc.status}, not 403")
+    return problems
+
+
 def e2e_values(devstack: dict[str, str], admin_group: str) -> dict[str, Any]:
     """Values that point a release at the devstack's services (the secrets are created by e2e)."""
     return {
@@ -633,6 +673,8 @@ def e2e(devstack: dict[str, str], keep: bool = False) -> E2EReport:
                     allowed == probe.expected,
                     f"{identity} {'can' if allowed else 'can NOT'} {probe.what} (expected the opposite)",
                 )
+
+        report.failures += installed_identity_problems(api_client, namespace, release, Path(helm.home) / "pod")
 
         step = time.monotonic()
         helm.run(
