@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -113,3 +114,40 @@ def test_helm_e2e_install_upgrade_uninstall(admin_env: dict[str, str]) -> None:
     assert report.failures == [], f"in {report.namespace}, timings {report.timings}"
     # Budget: the whole cycle in about three minutes on the shared two-core machine.
     assert report.timings["total"] < 240, report.timings
+
+
+def test_the_product_accepts_the_environment_the_chart_sets(
+    helm: chart.Helm, openapi: dict[str, Any], tmp_path: Path
+) -> None:
+    """settings.py reads every variable strictly: render the chart (with a large body limit, which Helm
+    would print as 1.048576e+06 if the template forgot to keep it an integer) and load the settings
+    with exactly the API container's environment."""
+    text = chart.render(helm, chart.cluster_version(openapi), "--set=django.maxJsonBodyBytes=104857600")
+    deployment = next(
+        o for o in chart.documents(text) if o["kind"] == "Deployment" and o["metadata"]["name"].endswith("-api")
+    )
+    env: dict[str, str] = {}
+    for item in deployment["spec"]["template"]["spec"]["containers"][0]["env"]:
+        value = item.get("value", "secret-from-a-reference")
+        if value.startswith("/etc/imm/"):  # mounted files: stand-ins with the same names
+            stand_in = tmp_path / value.lstrip("/")
+            stand_in.parent.mkdir(parents=True, exist_ok=True)
+            stand_in.write_text("stand-in")
+            value = str(stand_in)
+        env[item["name"]] = value
+    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    assert env["IMM_MAX_JSON_BODY_BYTES"] == "104857600"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import django; django.setup(); from django.conf import settings; print(settings.IMM_MAX_JSON_BODY_BYTES)",
+        ],
+        cwd=ROOT,
+        env={"PATH": os.environ["PATH"], "DJANGO_SETTINGS_MODULE": "inferencemgmt.settings", **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "104857600"

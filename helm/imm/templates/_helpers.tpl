@@ -94,14 +94,14 @@ names and subjects, so the rules have one source.
 - name: DJANGO_LOG_LEVEL
   value: {{ .Values.django.logLevel | quote }}
 - name: IMM_MAX_JSON_BODY_BYTES
-  value: {{ .Values.django.maxJsonBodyBytes | quote }}
+  value: {{ .Values.django.maxJsonBodyBytes | int64 | toString | quote }}
 - name: DATABASE_URL
   valueFrom:
     secretKeyRef:
       name: {{ include "imm.required" (list .Values.database.url.existingSecret "database.url.existingSecret") }}
       key: {{ .Values.database.url.key }}
 - name: DATABASE_CONN_MAX_AGE_SECONDS
-  value: {{ .Values.database.connMaxAgeSeconds | quote }}
+  value: {{ .Values.database.connMaxAgeSeconds | int64 | toString | quote }}
 - name: REDIS_URL
   valueFrom:
     secretKeyRef:
