@@ -53,6 +53,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "inferencemgmt.requestlog.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files (collected into STATIC_ROOT at image build) straight from the WSGI process.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -101,6 +103,11 @@ USE_I18N = False
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Compressed copies (gzip) written by collectstatic; no manifest, so a missing build step never breaks a page.
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
 
 # Largest JSON body the API parses (the multipart upload routes stream and are not bound by it).
 IMM_MAX_JSON_BODY_BYTES = env.integer("IMM_MAX_JSON_BODY_BYTES", 1024 * 1024, minimum=1024)

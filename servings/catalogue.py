@@ -1,14 +1,16 @@
 """The serving templates shipped with the product, and their ConfigMap form.
 
-The templates live as files under ``servings/serving_templates/<name>/<part>.yaml.j2`` so that they
-are reviewed and versioned like code. Clusters hold them as ConfigMaps in the servings namespace
-(``SERVING_TEMPLATES_NAMESPACE``), one per serving, labelled so that the API and the controller
-never mistake another ConfigMap for a template (the original listed every ConfigMap). The data keys
-keep the original's names (``configMap.tmpl``, ``deployment.tmpl``, ...) so that ``GET
-/servings/<name>`` answers with the documented keys.
+The templates live as files under ``helm/imm/files/serving-templates/<name>/<part>.yaml.j2`` so that
+they are reviewed and versioned like code. The Helm chart is their one source, as it is for the CRD
+and the RBAC rules: the chart turns these same files into ConfigMaps (``.Files.Glob``; Helm cannot
+read outside the chart directory), and the devstack and the tests read them here. Clusters hold them
+as ConfigMaps in the servings namespace (``SERVING_TEMPLATES_NAMESPACE``), one per serving, labelled
+so that the API and the controller never mistake another ConfigMap for a template (the original
+listed every ConfigMap). The data keys keep the original's names (``configMap.tmpl``,
+``deployment.tmpl``, ...) so that ``GET /servings/<name>`` answers with the documented keys.
 
-This module imports neither Django nor Jinja2: the devstack bootstrap (and the Helm chart's
-generator) can call :func:`serving_template_configmaps` with the standard library only.
+This module imports neither Django nor Jinja2: the devstack bootstrap can call
+:func:`serving_template_configmaps` with the standard library only.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-TEMPLATES_DIR = Path(__file__).resolve().parent / "serving_templates"
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "helm" / "imm" / "files" / "serving-templates"
 
 #: The four parts of a serving, in apply order, each with the kind and apiVersion it must render.
 PARTS: dict[str, tuple[str, str]] = {

@@ -1,0 +1,221 @@
+"""Unit tests of devstack.chart's pure parts: kubeconform's schema layout from a cluster's OpenAPI
+document, and the chart's own least-privilege and hardening rules."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devstack import chart
+from devstack.proc import StackError
+from servings import catalogue
+
+pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+OPENAPI: dict[str, Any] = {
+    "definitions": {
+        "io.k8s.api.apps.v1.Deployment": {
+            "type": "object",
+            "properties": {
+                "apiVersion": {"type": "string"},
+                "kind": {"type": "string"},
+                "spec": {"$ref": "#/definitions/io.k8s.api.apps.v1.DeploymentSpec"},
+            },
+            "x-kubernetes-group-version-kind": [{"group": "apps", "kind": "Deployment", "version": "v1"}],
+        },
+        "io.k8s.api.apps.v1.DeploymentSpec": {
+            "type": "object",
+            "properties": {
+                "replicas": {"type": "integer"},
+                "maxSurge": {"$ref": "#/definitions/io.k8s.apimachinery.pkg.util.intstr.IntOrString"},
+                "cpu": {"$ref": "#/definitions/io.k8s.apimachinery.pkg.api.resource.Quantity"},
+                "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+            },
+        },
+        "io.k8s.apimachinery.pkg.util.intstr.IntOrString": {"type": "string", "format": "int-or-string"},
+        "io.k8s.apimachinery.pkg.api.resource.Quantity": {"type": "string"},
+        "io.k8s.api.core.v1.Unrelated": {"type": "object", "properties": {"x": {"type": "string"}}},
+        "io.k8s.api.core.v1.ConfigMap": {
+            "type": "object",
+            "properties": {"data": {"type": "object", "additionalProperties": {"type": "string"}}},
+            "x-kubernetes-group-version-kind": [{"group": "", "kind": "ConfigMap", "version": "v1"}],
+        },
+    }
+}
+
+
+@pytest.mark.parametrize(
+    ("api_version", "kind", "name"),
+    [
+        ("apps/v1", "Deployment", "deployment-apps-v1.json"),
+        ("v1", "ConfigMap", "configmap-v1.json"),
+        ("networking.k8s.io/v1", "Ingress", "ingress-networking-v1.json"),
+        ("rbac.authorization.k8s.io/v1", "ClusterRole", "clusterrole-rbac-v1.json"),
+        ("apiextensions.k8s.io/v1", "CustomResourceDefinition", "customresourcedefinition-apiextensions-v1.json"),
+    ],
+)
+def test_schema_filename_follows_kubeconform_layout(api_version: str, kind: str, name: str) -> None:
+    assert chart.schema_filename(api_version, kind) == name
+
+
+def test_standalone_schema_is_self_contained_strict_and_minimal() -> None:
+    schemas = chart.standalone_schemas(OPENAPI, [("apps/v1", "Deployment"), ("v1", "ConfigMap")])
+    assert set(schemas) == {"deployment-apps-v1.json", "configmap-v1.json"}
+    deployment = schemas["deployment-apps-v1.json"]
+    assert deployment["$ref"] == "#/definitions/io.k8s.api.apps.v1.Deployment"
+    definitions = deployment["definitions"]
+    # Only what the kind reaches, so each file stands alone and stays small.
+    assert "io.k8s.api.core.v1.Unrelated" not in definitions
+    assert definitions["io.k8s.api.apps.v1.Deployment"]["additionalProperties"] is False
+    spec = definitions["io.k8s.api.apps.v1.DeploymentSpec"]
+    assert spec["additionalProperties"] is False
+    # A map keeps its own additionalProperties.
+    assert spec["properties"]["labels"]["additionalProperties"] == {"type": "string"}
+    assert definitions["io.k8s.apimachinery.pkg.util.intstr.IntOrString"] == {
+        "oneOf": [{"type": "string"}, {"type": "integer"}]
+    }
+    assert {"type": "number"} in definitions["io.k8s.apimachinery.pkg.api.resource.Quantity"]["oneOf"]
+
+
+def test_standalone_schemas_leave_the_input_alone() -> None:
+    before = copy.deepcopy(OPENAPI)
+    chart.standalone_schemas(OPENAPI, [("apps/v1", "Deployment")])
+    assert before == OPENAPI
+
+
+def test_a_kind_the_cluster_does_not_serve_is_an_error() -> None:
+    with pytest.raises(StackError, match="serves no Ingress in extensions/v1beta1"):
+        chart.standalone_schemas(OPENAPI, [("extensions/v1beta1", "Ingress")])
+
+
+def test_cluster_version_comes_from_the_openapi_document() -> None:
+    assert chart.cluster_version({"info": {"version": "1.37"}}) == "1.37.0"
+    assert chart.cluster_version({"info": {"version": "v1.30.2"}}) == "1.30.2"
+
+
+def _deployment(**container_overrides: Any) -> dict[str, Any]:
+    container = {
+        "name": "api",
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
+        "readinessProbe": {"httpGet": {"path": "/readyz"}},
+        "livenessProbe": {"httpGet": {"path": "/healthz"}},
+    }
+    container.update(container_overrides)
+    return {
+        "kind": "Deployment",
+        "metadata": {"name": "imm-api", "labels": {"app.kubernetes.io/component": "api"}},
+        "spec": {"template": {"spec": {"securityContext": {"runAsNonRoot": True}, "containers": [container]}}},
+    }
+
+
+def test_policy_accepts_a_hardened_deployment() -> None:
+    assert chart.policy_problems([_deployment()]) == []
+
+
+def test_policy_names_each_weakness() -> None:
+    weak = _deployment(securityContext={"privileged": True}, resources={}, readinessProbe={})
+    problems = "\n".join(chart.policy_problems([weak]))
+    for expected in (
+        "allowPrivilegeEscalation is not false",
+        "root filesystem is writable",
+        "privileged",
+        "capabilities not dropped",
+        "no cpu and memory requests",
+        "no cpu and memory limits",
+        "readiness probe is not /readyz",
+    ):
+        assert expected in problems
+
+
+def test_policy_refuses_wildcards_escalation_and_builtin_admin_roles() -> None:
+    objects = [
+        {
+            "kind": "ClusterRole",
+            "metadata": {"name": "x"},
+            "rules": [{"apiGroups": ["*"], "resources": ["a"], "verbs": ["get"]}],
+        },
+        {
+            "kind": "Role",
+            "metadata": {"name": "y"},
+            "rules": [{"apiGroups": [""], "resources": ["roles"], "verbs": ["bind"]}],
+        },
+        {"kind": "ClusterRoleBinding", "metadata": {"name": "z"}, "roleRef": {"name": "cluster-admin"}},
+    ]
+    problems = chart.policy_problems(objects)
+    assert problems == [
+        "ClusterRole/x: wildcard in apiGroups",
+        "Role/y: grants ['bind']",
+        "ClusterRoleBinding/z: binds the built-in role cluster-admin",
+    ]
+
+
+def test_rbac_probes_cover_what_the_issue_promises() -> None:
+    probes = chart.rbac_probes("imm-x")
+    api = {(p.verb, p.resource, p.namespace, p.name): p.expected for p in probes["management-api"]}
+    assert api[("impersonate", "users", "", "")] is True
+    assert api[("impersonate", "groups", "", "")] is True
+    assert api[("list", "secrets", "", "")] is False
+    assert api[("bind", "clusterroles", "", "cluster-admin")] is False
+    assert api[("escalate", "clusterroles", "", "")] is False
+
+
+def test_serving_templates_have_one_source_inside_the_chart() -> None:
+    # Helm cannot read outside the chart, so the files live there; nothing may grow a second copy.
+    assert catalogue.TEMPLATES_DIR == ROOT / "helm" / "imm" / "files" / "serving-templates"
+    assert not (ROOT / "servings" / "serving_templates").exists()
+    assert set(catalogue.shipped_templates()) == {"tf-serving", "ovms"}
+
+
+def test_e2e_values_point_at_the_devstack_and_hold_no_secret() -> None:
+    devstack = {
+        "S3_ENDPOINT_URL": "http://127.0.0.1:18333",
+        "OIDC_ISSUER": "https://127.0.0.1:15556/dex",
+        "S3_SECRET_ACCESS_KEY": "do-not-leak",
+        "OIDC_API_CLIENT_SECRET": "do-not-leak",
+    }
+    values = chart.e2e_values(devstack, "team-admins")
+    assert values["objectStore"]["endpointUrl"] == "http://127.0.0.1:18333"
+    assert values["adminGroup"] == "team-admins"
+    assert "do-not-leak" not in repr(values)
+
+
+def _settings_variables() -> set[str]:
+    import re
+
+    source = (ROOT / "inferencemgmt" / "settings.py").read_text()
+    return set(re.findall(r"env\.\w+\(\s*\"([A-Z0-9_]+)\"", source))
+
+
+# Read by the processes themselves rather than by settings.py.
+NOT_SETTINGS = {"GUNICORN_CMD_ARGS", "POD_NAME", "DJANGO_SETTINGS_MODULE"}
+
+
+def test_every_variable_the_chart_sets_is_read_by_the_product() -> None:
+    """The original chart set STATIC_CLIENT_ID, which its code never read; a typo here would be silent too."""
+    import re
+
+    names: set[str] = set()
+    for template in (ROOT / "helm" / "imm" / "templates").glob("*"):
+        names |= set(re.findall(r"- name: ([A-Z][A-Z0-9_]+)$", template.read_text(), re.M))
+    assert len(names) > 20
+    assert names - NOT_SETTINGS - _settings_variables() == set()
+
+
+def test_every_variable_compose_sets_for_the_product_is_read_by_it() -> None:
+    import yaml
+
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    names: set[str] = set()
+    for service in ("api", "worker", "controller", "migrate"):
+        names |= set(compose["services"][service]["environment"])
+    assert names - NOT_SETTINGS - _settings_variables() == set()
