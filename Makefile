@@ -10,10 +10,13 @@ REQUIREMENTS := $(wildcard requirements/*.txt)
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help system-deps venv devstack devstack-down devstack-clean devstack-status test test-postgres test-unit lint dev
+.PHONY: help system-deps venv devstack devstack-down devstack-clean devstack-status test test-postgres test-unit lint dev docker_build helm-check helm-e2e
+
+IMAGE ?= imm
+TAG ?= latest
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 system-deps: ## Install the Debian packages the project needs (only missing ones)
 	@scripts/install-system-deps.sh
@@ -56,3 +59,12 @@ test-unit: venv ## Unit tests only (no services)
 
 dev: devstack ## Run the platform, then the API and console (:8000), a worker and the controller
 	@scripts/dev.sh
+
+docker_build: ## Build the container image $(IMAGE):$(TAG) (proxy variables passed through)
+	docker build --build-arg HTTP_PROXY --build-arg HTTPS_PROXY --build-arg NO_PROXY -f Dockerfile -t $(IMAGE):$(TAG) .
+
+helm-check: devstack ## Helm chart: lint, render, validate against the devstack cluster's schemas and the chart's rules
+	@$(PY) -m devstack.chart check
+
+helm-e2e: devstack ## Helm chart: install into the devstack cluster, verify, upgrade, uninstall
+	@$(PY) -m devstack.chart e2e

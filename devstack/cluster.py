@@ -60,8 +60,11 @@ def write_kubeconfig(user: str, cert: pki.KeyPair) -> Path:
     }
     CONF.mkdir(parents=True, exist_ok=True)
     path = kubeconfig_path(user)
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    path.chmod(0o600)
+    # Written aside and renamed, so a client reading it during `devstack up` never sees half a file.
+    partial = path.with_suffix(".partial")
+    partial.write_text(yaml.safe_dump(config, sort_keys=False))
+    partial.chmod(0o600)
+    partial.replace(path)
     return path
 
 

@@ -66,8 +66,10 @@ def environment() -> dict[str, str]:
 def write_env() -> None:
     lines = ["# Written by `make devstack`; source it with `set -a; . .devstack/env; set +a`."]
     lines += [f"export {key}={shlex.quote(value)}" for key, value in environment().items()]
-    ENV_FILE.write_text("\n".join(lines) + "\n")
-    ENV_FILE.chmod(0o600)
+    partial = ENV_FILE.with_suffix(".partial")
+    partial.write_text("\n".join(lines) + "\n")
+    partial.chmod(0o600)
+    partial.replace(ENV_FILE)
 
 
 def up() -> None:
