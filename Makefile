@@ -51,8 +51,10 @@ lint: venv ## ruff (lint + format check) and mypy
 test: devstack ## Every test (unit and integration against the devstack), on SQLite
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
-test-postgres: devstack ## The same suite with the database on the devstack's PostgreSQL
-	@set -a; . .devstack/env; set +a; DATABASE_URL="$$IMM_DEVSTACK_DATABASE_URL" $(PY) -m pytest $(PYTEST_ARGS)
+# Only the tests that use the database run again: the others (cluster, chart, CLI against its own
+# server) would repeat the SQLite run word for word.
+test-postgres: devstack ## The database tests again, on the devstack's PostgreSQL
+	@set -a; . .devstack/env; set +a; DATABASE_URL="$$IMM_DEVSTACK_DATABASE_URL" $(PY) -m pytest -m django_db $(PYTEST_ARGS)
 
 test-unit: venv ## Unit tests only (no services)
 	@$(PY) -m pytest -m unit $(PYTEST_ARGS)
