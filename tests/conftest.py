@@ -94,6 +94,23 @@ def api() -> Any:
 TEST_REDIS_DB = 15
 
 
+def use_broker(url: str) -> str:
+    """Point this process's Celery sends at `url`; returns the previous URL.
+
+    Test modules use Redis databases of their own. Celery's connection and producer pools bind to
+    the URL they were first built with, so both are dropped: the next send connects anew.
+    """
+    from inferencemgmt.celery import app as celery_app
+
+    previous = str(celery_app.conf.broker_url)
+    celery_app.conf.broker_url = url
+    if celery_app._pool is not None:
+        celery_app._pool.force_close_all()
+        celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+    return previous
+
+
 def _test_database_url() -> str:
     from django.db import connection
 
@@ -110,10 +127,8 @@ def operations_worker(devstack_env: dict[str, str], platform_settings: Any, tmp_
     Yields a function that starts one more worker (named), so a test can kill one and start
     another. The test process sends to the same broker database.
     """
-    from inferencemgmt.celery import app as celery_app
-
     broker = devstack_env["REDIS_URL"].rsplit("/", 1)[0] + f"/{TEST_REDIS_DB}"
-    celery_app.conf.broker_url = broker
+    previous = use_broker(broker)
     env = {
         **os.environ,
         **devstack_env,
@@ -129,6 +144,7 @@ def operations_worker(devstack_env: dict[str, str], platform_settings: Any, tmp_
     pool.start("first")
     yield pool
     pool.stop_all()
+    use_broker(previous)
     for log in sorted(tmp_path.glob("*.log")):
         print(f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}")
 

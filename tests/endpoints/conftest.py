@@ -25,7 +25,7 @@ from django.test import override_settings
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from tests.conftest import WorkerPool, _test_database_url
+from tests.conftest import WorkerPool, _test_database_url, use_broker
 from tests.servings.conftest import ControllerProcess
 from tests.tenants.test_tenants_api import CERT
 
@@ -129,13 +129,10 @@ def platform(
     django_db_blocker: Any,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Platform]:
-    from inferencemgmt.celery import app as celery_app
-
     broker = devstack_env["REDIS_URL"].rsplit("/", 1)[0] + f"/{ENDPOINTS_REDIS_DB}"
     logs = tmp_path_factory.mktemp("endpoint-workers")
     with override_settings(**platform_values(devstack_env)), django_db_blocker.unblock():
-        previous_broker = celery_app.conf.broker_url
-        celery_app.conf.broker_url = broker
+        previous_broker = use_broker(broker)
         env = {
             **os.environ,
             **devstack_env,
@@ -164,7 +161,7 @@ def platform(
         finally:
             found.cleanup()
             pool.stop_all()
-            celery_app.conf.broker_url = previous_broker
+            use_broker(previous_broker)
 
 
 @pytest.fixture(scope="module")
