@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import dj_database_url
 import django_stubs_ext
@@ -270,3 +271,35 @@ IMM_INFERENCE_TLS_SECRET = env.string("IMM_INFERENCE_TLS_SECRET", "tls-secret")
 IMM_INGRESS_NAMESPACE = env.string("IMM_INGRESS_NAMESPACE", "ingress-nginx")
 # How long tenant deletion (and a rolled-back creation) waits for the namespace to be gone.
 IMM_NAMESPACE_DELETE_TIMEOUT_SECONDS = env.number("IMM_NAMESPACE_DELETE_TIMEOUT_SECONDS", 120.0, minimum=1)
+
+# --- Security headers (console) ---------------------------------------------------------------------
+# The console runs only its own static scripts and styles; the browser uploads straight to the object
+# store, so its origin (or IMM_CONSOLE_UPLOAD_ORIGINS behind a public S3 host) may be fetched, and the
+# login form posts to the identity provider.
+MIDDLEWARE.append("inferencemgmt.securityheaders.ContentSecurityPolicyMiddleware")
+X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# HSTS only where the site is served over TLS (a browser would otherwise refuse plain-HTTP dev sites).
+SECURE_HSTS_SECONDS = env.integer("DJANGO_HSTS_SECONDS", 0 if DEBUG else 31536000, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = False
+IMM_CONSOLE_UPLOAD_ORIGINS = env.string_list(
+    "IMM_CONSOLE_UPLOAD_ORIGINS",
+    ["{uri.scheme}://{uri.netloc}".format(uri=urlsplit(S3_ENDPOINT_URL))] if S3_ENDPOINT_URL else [],
+)
+IMM_CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        " ".join(["connect-src 'self'", *IMM_CONSOLE_UPLOAD_ORIGINS]),
+        " ".join(["form-action 'self'", OIDC_ISSUER]).strip(),
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+        "object-src 'none'",
+    ]
+)
+# The console's own stylesheet and script (no CDN: the CSP above allows only 'self').
+STATICFILES_DIRS = [BASE_DIR / "static"]
