@@ -39,11 +39,14 @@ def highlight(text: str) -> SafeString:
     return mark_safe("".join(html))  # noqa: S308 (every piece above was escaped)
 
 
+def _users(identity: Identity, name: str) -> list[str] | None:
+    """Endpoints using a template are listed cluster-wide, which only admins may do; None for others."""
+    return selectors.serving_users(identity, name) if identity.is_admin else None
+
+
 @console_page()
 def serving_list(request: HttpRequest, identity: Identity) -> HttpResponse:
-    servings = [
-        {"name": name, "users": selectors.serving_users(identity, name)} for name in selectors.serving_list(identity)
-    ]
+    servings = [{"name": name, "users": _users(identity, name)} for name in selectors.serving_list(identity)]
     return render(request, "servings/list.html", {"identity": identity, "servings": servings})
 
 
@@ -69,7 +72,7 @@ def serving_detail(request: HttpRequest, identity: Identity, name: str) -> HttpR
         "identity": identity,
         "name": name,
         "parts": parts,
-        "users": selectors.serving_users(identity, name),
+        "users": _users(identity, name),
         "error": error,
         "editing": request.method == "POST" or request.GET.get("edit") == "1",
     }

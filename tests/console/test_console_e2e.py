@@ -1,0 +1,225 @@
+"""The console in a real browser against the live platform, as the issue's people use it.
+
+The admin signs in through Dex, creates a tenant for team-a and watches its task finish; alice (team-a)
+finds it on her dashboard; bob (team-b) sees nothing of it; the admin deletes it with a confirmation.
+Every page is screenshotted, and checked for what a person would look at: the title, the key elements,
+no error banner, and no Content-Security-Policy violation in the browser console.
+"""
+
+from __future__ import annotations
+
+import datetime
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+TASK_TIMEOUT_MS = 180_000
+
+
+def ca_certificate_pem() -> bytes:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "console test CA")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return certificate.public_bytes(serialization.Encoding.PEM)
+
+
+class Person:
+    """One user's browser context: signs in through Dex and remembers CSP violations and dialogs."""
+
+    def __init__(self, browser: Any, base_url: str, issuer: str, user: str) -> None:
+        self.context = browser.new_context(base_url=base_url, viewport={"width": 1366, "height": 800})
+        self.page = self.context.new_page()
+        self.issuer, self.user = issuer, user
+        self.csp_violations: list[str] = []
+        self.page.on(
+            "console",
+            lambda message: (
+                self.csp_violations.append(message.text) if "Content Security Policy" in message.text else None
+            ),
+        )
+        self.page.on("dialog", lambda dialog: dialog.accept())
+
+    def log_in(self) -> None:
+        page = self.page
+        page.goto("/console/")  # not signed in: sent to the provider, then back here
+        page.wait_for_url(f"{self.issuer}/auth/ldap/login*", timeout=30_000)
+        page.fill("#login", self.user)
+        page.fill("#password", f"{self.user}-password")
+        page.click("#submit-login")
+        page.wait_for_url("**/console/", timeout=30_000)
+        assert page.locator("#user-name").inner_text() == f"{self.user}@example.com"
+
+    def open(self, path: str) -> Any:
+        response = self.page.goto(path)
+        assert response is not None
+        return response
+
+    def assert_no_error_banner(self) -> None:
+        assert self.page.locator(".banner.error").count() == 0, self.page.locator(".banner.error").all_inner_texts()
+        assert self.csp_violations == []
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture(scope="module")
+def people(browser: Any, console_server: str, devstack_env: dict[str, str]) -> Iterator[Callable[[str], Person]]:
+    made: list[Person] = []
+
+    def person(user: str) -> Person:
+        made.append(Person(browser, console_server, devstack_env["OIDC_ISSUER"], user))
+        made[-1].log_in()
+        return made[-1]
+
+    yield person
+    for someone in made:
+        someone.close()
+
+
+@pytest.fixture
+def tenant(console_server: str, user_token: Callable[[str], str]) -> Iterator[str]:
+    """A fresh tenant name; whatever the test leaves of it is deleted through the API afterwards."""
+    name = f"console-{secrets.token_hex(3)}"
+    yield name
+    admin = {"Authorization": f"Bearer {user_token('admin')}"}
+    if requests.get(f"{console_server}/tenants/{name}", headers=admin, timeout=30).status_code == 200:
+        requests.delete(f"{console_server}/tenants/{name}", headers=admin, timeout=120)
+
+
+def test_admin_creates_a_tenant_alice_uses_it_bob_cannot_see_it(
+    people: Callable[[str], Person], screenshots: Callable[[Any, str], Path], tmp_path: Path, tenant: str
+) -> None:
+    cert = tmp_path / "ca.pem"
+    cert.write_bytes(ca_certificate_pem())
+
+    # --- admin: dashboard, create form, the provisioning task followed live -------------------------
+    admin = people("admin")
+    page = admin.page
+    response = admin.open("/console/")
+    headers = response.headers
+    assert "default-src 'self'" in headers["content-security-policy"]
+    assert "script-src 'self'" in headers["content-security-policy"]
+    assert headers["x-frame-options"] == "DENY"
+    assert headers["referrer-policy"] == "same-origin"
+    assert page.title() == "Dashboard · IMM"
+    assert "groups: admin" in page.locator("#user-groups").inner_text()
+    screenshots(page, "admin-dashboard")
+    admin.assert_no_error_banner()
+
+    page.get_by_role("link", name="Create a tenant").click()
+    assert page.title() == "Create a tenant · IMM"
+    # A bad certificate is refused on the form with the API's words, and nothing is created.
+    bad = tmp_path / "bad.pem"
+    bad.write_text("not a certificate")
+    page.fill("#id_name", tenant)
+    page.fill("#id_scope", "team-a")
+    page.set_input_files("#id_cert", str(bad))
+    page.click("button:has-text('Create tenant')")
+    assert "Incorrect certificate format" in page.locator("#form-error").inner_text()
+    screenshots(page, "admin-create-tenant-refused")
+
+    page.fill("#id_name", tenant)
+    page.fill("#id_scope", "team-a")
+    page.set_input_files("#id_cert", str(cert))
+    page.fill("#id_max_endpoints", "3")
+    page.fill("#id_requests_cpu", "2")
+    page.fill("#id_requests_memory", "4Gi")
+    page.fill("#id_limits_cpu", "4")
+    page.fill("#id_limits_memory", "8Gi")
+    screenshots(page, "admin-create-tenant-form")
+    page.click("button:has-text('Create tenant')")
+    page.wait_for_url("**/console/tasks/*/")
+    assert page.title() == f"Task tenants.provision {tenant} · IMM"
+    screenshots(page, "admin-task-started")
+    # The page updates itself: no reload, the steps appear and the task ends.
+    page.locator("#task-done").wait_for(timeout=TASK_TIMEOUT_MS)
+    assert page.locator("#task-state").inner_text() == "Succeeded"
+    steps = page.locator("#task-steps li")
+    assert steps.count() >= 3
+    assert all("done" in text for text in steps.all_inner_texts())
+    screenshots(page, "admin-task-succeeded")
+    admin.assert_no_error_banner()
+
+    page.get_by_role("link", name=f"open tenant {tenant}").click()
+    assert page.title() == f"Tenant {tenant} · IMM"
+    assert page.locator("meter").count() == 5  # endpoints, cpu and memory requests and limits
+    assert "team-a" in page.locator("dl.facts").inner_text()
+    screenshots(page, "admin-tenant")
+    admin.assert_no_error_banner()
+
+    admin.open("/console/tasks/?kind=tenants.provision")
+    assert page.locator("#task-table tbody tr", has_text=tenant).count() == 1
+    screenshots(page, "admin-tasks")
+
+    # --- alice (team-a): the tenant is hers to see, not to delete ----------------------------------
+    alice = people("alice")
+    card = alice.page.locator(".tenant-card", has_text=tenant)
+    assert card.count() == 1
+    assert "0 of 3" in card.locator(".endpoint-count").inner_text()
+    screenshots(alice.page, "alice-dashboard")
+    alice.assert_no_error_banner()
+    alice.page.get_by_role("link", name=tenant).click()
+    assert alice.page.title() == f"Tenant {tenant} · IMM"
+    assert alice.page.locator("#delete-tenant").count() == 0
+    screenshots(alice.page, "alice-tenant")
+    alice.assert_no_error_banner()
+    refused = alice.open("/console/tenants/new/")
+    assert refused.status == 403
+    assert "platform administrators" in alice.page.locator("#error-banner").inner_text()
+
+    alice.open("/console/servings/")
+    assert alice.page.locator("#serving-table").get_by_role("link", name="ovms").count() == 1
+    alice.page.get_by_role("link", name="ovms").click()
+    assert alice.page.title() == "Serving ovms · IMM"
+    assert alice.page.locator("pre.code .hl-key").count() > 0
+    assert alice.page.get_by_role("link", name="Edit").count() == 0
+    screenshots(alice.page, "alice-serving")
+    alice.assert_no_error_banner()
+
+    # --- bob (team-b): nothing of alice's tenant ---------------------------------------------------
+    bob = people("bob")
+    assert bob.page.locator(".tenant-card", has_text=tenant).count() == 0
+    screenshots(bob.page, "bob-dashboard")
+    hidden = bob.open(f"/console/tenants/{tenant}/")
+    assert hidden.status in (403, 404)
+    assert "4Gi" not in bob.page.content()
+    screenshots(bob.page, "bob-tenant-refused")
+
+    # --- admin deletes the tenant, confirming in the dialog, and follows the task ------------------
+    admin.open(f"/console/tenants/{tenant}/")
+    page.click("#delete-tenant")
+    page.wait_for_url("**/console/tasks/*/")
+    assert page.title() == f"Task tenants.delete {tenant} · IMM"
+    page.locator("#task-done").wait_for(timeout=TASK_TIMEOUT_MS)
+    screenshots(page, "admin-delete-succeeded")
+    admin.open("/console/")
+    assert page.locator(".tenant-card", has_text=tenant).count() == 0
+    admin.assert_no_error_banner()
+
+    # --- logging out ends the session ----------------------------------------------------------------
+    alice.page.get_by_role("button", name="Log out").click()
+    alice.page.wait_for_load_state()
+    assert alice.page.locator("#user-name").count() == 0
+    alice.open("/console/")
+    assert alice.page.url.startswith(alice.issuer)
