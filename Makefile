@@ -43,6 +43,7 @@ lint: venv ## ruff (lint + format check) and mypy
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
 	@$(VENV)/bin/mypy
+	@DJANGO_DEBUG=true $(PY) manage.py makemigrations --check --dry-run >/dev/null || (echo "models changed without a migration: run manage.py makemigrations" >&2; exit 1)
 
 test: devstack ## Every test (unit and integration against the devstack), on SQLite
 	@$(PY) -m pytest $(PYTEST_ARGS)

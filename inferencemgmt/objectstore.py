@@ -7,12 +7,14 @@ path-style, because bucket names are tenant names and MinIO-like stores rarely h
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import boto3
+import urllib3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
@@ -188,3 +190,301 @@ def bucket_delete(bucket: str) -> bool:
     except NotFound:
         return False
     return True
+
+
+# --- model files and uploads (models_store) ----------------------------------------------------------
+# S3's multipart limits (the same on AWS, MinIO and SeaweedFS): callers check them before any call,
+# so a bad request is a 400 that names the rule, not an upstream error after bytes were sent.
+PART_NUMBER_MIN = 1
+PART_NUMBER_MAX = 10_000
+PART_SIZE_MIN = 5 * 1024 * 1024
+PART_SIZE_MAX = 5 * 1024 * 1024 * 1024
+OBJECT_SIZE_MAX = 5 * 1024 * 1024 * 1024 * 1024
+# Error codes of the store that are the client's fault (the existing table treats them as upstream).
+_CLIENT_FAULTS = {"BadDigest", "InvalidDigest", "IncompleteBody", "EntityTooSmall", "InvalidPart", "InvalidPartOrder"}
+
+
+def _translate_upload(exc: ClientError) -> ImmError:
+    code = str(exc.response.get("Error", {}).get("Code", ""))
+    if code in _CLIENT_FAULTS:
+        message = str(exc.response.get("Error", {}).get("Message") or code)
+        return BadRequest("Invalid parameter", f"{code}: {message}", code="object_store_invalid")
+    return translate(exc)
+
+
+@contextmanager
+def _upload_errors() -> Iterator[None]:
+    """Like ``s3_errors``, but the store's complaints about the parts given are the caller's 400."""
+    with s3_errors():
+        try:
+            yield
+        except ClientError as exc:
+            raise _translate_upload(exc) from None
+
+
+def objects_iter(bucket: str, prefix: str = "") -> Iterator[dict[str, Any]]:
+    """Every object under ``prefix`` as ``{"key", "size"}``, one page (1000 keys) at a time.
+
+    A generator, so 100,000 objects never sit in memory as boto3 pages at once.
+    """
+    with s3_errors():
+        pages = client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        for page in pages:
+            for item in page.get("Contents", []):
+                yield {"key": item["Key"], "size": int(item.get("Size", 0))}
+
+
+def common_prefixes(bucket: str, prefix: str = "") -> list[str]:
+    """The next level of "directories" under ``prefix`` (``Delimiter="/"``), without walking the files."""
+    found: list[str] = []
+    with s3_errors():
+        pages = client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, Delimiter="/")
+        for page in pages:
+            found.extend(str(entry["Prefix"]) for entry in page.get("CommonPrefixes", []))
+    return found
+
+
+def objects_delete(bucket: str, keys: list[str]) -> int:
+    """Delete ``keys``, a thousand per request (the original deleted them one request each)."""
+    deleted = 0
+    with s3_errors():
+        for start in range(0, len(keys), 1000):
+            batch = [{"Key": key} for key in keys[start : start + 1000]]
+            answer = client().delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})  # type: ignore[typeddict-item]
+            errors = answer.get("Errors", [])
+            if errors:
+                first = errors[0]
+                raise UpstreamError(OBJECT_STORE, f"{first.get('Code')}: could not delete {first.get('Key')}")
+            deleted += len(batch)
+    return deleted
+
+
+def object_put_empty(bucket: str, key: str) -> dict[str, str]:
+    """A zero-byte object (the directory markers of the original's ``upload/dir``)."""
+    with s3_errors():
+        answer = client().put_object(Bucket=bucket, Key=key, Body=b"")
+    return {"Key": key, "ETag": str(answer.get("ETag", ""))}
+
+
+def object_head(bucket: str, key: str) -> dict[str, Any] | None:
+    """Size and ETag of one object, or None when it does not exist."""
+    try:
+        with s3_errors():
+            answer = client().head_object(Bucket=bucket, Key=key)
+    except NotFound:
+        return None
+    return {"size": int(answer.get("ContentLength", 0)), "etag": str(answer.get("ETag", ""))}
+
+
+def multipart_start(bucket: str, key: str) -> str:
+    with s3_errors():
+        return str(client().create_multipart_upload(Bucket=bucket, Key=key)["UploadId"])
+
+
+def multipart_parts(bucket: str, key: str, upload_id: str) -> list[dict[str, Any]]:
+    """The parts the store holds for an upload, ``{"partNumber", "size", "etag"}`` (ETag quoted), all pages."""
+    parts: list[dict[str, Any]] = []
+    with s3_errors():
+        pages = client().get_paginator("list_parts").paginate(Bucket=bucket, Key=key, UploadId=upload_id)
+        for page in pages:
+            parts.extend(
+                {"partNumber": int(p["PartNumber"]), "size": int(p.get("Size", 0)), "etag": str(p["ETag"])}
+                for p in page.get("Parts", [])
+            )
+    return parts
+
+
+def multipart_complete(bucket: str, key: str, upload_id: str, parts: list[tuple[int, str]]) -> str:
+    """Assemble the object from ``(part number, ETag)`` pairs in ascending order; returns its ETag."""
+    body = {"Parts": [{"PartNumber": number, "ETag": etag} for number, etag in parts]}
+    with _upload_errors():
+        answer = client().complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload=body)  # type: ignore[arg-type]
+    return str(answer.get("ETag", ""))
+
+
+def multipart_abort(bucket: str, key: str, upload_id: str) -> None:
+    with s3_errors():
+        client().abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+
+
+def multipart_uploads(bucket: str, prefix: str = "") -> list[dict[str, Any]]:
+    """Unfinished uploads ``{"key", "uploadId", "initiated"}`` (all pages), for resuming and reaping."""
+    uploads: list[dict[str, Any]] = []
+    with s3_errors():
+        pages = client().get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=prefix)
+        for page in pages:
+            uploads.extend(
+                {"key": str(u["Key"]), "uploadId": str(u["UploadId"]), "initiated": u.get("Initiated")}
+                for u in page.get("Uploads", [])
+            )
+    return uploads
+
+
+_presign_client: Any = None
+_stream_pool: urllib3.PoolManager | None = None
+
+
+@receiver(setting_changed)
+def _forget_presign_client(**kwargs: Any) -> None:
+    global _presign_client, _stream_pool
+    if str(kwargs.get("setting", "")).startswith("S3_"):
+        _presign_client = None
+        _stream_pool = None
+
+
+def _presigner() -> S3Client:
+    """Signs URLs for the address clients reach the store at (``S3_PUBLIC_ENDPOINT_URL``).
+
+    Signing is local (no request is sent), and the signature covers the host, so URLs for outside
+    clients must be signed for the public address, not the one the API itself uses.
+    """
+    global _presign_client
+    with _client_lock:
+        if _presign_client is None:
+            _presign_client = boto3.session.Session().client(
+                "s3",
+                endpoint_url=settings.S3_PUBLIC_ENDPOINT_URL or settings.S3_ENDPOINT_URL or None,
+                aws_access_key_id=settings.S3_ACCESS_KEY_ID or None,
+                aws_secret_access_key=settings.S3_SECRET_ACCESS_KEY or None,
+                region_name=settings.S3_REGION,
+                config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
+            )
+        return _presign_client  # type: ignore[no-any-return]
+
+
+def presign_part(bucket: str, key: str, upload_id: str, part_number: int, expires_seconds: int) -> str:
+    """A URL a client PUTs one part to, straight to the store (the bytes never pass through the API)."""
+    if not settings.S3_ENDPOINT_URL:
+        raise UpstreamUnavailable(OBJECT_STORE, "S3_ENDPOINT_URL is not configured", code="object_store_not_configured")
+    with s3_errors():
+        return _presigner().generate_presigned_url(
+            "upload_part",
+            Params={"Bucket": bucket, "Key": key, "UploadId": upload_id, "PartNumber": part_number},
+            ExpiresIn=expires_seconds,
+        )
+
+
+STREAM_BLOCK_BYTES = 256 * 1024
+_ERROR_CODE = re.compile(r"<Code>([^<]{1,100})</Code>")
+_ERROR_MESSAGE = re.compile(r"<Message>([^<]{0,500})</Message>")
+
+
+def _streaming_pool() -> urllib3.PoolManager:
+    global _stream_pool
+    with _client_lock:
+        if _stream_pool is None:
+            _stream_pool = urllib3.PoolManager(
+                num_pools=4,
+                maxsize=32,
+                cert_reqs="CERT_REQUIRED",
+                ca_certs=settings.S3_CA_FILE or None,
+                blocksize=STREAM_BLOCK_BYTES,
+                retries=False,
+            )
+        return _stream_pool
+
+
+class ReadableBody(Protocol):
+    """What a part's body must offer: ``read(n)`` of at most ``n`` bytes (a request stream, a file)."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+def _blocks(body: ReadableBody) -> Iterator[bytes]:
+    while block := body.read(STREAM_BLOCK_BYTES):
+        yield block
+
+
+def multipart_part_stream(
+    bucket: str, key: str, upload_id: str, part_number: int, body: ReadableBody, length: int
+) -> str:
+    """Send one part from a file-like ``body`` of ``length`` bytes as it is read; returns the quoted ETag.
+
+    boto3 would sign the payload over plain HTTP (reading the body twice) and retry by rewinding it,
+    neither of which a request stream allows. A presigned URL carries an UNSIGNED-PAYLOAD signature,
+    so the bytes go from the client's connection to the store's in fixed blocks, and a part is never
+    held whole. No retry: the body cannot be replayed; the client retries the part (a 503 says so).
+    """
+    with s3_errors():
+        url = client().generate_presigned_url(
+            "upload_part",
+            Params={"Bucket": bucket, "Key": key, "UploadId": upload_id, "PartNumber": part_number},
+            ExpiresIn=900,
+        )
+    timeout = urllib3.Timeout(connect=settings.S3_CONNECT_TIMEOUT_SECONDS, read=settings.S3_READ_TIMEOUT_SECONDS)
+    try:
+        response = _streaming_pool().request(
+            "PUT",
+            url,
+            body=_blocks(body),
+            headers={"Content-Length": str(length)},
+            timeout=timeout,
+            preload_content=True,
+            redirect=False,
+        )
+    except urllib3.exceptions.HTTPError as exc:
+        raise UpstreamUnavailable(OBJECT_STORE, f"{type(exc).__name__}: the part could not be sent") from None
+    if response.status == 200:
+        return str(response.headers.get("ETag", ""))
+    text = response.data[:4096].decode("utf-8", "replace")
+    code = _ERROR_CODE.search(text)
+    message = _ERROR_MESSAGE.search(text)
+    error = {"Code": code.group(1) if code else str(response.status), "Message": message.group(1) if message else ""}
+    raise _translate_upload(ClientError({"Error": error}, "UploadPart"))  # type: ignore[typeddict-item]
+
+
+# --- server-side model work (extraction, import) --------------------------------------------------------
+# Memory of a streamed upload is about chunk size x concurrency: bounded, whatever the object size.
+TRANSFER_CHUNK_BYTES = 16 * 1024 * 1024
+TRANSFER_CONCURRENCY = 2
+
+
+class _GuardedStream:
+    """An object's body whose read errors are domain errors (the store went away mid-read)."""
+
+    def __init__(self, body: Any) -> None:
+        self._body = body
+
+    def read(self, size: int = -1, /) -> bytes:
+        try:
+            with s3_errors():
+                return bytes(self._body.read(None if size < 0 else size))
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise UpstreamUnavailable(OBJECT_STORE, f"{type(exc).__name__} while reading an object") from None
+
+    def close(self) -> None:
+        self._body.close()
+
+
+def object_stream(bucket: str, key: str) -> tuple[ReadableBody, int]:
+    """An object's bytes as a stream (never loaded whole) and its size."""
+    with s3_errors():
+        answer = client().get_object(Bucket=bucket, Key=key)
+    return _GuardedStream(answer["Body"]), int(answer.get("ContentLength", 0))
+
+
+def object_upload(bucket: str, key: str, body: ReadableBody) -> None:
+    """Store a stream of unknown length (a tar member, a download) in bounded chunks, multipart when large."""
+    from boto3.s3.transfer import TransferConfig
+
+    transfer = TransferConfig(
+        multipart_threshold=TRANSFER_CHUNK_BYTES,
+        multipart_chunksize=TRANSFER_CHUNK_BYTES,
+        max_concurrency=TRANSFER_CONCURRENCY,
+    )
+    with _upload_errors():
+        client().upload_fileobj(_ReadOnly(body), bucket, key, Config=transfer)  # type: ignore[arg-type]
+
+
+class _ReadOnly:
+    """Only ``read``: s3transfer then takes the non-seekable path instead of probing ``seekable()``,
+    which some streams (a tar member in stream mode) cannot answer."""
+
+    def __init__(self, body: ReadableBody) -> None:
+        self.read = body.read
+
+
+def object_copy(source_bucket: str, source_key: str, bucket: str, key: str) -> None:
+    """Server-side copy (multipart for large objects): the bytes never leave the store."""
+    with _upload_errors():
+        client().copy({"Bucket": source_bucket, "Key": source_key}, bucket, key)

@@ -272,6 +272,28 @@ IMM_INGRESS_NAMESPACE = env.string("IMM_INGRESS_NAMESPACE", "ingress-nginx")
 # How long tenant deletion (and a rolled-back creation) waits for the namespace to be gone.
 IMM_NAMESPACE_DELETE_TIMEOUT_SECONDS = env.number("IMM_NAMESPACE_DELETE_TIMEOUT_SECONDS", 120.0, minimum=1)
 
+# --- Models and uploads -----------------------------------------------------------------------------
+# Address clients reach the object store at, for presigned direct-upload URLs (empty: S3_ENDPOINT_URL).
+S3_PUBLIC_ENDPOINT_URL = env.string("S3_PUBLIC_ENDPOINT_URL", "")
+# How long "may this user act in this tenant" (a SelfSubjectAccessReview) is remembered per user,
+# groups and tenant: an upload sends a part every few seconds, and RBAC changes rarely.
+IMM_MODEL_ACCESS_CACHE_SECONDS = env.number("IMM_MODEL_ACCESS_CACHE_SECONDS", 10.0, minimum=0)
+# Direct uploads: lifetime of a presigned part URL, and the part size used when the client names none.
+IMM_UPLOAD_URL_EXPIRY_SECONDS = env.integer("IMM_UPLOAD_URL_EXPIRY_SECONDS", 3600, minimum=60)
+IMM_UPLOAD_PART_BYTES = env.integer("IMM_UPLOAD_PART_BYTES", 64 * 1024 * 1024, minimum=5 * 1024 * 1024)
+# Unfinished multipart uploads older than this are aborted by a periodic task (their parts use storage).
+IMM_UPLOAD_MAX_AGE_HOURS = env.number("IMM_UPLOAD_MAX_AGE_HOURS", 24.0, minimum=0.01)
+CELERY_BEAT_SCHEDULE = {
+    "models-abort-stale-uploads": {
+        "task": "models.abort_stale_uploads",
+        "schedule": env.number("IMM_UPLOAD_REAP_INTERVAL_SECONDS", 3600.0, minimum=10),
+    },
+}
+# Model import from URLs: private, loopback and link-local addresses are refused unless allowed
+# (a tenant could otherwise make the worker fetch cluster-internal services into their bucket).
+IMM_MODEL_IMPORT_ALLOW_PRIVATE_ADDRESSES = env.boolean("IMM_MODEL_IMPORT_ALLOW_PRIVATE_ADDRESSES", False)
+IMM_MODEL_IMPORT_TIMEOUT_SECONDS = env.number("IMM_MODEL_IMPORT_TIMEOUT_SECONDS", 30.0, minimum=1)
+
 # --- Security headers (console) ---------------------------------------------------------------------
 # The console runs only its own static scripts and styles; the browser uploads straight to the object
 # store, so its origin (or IMM_CONSOLE_UPLOAD_ORIGINS behind a public S3 host) may be fetched, and the
@@ -284,9 +306,10 @@ SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 # HSTS only where the site is served over TLS (a browser would otherwise refuse plain-HTTP dev sites).
 SECURE_HSTS_SECONDS = env.integer("DJANGO_HSTS_SECONDS", 0 if DEBUG else 31536000, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = False
+_UPLOAD_URL = S3_PUBLIC_ENDPOINT_URL or S3_ENDPOINT_URL
 IMM_CONSOLE_UPLOAD_ORIGINS = env.string_list(
     "IMM_CONSOLE_UPLOAD_ORIGINS",
-    ["{uri.scheme}://{uri.netloc}".format(uri=urlsplit(S3_ENDPOINT_URL))] if S3_ENDPOINT_URL else [],
+    ["{uri.scheme}://{uri.netloc}".format(uri=urlsplit(_UPLOAD_URL))] if _UPLOAD_URL else [],
 )
 IMM_CONTENT_SECURITY_POLICY = "; ".join(
     [

@@ -42,6 +42,7 @@ urlpatterns = [
     path("", include("inferencemgmt.operations.api.urls")),
     path("", include("tenants.api.urls")),
     path("", include("servings.api.urls")),
+    path("", include("models_store.api.urls")),
 ]
 
 # Last: any other path is a JSON 404, in DEBUG too (Django's debug 404 page is HTML).

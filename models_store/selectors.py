@@ -1,4 +1,91 @@
-"""Reads of models, scoped to what the caller may see.
+"""Reads of models, after the caller was allowed into the tenant (``access.tenant_access``).
 
-Will hold: model_list.
+The bucket is listed page by page (1000 keys per request) and never held as raw pages, so a tenant
+with 100,000 files is listed in one pass of bounded memory besides the answer itself.
 """
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from inferencemgmt import kube, objectstore
+from inferencemgmt.auth.identity import Identity
+from models_store import access, keys
+from models_store.policy import served_versions
+from tenants import manifests
+
+
+def model_list(identity: Identity, tenant: str) -> list[dict[str, Any]]:
+    """The documented list: one entry per file, version as a string, directory markers hidden."""
+    access.tenant_access(identity, tenant, access.READ)
+    models: list[dict[str, Any]] = []
+    for item in objectstore.objects_iter(tenant):
+        parts = keys.split_key(item["key"])
+        if item["size"] == 0 or parts is None:
+            continue
+        models.append({"path": item["key"], "name": parts[0], "version": parts[1], "size": item["size"]})
+    return models
+
+
+def tenant_endpoints(identity: Identity, tenant: str) -> list[dict[str, Any]]:
+    """The tenant's InferenceEndpoints, read AS the user: ``{"name", "modelName", "modelVersionPolicy"}``."""
+    answer = kube.api(identity, "CustomObjectsApi").list_namespaced_custom_object(
+        manifests.API_GROUP, "v1", tenant, manifests.ENDPOINTS_RESOURCE
+    )
+    endpoints = []
+    for item in answer.get("items", []):
+        spec = item.get("spec") or {}
+        endpoints.append(
+            {
+                "name": str(item.get("metadata", {}).get("name", "")),
+                "modelName": spec.get("modelName"),
+                "modelVersionPolicy": spec.get("modelVersionPolicy"),
+            }
+        )
+    return endpoints
+
+
+def numeric_versions(versions: Any) -> list[int]:
+    return sorted(int(v) for v in versions if isinstance(v, str) and v.isascii() and v.isdigit())
+
+
+def model_versions(tenant: str, model: str) -> list[int]:
+    """Versions of ``model`` in the bucket: its version directories, listed without walking the files."""
+    prefixes = objectstore.common_prefixes(tenant, f"{model}/")
+    return numeric_versions(prefix[len(model) + 1 :].rstrip("/") for prefix in prefixes)
+
+
+def endpoints_serving(endpoints: list[dict[str, Any]], model: str, version: int, available: list[int]) -> list[str]:
+    """Names of the endpoints whose model is ``model`` and whose version policy loads ``version``."""
+    return sorted(
+        endpoint["name"]
+        for endpoint in endpoints
+        if endpoint["modelName"] == model and version in served_versions(endpoint["modelVersionPolicy"], available)
+    )
+
+
+def model_grouped(identity: Identity, tenant: str) -> list[dict[str, Any]]:
+    """Models → versions → files, with sizes and the endpoints that serve each version (new view)."""
+    files = model_list(identity, tenant)
+    endpoints = tenant_endpoints(identity, tenant)
+    tree: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    for entry in files:
+        tree[entry["name"]][entry["version"]].append({"path": entry["path"], "size": entry["size"]})
+    grouped = []
+    for name in sorted(tree):
+        available = numeric_versions(tree[name])
+        versions = []
+        for version in sorted(tree[name], key=lambda v: (not v.isdigit(), int(v) if v.isdigit() else 0, v)):
+            version_files = tree[name][version]
+            serving = endpoints_serving(endpoints, name, int(version), available) if version.isdigit() else []
+            versions.append(
+                {
+                    "version": version,
+                    "size": sum(f["size"] for f in version_files),
+                    "files": version_files,
+                    "endpoints": serving,
+                }
+            )
+        grouped.append({"name": name, "size": sum(v["size"] for v in versions), "versions": versions})
+    return grouped

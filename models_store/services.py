@@ -1,5 +1,480 @@
 """Operations on models, named <entity>_<verb> and taking an Identity.
 
-Will hold: model_delete, multipart upload start/part/done/abort, presigned direct uploads, through
-inferencemgmt.objectstore after a SelfSubjectAccessReview.
+Every function first asks Kubernetes whether the caller may act in the tenant
+(``access.tenant_access``), then talks to the bucket through ``inferencemgmt.objectstore`` with the
+platform's credentials. Names reaching here were checked by ``keys`` in the view; the S3 rules that
+can be known in advance (part numbers, part sizes, part order) are checked here, so the store's own
+refusals are rare and never the first line of defence.
 """
+
+from __future__ import annotations
+
+import contextlib
+import math
+import uuid
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from django.conf import settings
+from django.utils import timezone
+
+from inferencemgmt import kube, objectstore
+from inferencemgmt.api.validation import DNS_1123_LABEL, matches
+from inferencemgmt.auth.identity import Identity
+from inferencemgmt.errors import BadRequest, Conflict, NotFound
+from inferencemgmt.objectstore import OBJECT_SIZE_MAX, PART_NUMBER_MAX, PART_SIZE_MAX, PART_SIZE_MIN
+from inferencemgmt.operations.models import Operation
+from inferencemgmt.operations.services import operation_create
+from models_store import access, importing, keys, selectors, tasks
+from models_store.models import DirectUpload, ModelVersion
+
+MIB = 1024 * 1024
+# Presigned URLs handed out per answer: enough to keep a client busy, cheap to sign.
+URLS_PER_ANSWER = 1000
+
+
+def _model_not_found(prefix: str) -> NotFound:
+    return NotFound(description=f"Model {prefix} does not exist", code="model_not_found")
+
+
+def _unquoted(etag: str) -> str:
+    return etag.strip().strip('"').lower()
+
+
+# --- recorded versions ---------------------------------------------------------------------------------
+def model_version_record(tenant: str, name: str, version: int, username: str) -> ModelVersion | None:
+    """Record what the version directory holds now (after an upload finished); None when it is empty."""
+    files = total = 0
+    for item in objectstore.objects_iter(tenant, keys.version_prefix(name, version)):
+        if item["size"] > 0:
+            files += 1
+            total += item["size"]
+    if files == 0:
+        ModelVersion.objects.filter(tenant=tenant, name=name, version=version).delete()
+        return None
+    record, _ = ModelVersion.objects.update_or_create(
+        tenant=tenant, name=name, version=version, defaults={"files": files, "bytes": total, "recorded_by": username}
+    )
+    return record
+
+
+# --- delete ------------------------------------------------------------------------------------------
+def model_delete(identity: Identity, *, tenant: str, name: str, version: int, force: bool = False) -> dict[str, str]:
+    """Delete ``<name>/<version>/``; refused (409) while an endpoint serves that version, unless forced."""
+    access.tenant_access(identity, tenant, access.WRITE)
+    prefix = keys.version_prefix(name, version)
+    object_keys = [item["key"] for item in objectstore.objects_iter(tenant, prefix)]
+    if not object_keys:
+        raise _model_not_found(prefix)
+    if not force:
+        endpoints = selectors.tenant_endpoints(identity, tenant)
+        serving = selectors.endpoints_serving(endpoints, name, version, selectors.model_versions(tenant, name))
+        if serving:
+            raise Conflict(
+                description=f"Model {prefix} is served by endpoint(s) {', '.join(serving)}; "
+                'send "force": true to delete it anyway',
+                code="model_in_use",
+            )
+    objectstore.objects_delete(tenant, object_keys)
+    ModelVersion.objects.filter(tenant=tenant, name=name, version=version).delete()
+    return {"model_path": prefix}
+
+
+# --- the compatibility multipart protocol (imm-behaviour §5.2) ----------------------------------------
+def upload_start(identity: Identity, *, tenant: str, key: str) -> dict[str, str]:
+    access.tenant_access(identity, tenant, access.WRITE)
+    return {"uploadId": objectstore.multipart_start(tenant, key), "op": "upload_init"}
+
+
+def upload_id_checked(upload_id: str) -> str:
+    if not upload_id or len(upload_id) > 1024 or not upload_id.isprintable():
+        raise keys.invalid("uploadId", "It must be a non-empty printable string.", code="upload_id_invalid")
+    return upload_id
+
+
+def part_length_checked(length: int) -> int:
+    if length > PART_SIZE_MAX:
+        raise keys.invalid(
+            "Content-Length", f"A part holds at most {PART_SIZE_MAX} bytes (5 GiB).", code="part_size_invalid"
+        )
+    return length
+
+
+def upload_part(
+    identity: Identity,
+    *,
+    tenant: str,
+    key: str,
+    upload_id: str,
+    part_number: int,
+    body: objectstore.ReadableBody,
+    length: int,
+) -> dict[str, str]:
+    """Stream one part from ``body`` to the store; the answer's ETag keeps the store's quotes."""
+    access.tenant_access(identity, tenant, access.WRITE)
+    etag = objectstore.multipart_part_stream(tenant, key, upload_id, part_number, body, length)
+    return {"ETag": etag, "op": "upload_part"}
+
+
+def _parts_checked(requested: Sequence[tuple[int, str]], stored: list[dict[str, Any]]) -> list[tuple[int, str]]:
+    """The S3 completion rules, checked against what the store holds, with a 400 naming the part.
+
+    A zero-byte last part (the original client sends one when a file is a multiple of its part size)
+    is left out: it adds nothing to the object.
+    """
+    if not requested:
+        raise keys.invalid("parts", "At least one part is required.", code="parts_invalid")
+    numbers = [number for number, _ in requested]
+    if numbers != sorted(set(numbers)):
+        raise keys.invalid("parts", "Part numbers must be unique and in ascending order.", code="parts_invalid")
+    by_number = {part["partNumber"]: part for part in stored}
+    for number, etag in requested:
+        part = by_number.get(number)
+        if part is None:
+            raise keys.invalid("parts", f"Part {number} was not uploaded.", code="parts_invalid")
+        if _unquoted(part["etag"]) != _unquoted(etag):
+            raise keys.invalid(
+                "parts", f"The ETag of part {number} does not match the uploaded part.", code="parts_invalid"
+            )
+    chosen = list(requested)
+    if len(chosen) > 1 and by_number[chosen[-1][0]]["size"] == 0:
+        chosen.pop()
+    for number, _ in chosen[:-1]:
+        if by_number[number]["size"] < PART_SIZE_MIN:
+            raise keys.invalid(
+                "parts", f"Part {number} is smaller than 5 MiB and is not the last part.", code="part_too_small"
+            )
+    return chosen
+
+
+def upload_done(
+    identity: Identity,
+    *,
+    tenant: str,
+    key: str,
+    upload_id: str,
+    parts: Sequence[tuple[int, str]],
+    model: str,
+    version: int,
+) -> dict[str, str]:
+    access.tenant_access(identity, tenant, access.WRITE)
+    chosen = _parts_checked(parts, objectstore.multipart_parts(tenant, key, upload_id))
+    objectstore.multipart_complete(tenant, key, upload_id, chosen)
+    model_version_record(tenant, model, version, identity.username)
+    return {"uploadId": upload_id, "op": "upload_complete"}
+
+
+def upload_abort(identity: Identity, *, tenant: str, key: str, upload_id: str) -> dict[str, str]:
+    access.tenant_access(identity, tenant, access.WRITE)
+    objectstore.multipart_abort(tenant, key, upload_id)
+    return {"uploadId": upload_id, "op": "upload_abort"}
+
+
+def upload_dir(identity: Identity, *, tenant: str, key: str) -> dict[str, Any]:
+    access.tenant_access(identity, tenant, access.WRITE)
+    return {"dir": objectstore.object_put_empty(tenant, key), "op": "create_dir"}
+
+
+# --- direct-to-storage uploads (presigned part URLs) ----------------------------------------------
+def part_size_for(size: int, requested: int | None) -> int:
+    """The part size of a direct upload: as asked, or the default raised so 10,000 parts suffice."""
+    if size > OBJECT_SIZE_MAX:
+        raise keys.invalid("size", f"An object holds at most {OBJECT_SIZE_MAX} bytes (5 TiB).", code="size_invalid")
+    if requested is not None:
+        if not PART_SIZE_MIN <= requested <= PART_SIZE_MAX:
+            raise keys.invalid("partSize", "A part size is from 5 MiB to 5 GiB.", code="part_size_invalid")
+        if math.ceil(size / requested) > PART_NUMBER_MAX:
+            raise keys.invalid(
+                "partSize", f"It would need more than {PART_NUMBER_MAX} parts.", code="part_size_invalid"
+            )
+        return requested
+    smallest = math.ceil(size / PART_NUMBER_MAX / MIB) * MIB
+    return max(settings.IMM_UPLOAD_PART_BYTES, smallest)
+
+
+def _upload_of(tenant: str, upload_id: str) -> DirectUpload:
+    try:
+        return DirectUpload.objects.get(pk=uuid.UUID(upload_id), tenant=tenant)
+    except (ValueError, DirectUpload.DoesNotExist):
+        raise NotFound(description=f"Upload {upload_id} does not exist", code="upload_not_found") from None
+
+
+def direct_upload_state(upload: DirectUpload) -> dict[str, Any]:
+    """The plan, the parts already in the store, and fresh URLs for (the first) missing ones."""
+    answer: dict[str, Any] = {
+        "uploadId": str(upload.pk),
+        "key": upload.key,
+        "state": upload.state,
+        "size": upload.size,
+        "partSize": upload.part_size,
+        "partCount": upload.part_count,
+    }
+    if upload.state != DirectUpload.State.OPEN:
+        answer["etag"] = upload.etag
+        return answer
+    stored = objectstore.multipart_parts(upload.tenant, upload.key, upload.s3_upload_id)
+    have = {part["partNumber"] for part in stored}
+    missing = [number for number in range(1, upload.part_count + 1) if number not in have]
+    expiry = settings.IMM_UPLOAD_URL_EXPIRY_SECONDS
+    answer["expiresIn"] = expiry
+    answer["uploaded"] = sorted(stored, key=lambda part: part["partNumber"])
+    answer["missingCount"] = len(missing)
+    answer["missing"] = [
+        {
+            "partNumber": number,
+            "size": upload.expected_part_size(number),
+            "url": objectstore.presign_part(upload.tenant, upload.key, upload.s3_upload_id, number, expiry),
+        }
+        for number in missing[:URLS_PER_ANSWER]
+    ]
+    return answer
+
+
+def direct_upload_start(
+    identity: Identity, *, tenant: str, model: str, version: int, path: str, size: int, part_size: int | None = None
+) -> dict[str, Any]:
+    chosen = part_size_for(size, part_size)
+    key = keys.object_key(model, version, path)
+    access.tenant_access(identity, tenant, access.WRITE)
+    upload = DirectUpload.objects.create(
+        tenant=tenant,
+        model_name=model,
+        model_version=version,
+        path=path,
+        key=key,
+        s3_upload_id=objectstore.multipart_start(tenant, key),
+        size=size,
+        part_size=chosen,
+        created_by=identity.username,
+    )
+    return direct_upload_state(upload)
+
+
+def direct_upload_get(identity: Identity, *, tenant: str, upload_id: str) -> dict[str, Any]:
+    access.tenant_access(identity, tenant, access.WRITE)
+    return direct_upload_state(_upload_of(tenant, upload_id))
+
+
+def direct_upload_complete(identity: Identity, *, tenant: str, upload_id: str, checksums: dict[int, str]) -> Operation:
+    """Check at once what needs no store call, then verify and assemble in a task (it can take minutes)."""
+    access.tenant_access(identity, tenant, access.WRITE)
+    upload = _upload_of(tenant, upload_id)
+    if upload.state != DirectUpload.State.OPEN:
+        raise Conflict(description=f"Upload {upload_id} is {upload.state.lower()}", code="upload_not_open")
+    expected = set(range(1, upload.part_count + 1))
+    if set(checksums) != expected:
+        raise keys.invalid(
+            "parts", f"Give the MD5 of every part from 1 to {upload.part_count}, once each.", code="parts_invalid"
+        )
+    return operation_create(
+        task=tasks.complete_direct_upload,
+        target=f"{tenant}/{upload.key}",
+        identity=identity,
+        params={"upload": str(upload.pk), "md5": {str(number): md5 for number, md5 in checksums.items()}},
+    )
+
+
+def direct_upload_finish(upload_id: str, checksums: dict[str, str], username: str, progress: Any) -> dict[str, Any]:
+    """The task's body: every part present, of its planned size and MD5; then assemble and record.
+
+    A mismatch fails the operation (400) and leaves the upload open, so the client re-sends the bad
+    part and completes again. Re-run after a crash: an upload the store already assembled (the
+    upload id is gone, the object has the declared size) is finished, not failed.
+    """
+    upload = DirectUpload.objects.get(pk=upload_id)
+    if upload.state == DirectUpload.State.COMPLETED:
+        return _finished(upload)
+    try:
+        stored = objectstore.multipart_parts(upload.tenant, upload.key, upload.s3_upload_id)
+    except NotFound:
+        head = objectstore.object_head(upload.tenant, upload.key)
+        if head is None or head["size"] != upload.size:
+            raise
+        return _mark_completed(upload, head["etag"], username)
+    by_number = {part["partNumber"]: part for part in stored}
+    progress.set_total(upload.part_count)
+    for number in range(1, upload.part_count + 1):
+        part = by_number.get(number)
+        if part is None:
+            raise BadRequest("Upload incomplete", f"Part {number} has not been uploaded.", code="upload_incomplete")
+        if part["size"] != upload.expected_part_size(number):
+            raise BadRequest(
+                "Upload size mismatch",
+                f"Part {number} holds {part['size']} bytes; {upload.expected_part_size(number)} were planned.",
+                code="upload_size_mismatch",
+            )
+        if _unquoted(part["etag"]) != checksums[str(number)].lower():
+            raise BadRequest(
+                "Checksum mismatch",
+                f"The MD5 of part {number} in the store differs from the one given; upload it again.",
+                code="upload_checksum_mismatch",
+            )
+        progress.advance()
+    extra = sorted(set(by_number) - set(range(1, upload.part_count + 1)))
+    if extra:
+        raise BadRequest("Upload size mismatch", f"Part {extra[0]} is beyond the plan.", code="upload_size_mismatch")
+    parts = [(number, by_number[number]["etag"]) for number in range(1, upload.part_count + 1)]
+    etag = objectstore.multipart_complete(upload.tenant, upload.key, upload.s3_upload_id, parts)
+    head = objectstore.object_head(upload.tenant, upload.key)
+    if head is None or head["size"] != upload.size:
+        raise BadRequest(
+            "Upload size mismatch", "The assembled object is not of the declared size.", code="upload_size_mismatch"
+        )
+    return _mark_completed(upload, etag, username)
+
+
+def _mark_completed(upload: DirectUpload, etag: str, username: str) -> dict[str, Any]:
+    DirectUpload.objects.filter(pk=upload.pk, state=DirectUpload.State.OPEN).update(
+        state=DirectUpload.State.COMPLETED, etag=etag, finished_at=timezone.now()
+    )
+    model_version_record(upload.tenant, upload.model_name, upload.model_version, username)
+    upload.refresh_from_db()
+    return _finished(upload)
+
+
+def _finished(upload: DirectUpload) -> dict[str, Any]:
+    return {
+        "uploadId": str(upload.pk),
+        "key": upload.key,
+        "size": upload.size,
+        "etag": upload.etag,
+        "modelName": upload.model_name,
+        "modelVersion": upload.model_version,
+    }
+
+
+def direct_upload_abort(identity: Identity, *, tenant: str, upload_id: str) -> dict[str, str]:
+    access.tenant_access(identity, tenant, access.WRITE)
+    upload = _upload_of(tenant, upload_id)
+    if upload.state == DirectUpload.State.COMPLETED:
+        raise Conflict(description=f"Upload {upload_id} is completed", code="upload_not_open")
+    with contextlib.suppress(NotFound):  # already aborted (by the reaper, or a repeated request)
+        objectstore.multipart_abort(upload.tenant, upload.key, upload.s3_upload_id)
+    DirectUpload.objects.filter(pk=upload.pk).update(state=DirectUpload.State.ABORTED, finished_at=timezone.now())
+    return {"uploadId": upload_id}
+
+
+# --- housekeeping -------------------------------------------------------------------------------------
+def uploads_abort_stale(max_age: timedelta, tenant: str | None = None) -> int:
+    """Abort multipart uploads of either protocol older than ``max_age``: their parts use storage.
+
+    Every tenant's by default (the periodic task); ``tenant`` limits it to one bucket.
+    """
+    cutoff = timezone.now() - max_age
+    aborted = 0
+    direct = DirectUpload.objects.filter(state=DirectUpload.State.OPEN, created_at__lt=cutoff)
+    if tenant is not None:
+        direct = direct.filter(tenant=tenant)
+    for upload in direct:
+        with contextlib.suppress(NotFound):
+            objectstore.multipart_abort(upload.tenant, upload.key, upload.s3_upload_id)
+        DirectUpload.objects.filter(pk=upload.pk).update(state=DirectUpload.State.ABORTED, finished_at=timezone.now())
+        aborted += 1
+    if tenant is None:
+        namespaces = kube.service_api("CoreV1Api").list_namespace(
+            label_selector=f"created_by={settings.PLATFORM_ADMIN_LABEL}"
+        )
+        buckets = [namespace.metadata.name for namespace in namespaces.items]
+    else:
+        buckets = [tenant]
+    for bucket in buckets:
+        try:
+            uploads = objectstore.multipart_uploads(bucket)
+        except NotFound:
+            continue
+        for item in uploads:
+            initiated = item["initiated"]
+            if initiated is not None and initiated < cutoff:
+                try:
+                    objectstore.multipart_abort(bucket, item["key"], item["uploadId"])
+                except NotFound:
+                    continue
+                aborted += 1
+    return aborted
+
+
+# --- extraction and import (Operations) ---------------------------------------------------------------
+def model_extract(
+    identity: Identity, *, tenant: str, model: str, version: int, archive: str, keep_archive: bool = False
+) -> Operation:
+    """Unpack a tarball already in the tenant's bucket into ``<model>/<version>/`` (a task with progress)."""
+    access.tenant_access(identity, tenant, access.WRITE)
+    if objectstore.object_head(tenant, archive) is None:
+        raise NotFound(description=f"Archive {archive} does not exist", code="archive_not_found")
+    prefix = keys.version_prefix(model, version)
+    return operation_create(
+        task=tasks.extract_model_archive,
+        target=f"{tenant}/{prefix}",
+        identity=identity,
+        params={"tenant": tenant, "model": model, "version": version, "archive": archive, "keep": keep_archive},
+    )
+
+
+def model_extract_run(params: dict[str, Any], username: str, progress: Any) -> dict[str, Any]:
+    tenant, model, version = params["tenant"], params["model"], params["version"]
+    prefix = keys.version_prefix(model, version)
+    result = importing.archive_extract(tenant, params["archive"], prefix, progress)
+    if not params["keep"]:
+        objectstore.objects_delete(tenant, [params["archive"]])
+    model_version_record(tenant, model, version, username)
+    return {"model_path": prefix, **result}
+
+
+def _s3_source(source: str) -> tuple[str, str]:
+    bucket, _, prefix = source.removeprefix("s3://").partition("/")
+    if not matches(DNS_1123_LABEL, bucket) or len(bucket) > 63:
+        raise keys.invalid("source", f"{bucket!r} is not a tenant name.", code="source_invalid")
+    keys.relative_path(prefix.rstrip("/"), "source")
+    return bucket, prefix
+
+
+def model_import(
+    identity: Identity, *, tenant: str, model: str, version: int, source: str, path: str | None = None
+) -> Operation:
+    """Import into ``<model>/<version>/`` from ``s3://<tenant>/<path>`` (a tenant the caller may read;
+    copied inside the store) or from an http(s) URL (downloaded by a worker)."""
+    params: dict[str, Any] = {"tenant": tenant, "model": model, "version": version, "path": path}
+    if source.startswith("s3://"):
+        bucket, prefix = _s3_source(source)
+        access.tenant_access(identity, bucket, access.READ)
+        params.update(kind="s3", bucket=bucket, prefix=prefix)
+    else:
+        importing.url_checked(source)
+        name = path or unquote(urlsplit(source).path.rstrip("/").rsplit("/", 1)[-1])
+        params.update(kind="url", url=source, path=keys.relative_path(name, "path"))
+    access.tenant_access(identity, tenant, access.WRITE)
+    return operation_create(
+        task=tasks.import_model,
+        target=f"{tenant}/{keys.version_prefix(model, version)}",
+        identity=identity,
+        params=params,
+    )
+
+
+def model_import_run(params: dict[str, Any], username: str, progress: Any) -> dict[str, Any]:
+    tenant, model, version = params["tenant"], params["model"], params["version"]
+    prefix = keys.version_prefix(model, version)
+    if params["kind"] == "url":
+        result = importing.url_import(params["url"], tenant, prefix + params["path"], progress)
+        model_version_record(tenant, model, version, username)
+        return {"model_path": prefix, "files": 1, **result}
+    source_prefix: str = params["prefix"]
+    items = list(objectstore.objects_iter(params["bucket"], source_prefix))
+    if not items:
+        raise NotFound(description=f"Nothing at s3://{params['bucket']}/{source_prefix}", code="source_not_found")
+    progress.set_total(len(items))
+    target = prefix + (f"{params['path']}/" if params.get("path") else "")
+    single = len(items) == 1 and items[0]["key"] == source_prefix
+    for item in items:
+        if single:
+            relative = params.get("path") or source_prefix.rsplit("/", 1)[-1]
+            destination = prefix + relative
+        else:
+            base = source_prefix if source_prefix.endswith("/") else source_prefix + "/"
+            destination = target + item["key"][len(base) :]
+        objectstore.object_copy(params["bucket"], item["key"], tenant, destination)
+        progress.advance()
+    model_version_record(tenant, model, version, username)
+    return {"model_path": prefix, "files": len(items)}

@@ -27,7 +27,8 @@ stop() {
 }
 trap stop INT TERM EXIT
 
-run worker $PY -m celery -A inferencemgmt worker --pool=threads --concurrency=4 -l INFO
+# -B: the periodic tasks (the stale-upload reaper) run inside this one worker.
+run worker $PY -m celery -A inferencemgmt worker -B --schedule .devstack/celerybeat-schedule --pool=threads --concurrency=4 -l INFO
 run controller $PY manage.py run_controller --kubeconfig "$IMM_CONTROLLER_KUBECONFIG"
 run api $PY manage.py runserver --noreload 127.0.0.1:8000
 echo "[dev] console and API on http://127.0.0.1:8000 (demo users: see README); Ctrl-C to stop" >&2

@@ -1,0 +1,253 @@
+"""The model routes (imm-behaviour §1.5.10, §5.2) and the direct-upload routes (new).
+
+Views validate everything (names, numbers, sizes) and answer 400 before any upstream call; the
+services then check the caller's right to act in the tenant (403) before touching the bucket.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from inferencemgmt.api.responses import envelope
+from inferencemgmt.api.validation import DNS_1123_LABEL, matches
+from inferencemgmt.auth.identity import Identity
+from inferencemgmt.errors import BadRequest
+from inferencemgmt.operations.api.answers import accepted, prefers_async
+from inferencemgmt.operations.models import Operation
+from inferencemgmt.operations.services import error_from_record, operation_wait
+from models_store import keys, selectors, services
+from models_store.api import serializers as bodies
+from models_store.api.body import RequestBody
+from tenants.selectors import tenant_not_found
+
+# The five query parameters of the part PUT, in the order the original checked them.
+PART_PARAMETERS = ("modelName", "modelVersion", "fileName", "partNumber", "uploadId")
+
+
+def _identity(request: Request) -> Identity:
+    identity = request.user
+    assert isinstance(identity, Identity)  # guaranteed by the default IsAuthenticatedIdentity
+    return identity
+
+
+def _validated(serializer_class: type[serializers.Serializer[Any]], data: Any) -> dict[str, Any]:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+def _tenant(name: str) -> str:
+    """A path segment that cannot be a tenant name names no tenant (and never reaches an upstream)."""
+    if not matches(DNS_1123_LABEL, name) or len(name) > 63:
+        raise tenant_not_found(name)
+    return name
+
+
+def _content_length(request: Request) -> int:
+    """The part's size, known before the first byte is sent (S3 needs it up front).
+
+    No Content-Length and no Transfer-Encoding is an empty body (RFC 9112 §6.3; how a client sends
+    the original protocol's empty last part); a chunked body of unknown size is refused (411).
+    """
+    raw = request.META.get("CONTENT_LENGTH") or ""
+    if raw.isascii() and raw.isdigit():
+        return int(raw)
+    if not raw and not request.META.get("HTTP_TRANSFER_ENCODING"):
+        return 0
+    raise BadRequest(
+        "Length required", "A part needs a Content-Length header.", code="content_length_required", status=411
+    )
+
+
+def _key(data: dict[str, Any]) -> str:
+    return keys.object_key(data["modelName"], data["modelVersion"], data["fileName"], data.get("key"))
+
+
+class ModelCollectionView(APIView):
+    @extend_schema(summary="Model files of the tenant (?view=grouped: models → versions → files, with endpoints)")
+    def get(self, request: Request, tenant: str) -> Response:
+        identity = _identity(request)
+        if request.query_params.get("view") == "grouped":
+            return envelope("OK", {"models": selectors.model_grouped(identity, _tenant(tenant))})
+        return envelope("OK", {"models": selectors.model_list(identity, _tenant(tenant))})
+
+    @extend_schema(request=bodies.ModelDeleteSerializer, summary="Delete a model version (409 while served)")
+    def delete(self, request: Request, tenant: str) -> Response:
+        data = _validated(bodies.ModelDeleteSerializer, request.data)
+        name = keys.model_name(data["modelName"])
+        result = services.model_delete(
+            _identity(request), tenant=_tenant(tenant), name=name, version=data["modelVersion"], force=data["force"]
+        )
+        return envelope("DELETED", result)
+
+
+class UploadPartView(APIView):
+    """``PUT /tenants/<t>/upload?modelName=&modelVersion=&fileName=&partNumber=&uploadId=[&key=]``."""
+
+    @extend_schema(request={"application/octet-stream": bytes}, summary="Upload one part (streamed to the store)")
+    def put(self, request: Request, tenant: str) -> Response:
+        query = request.query_params
+        for name in PART_PARAMETERS:
+            if not query.get(name):
+                raise BadRequest(f"{name} parameter required", code="parameter_missing")
+        model = keys.model_name(query["modelName"])
+        version = keys.version(query["modelVersion"])
+        key = keys.object_key(model, version, query["fileName"], query.get("key") or None)
+        part_number = keys.part_number(query["partNumber"])
+        upload_id = services.upload_id_checked(query["uploadId"])
+        length = services.part_length_checked(_content_length(request))
+        body = RequestBody(request.stream, length)
+        result = services.upload_part(
+            _identity(request),
+            tenant=_tenant(tenant),
+            key=key,
+            upload_id=upload_id,
+            part_number=part_number,
+            body=body,
+            length=length,
+        )
+        return envelope("OK", result)
+
+
+class UploadStartView(APIView):
+    @extend_schema(request=bodies.UploadStartSerializer, summary="Start a multipart upload (original protocol)")
+    def post(self, request: Request, tenant: str) -> Response:
+        data = _validated(bodies.UploadStartSerializer, request.data)
+        return envelope("OK", services.upload_start(_identity(request), tenant=_tenant(tenant), key=_key(data)))
+
+
+class UploadDoneView(APIView):
+    @extend_schema(request=bodies.UploadDoneSerializer, summary="Complete a multipart upload (original protocol)")
+    def post(self, request: Request, tenant: str) -> Response:
+        data = _validated(bodies.UploadDoneSerializer, request.data)
+        result = services.upload_done(
+            _identity(request),
+            tenant=_tenant(tenant),
+            key=_key(data),
+            upload_id=services.upload_id_checked(data["uploadId"]),
+            parts=data["parts"],
+            model=data["modelName"],
+            version=data["modelVersion"],
+        )
+        return envelope("OK", result)
+
+
+class UploadAbortView(APIView):
+    @extend_schema(request=bodies.UploadAbortSerializer, summary="Abort a multipart upload (original protocol)")
+    def post(self, request: Request, tenant: str) -> Response:
+        data = _validated(bodies.UploadAbortSerializer, request.data)
+        result = services.upload_abort(
+            _identity(request),
+            tenant=_tenant(tenant),
+            key=_key(data),
+            upload_id=services.upload_id_checked(data["uploadId"]),
+        )
+        return envelope("OK", result)
+
+
+class UploadDirView(APIView):
+    @extend_schema(request=bodies.UploadDirSerializer, summary="Create an empty directory (zero-byte marker)")
+    def post(self, request: Request, tenant: str) -> Response:
+        data = _validated(bodies.UploadDirSerializer, request.data)
+        key = keys.directory_key(data["modelName"], data["modelVersion"], data["key"])
+        return envelope("OK", services.upload_dir(_identity(request), tenant=_tenant(tenant), key=key))
+
+
+class DirectUploadCollectionView(APIView):
+    @extend_schema(request=bodies.DirectStartSerializer, summary="Start a direct upload: presigned part URLs")
+    def post(self, request: Request, tenant: str) -> Response:
+        data = _validated(bodies.DirectStartSerializer, request.data)
+        model = keys.model_name(data["modelName"])
+        path = keys.relative_path(data["path"], "path")
+        result = services.direct_upload_start(
+            _identity(request),
+            tenant=_tenant(tenant),
+            model=model,
+            version=data["modelVersion"],
+            path=path,
+            size=data["size"],
+            part_size=data.get("partSize"),
+        )
+        return envelope("CREATED", result)
+
+
+class DirectUploadView(APIView):
+    @extend_schema(summary="A direct upload: parts in the store, fresh URLs for the missing ones (resume)")
+    def get(self, request: Request, tenant: str, upload_id: str) -> Response:
+        return envelope(
+            "OK", services.direct_upload_get(_identity(request), tenant=_tenant(tenant), upload_id=upload_id)
+        )
+
+    @extend_schema(request=None, summary="Abort a direct upload (its parts are deleted)")
+    def delete(self, request: Request, tenant: str, upload_id: str) -> Response:
+        result = services.direct_upload_abort(_identity(request), tenant=_tenant(tenant), upload_id=upload_id)
+        return envelope("DELETED", result)
+
+
+class DirectUploadCompleteView(APIView):
+    @extend_schema(
+        request=bodies.DirectCompleteSerializer,
+        summary="Verify (size and MD5 of every part) and assemble; waits, or 202 with Prefer: respond-async",
+    )
+    def post(self, request: Request, tenant: str, upload_id: str) -> Response:
+        data = _validated(bodies.DirectCompleteSerializer, request.data)
+        operation = services.direct_upload_complete(
+            _identity(request), tenant=_tenant(tenant), upload_id=upload_id, checksums=data["parts"]
+        )
+        return _answer(request, operation, upload_id)
+
+
+def _answer(request: Request, operation: Operation, name: str) -> Response:
+    """Wait for the operation (bounded) and answer ``CREATED`` with its result, or 202 to follow it."""
+    if prefers_async(request):
+        return accepted(request, operation, name)
+    operation = operation_wait(operation.pk, settings.IMM_OPERATION_WAIT_SECONDS)
+    if operation.state == Operation.State.SUCCEEDED:
+        return envelope("CREATED", operation.result)
+    if operation.state in (Operation.State.FAILED, Operation.State.ROLLED_BACK):
+        raise error_from_record(operation.error)
+    return accepted(request, operation, name)
+
+
+class ModelExtractView(APIView):
+    @extend_schema(
+        request=bodies.ModelExtractSerializer,
+        summary="Unpack a tarball in the bucket into <model>/<version>/ (a task; Prefer: respond-async)",
+    )
+    def post(self, request: Request, tenant: str) -> Response:
+        data = _validated(bodies.ModelExtractSerializer, request.data)
+        operation = services.model_extract(
+            _identity(request),
+            tenant=_tenant(tenant),
+            model=keys.model_name(data["modelName"]),
+            version=data["modelVersion"],
+            archive=keys.relative_path(data["archive"], "archive"),
+            keep_archive=data["keepArchive"],
+        )
+        return _answer(request, operation, data["modelName"])
+
+
+class ModelImportView(APIView):
+    @extend_schema(
+        request=bodies.ModelImportSerializer,
+        summary="Import a model from s3://<tenant>/<path> or an http(s) URL (a task; Prefer: respond-async)",
+    )
+    def post(self, request: Request, tenant: str) -> Response:
+        data = _validated(bodies.ModelImportSerializer, request.data)
+        path = data.get("path")
+        operation = services.model_import(
+            _identity(request),
+            tenant=_tenant(tenant),
+            model=keys.model_name(data["modelName"]),
+            version=data["modelVersion"],
+            source=data["source"],
+            path=keys.relative_path(path, "path") if path else None,
+        )
+        return _answer(request, operation, data["modelName"])

@@ -1,0 +1,110 @@
+"""A tenant of scope team-a (alice and carol are members; bob, dave are not), made once per module.
+
+The namespace, Role, RoleBinding and bucket are created from the tenants app's own manifests with
+the cluster admin's kubeconfig: these tests are about models, and provisioning through
+``POST /tenants`` (tested in tests/tenants) would cost a worker and seconds per module.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from tenants import manifests
+
+MIB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def admin_k8s(devstack_env: dict[str, str]) -> client.ApiClient:
+    return config.new_client_from_config(devstack_env["KUBECONFIG"])
+
+
+@pytest.fixture(scope="module")
+def s3(devstack_env: dict[str, str]) -> Any:
+    return boto3.client(
+        "s3",
+        endpoint_url=devstack_env["S3_ENDPOINT_URL"],
+        aws_access_key_id=devstack_env["S3_ACCESS_KEY_ID"],
+        aws_secret_access_key=devstack_env["S3_SECRET_ACCESS_KEY"],
+        region_name=devstack_env["S3_REGION"],
+        config=Config(s3={"addressing_style": "path"}),
+    )
+
+
+def bucket_clear(s3: Any, bucket: str) -> None:
+    for upload in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []):
+        s3.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        objects = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+        if objects:
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": objects, "Quiet": True})
+
+
+@pytest.fixture(scope="module")
+def tenant(admin_k8s: client.ApiClient, s3: Any) -> Iterator[str]:
+    name = f"m{uuid.uuid4().hex[:10]}"
+    core, rbac = client.CoreV1Api(admin_k8s), client.RbacAuthorizationV1Api(admin_k8s)
+    core.create_namespace(manifests.namespace(name, ["team-a"], {}, "test", "platform_admin"))
+    rbac.create_namespaced_role(name, manifests.role(name))
+    rbac.create_namespaced_role_binding(name, manifests.role_binding(name, ["team-a"]))
+    s3.create_bucket(Bucket=name)
+    yield name
+    bucket_clear(s3, name)
+    s3.delete_bucket(Bucket=name)
+    try:
+        core.delete_namespace(name)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+
+
+@pytest.fixture
+def clean_bucket(tenant: str, s3: Any) -> Iterator[str]:
+    """The module's tenant, with an empty bucket before and after the test."""
+    bucket_clear(s3, tenant)
+    yield tenant
+    bucket_clear(s3, tenant)
+
+
+@pytest.fixture
+def call(api: Any, user_token: Any, platform_settings: Any) -> Any:
+    """``call(user, method, path, body=None, raw=None, bare=False, query=None)``: a request with a real token.
+
+    ``bare`` sends the token without ``Bearer`` (as the original clients do); ``raw`` sends bytes.
+    """
+
+    def request(
+        user: str,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        raw: bytes | None = None,
+        bare: bool = False,
+        **headers: str,
+    ) -> Any:
+        token = user_token(user)
+        if raw is not None:
+            data: Any = raw
+            content_type = "application/octet-stream"
+        else:
+            data = None if body is None else json.dumps(body)
+            content_type = "application/json"
+        return getattr(api, method)(
+            path,
+            data=data,
+            content_type=content_type,
+            HTTP_AUTHORIZATION=token if bare else f"Bearer {token}",
+            **headers,
+        )
+
+    return request
