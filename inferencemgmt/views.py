@@ -29,12 +29,17 @@ def session_identity(request: HttpRequest) -> Identity | None:
     return identity_from_session(request.session)
 
 
+# What a person reads first; the error's own title (the API's wording) follows in the banner.
+HEADINGS = {400: "That was not accepted", 403: "Not allowed", 404: "Not found", 409: "Conflict"}
+
+
 def render_error(request: HttpRequest, identity: Identity | None, error: ImmError) -> HttpResponse:
     """A domain error as a page: its title and description, never internals (the API's wording)."""
+    heading = HEADINGS.get(error.status, "The platform could not do that" if error.status >= 500 else error.title)
     return render(
         request,
         "console/error.html",
-        {"identity": identity, "error": error, "retryable": error.retryable},
+        {"identity": identity, "error": error, "heading": heading, "retryable": error.retryable},
         status=error.status,
     )
 

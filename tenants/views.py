@@ -21,6 +21,7 @@ from rest_framework import serializers
 from inferencemgmt.auth.identity import Identity
 from inferencemgmt.errors import ImmError
 from inferencemgmt.views import console_page
+from models_store import selectors as model_selectors
 from tenants import manifests, selectors, services
 from tenants.api.serializers import TenantCreateSerializer
 
@@ -123,7 +124,21 @@ def tenant_detail(request: HttpRequest, identity: Identity, name: str) -> HttpRe
     if len(name) > 63:
         raise selectors.tenant_not_found(name)
     tenant = selectors.tenant_get(identity, name)
+    models: list[dict[str, Any]] = []
+    models_error: ImmError | None = None
+    try:
+        models = model_selectors.model_grouped(identity, name)
+    except ImmError as error:
+        models_error = error  # the rest of the page is still worth showing
+    for model in models:
+        model["human_size"] = human_bytes(model["size"])
+        for version in model["versions"]:
+            version["human_size"] = human_bytes(version["size"])
+            for item in version["files"]:
+                item["human_size"] = human_bytes(item["size"])
     context = {
+        "models": models,
+        "models_error": models_error,
         "identity": identity,
         "tenant": tenant,
         "quota_lines": quota_lines(tenant["quota"]),

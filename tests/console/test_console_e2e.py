@@ -184,8 +184,31 @@ def test_admin_creates_a_tenant_alice_uses_it_bob_cannot_see_it(
     assert alice.page.locator("#delete-tenant").count() == 0
     screenshots(alice.page, "alice-tenant")
     alice.assert_no_error_banner()
+    # Upload from the browser straight to the bucket, with the progress bar, then see the model tree.
+    model_file = tmp_path / "saved_model.pb"
+    model_file.write_bytes(secrets.token_bytes(300_000))
+    alice.page.fill("#upload-model", "resnet")
+    alice.page.fill("#upload-version", "1")
+    alice.page.set_input_files("#upload-file", str(model_file))
+    alice.page.click("#upload-form button[type=submit]")
+    alice.page.locator("#upload-progress").wait_for(state="visible")
+    alice.page.locator("#upload-form .banner.success").wait_for(timeout=60_000)
+    assert alice.page.locator("#upload-progress").get_attribute("value") == "300000"
+    screenshots(alice.page, "alice-upload-done")
+    alice.page.locator("#models").wait_for(timeout=30_000)  # the page reloads with the new model
+    tree = alice.page.locator("#models").inner_text()
+    assert "Version 1" in tree
+    assert "resnet/1/saved_model.pb" in tree
+    assert "293.0 KiB" in tree
+    screenshots(alice.page, "alice-tenant-with-model")
+    alice.assert_no_error_banner()
+    alice.page.get_by_role("button", name="Delete version 1").click()  # the dialog is accepted
+    assert "Deleted model resnet/1/" in alice.page.locator(".banner.success").inner_text()
+    assert alice.page.locator("#no-models").count() == 1
+
     refused = alice.open("/console/tenants/new/")
     assert refused.status == 403
+    assert alice.page.title() == "Not allowed · IMM"
     assert "platform administrators" in alice.page.locator("#error-banner").inner_text()
 
     alice.open("/console/servings/")
