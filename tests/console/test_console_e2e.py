@@ -76,8 +76,10 @@ class Person:
         return response
 
     def assert_no_error_banner(self) -> None:
+        """What a reader checks (no error shown), plus what they cannot: no CSP violation, no token."""
         assert self.page.locator(".banner.error").count() == 0, self.page.locator(".banner.error").all_inner_texts()
         assert self.csp_violations == []
+        assert "eyJ" not in self.page.content()  # every JWT starts with the base64 of '{"'
 
     def close(self) -> None:
         self.context.close()
@@ -126,6 +128,8 @@ def test_admin_creates_a_tenant_alice_uses_it_bob_cannot_see_it(
     assert "groups: admin" in page.locator("#user-groups").inner_text()
     screenshots(page, "admin-dashboard")
     admin.assert_no_error_banner()
+    page.keyboard.press("Tab")  # keyboard users first reach the skip link, then the navigation
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
 
     page.get_by_role("link", name="Create a tenant").click()
     assert page.title() == "Create a tenant · IMM"
