@@ -172,6 +172,17 @@ def test_admin_creates_a_tenant_alice_uses_it_bob_cannot_see_it(
     screenshots(page, "admin-tenant")
     admin.assert_no_error_banner()
 
+    # Servings: an admin's edit that would not render is refused, and nothing is saved.
+    admin.open("/console/servings/ovms/")
+    original = page.locator("pre.code").first.inner_text()
+    page.get_by_role("link", name="Edit").click()
+    page.fill("#part-1", "{{ unclosed")
+    page.click("button:has-text('Check and save')")
+    assert "does not render against the sample endpoint" in page.locator("#form-error").inner_text()
+    screenshots(page, "admin-serving-edit-refused")
+    admin.open("/console/servings/ovms/")
+    assert page.locator("pre.code").first.inner_text() == original
+
     admin.open("/console/tasks/?kind=tenants.provision")
     assert page.locator("#task-table tbody tr", has_text=tenant).count() == 1
     screenshots(page, "admin-tasks")
