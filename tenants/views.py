@@ -19,7 +19,7 @@ from django.shortcuts import redirect, render
 from rest_framework import serializers
 
 from inferencemgmt.auth.identity import Identity
-from inferencemgmt.errors import ImmError
+from inferencemgmt.errors import Forbidden, ImmError, NotFound
 from inferencemgmt.views import console_page
 from models_store import selectors as model_selectors
 from tenants import manifests, selectors, services
@@ -99,10 +99,18 @@ def human_bytes(size: int | None) -> str:
     return f"{size} B"
 
 
-def _summary(identity: Identity, name: str) -> dict[str, Any]:
-    """One dashboard card; a tenant that cannot be read shows its error instead of hiding the rest."""
+def _summary(identity: Identity, name: str) -> dict[str, Any] | None:
+    """One dashboard card; a tenant that cannot be read shows why instead of hiding the rest.
+
+    Tenants come and go between the list and the read: one deleted meanwhile is left out, and one
+    whose access is still being set up (or was just removed) says so without alarming anyone.
+    """
     try:
         tenant = selectors.tenant_get(identity, name)
+    except NotFound:
+        return None
+    except Forbidden:
+        return {"name": name, "unreadable": True}
     except ImmError as error:
         return {"name": name, "error": error}
     bucket = tenant.get("bucket")
@@ -115,7 +123,8 @@ def _summary(identity: Identity, name: str) -> dict[str, Any]:
 
 @console_page()
 def dashboard(request: HttpRequest, identity: Identity) -> HttpResponse:
-    tenants = [_summary(identity, name) for name in selectors.tenant_list(identity)]
+    summaries = (_summary(identity, name) for name in selectors.tenant_list(identity))
+    tenants = [summary for summary in summaries if summary is not None]
     return render(request, "tenants/dashboard.html", {"identity": identity, "tenants": tenants})
 
 

@@ -20,6 +20,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from playwright.sync_api import expect
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -186,6 +187,13 @@ def test_admin_creates_a_tenant_alice_uses_it_bob_cannot_see_it(
     admin.open("/console/tasks/?kind=tenants.provision")
     assert page.locator("#task-table tbody tr", has_text=tenant).count() == 1
     screenshots(page, "admin-tasks")
+
+    # The Django admin is behind the same login and lists the Operations.
+    page.get_by_role("link", name="Django admin").click()
+    page.locator("a[href='/admin/operations/operation/']").first.click()
+    screenshots(page, "admin-django-operations")
+    expect(page.locator("#result_list")).to_contain_text(tenant)
+    assert admin.csp_violations == []
 
     # --- alice (team-a): the tenant is hers to see, not to delete ----------------------------------
     alice = people("alice")

@@ -119,3 +119,24 @@ def test_task_list_shows_only_my_tasks_and_filters(settings: Any) -> None:
 def test_swagger_page_keeps_its_own_policy() -> None:
     response = Client().get("/api/docs/")
     assert "cdn.jsdelivr.net" in response["Content-Security-Policy"]
+
+
+def test_dashboard_leaves_out_vanished_tenants_and_explains_unreadable_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    from inferencemgmt.errors import Forbidden, NotFound
+    from tenants import selectors
+
+    def tenant_get(identity: Any, name: str) -> dict[str, Any]:
+        if name == "gone":
+            raise NotFound(description="Tenant gone does not exist")
+        if name == "locked":
+            raise Forbidden(description="forbidden")
+        return {"name": name, "scope": ["team-a"], "quota": {"hard": {}, "used": {}}, "endpoints": 0, "bucket": None}
+
+    monkeypatch.setattr(selectors, "tenant_list", lambda identity: ["gone", "locked", "open"])
+    monkeypatch.setattr(selectors, "tenant_get", tenant_get)
+    page = signed_in("alice@example.com", ["team-a"]).get("/console/").content.decode()
+    assert 'id="tenant-gone"' not in page
+    assert 'id="tenant-locked"' in page
+    assert "access is being set up" in page
+    assert 'id="tenant-open"' in page
+    assert "banner error" not in page
