@@ -1,5 +1,3 @@
 """Endpoints: InferenceEndpoint custom resources (ai.intel.com/v1) in a tenant's namespace (DECISIONS
-§6).
-
-This app is a skeleton until its issue lands; the rooms below are where the code goes.
+§6), created, read, changed and deleted AS the calling user; the controller (servings) renders them.
 """

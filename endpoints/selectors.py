@@ -1,4 +1,195 @@
-"""Reads of endpoints, scoped to what the caller may see.
+"""Reads of endpoints, each AS the caller: Kubernetes RBAC decides what a user may see.
 
-Will hold: endpoint_list / endpoint_view, merging live Deployment and Pod status (label selectors).
+List and view start from the InferenceEndpoint CRs (the original listed Deployments, so an endpoint
+the controller had not rendered was invisible) and merge in the live Deployment and pod status,
+always found by label selector (the original listed every pod in the namespace and crashed on an
+unlabelled one). Objects are read as the API server's JSON: see ``endpoints.status``.
 """
+
+from __future__ import annotations
+
+from typing import Any
+
+from endpoints import status
+from inferencemgmt import kube, objectstore
+from inferencemgmt.auth.identity import Identity
+from inferencemgmt.errors import ImmError, NotFound, UpstreamError, UpstreamUnavailable
+from servings.controller.rendering import ENDPOINT_LABEL, GROUP, PLURAL
+from tenants import selectors as tenant_selectors
+
+VERSION = "v1"
+# The Deployment's ReplicaSets and pods carry the controller's endpoint label (it sets it on the pod
+# template whatever the serving template says), so one selector finds every child of an endpoint.
+ENDPOINT_SELECTOR = ENDPOINT_LABEL
+# A log tail big enough to debug, small enough to stay one response.
+LOG_TAIL_DEFAULT = 100
+LOG_TAIL_MAX = 10_000
+# Events are read per involved object (events carry no labels); past this many pods the newest
+# pods' events are what an operator needs.
+EVENT_PODS_MAX = 50
+
+
+def endpoint_not_found(name: str) -> NotFound:
+    return NotFound(description=f"Endpoint {name} does not exist", code="endpoint_not_found")
+
+
+def require_tenant(tenant: str) -> None:
+    """404 ``Tenant <t> does not exist`` before any call as the user (whose 403 would hide it)."""
+    if tenant_selectors.tenant_namespace(tenant) is None:
+        raise tenant_selectors.tenant_not_found(tenant)
+
+
+def _json(identity: Identity, api_name: str, method: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    return kube.call_json(kube.api_client_for(identity), api_name, method, *args, **kwargs)
+
+
+def endpoint_cr(identity: Identity, tenant: str, name: str) -> dict[str, Any]:
+    """The CR as the caller reads it; 404 ``Endpoint <name> does not exist`` when absent."""
+    try:
+        return _json(identity, "CustomObjectsApi", "get_namespaced_custom_object", GROUP, VERSION, tenant, PLURAL, name)
+    except NotFound:
+        raise endpoint_not_found(name) from None
+
+
+def _label_selector(name: str) -> str:
+    return f"{ENDPOINT_SELECTOR}={name}"
+
+
+def endpoint_list(identity: Identity, tenant: str) -> list[dict[str, Any]]:
+    """``[{name, url, status}]``: two list calls whatever the number of endpoints."""
+    require_tenant(tenant)
+    crs = _json(identity, "CustomObjectsApi", "list_namespaced_custom_object", GROUP, VERSION, tenant, PLURAL)
+    deployments = _json(identity, "AppsV1Api", "list_namespaced_deployment", tenant, label_selector=ENDPOINT_SELECTOR)
+    by_endpoint = {
+        str(item["metadata"]["labels"][ENDPOINT_LABEL]): item
+        for item in deployments.get("items", [])
+        # A Deployment without its owner is a leftover (being collected), not the endpoint's.
+        if any(ref.get("kind") == "InferenceEndpoint" for ref in item["metadata"].get("ownerReferences") or [])
+    }
+    return status.list_entries(crs.get("items", []), by_endpoint, tenant)
+
+
+def _children(identity: Identity, tenant: str, name: str) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    selector = _label_selector(name)
+    deployments = _json(identity, "AppsV1Api", "list_namespaced_deployment", tenant, label_selector=selector)
+    pods = _json(identity, "CoreV1Api", "list_namespaced_pod", tenant, label_selector=selector)
+    found = deployments.get("items") or []
+    return (found[0] if found else None), list(pods.get("items") or [])
+
+
+def endpoint_view(identity: Identity, tenant: str, name: str) -> dict[str, Any]:
+    """The documented view (imm-behaviour §1.5.7) plus status, reason, message, paused and conditions."""
+    require_tenant(tenant)
+    cr = endpoint_cr(identity, tenant, name)
+    deployment, pods = _children(identity, tenant, status.endpoint_name_of(cr))
+    return status.view(cr, deployment, pods, tenant)
+
+
+def endpoint_events(identity: Identity, tenant: str, name: str) -> list[dict[str, Any]]:
+    """Events of the endpoint, its children (all named after it), its ReplicaSets and its pods."""
+    require_tenant(tenant)
+    cr = endpoint_cr(identity, tenant, name)
+    child = status.endpoint_name_of(cr)
+    selector = _label_selector(child)
+    replicasets = _json(identity, "AppsV1Api", "list_namespaced_replica_set", tenant, label_selector=selector)
+    pods = _json(identity, "CoreV1Api", "list_namespaced_pod", tenant, label_selector=selector).get("items") or []
+    pods.sort(key=lambda pod: str(pod["metadata"].get("creationTimestamp") or ""), reverse=True)
+    involved = {("InferenceEndpoint", name)} | {
+        (kind, child) for kind in ("Deployment", "Service", "Ingress", "ConfigMap")
+    }
+    involved |= {("ReplicaSet", str(rs["metadata"]["name"])) for rs in replicasets.get("items") or []}
+    involved |= {("Pod", str(pod["metadata"]["name"])) for pod in pods[:EVENT_PODS_MAX]}
+    events: list[dict[str, Any]] = []
+    for object_name in sorted({object_name for _, object_name in involved}):
+        found = _json(
+            identity, "CoreV1Api", "list_namespaced_event", tenant, field_selector=f"involvedObject.name={object_name}"
+        )
+        events.extend(
+            event
+            for event in found.get("items") or []
+            if (event.get("involvedObject", {}).get("kind"), object_name) in involved
+        )
+    return status.event_entries(events)
+
+
+def _logs_unavailable(name: str, reasons: list[str]) -> ImmError:
+    return ImmError(
+        "Logs are not available",
+        f"The cluster keeps no logs for the pods of endpoint {name} ({'; '.join(reasons)}).",
+        code="endpoint_logs_unavailable",
+        status=502,
+    )
+
+
+def endpoint_logs(identity: Identity, tenant: str, name: str, tail: int) -> list[dict[str, Any]]:
+    """The last ``tail`` lines of every container of every pod of the endpoint.
+
+    A pod whose node serves no logs (kwok's fake nodes, a node that is gone) gets an ``error``
+    instead of lines; when no pod has any, the answer is a 502 that says so, never an empty 200.
+    """
+    require_tenant(tenant)
+    cr = endpoint_cr(identity, tenant, name)
+    selector = _label_selector(status.endpoint_name_of(cr))
+    pods = _json(identity, "CoreV1Api", "list_namespaced_pod", tenant, label_selector=selector).get("items") or []
+    core = kube.api(identity, "CoreV1Api")
+    entries: list[dict[str, Any]] = []
+    reasons: list[str] = []
+    for pod in sorted(pods, key=lambda pod: str(pod["metadata"]["name"])):
+        pod_name = str(pod["metadata"]["name"])
+        for container in (pod.get("spec") or {}).get("containers") or []:
+            entry: dict[str, Any] = {"pod": pod_name, "container": container["name"], "lines": None}
+            try:
+                text = core.read_namespaced_pod_log(pod_name, tenant, container=container["name"], tail_lines=tail)
+                entry["lines"] = str(text).splitlines()
+            except (NotFound, UpstreamError, UpstreamUnavailable) as exc:
+                # The pod is listed, so a 404 here is the node's (no log), not the pod's.
+                reason = exc.description or exc.title
+                entry["error"] = reason
+                reasons.append(f"pod {pod_name}: {reason}")
+            entries.append(entry)
+    if entries and all(entry["lines"] is None for entry in entries):
+        raise _logs_unavailable(name, reasons[:3])
+    return entries
+
+
+def quota_hard(identity: Identity, tenant: str) -> dict[str, str]:
+    """The tenant's ResourceQuota limits (all quotas of the namespace, the tenant's own first).
+
+    Read as the caller, so an outsider is refused here, before anything is written.
+    """
+    quotas = _json(identity, "CoreV1Api", "list_namespaced_resource_quota", tenant).get("items") or []
+    quotas.sort(key=lambda quota: quota["metadata"]["name"] != tenant)
+    hard: dict[str, str] = {}
+    for quota in quotas:
+        for key, value in ((quota.get("spec") or {}).get("hard") or {}).items():
+            hard.setdefault(str(key), str(value))
+    return hard
+
+
+def model_available(tenant: str, model: str) -> bool:
+    """True when ``<model>/<version>/...`` holds at least one non-empty object (imm-behaviour §1.5.6 step 6).
+
+    Uses the platform's object-store credentials: callers have already proved, as the user, that
+    they may act in the tenant (the CR was created as them). A missing bucket holds no model.
+    """
+    prefix = f"{model}/"
+    try:
+        with objectstore.s3_errors():
+            pages = objectstore.client().get_paginator("list_objects_v2").paginate(Bucket=tenant, Prefix=prefix)
+            for page in pages:
+                for item in page.get("Contents", []):
+                    version, _, path = str(item["Key"])[len(prefix) :].partition("/")
+                    if version and path and int(item.get("Size", 0)) > 0:
+                        return True
+    except NotFound:
+        return False
+    return False
+
+
+def model_warning(tenant: str, model: str) -> str:
+    """The documented ``warning``: empty when the model is there; never an error (DECISIONS §6)."""
+    try:
+        available = model_available(tenant, model)
+    except ImmError as exc:
+        return f"{model} model availability could not be checked: {exc.title}"
+    return "" if available else f"{model} model is not available on the platform"

@@ -1,5 +1,239 @@
-"""Operations on endpoints, named <entity>_<verb> and taking an Identity.
+"""Operations on endpoints, named <entity>_<verb>, each acting AS the caller through ``kube.py``.
 
-Will hold: endpoint_create / endpoint_update / endpoint_scale / endpoint_delete, acting as the user
-through inferencemgmt.kube.
+Every check that can refuse a request (tenant, the caller's rights, quota compliance, the serving)
+runs before the one write, so a refused request leaves nothing behind. The number of endpoints is
+capped by the tenant's ResourceQuota object count, which the API server enforces atomically on
+create: two parallel creates can never both take the last slot (the original counted Deployments,
+then created, and raced).
 """
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from endpoints import selectors
+from endpoints.selectors import VERSION, endpoint_not_found, require_tenant
+from endpoints.spec import (
+    PAUSED_REPLICAS_ANNOTATION,
+    check_quota_compliance,
+    endpoint_manifest,
+    endpoint_url,
+    split_resources,
+)
+from inferencemgmt import kube
+from inferencemgmt.auth.identity import Identity
+from inferencemgmt.errors import KUBERNETES, Conflict, Forbidden, NotFound, UpstreamUnavailable
+from servings import selectors as serving_selectors
+from servings.controller.rendering import GROUP, PLURAL
+from tenants.manifests import ENDPOINT_COUNT_KEY
+
+# Right after a tenant is made, the quota controller may not have counted its ResourceQuota yet; the
+# API server then refuses every create ("status unknown for quota"). That lasts a moment, so wait.
+QUOTA_UNKNOWN_ATTEMPTS = 10
+QUOTA_UNKNOWN_PAUSE_SECONDS = 0.5
+# Read-modify-write of pause/resume under optimistic concurrency: a concurrent change means retry.
+CONFLICT_ATTEMPTS = 5
+
+#: Given the CR, the replicas to set and the value of the paused-replicas annotation (None: remove it).
+Decision = Callable[[Mapping[str, Any]], tuple[int, str | None]]
+
+
+def quantity_limit_reached() -> Conflict:
+    return Conflict(
+        "409 Conflict", "Endpoints have reached the quantity limit", code="endpoints_quantity_limit_reached"
+    )
+
+
+def endpoint_exists_error(name: str) -> Conflict:
+    return Conflict("409 Conflict", f"Endpoint {name} already exists", code="endpoint_already_exists")
+
+
+def _custom(identity: Identity) -> Any:
+    return kube.api(identity, "CustomObjectsApi")
+
+
+def _create(identity: Identity, tenant: str, body: dict[str, Any]) -> None:
+    name = body["metadata"]["name"]
+    for attempt in range(QUOTA_UNKNOWN_ATTEMPTS):
+        try:
+            _custom(identity).create_namespaced_custom_object(GROUP, VERSION, tenant, PLURAL, body)
+            return
+        except Conflict:
+            raise endpoint_exists_error(name) from None
+        except Forbidden as exc:
+            message = exc.description or ""
+            if "exceeded quota" in message and ENDPOINT_COUNT_KEY in message:
+                raise quantity_limit_reached() from None
+            if "status unknown for quota" not in message:
+                raise
+            if attempt + 1 == QUOTA_UNKNOWN_ATTEMPTS:
+                raise UpstreamUnavailable(
+                    KUBERNETES,
+                    f"the quota of tenant {tenant} has not been counted yet; retry in a moment",
+                    retry_after=2,
+                    code="endpoint_quota_not_counted",
+                ) from None
+            time.sleep(QUOTA_UNKNOWN_PAUSE_SECONDS)
+
+
+def endpoint_create(
+    identity: Identity,
+    tenant: str,
+    *,
+    endpoint_name: str,
+    model_name: str,
+    subject_name: str,
+    serving_name: str,
+    model_version_policy: str,
+    replicas: int | None = None,
+    resources: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """Create the CR; ``{"url", "warning"}`` as documented. The body was validated and normalised by the view."""
+    require_tenant(tenant)
+    # Read as the caller: an outsider is refused (403) here, before anything else is revealed.
+    check_quota_compliance(tenant, selectors.quota_hard(identity, tenant), resources)
+    serving_selectors.serving_configmap(identity, serving_name)
+    body = endpoint_manifest(
+        tenant,
+        endpoint_name=endpoint_name,
+        model_name=model_name,
+        subject_name=subject_name,
+        serving_name=serving_name,
+        model_version_policy=model_version_policy,
+        replicas=replicas,
+        resources=resources,
+    )
+    _create(identity, tenant, body)
+    # After the create: the bucket is read with the platform's credentials, and only once the
+    # caller has proved (as themselves) that they may act in the tenant.
+    return {"url": endpoint_url(endpoint_name, tenant), "warning": selectors.model_warning(tenant, model_name)}
+
+
+def _json_patch(identity: Identity, tenant: str, name: str, operations: list[dict[str, Any]]) -> dict[str, Any]:
+    try:
+        result: dict[str, Any] = _custom(identity).patch_namespaced_custom_object(
+            GROUP, VERSION, tenant, PLURAL, name, operations, _content_type="application/json-patch+json"
+        )
+    except NotFound:
+        raise endpoint_not_found(name) from None
+    return result
+
+
+def endpoint_update(identity: Identity, tenant: str, name: str, changes: Mapping[str, Any]) -> str:
+    """Set the given spec fields (already validated and normalised); returns the endpoint's URL.
+
+    A JSON Patch ``add`` replaces a member whole, so a new ``resources`` map replaces the old one
+    (the original's merge patch could never drop a key), and fields nobody sent are never written
+    back (the original re-sent the whole object it had read).
+    """
+    require_tenant(tenant)
+    if "resources" in changes:
+        check_quota_compliance(tenant, selectors.quota_hard(identity, tenant), changes["resources"])
+    operations = []
+    for key, value in changes.items():
+        written = split_resources(value) if key == "resources" else value
+        operations.append({"op": "add", "path": f"/spec/{key}", "value": written})
+    _json_patch(identity, tenant, name, operations)
+    return endpoint_url(name, tenant)
+
+
+def endpoint_scale(identity: Identity, tenant: str, name: str, replicas: int) -> str:
+    """Through the ``scale`` subresource, the door ``kubectl scale`` and an HPA use too."""
+    require_tenant(tenant)
+    try:
+        _custom(identity).patch_namespaced_custom_object_scale(
+            GROUP,
+            VERSION,
+            tenant,
+            PLURAL,
+            name,
+            {"spec": {"replicas": replicas}},
+            _content_type="application/merge-patch+json",
+        )
+    except NotFound:
+        raise endpoint_not_found(name) from None
+    return endpoint_url(name, tenant)
+
+
+def endpoint_delete(identity: Identity, tenant: str, name: str) -> str:
+    """Delete the CR; its children go with it through their owner references (garbage collection)."""
+    require_tenant(tenant)
+    try:
+        _custom(identity).delete_namespaced_custom_object(
+            GROUP, VERSION, tenant, PLURAL, name, propagation_policy="Background"
+        )
+    except NotFound:
+        raise endpoint_not_found(name) from None
+    return endpoint_url(name, tenant)
+
+
+def _replicas(cr: Mapping[str, Any]) -> int:
+    value = (cr.get("spec") or {}).get("replicas")
+    return 1 if value is None else int(value)
+
+
+def _set_replicas(identity: Identity, tenant: str, name: str, decide: Decision) -> int:
+    """Read the CR, let ``decide(cr)`` give (replicas, annotation value or None), write both at once.
+
+    The resourceVersion makes the write conditional: a change in between (a scale, another pause)
+    is a 409 from Kubernetes, and the decision is taken again on the fresh object.
+    """
+    for attempt in range(CONFLICT_ATTEMPTS):
+        cr = selectors.endpoint_cr(identity, tenant, name)
+        replicas, remembered = decide(cr)
+        patch = {
+            "metadata": {
+                "resourceVersion": cr["metadata"]["resourceVersion"],
+                "annotations": {PAUSED_REPLICAS_ANNOTATION: remembered},
+            },
+            "spec": {"replicas": replicas},
+        }
+        try:
+            _custom(identity).patch_namespaced_custom_object(
+                GROUP, VERSION, tenant, PLURAL, name, patch, _content_type="application/merge-patch+json"
+            )
+        except NotFound:
+            raise endpoint_not_found(name) from None
+        except Conflict:
+            if attempt + 1 == CONFLICT_ATTEMPTS:
+                raise
+            continue
+        return int(replicas)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def endpoint_pause(identity: Identity, tenant: str, name: str) -> int:
+    """Scale to 0 and remember the current count on the CR (annotation), for ``endpoint_resume``.
+
+    Pausing a paused endpoint changes nothing; pausing one already at 0 remembers nothing.
+    """
+    require_tenant(tenant)
+
+    def decide(cr: Mapping[str, Any]) -> tuple[int, str | None]:
+        annotations = cr["metadata"].get("annotations") or {}
+        current = _replicas(cr)
+        if PAUSED_REPLICAS_ANNOTATION in annotations or current == 0:
+            return 0, annotations.get(PAUSED_REPLICAS_ANNOTATION)
+        return 0, str(current)
+
+    return _set_replicas(identity, tenant, name, decide)
+
+
+def endpoint_resume(identity: Identity, tenant: str, name: str) -> int:
+    """Back to the remembered count (1 when none was remembered), and forget it.
+
+    An endpoint someone scaled up while it was paused keeps that count: the later decision wins.
+    """
+    require_tenant(tenant)
+
+    def decide(cr: Mapping[str, Any]) -> tuple[int, None]:
+        annotations = cr["metadata"].get("annotations") or {}
+        remembered = str(annotations.get(PAUSED_REPLICAS_ANNOTATION) or "")
+        current = _replicas(cr)
+        if current > 0:
+            return current, None
+        return (int(remembered) if remembered.isdigit() and int(remembered) > 0 else 1), None
+
+    return _set_replicas(identity, tenant, name, decide)

@@ -44,6 +44,7 @@ urlpatterns = [
     path("", include("tenants.api.urls")),
     path("", include("servings.api.urls")),
     path("", include("models_store.api.urls")),
+    path("", include("endpoints.api.urls")),
 ]
 
 # Last: any other path is a JSON 404, in DEBUG too (Django's debug 404 page is HTML).

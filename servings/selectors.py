@@ -56,3 +56,12 @@ def serving_users(identity: Identity, name: str) -> list[str]:
         for item in endpoints.get("items", [])
         if item.get("spec", {}).get("servingName") == name
     )
+
+
+def serving_exists(identity: Identity, name: str) -> bool:
+    """For endpoint creation: an unknown ``servingName`` is a 404 before anything is written (DECISIONS §6)."""
+    try:
+        serving_configmap(identity, name)
+    except NotFound:
+        return False
+    return True

@@ -1,3 +1,1 @@
-"""serializers.py, views.py and urls.py for /tenants/<t>/endpoints[/<e>[/replicas]]; no routes are
-mounted until they exist.
-"""
+"""serializers.py, views.py and urls.py for /tenants/<t>/endpoints[/<e>[/replicas|events|logs|pause|resume]]."""

@@ -134,6 +134,10 @@ class LeaderElector:
             except ImmError as exc:
                 logger.warning("leader election: %s", exc)
                 held = False
+            except Exception:
+                # This thread must outlive any defect: if it died, a leader would never notice it lost the lease.
+                logger.exception("leader election: unexpected failure")
+                held = False
             if held and not self.leading.is_set():
                 logger.info("leader election: %s now leads (lease %s/%s)", self.identity, self.namespace, self.name)
                 self.leading.set()

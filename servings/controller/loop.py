@@ -119,6 +119,13 @@ class Controller:
                 delay = min(30.0, 0.5 * 2**failures)
                 logger.warning("watch %s failed (%s); again in %.1fs", label, exc, delay)
                 self._stop.wait(delay)
+            except Exception:
+                # A watch thread that died would leave the controller blind: log, list again, go on.
+                failures += 1
+                delay = min(30.0, 0.5 * 2**failures)
+                logger.exception("watch %s crashed; listing again in %.1fs", label, delay)
+                version = None
+                self._stop.wait(delay)
 
     def _work(self) -> None:
         while not self._stop.is_set():

@@ -86,7 +86,7 @@ class Reconciler:
         *,
         platform: Platform,
         templates: TemplateCache,
-        reapply_seconds: float = 300.0,
+        reapply_seconds: float = 3600.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._api_client = api_client
@@ -95,9 +95,9 @@ class Reconciler:
         self._reapply_seconds = reapply_seconds
         self._clock = clock
         self._lock = threading.Lock()
-        # key -> (digest of what was last applied, when): an unchanged render is not re-sent on every
-        # status event, but is re-applied after ``reapply_seconds`` to undo drift.
-        self._applied: dict[str, tuple[str, float]] = {}
+        # key -> (digest of what was last applied, when, the Deployment generation it produced): an
+        # unchanged render is not re-sent on every status event or resync.
+        self._applied: dict[str, tuple[str, float, int | None]] = {}
         self.applies = 0
 
     def _call(self, api: str, method: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
@@ -120,10 +120,37 @@ class Reconciler:
         )
         return True
 
-    def _needs_apply(self, key: str, digest: str) -> bool:
+    def _recorded(self, key: str, digest: str) -> int | None:
+        """The Deployment generation our last apply produced, if that apply is still good to trust.
+
+        None means "apply now": nothing applied yet, a different render, or ``reapply_seconds``
+        passed (which undoes manual edits of the ConfigMap, Service and Ingress). A Deployment whose
+        generation moved since our apply was edited by someone else, which the caller checks.
+        """
         with self._lock:
             last = self._applied.get(key)
-        return last is None or last[0] != digest or self._clock() - last[1] > self._reapply_seconds
+        if last is None or last[0] != digest or self._clock() - last[1] > self._reapply_seconds:
+            return None
+        return last[2]
+
+    def _apply(
+        self, cr: dict[str, Any], objects: list[dict[str, Any]], key: str, digest: str, url: str
+    ) -> dict[str, Any]:
+        """Server-side apply the children in order; returns the applied Deployment."""
+        deployment: dict[str, Any] = {}
+        for obj in objects:
+            try:
+                applied = kube.server_side_apply(self._api_client, obj, FIELD_MANAGER)
+            except (BadRequest, Forbidden, NotFound) as exc:
+                message = f"{obj['kind']} {obj['metadata']['name']}: {exc.description or exc.title}"
+                self._write_status(cr, status_rules.failure_status(cr, status_rules.APPLY_FAILED, message, url=url))
+                raise
+            self.applies += 1
+            if obj["kind"] == "Deployment":
+                deployment = applied
+        with self._lock:
+            self._applied[key] = (digest, self._clock(), deployment.get("metadata", {}).get("generation"))
+        return deployment
 
     def reconcile(self, namespace: str, name: str) -> str:
         """Converge one endpoint; returns its state. Raises ImmError when a retry may help."""
@@ -151,23 +178,19 @@ class Reconciler:
             return status_rules.DEGRADED
 
         digest = _digest(objects)
-        deployment: dict[str, Any] | None = None
         rendered_deployment = next(o for o in objects if o["kind"] == "Deployment")
-        if self._needs_apply(key, digest):
-            for obj in objects:
-                try:
-                    applied = kube.server_side_apply(self._api_client, obj, FIELD_MANAGER)
-                except (BadRequest, Forbidden, NotFound) as exc:
-                    message = f"{obj['kind']} {name}: {exc.description or exc.title}"
-                    self._write_status(cr, status_rules.failure_status(cr, status_rules.APPLY_FAILED, message, url=url))
-                    raise
-                self.applies += 1
-                if obj["kind"] == "Deployment":
-                    deployment = applied
-            with self._lock:
-                self._applied[key] = (digest, self._clock())
+        deployment: dict[str, Any] | None = None
+        recorded = self._recorded(key, digest)
+        if recorded is not None:
+            try:
+                deployment = self._call("AppsV1Api", "read_namespaced_deployment", endpoint_name(cr), namespace)
+            except NotFound:
+                deployment = None  # deleted behind our back: apply everything again
+            else:
+                if deployment.get("metadata", {}).get("generation") != recorded:
+                    deployment = None  # its spec was edited behind our back: undo the drift
         if deployment is None:
-            deployment = self._call("AppsV1Api", "read_namespaced_deployment", endpoint_name(cr), namespace)
+            deployment = self._apply(cr, objects, key, digest, url)
 
         selector = f"{ENDPOINT_LABEL}={endpoint_name(cr)}"
         pods: list[dict[str, Any]] = []

@@ -17,6 +17,7 @@ therefore not forget them, and an admin-supplied template cannot write outside t
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import re
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import yaml
-from jinja2 import StrictUndefined, TemplateError
+from jinja2 import StrictUndefined, Template, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from servings.catalogue import PARTS, data_key
@@ -95,6 +96,15 @@ def _environment() -> ImmutableSandboxedEnvironment:
 
 
 _ENV = _environment()
+# libyaml's loader when PyYAML was built with it (a render parses four documents; pure Python is slow).
+_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(source: str) -> Template:
+    """Templates compile to Python code; compiling once per distinct text keeps a resync cheap."""
+    return _ENV.from_string(source)
+
 
 _POLICY = re.compile(r"^\s*\{\s*(latest|all|specific)\s*\{(.*)\}\s*\}\s*$", re.DOTALL)
 _VERSION = re.compile(r"versions:\s*(\d+)")
@@ -136,7 +146,7 @@ def desired_replicas(cr: Mapping[str, Any]) -> int:
 
 
 def template_context(cr: Mapping[str, Any], platform: Platform) -> dict[str, Any]:
-    """The variables a template sees (documented in docs/servings.md)."""
+    """The variables a template sees (documented in the README (Servings))."""
     spec = cr.get("spec", {})
     resources = spec.get("resources") or {}
     policy = spec.get("modelVersionPolicy") or DEFAULT_VERSION_POLICY
@@ -167,11 +177,11 @@ def template_context(cr: Mapping[str, Any], platform: Platform) -> dict[str, Any
 def render_part(template: ServingTemplate, part: str, context: Mapping[str, Any]) -> dict[str, Any]:
     """Render one part to a Kubernetes object, checking it is the kind that part must be."""
     try:
-        text = _ENV.from_string(template.source(part)).render(context)
+        text = _compiled(template.source(part)).render(context)
     except TemplateError as exc:
         raise RenderError(f"{data_key(part)}: {type(exc).__name__}: {exc}") from None
     try:
-        obj = yaml.safe_load(text)
+        obj = yaml.load(text, Loader=_YAML_LOADER)  # noqa: S506 (a safe loader, C or Python)
     except yaml.YAMLError as exc:
         raise RenderError(f"{data_key(part)}: the rendered text is not YAML: {exc}") from None
     api_version, kind = PARTS[part]

@@ -3,7 +3,7 @@
 Why conditions: ``Ready`` / ``Progressing`` / ``Degraded`` with a machine ``reason`` and a human
 ``message`` answer "why is my endpoint not serving?" without kubectl access to pods and events,
 which tenants of the original never had (its status was never even written). The reasons are
-stable and documented in docs/servings.md.
+stable and documented in the README (Servings).
 
 ``lastTransitionTime`` only moves when a condition's status flips, so an unchanged world gives a
 byte-identical status and the controller writes nothing (no write, no watch event, no loop).
@@ -22,7 +22,7 @@ READY = "Ready"
 PROGRESSING = "Progressing"
 DEGRADED = "Degraded"
 
-# Reasons (published; docs/servings.md).
+# Reasons (published; the README (Servings)).
 SERVING_NOT_FOUND = "ServingNotFound"
 RENDER_FAILED = "RenderFailed"
 APPLY_FAILED = "ApplyFailed"

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from inferencemgmt import kube
 from inferencemgmt.errors import Conflict, NotFound
-from servings.controller import leader as leader_module
 from servings.controller import status as rules
 from servings.controller.leader import LeaderElector
 from servings.controller.workqueue import WorkQueue
@@ -195,7 +195,7 @@ class FakeLeases:
 @pytest.fixture
 def leases(monkeypatch):
     fake = FakeLeases()
-    monkeypatch.setattr(leader_module.kube, "call_json", fake)
+    monkeypatch.setattr(kube, "call_json", fake)
     return fake
 
 
@@ -247,3 +247,62 @@ def test_lease_taken_by_another_meanwhile_is_respected(leases):
     leases.lease = {**stale, "metadata": {**stale["metadata"], "resourceVersion": str(leases.version)}}
     leases.lease["spec"] = {**stale["spec"], "holderIdentity": "other", "renewTime": "later"}
     assert first.try_acquire_or_renew() is False
+
+
+def test_election_thread_survives_a_defect_and_gives_up_leadership(monkeypatch):
+    def broken(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        raise KeyError("spec")
+
+    monkeypatch.setattr(kube, "call_json", broken)
+    candidate = LeaderElector(
+        None, namespace="ns", name="lease", identity="me", lease_seconds=3, renew_deadline=0.2, retry_period=0.05
+    )
+    candidate.leading.set()  # it led before the defect
+    stop = threading.Event()
+    thread = threading.Thread(target=candidate.run, args=(stop,))
+    thread.start()
+    try:
+        stop.wait(0.5)
+        assert thread.is_alive()
+        assert not candidate.leading.is_set()
+    finally:
+        stop.set()
+        thread.join(timeout=2)
+
+
+# --- event routing -----------------------------------------------------------------------------------
+def test_events_become_endpoint_keys_and_a_template_change_requeues_its_users():
+    from types import SimpleNamespace
+    from typing import cast
+
+    from servings.controller.loop import Controller
+    from servings.controller.rendering import ENDPOINT_LABEL
+
+    forgotten: list[str] = []
+    reconciler = SimpleNamespace(templates=SimpleNamespace(forget=forgotten.append))
+    ctl = Controller(
+        None, reconciler=cast(Any, reconciler), elector=cast(Any, None), templates_namespace="imm-servings"
+    )
+
+    def drain() -> list[str]:
+        keys = []
+        while (key := ctl.queue.get(timeout=0)) is not None:
+            keys.append(key)
+            ctl.queue.done(key)
+        return keys
+
+    ctl._on_endpoint("ADDED", {"metadata": {"namespace": "t", "name": "a"}, "spec": {"servingName": "s1"}})
+    ctl._on_endpoint("ADDED", {"metadata": {"namespace": "t", "name": "b"}, "spec": {"servingName": "s2"}})
+    assert drain() == ["t/a", "t/b"]
+
+    ctl._on_template("MODIFIED", {"metadata": {"name": "s1"}})
+    assert forgotten == ["s1"]
+    assert drain() == ["t/a"]
+
+    ctl._on_child("MODIFIED", {"metadata": {"namespace": "t", "labels": {ENDPOINT_LABEL: "b"}}})
+    ctl._on_child("MODIFIED", {"metadata": {"namespace": "t", "labels": {}}})
+    assert drain() == ["t/b"]
+
+    ctl._on_endpoint("DELETED", {"metadata": {"namespace": "t", "name": "a"}, "spec": {"servingName": "s1"}})
+    ctl._on_template("MODIFIED", {"metadata": {"name": "s1"}})
+    assert drain() == []

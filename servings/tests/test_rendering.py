@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from typing import Any
 
 import pytest
 
@@ -23,7 +24,7 @@ from servings.controller.rendering import (
 pytestmark = pytest.mark.unit
 
 PLATFORM = Platform(domain="imm.local")
-CR = {
+CR: dict[str, Any] = {
     "apiVersion": "ai.intel.com/v1",
     "kind": "InferenceEndpoint",
     "metadata": {"name": "resnet", "namespace": "team-a", "uid": "1234-uid", "generation": 3},
@@ -43,11 +44,11 @@ def template(name: str) -> ServingTemplate:
     return ServingTemplate(name, shipped_templates()[name])
 
 
-def render(cr=CR, serving: str = "tf-serving") -> dict[str, dict]:
+def render(cr: dict[str, Any] = CR, serving: str = "tf-serving") -> dict[str, dict[str, Any]]:
     return {obj["kind"]: obj for obj in render_endpoint(cr, template(serving), PLATFORM)}
 
 
-def with_spec(**changes) -> dict:
+def with_spec(**changes: Any) -> dict[str, Any]:
     cr = copy.deepcopy(CR)
     cr["spec"].update(changes)
     return cr
@@ -164,8 +165,8 @@ def test_zero_replicas_means_zero_and_absent_means_one():
 
 
 def test_config_hash_changes_with_model_or_policy_only():
-    def config_hash(cr):
-        return render(cr)["Deployment"]["spec"]["template"]["metadata"]["annotations"][CONFIG_HASH_ANNOTATION]
+    def config_hash(cr: dict[str, Any]) -> str:
+        return str(render(cr)["Deployment"]["spec"]["template"]["metadata"]["annotations"][CONFIG_HASH_ANNOTATION])
 
     base = config_hash(CR)
     assert len(base) == 16

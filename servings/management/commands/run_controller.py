@@ -50,7 +50,10 @@ class Command(BaseCommand):
         parser.add_argument("--lease-seconds", type=int, default=15)
         parser.add_argument("--identity", default="", help="this candidate's name (default host_pid_random)")
         parser.add_argument("--workers", type=int, default=2)
-        parser.add_argument("--resync-seconds", type=float, default=300.0)
+        parser.add_argument("--resync-seconds", type=float, default=300.0, help="queue every endpoint again this often")
+        parser.add_argument(
+            "--reapply-seconds", type=float, default=3600.0, help="re-send an unchanged render this often (drift)"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         logging.basicConfig(
@@ -76,7 +79,7 @@ class Command(BaseCommand):
             api_client,
             platform=platform_from_settings(),
             templates=templates,
-            reapply_seconds=options["resync_seconds"],
+            reapply_seconds=options["reapply_seconds"],
         )
         controller = Controller(
             api_client,

@@ -1,0 +1,159 @@
+"""Request bodies of the endpoint routes, checked (and normalised) before anything is written.
+
+Messages are the original's jsonschema texts (``'endpointName' is a required property``, ``'ab' is
+too short``, ``-1 is less than the minimum of 0``, ``'many' is not of type 'integer'``) because
+clients and tests match them. Stricter than the original where its laxness broke endpoints later:
+names are DNS-1035 and ``<endpoint>-<tenant>`` must be one DNS label, resource values are real
+Kubernetes quantities, and the model name is one path segment. Unknown keys are still accepted
+(and ignored), as the original accepted them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from endpoints.spec import (
+    DEFAULT_SERVING,
+    DEFAULT_VERSION_POLICY,
+    DNS_LABEL_MAX,
+    MODEL_NAME,
+    REPLICAS_MAX,
+    RESOURCE_KINDS,
+    RESOURCE_NAME,
+    SUBJECT_NAME,
+    VERSION_POLICY,
+    host_label_too_long,
+    normalize_version_policy,
+)
+from inferencemgmt.api.validation import (
+    DNS_1035_LABEL,
+    StrictInteger,
+    StrictString,
+    matches,
+    quantity,
+    required_messages,
+)
+
+
+def validate_resources(value: Any) -> dict[str, str]:
+    """Flat ``{"requests.cpu": "1", "limits.nvidia.com/gpu": "1"}``; values become quantity strings."""
+    if not isinstance(value, dict):
+        raise serializers.ValidationError(f"{value!r} is not of type 'object'")
+    resources: dict[str, str] = {}
+    for key, raw in value.items():
+        kind, dot, name = str(key).partition(".")
+        if not dot or kind not in RESOURCE_KINDS or not RESOURCE_NAME.fullmatch(name):
+            raise serializers.ValidationError(
+                f"{key!r} is not a resource key; use requests.<resource> or limits.<resource> "
+                "(for example requests.cpu, limits.memory, requests.nvidia.com/gpu)"
+            )
+        try:
+            resources[key] = quantity(raw)
+        except serializers.ValidationError as exc:
+            raise serializers.ValidationError(f"{key}: {exc.detail[0]}") from None  # type: ignore[index]
+    return resources
+
+
+class ResourcesField(serializers.Field[dict[str, str], Any, dict[str, str], Any]):
+    def to_internal_value(self, data: Any) -> dict[str, str]:
+        return validate_resources(data)
+
+    def to_representation(self, value: dict[str, str]) -> dict[str, str]:
+        return value
+
+
+class VersionPolicyField(StrictString):
+    """The original's grammar; the value comes out normalised (``{specific{versions:12 }}``)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(pattern=VERSION_POLICY, **kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        return normalize_version_policy(super().to_internal_value(data))
+
+
+class ReplicasField(StrictInteger):
+    """An int32 >= 0, as the CRD declares it (the API server would refuse more, with a vaguer text)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(minimum=0, **kwargs)
+
+    def to_internal_value(self, data: Any) -> int:
+        value = super().to_internal_value(data)
+        if value > REPLICAS_MAX:
+            raise serializers.ValidationError(f"{value} is greater than the maximum of {REPLICAS_MAX}")
+        return value
+
+
+def model_name_field(**kwargs: Any) -> StrictString:
+    return StrictString(min_length=3, max_length=253, pattern=MODEL_NAME, **kwargs)
+
+
+def subject_name_field(**kwargs: Any) -> StrictString:
+    return StrictString(max_length=253, pattern=SUBJECT_NAME, **kwargs)
+
+
+class EndpointCreateSerializer(serializers.Serializer[dict[str, Any]]):
+    """``POST /tenants/<t>/endpoints``; the context must hold ``tenant`` (for the host-label length)."""
+
+    endpointName = StrictString(  # noqa: N815 -- the documented JSON key
+        min_length=3, max_length=DNS_LABEL_MAX, pattern=DNS_1035_LABEL, error_messages=required_messages("endpointName")
+    )
+    modelName = model_name_field(error_messages=required_messages("modelName"))  # noqa: N815
+    subjectName = subject_name_field(error_messages=required_messages("subjectName"))  # noqa: N815
+    modelVersionPolicy = VersionPolicyField(required=False)  # noqa: N815
+    replicas = ReplicasField(required=False)
+    resources = ResourcesField(required=False)
+    servingName = StrictString(min_length=3, max_length=63, required=False)  # noqa: N815
+
+    def validate_endpointName(self, value: str) -> str:  # noqa: N802 -- DRF names it after the field
+        tenant = str(self.context["tenant"])
+        if host_label_too_long(value, tenant):
+            raise serializers.ValidationError(
+                f"'{value}-{tenant}' is too long: <endpointName>-<tenant> names the endpoint's host "
+                f"and must fit one DNS label ({DNS_LABEL_MAX} characters)"
+            )
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs.setdefault("servingName", DEFAULT_SERVING)
+        attrs.setdefault("modelVersionPolicy", DEFAULT_VERSION_POLICY)
+        return attrs
+
+
+UPDATABLE = ("modelName", "modelVersionPolicy", "resources", "subjectName")
+
+
+class EndpointUpdateSerializer(serializers.Serializer[dict[str, Any]]):
+    """``PATCH /tenants/<t>/endpoints/<e>``: any of the documented keys; others are ignored."""
+
+    modelName = model_name_field(required=False)  # noqa: N815
+    modelVersionPolicy = VersionPolicyField(required=False)  # noqa: N815
+    resources = ResourcesField(required=False)
+    subjectName = subject_name_field(required=False)  # noqa: N815
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs:
+            raise serializers.ValidationError(f"give at least one of {', '.join(UPDATABLE)}")
+        return attrs
+
+
+class EndpointScaleSerializer(serializers.Serializer[dict[str, Any]]):
+    replicas = ReplicasField(error_messages=required_messages("replicas"))
+
+
+class EndpointNameSerializer(serializers.Serializer[dict[str, Any]]):
+    """``DELETE /tenants/<t>/endpoints {"endpointName"}``; an impossible name is then a 404."""
+
+    endpointName = StrictString(min_length=1, error_messages=required_messages("endpointName"))  # noqa: N815
+
+
+def validate_tail(raw: str | None, default: int, maximum: int) -> int:
+    """``?tail=N`` of the logs route: 1..maximum lines."""
+    if raw is None or raw == "":
+        return default
+    if not matches(r"^[0-9]{1,9}$", raw) or not 1 <= int(raw) <= maximum:
+        raise serializers.ValidationError({"tail": [f"{raw!r} is not a whole number from 1 to {maximum}"]})
+    return int(raw)

@@ -1,0 +1,41 @@
+"""The controller's ClusterRole: enough to converge endpoints, never enough to do the original's damage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.unit
+
+RBAC = Path(__file__).resolve().parents[2] / "helm" / "imm" / "files" / "rbac" / "controller.yaml"
+
+
+def rules() -> list[dict[str, Any]]:
+    documents = [d for d in yaml.safe_load_all(RBAC.read_text()) if d]
+    return [rule for doc in documents for rule in doc["rules"]]
+
+
+def test_no_access_to_crds_or_secrets_and_no_delete():
+    for rule in rules():
+        assert "apiextensions.k8s.io" not in rule["apiGroups"]
+        assert "secrets" not in rule["resources"]
+        assert "delete" not in rule["verbs"]
+        assert "*" not in rule["verbs"]
+
+
+def test_can_apply_the_four_children_and_write_status():
+    granted = {
+        (g, r, v) for rule in rules() for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]
+    }
+    for group, resource in (
+        ("", "configmaps"),
+        ("", "services"),
+        ("apps", "deployments"),
+        ("networking.k8s.io", "ingresses"),
+    ):
+        assert {(group, resource, "create"), (group, resource, "patch")} <= granted
+    assert ("ai.intel.com", "inference-endpoints/status", "patch") in granted
+    assert ("coordination.k8s.io", "leases", "update") in granted

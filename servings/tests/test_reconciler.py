@@ -1,0 +1,168 @@
+"""One reconcile against a fake API server: what is applied, when, and what the status says."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from inferencemgmt import kube
+from inferencemgmt.errors import BadRequest, NotFound
+from servings.catalogue import serving_template_configmap, shipped_templates
+from servings.controller.reconciler import Reconciler, TemplateCache
+from servings.controller.rendering import Platform
+
+pytestmark = pytest.mark.unit
+
+
+class FakeCluster:
+    def __init__(self) -> None:
+        self.endpoints: dict[str, dict[str, Any]] = {}
+        self.configmaps = {
+            name: serving_template_configmap(name, data, "imm-servings") for name, data in shipped_templates().items()
+        }
+        self.deployments: dict[str, dict[str, Any]] = {}
+        self.applied: list[str] = []
+        self.status_writes = 0
+        self.refuse: str | None = None
+
+    def call_json(self, api_client: Any, api: str, method: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        if method == "get_namespaced_custom_object":
+            key = f"{args[2]}/{args[4]}"
+            if key not in self.endpoints:
+                raise NotFound()
+            return copy.deepcopy(self.endpoints[key])
+        if method == "patch_namespaced_custom_object_status":
+            self.status_writes += 1
+            self.endpoints[f"{args[2]}/{args[4]}"]["status"] = copy.deepcopy(args[5]["status"])
+            return {}
+        if method == "read_namespaced_config_map":
+            if args[0] not in self.configmaps:
+                raise NotFound()
+            return self.configmaps[args[0]]
+        if method == "read_namespaced_deployment":
+            key = f"{args[1]}/{args[0]}"
+            if key not in self.deployments:
+                raise NotFound()
+            return copy.deepcopy(self.deployments[key])
+        if method in ("list_namespaced_pod", "list_namespaced_replica_set"):
+            return {"items": []}
+        raise AssertionError(f"unexpected call {method}")
+
+    def server_side_apply(self, api_client: Any, manifest: dict[str, Any], field_manager: str) -> dict[str, Any]:
+        assert field_manager == "imm-controller"
+        if manifest["kind"] == self.refuse:
+            raise BadRequest("Invalid parameter", f"{manifest['kind']} is invalid", code="kubernetes_invalid")
+        self.applied.append(manifest["kind"])
+        if manifest["kind"] != "Deployment":
+            return manifest
+        key = f"{manifest['metadata']['namespace']}/{manifest['metadata']['name']}"
+        current = self.deployments.get(key)
+        generation = 1 if current is None else current["metadata"]["generation"] + (current["spec"] != manifest["spec"])
+        replicas = manifest["spec"]["replicas"]
+        self.deployments[key] = {
+            **copy.deepcopy(manifest),
+            "metadata": {**manifest["metadata"], "generation": generation},
+            "status": {
+                "observedGeneration": generation,
+                "replicas": replicas,
+                "readyReplicas": replicas,
+                "availableReplicas": replicas,
+                "updatedReplicas": replicas,
+            },
+        }
+        return copy.deepcopy(self.deployments[key])
+
+
+@pytest.fixture
+def cluster(monkeypatch: pytest.MonkeyPatch) -> FakeCluster:
+    fake = FakeCluster()
+    monkeypatch.setattr(kube, "call_json", fake.call_json)
+    monkeypatch.setattr(kube, "server_side_apply", fake.server_side_apply)
+    return fake
+
+
+def reconciler() -> Reconciler:
+    return Reconciler(None, platform=Platform("imm.local"), templates=TemplateCache(None, "imm-servings", ttl=0))
+
+
+def add_endpoint(cluster: FakeCluster, name: str = "e", **spec: Any) -> None:
+    cluster.endpoints[f"t/{name}"] = {
+        "metadata": {"name": name, "namespace": "t", "uid": "u-1", "generation": 1},
+        "spec": {
+            "endpointName": name,
+            "modelName": "resnet",
+            "subjectName": "c",
+            "servingName": "tf-serving",
+            "replicas": 1,
+            **spec,
+        },
+    }
+
+
+def conditions(cluster: FakeCluster, name: str = "e") -> dict[str, dict[str, Any]]:
+    return {c["type"]: c for c in cluster.endpoints[f"t/{name}"]["status"]["conditions"]}
+
+
+def test_applies_four_objects_once_and_writes_ready(cluster):
+    add_endpoint(cluster)
+    worker = reconciler()
+    assert worker.reconcile("t", "e") == "Ready"
+    assert cluster.applied == ["ConfigMap", "Service", "Deployment", "Ingress"]
+    assert conditions(cluster)["Ready"]["status"] == "True"
+    writes = cluster.status_writes
+    assert worker.reconcile("t", "e") == "Ready"
+    assert cluster.applied == ["ConfigMap", "Service", "Deployment", "Ingress"]  # unchanged: nothing re-sent
+    assert cluster.status_writes == writes  # unchanged: no status write either
+
+
+def test_spec_change_and_drift_are_applied(cluster):
+    add_endpoint(cluster)
+    worker = reconciler()
+    worker.reconcile("t", "e")
+    cluster.endpoints["t/e"]["spec"]["modelName"] = "other"
+    worker.reconcile("t", "e")
+    assert len(cluster.applied) == 8
+    cluster.deployments["t/e"]["metadata"]["generation"] += 1  # someone edited it
+    worker.reconcile("t", "e")
+    assert len(cluster.applied) == 12
+    del cluster.deployments["t/e"]  # someone deleted it
+    worker.reconcile("t", "e")
+    assert len(cluster.applied) == 16
+
+
+def test_unknown_serving_and_render_failure_are_status_not_exceptions(cluster):
+    add_endpoint(cluster, "lost", servingName="nope")
+    broken = dict(shipped_templates()["tf-serving"])
+    broken["ingress.tmpl"] = "{{ missing }}"
+    cluster.configmaps["broken"] = serving_template_configmap("broken", broken, "imm-servings")
+    add_endpoint(cluster, "bad", servingName="broken")
+    worker = reconciler()
+    assert worker.reconcile("t", "lost") == "Degraded"
+    assert worker.reconcile("t", "bad") == "Degraded"
+    assert conditions(cluster, "lost")["Degraded"]["reason"] == "ServingNotFound"
+    assert conditions(cluster, "bad")["Degraded"]["reason"] == "RenderFailed"
+    assert "missing" in conditions(cluster, "bad")["Degraded"]["message"]
+    assert cluster.applied == []
+
+
+def test_unlabelled_configmap_is_not_a_serving(cluster):
+    cluster.configmaps["plain"] = {"metadata": {"name": "plain", "labels": {}}, "data": shipped_templates()["ovms"]}
+    add_endpoint(cluster, servingName="plain")
+    assert reconciler().reconcile("t", "e") == "Degraded"
+    assert conditions(cluster)["Degraded"]["reason"] == "ServingNotFound"
+
+
+def test_refused_object_is_reported_then_raised_for_backoff(cluster):
+    add_endpoint(cluster)
+    cluster.refuse = "Ingress"
+    with pytest.raises(BadRequest):
+        reconciler().reconcile("t", "e")
+    degraded = conditions(cluster)["Degraded"]
+    assert (degraded["reason"], degraded["message"]) == ("ApplyFailed", "Ingress e: Ingress is invalid")
+
+
+def test_deleted_endpoint_is_left_to_garbage_collection(cluster):
+    assert reconciler().reconcile("t", "gone") == "Deleted"
+    assert cluster.applied == []

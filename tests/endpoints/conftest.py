@@ -1,0 +1,183 @@
+"""Live-platform fixtures for the endpoint routes: real tenants made through POST /tenants, real tokens,
+and the real controller where a test needs live status.
+
+Tenants are made once per module (provisioning takes seconds) by a Celery worker of the module's
+own, on a Redis database of its own, so a tenant or model test running beside never takes our
+messages. Each tenant is deleted through DELETE /tenants afterwards, and its namespace and bucket
+by hand should that fail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import boto3
+import pytest
+from botocore.config import Config
+from django.test import override_settings
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from tests.conftest import WorkerPool, _test_database_url
+from tests.servings.conftest import ControllerProcess
+from tests.tenants.test_tenants_api import CERT
+
+GROUP, VERSION, PLURAL = "ai.intel.com", "v1", "inference-endpoints"
+ENDPOINTS_REDIS_DB = 13
+
+
+def platform_values(env: dict[str, str]) -> dict[str, Any]:
+    """The settings a deployment would set for this platform (as the shared `platform_settings`)."""
+    return {
+        "OIDC_ISSUER": env["OIDC_ISSUER"].rstrip("/"),
+        "OIDC_CA_FILE": env["OIDC_CA_FILE"],
+        "OIDC_API_CLIENT_ID": env["OIDC_API_CLIENT_ID"],
+        "OIDC_API_CLIENT_SECRET": env["OIDC_API_CLIENT_SECRET"],
+        "OIDC_CLI_CLIENT_ID": env["OIDC_CLI_CLIENT_ID"],
+        "OIDC_AUDIENCES": [env["OIDC_API_CLIENT_ID"], env["OIDC_CLI_CLIENT_ID"]],
+        "IMM_KUBECONFIG": env["IMM_KUBECONFIG"],
+        "S3_ENDPOINT_URL": env["S3_ENDPOINT_URL"],
+        "S3_ACCESS_KEY_ID": env["S3_ACCESS_KEY_ID"],
+        "S3_SECRET_ACCESS_KEY": env["S3_SECRET_ACCESS_KEY"],
+        "S3_REGION": env["S3_REGION"],
+        "REDIS_URL": env["REDIS_URL"],
+        "PLATFORM_DOMAIN": env["PLATFORM_DOMAIN"],
+        "SERVING_TEMPLATES_NAMESPACE": env["SERVING_TEMPLATES_NAMESPACE"],
+        "IMM_SYSTEM_NAMESPACE": env["IMM_SYSTEM_NAMESPACE"],
+    }
+
+
+@dataclass
+class Platform:
+    """The module's view of the live platform: call the API as a demo user, make tenants."""
+
+    env: dict[str, str]
+    token: Callable[[str], str]
+    k8s: client.ApiClient
+    s3: Any
+    tenants: list[str] = field(default_factory=list)
+
+    def call(self, user: str, method: str, path: str, body: Any = None, *, raw: str | None = None) -> Any:
+        """``raw`` is sent as the body as it is (for malformed JSON)."""
+        from rest_framework.test import APIClient
+
+        return getattr(APIClient(), method)(
+            path,
+            data=raw if raw is not None else None if body is None else json.dumps(body),
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Bearer {self.token(user)}",
+        )
+
+    def tenant(self, scope: str = "team-a", **quota: Any) -> str:
+        """A new tenant made by the admin through the API (deleted when the module ends)."""
+        name = f"e{uuid.uuid4().hex[:10]}"
+        self.tenants.append(name)
+        body = {"name": name, "cert": CERT, "scope": scope, "quota": quota}
+        created = self.call("admin", "post", "/tenants", body)
+        assert created.status_code == 200, created.content
+        return name
+
+    def custom(self) -> client.CustomObjectsApi:
+        return client.CustomObjectsApi(self.k8s)
+
+    def cr(self, tenant: str, name: str) -> dict[str, Any] | None:
+        try:
+            found = cast(
+                dict[str, Any], self.custom().get_namespaced_custom_object(GROUP, VERSION, tenant, PLURAL, name)
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return found
+
+    def crs(self, tenant: str) -> list[str]:
+        items = self.custom().list_namespaced_custom_object(GROUP, VERSION, tenant, PLURAL)["items"]
+        return sorted(item["metadata"]["name"] for item in items)
+
+    def cleanup(self) -> None:
+        core = client.CoreV1Api(self.k8s)
+        for name in self.tenants:
+            deleted = self.call("admin", "delete", f"/tenants/{name}")
+            if deleted.status_code in (200, 404):
+                continue
+            try:
+                core.delete_namespace(name)
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+            try:
+                for item in self.s3.list_objects_v2(Bucket=name).get("Contents", []):
+                    self.s3.delete_object(Bucket=name, Key=item["Key"])
+                self.s3.delete_bucket(Bucket=name)
+            except self.s3.exceptions.NoSuchBucket:
+                pass
+
+
+@pytest.fixture(scope="module")
+def platform(
+    devstack_env: dict[str, str],
+    user_token: Callable[[str], str],
+    django_db_setup: Any,
+    django_db_blocker: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Platform]:
+    from inferencemgmt.celery import app as celery_app
+
+    broker = devstack_env["REDIS_URL"].rsplit("/", 1)[0] + f"/{ENDPOINTS_REDIS_DB}"
+    logs = tmp_path_factory.mktemp("endpoint-workers")
+    with override_settings(**platform_values(devstack_env)), django_db_blocker.unblock():
+        previous_broker = celery_app.conf.broker_url
+        celery_app.conf.broker_url = broker
+        env = {
+            **os.environ,
+            **devstack_env,
+            "DJANGO_SETTINGS_MODULE": "inferencemgmt.settings",
+            "DJANGO_DEBUG": "true",
+            "DATABASE_URL": _test_database_url(),
+            "REDIS_URL": broker,
+        }
+        pool = WorkerPool(env, logs)
+        pool.start("endpoints")
+        found = Platform(
+            env=devstack_env,
+            token=user_token,
+            k8s=config.new_client_from_config(devstack_env["KUBECONFIG"]),
+            s3=boto3.client(
+                "s3",
+                endpoint_url=devstack_env["S3_ENDPOINT_URL"],
+                aws_access_key_id=devstack_env["S3_ACCESS_KEY_ID"],
+                aws_secret_access_key=devstack_env["S3_SECRET_ACCESS_KEY"],
+                region_name=devstack_env["S3_REGION"],
+                config=Config(s3={"addressing_style": "path"}),
+            ),
+        )
+        try:
+            yield found
+        finally:
+            found.cleanup()
+            pool.stop_all()
+            celery_app.conf.broker_url = previous_broker
+
+
+@pytest.fixture(scope="module")
+def controller(devstack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControllerProcess]:
+    """A real `manage.py run_controller` with the controller's own certificate and a lease of its own."""
+    env = {**os.environ, **devstack_env, "PYTHONUNBUFFERED": "1"}
+    env.setdefault("DJANGO_SECRET_KEY", "integration-tests-only")
+    env["DATABASE_URL"] = "sqlite://:memory:"
+    lease = f"imm-controller-endpoints-{uuid.uuid4().hex[:6]}"
+    process = ControllerProcess(env, lease, Path(tmp_path_factory.mktemp("controller")) / "controller.log").start()
+    try:
+        process.wait_leading()
+        yield process
+    finally:
+        process.stop()
+        sys.stdout.write(process.text()[-2000:] if process.text() else "")
