@@ -40,6 +40,7 @@ urlpatterns = [
     path("console/", include("inferencemgmt.operations.urls")),
     path("console/", include("servings.urls")),
     path("console/", include("models_store.urls")),
+    path("console/", include("endpoints.urls")),
     path("", include("inferencemgmt.operations.api.urls")),
     path("", include("tenants.api.urls")),
     path("", include("servings.api.urls")),

@@ -18,6 +18,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from rest_framework import serializers
 
+from endpoints.views import endpoint_rows_of
 from inferencemgmt.auth.identity import Identity
 from inferencemgmt.errors import Forbidden, ImmError, NotFound
 from inferencemgmt.views import console_page
@@ -146,6 +147,8 @@ def tenant_detail(request: HttpRequest, identity: Identity, name: str) -> HttpRe
             for item in version["files"]:
                 item["human_size"] = human_bytes(item["size"])
     context = {
+        "endpoints": endpoint_rows_of(identity, name),
+        "tenant_name": name,
         "models": models,
         "models_error": models_error,
         "identity": identity,

@@ -81,6 +81,14 @@ def console_server(devstack_env: dict[str, str], tmp_path_factory: pytest.TempPa
     )  # fmt: skip
     workers = WorkerPool(env, work)
     workers.start("console")
+    # The controller renders endpoints into pods (kwok runs them); a lease of its own, so it works
+    # whether or not another engineer's controller holds the default lease.
+    controller_log = (work / "controller.log").open("wb")
+    controller = subprocess.Popen(
+        [sys.executable, "manage.py", "run_controller", "--kubeconfig", devstack_env["IMM_CONTROLLER_KUBECONFIG"],
+         "--lease-name", f"imm-console-{os.getpid()}", "--lease-seconds", "6"],
+        cwd=ROOT, env=env, stdout=controller_log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -97,6 +105,11 @@ def console_server(devstack_env: dict[str, str], tmp_path_factory: pytest.TempPa
         yield BASE_URL
     finally:
         workers.stop_all()
+        controller.terminate()
+        try:
+            controller.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            controller.kill()
         server.terminate()
         try:
             server.wait(timeout=15)
@@ -104,6 +117,7 @@ def console_server(devstack_env: dict[str, str], tmp_path_factory: pytest.TempPa
             server.kill()
         print(f"--- runserver.log\n{_tail(log_path)}")
         print(f"--- console.log\n{_tail(work / 'console.log')}")
+        print(f"--- controller.log\n{_tail(work / 'controller.log')}")
 
 
 @pytest.fixture(scope="module")

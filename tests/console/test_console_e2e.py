@@ -25,6 +25,7 @@ from playwright.sync_api import expect
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 TASK_TIMEOUT_MS = 180_000
+ENDPOINT_TIMEOUT_MS = 180_000  # kwok's stages on a loaded 2-core machine
 
 
 def ca_certificate_pem() -> bytes:
@@ -225,6 +226,47 @@ def test_admin_creates_a_tenant_alice_uses_it_bob_cannot_see_it(
     assert "293.0 KiB" in tree
     screenshots(alice.page, "alice-tenant-with-model")
     alice.assert_no_error_banner()
+    # An endpoint on that model: created, available, scaled to 2, paused, deleted, all from the pages.
+    alice.page.click("#new-endpoint")
+    assert alice.page.title() == "New endpoint · IMM"
+    alice.page.fill("#ep-name", "demo")
+    alice.page.fill("#ep-model", "resnet")
+    alice.page.fill("#ep-subject", "client")
+    alice.page.select_option("#ep-serving", "ovms")
+    alice.page.fill("#ep-resources", "requests.cpu=500m\nrequests.memory=512Mi\nlimits.cpu=1\nlimits.memory=1Gi")
+    screenshots(alice.page, "alice-endpoint-form")
+    alice.page.click("button:has-text('Create endpoint')")
+    alice.page.wait_for_url(f"**/console/tenants/{tenant}/endpoints/demo/")
+    assert alice.page.title() == "Endpoint demo · IMM"
+    assert "Endpoint demo created" in alice.page.locator(".banner.success").inner_text()
+    status = alice.page.locator("#endpoint-status")
+    expect(status).to_have_text("available", timeout=ENDPOINT_TIMEOUT_MS)  # updates without a reload
+    assert "kind: InferenceEndpoint" in alice.page.locator("#endpoint-yaml").inner_text()
+    screenshots(alice.page, "alice-endpoint-available")
+    alice.assert_no_error_banner()
+
+    alice.page.fill("#scale-replicas", "2")
+    alice.page.click("button:has-text('Scale')")
+    assert "Scaling demo to 2" in alice.page.locator(".banner.success").inner_text()
+    expect(alice.page.locator("#endpoint-replicas")).to_contain_text("2 available", timeout=ENDPOINT_TIMEOUT_MS)
+    screenshots(alice.page, "alice-endpoint-scaled")
+
+    alice.page.click("#pause")
+    assert "Paused demo" in alice.page.locator(".banner.success").inner_text()
+    expect(alice.page.locator("#endpoint-paused")).to_be_visible()
+    expect(status).to_have_text("scaled to 0", timeout=ENDPOINT_TIMEOUT_MS)
+    assert alice.page.locator("#resume").count() == 1
+    screenshots(alice.page, "alice-endpoint-paused")
+
+    alice.open(f"/console/tenants/{tenant}/")
+    row = alice.page.locator("#endpoint-table tr[data-endpoint=demo]")
+    expect(row.locator(".endpoint-status")).to_have_text("scaled to 0")
+    row.get_by_role("link", name="demo").click()
+    alice.page.click("#delete-endpoint")  # the dialog is accepted
+    alice.page.wait_for_url(f"**/console/tenants/{tenant}/")
+    assert "Deleted endpoint demo" in alice.page.locator(".banner.success").inner_text()
+    expect(alice.page.locator("#no-endpoints")).to_be_visible(timeout=30_000)
+
     alice.page.get_by_role("button", name="Delete version 1").click()  # the dialog is accepted
     assert "Deleted model resnet/1/" in alice.page.locator(".banner.success").inner_text()
     assert alice.page.locator("#no-models").count() == 1
