@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import dj_database_url
 import django_stubs_ext
@@ -299,3 +300,36 @@ CELERY_BEAT_SCHEDULE = {
 # (a tenant could otherwise make the worker fetch cluster-internal services into their bucket).
 IMM_MODEL_IMPORT_ALLOW_PRIVATE_ADDRESSES = env.boolean("IMM_MODEL_IMPORT_ALLOW_PRIVATE_ADDRESSES", False)
 IMM_MODEL_IMPORT_TIMEOUT_SECONDS = env.number("IMM_MODEL_IMPORT_TIMEOUT_SECONDS", 30.0, minimum=1)
+
+# --- Security headers (console) ---------------------------------------------------------------------
+# The console runs only its own static scripts and styles; the browser uploads straight to the object
+# store, so its origin (or IMM_CONSOLE_UPLOAD_ORIGINS behind a public S3 host) may be fetched, and the
+# login form posts to the identity provider.
+MIDDLEWARE.append("inferencemgmt.securityheaders.ContentSecurityPolicyMiddleware")
+X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# HSTS only where the site is served over TLS (a browser would otherwise refuse plain-HTTP dev sites).
+SECURE_HSTS_SECONDS = env.integer("DJANGO_HSTS_SECONDS", 0 if DEBUG else 31536000, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = False
+_UPLOAD_URL = S3_PUBLIC_ENDPOINT_URL or S3_ENDPOINT_URL
+IMM_CONSOLE_UPLOAD_ORIGINS = env.string_list(
+    "IMM_CONSOLE_UPLOAD_ORIGINS",
+    ["{uri.scheme}://{uri.netloc}".format(uri=urlsplit(_UPLOAD_URL))] if _UPLOAD_URL else [],
+)
+IMM_CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        " ".join(["connect-src 'self'", *IMM_CONSOLE_UPLOAD_ORIGINS]),
+        " ".join(["form-action 'self'", OIDC_ISSUER]).strip(),
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+        "object-src 'none'",
+    ]
+)
+# The console's own stylesheet and script (no CDN: the CSP above allows only 'self').
+STATICFILES_DIRS = [BASE_DIR / "static"]

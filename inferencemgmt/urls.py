@@ -13,6 +13,7 @@ from inferencemgmt.api.exceptions import page_not_found
 from inferencemgmt.auth.console import ConsoleLoginView
 from inferencemgmt.auth.views import AuthenticateView, TokenView
 from inferencemgmt.health import LivenessView, ReadinessView
+from inferencemgmt.securityheaders import swagger_policy
 
 handler400 = "inferencemgmt.api.exceptions.bad_request"
 handler403 = "inferencemgmt.api.exceptions.permission_denied"
@@ -26,7 +27,7 @@ urlpatterns = [
     re_path(r"^authenticate/?$", AuthenticateView.as_view(), name="authenticate"),
     re_path(r"^authenticate/token/?$", TokenView.as_view(), name="authenticate-token"),
     re_path(r"^api/schema/?$", SpectacularAPIView.as_view(), name="schema"),
-    re_path(r"^api/docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    re_path(r"^api/docs/?$", swagger_policy(SpectacularSwaggerView.as_view(url_name="schema")), name="swagger-ui"),
     # Console login (authorization code + PKCE) and logout.
     path("oidc/authenticate/", ConsoleLoginView.as_view(), name="oidc_authentication_init"),
     path("oidc/callback/", OIDCAuthenticationCallbackView.as_view(), name="oidc_authentication_callback"),
@@ -34,6 +35,12 @@ urlpatterns = [
     # The admin site signs in through the identity provider too (there are no local passwords).
     path("admin/login/", RedirectView.as_view(pattern_name="oidc_authentication_init", query_string=True)),
     path("admin/", admin.site.urls),
+    # The console: HTML pages for people, on the same services as the API.
+    path("console/", include("tenants.urls")),
+    path("console/", include("inferencemgmt.operations.urls")),
+    path("console/", include("servings.urls")),
+    path("console/", include("models_store.urls")),
+    path("console/", include("endpoints.urls")),
     path("", include("inferencemgmt.operations.api.urls")),
     path("", include("tenants.api.urls")),
     path("", include("servings.api.urls")),

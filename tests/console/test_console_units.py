@@ -1,0 +1,142 @@
+"""Console rules that need no platform: sign-in and admin gates, CSRF, headers, quota bars, escaping."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from inferencemgmt.auth.identity import SESSION_KEY
+from servings.views import highlight
+from tenants.views import TenantCreateForm, quantity_value, quota_lines
+
+pytestmark = [pytest.mark.unit, pytest.mark.django_db]
+
+
+def signed_in(username: str, groups: list[str], *, csrf: bool = False) -> Client:
+    """A browser whose session holds the identity the OIDC login would have stored."""
+    client = Client(enforce_csrf_checks=csrf)
+    user = get_user_model().objects.create_user(username=username)
+    client.force_login(user)
+    session = client.session
+    session[SESSION_KEY] = {"username": username, "groups": groups}
+    session.save()
+    return client
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("2", Decimal(2)), ("500m", Decimal("0.5")), ("4Gi", Decimal(4 * 2**30)), ("1k", Decimal(1000)), ("x", None)],
+)
+def test_quantities_become_numbers_for_the_bars(text: str, value: Decimal | None) -> None:
+    assert quantity_value(text) == value
+
+
+def test_quota_lines_compare_used_with_hard_and_name_the_endpoint_count() -> None:
+    lines = quota_lines(
+        {
+            "hard": {"requests.memory": "4Gi", "count/inference-endpoints.ai.intel.com": "3"},
+            "used": {"requests.memory": "1Gi", "count/inference-endpoints.ai.intel.com": "3"},
+        }
+    )
+    assert [(line.label, line.percent) for line in lines] == [("Endpoints", 100), ("requests.memory", 25)]
+
+
+def test_highlighting_escapes_the_template_text() -> None:
+    html = str(highlight("kind: Deployment\nname: {{ name }}<script>alert(1)</script>"))
+    assert '<span class="hl-key">kind</span>:' in html
+    assert '<span class="hl-tag">{{ name }}</span>' in html
+    assert "<script>" not in html
+    assert "&lt;script&gt;" in html
+
+
+def test_create_form_builds_the_api_body_with_the_certificate_in_base64() -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    form = TenantCreateForm(
+        {"name": "team-x", "scope": "team-a, team-b", "max_endpoints": "2", "requests_cpu": "1",
+         "extra_quota": "requests.nvidia.com/gpu=1"},
+        {"cert": SimpleUploadedFile("ca.pem", b"PEM")},
+    )  # fmt: skip
+    assert form.is_valid(), form.errors
+    assert form.api_body() == {
+        "name": "team-x",
+        "cert": "UEVN",
+        "scope": ["team-a", "team-b"],
+        "quota": {"maxEndpoints": 2, "requests.cpu": "1", "requests.nvidia.com/gpu": "1"},
+    }
+
+
+@pytest.mark.parametrize("path", ["/console/", "/console/tasks/", "/console/servings/", "/console/tenants/new/"])
+def test_console_pages_send_anonymous_people_to_the_login(path: str) -> None:
+    response = Client().get(path)
+    assert response.status_code == 302
+    assert response["Location"].startswith("/oidc/authenticate/?next=")
+
+
+def test_admin_pages_refuse_members_with_a_readable_page() -> None:
+    response = signed_in("alice@example.com", ["team-a"]).get("/console/tenants/new/")
+    assert response.status_code == 403
+    assert b"Not allowed" in response.content
+    assert b"platform administrators" in response.content
+
+
+def test_admin_sees_the_create_form_with_security_headers() -> None:
+    response = signed_in("admin@example.com", ["admin"]).get("/console/tenants/new/")
+    assert response.status_code == 200
+    assert b'name="cert"' in response.content
+    policy = response["Content-Security-Policy"]
+    assert "script-src 'self'" in policy
+    assert "unsafe-inline" not in policy
+    assert "frame-ancestors 'none'" in policy
+    assert response["X-Frame-Options"] == "DENY"
+    assert response["Referrer-Policy"] == "same-origin"
+
+
+def test_console_posts_need_the_csrf_token() -> None:
+    client = signed_in("admin@example.com", ["admin"], csrf=True)
+    assert client.post("/console/tenants/team-x/delete/").status_code == 403
+
+
+def test_task_list_shows_only_my_tasks_and_filters(settings: Any) -> None:
+    from inferencemgmt.operations.models import Operation
+
+    Operation.objects.create(kind="tenants.provision", target="mine", requested_by="alice@example.com")
+    Operation.objects.create(kind="tenants.delete", target="theirs", requested_by="bob@example.com")
+    Operation.objects.create(kind="tenants.delete", target="mine-too", requested_by="alice@example.com", state="FAILED")
+    client = signed_in("alice@example.com", ["team-a"])
+    page = client.get("/console/tasks/").content.decode()
+    assert "mine" in page
+    assert "theirs" not in page
+    failed = client.get("/console/tasks/?state=FAILED").content.decode()
+    assert "mine-too" in failed
+    assert ">mine<" not in failed
+
+
+def test_swagger_page_keeps_its_own_policy() -> None:
+    response = Client().get("/api/docs/")
+    assert "cdn.jsdelivr.net" in response["Content-Security-Policy"]
+
+
+def test_dashboard_leaves_out_vanished_tenants_and_explains_unreadable_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    from inferencemgmt.errors import Forbidden, NotFound
+    from tenants import selectors
+
+    def tenant_get(identity: Any, name: str) -> dict[str, Any]:
+        if name == "gone":
+            raise NotFound(description="Tenant gone does not exist")
+        if name == "locked":
+            raise Forbidden(description="forbidden")
+        return {"name": name, "scope": ["team-a"], "quota": {"hard": {}, "used": {}}, "endpoints": 0, "bucket": None}
+
+    monkeypatch.setattr(selectors, "tenant_list", lambda identity: ["gone", "locked", "open"])
+    monkeypatch.setattr(selectors, "tenant_get", tenant_get)
+    page = signed_in("alice@example.com", ["team-a"]).get("/console/").content.decode()
+    assert 'id="tenant-gone"' not in page
+    assert 'id="tenant-locked"' in page
+    assert "access is being set up" in page
+    assert 'id="tenant-open"' in page
+    assert "banner error" not in page
