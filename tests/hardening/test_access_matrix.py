@@ -190,6 +190,18 @@ def test_access_matrix(call, operations_worker, log_lines, devstack_env, user_to
                 if response.status_code not in (400, 404):
                     wrong.append(f"alice {method} {template} upload_id={name[:20]}: {response.status_code}")
 
+        # Another user's task: 404 for everyone but the admin who asked (existence not disclosed).
+        tasks = json.loads(call("admin", "GET", "/tasks").content)["data"]["tasks"]
+        task_id = next(t["id"] for t in tasks if t.get("kind", "").startswith("tenant"))
+        for persona in ("alice", "bob", "dave"):
+            seen = call(persona, "GET", f"/tasks/{task_id}")
+            if seen.status_code != 404:
+                wrong.append(f"{persona} GET /tasks/<admin's task>: {answer(seen)}")
+            if task_id in call(persona, "GET", "/tasks").content.decode():
+                wrong.append(f"{persona} sees the admin's task in GET /tasks")
+        if call("admin", "GET", f"/tasks/{task_id}").status_code != 200:
+            wrong.append("admin cannot follow their own task")
+
         # The tenant list never shows this team-a tenant to bob or dave.
         for persona in ("bob", "dave"):
             listed = json.loads(call(persona, "GET", "/tenants").content)["data"]["tenants"]
