@@ -113,25 +113,6 @@ def log_lines() -> Iterator[list[str]]:
     root.setLevel(previous)
 
 
-@pytest.fixture
-def call(user_token: Callable[[str], str], platform_settings: Any) -> Callable[..., Any]:
-    """Send one request as a persona (None: anonymous); every response body is kept for the scan."""
-    client = Client()
-    bodies: list[bytes] = []
-
-    def send(persona: str | None, method: str, path: str, body: Any = None, **extra: Any) -> Any:
-        headers: dict[str, Any] = {"HTTP_PREFER": "respond-async", **extra}
-        if persona:
-            headers["HTTP_AUTHORIZATION"] = f"Bearer {user_token(persona)}"
-        data = body if isinstance(body, (bytes, str)) else ("" if body is None else json.dumps(body))
-        response = client.generic(method, path, data, content_type="application/json", **headers)
-        bodies.append(response.content)
-        return response
-
-    send.bodies = bodies  # type: ignore[attr-defined]
-    return send
-
-
 def fill(path: str, tenant: str, upload_id: str) -> str:
     path = path.replace("{name}", tenant).replace("{tenant}", tenant).replace("{upload_id}", upload_id)
     return path + (PART_QUERY if path.endswith("/upload") else "")
