@@ -259,3 +259,16 @@ def test_oversized_json_is_413(call, settings):
         if response.status_code != 413:
             wrong.append(f"{method} {template}: {response.status_code} {body_of(response)}")
     assert not wrong, "\n".join(wrong)
+
+
+def test_names_cannot_forge_log_lines(call, log_lines):
+    """A CR/LF in any path name never starts a line of its own in the logs (log forging)."""
+    routes = [(m, t) for (m, t) in (*TENANT_ROUTES, *GLOBAL_ROUTES) if "{" in t and m == "GET"]
+    for _, template in routes:
+        path = template.replace("{name}", "x%0D%0AFORGED").replace("{tenant}", "x%0D%0AFORGED")
+        path = path.replace("{operation_id}", "x%0AFORGED").replace("{upload_id}", "x%0AFORGED")
+        assert call("admin", "GET", path).status_code in (400, 404)
+    call("admin", "GET", "/no-such-route%0AFORGED")
+    assert log_lines, "nothing was logged to check"
+    forged = [line for line in log_lines if any(part.startswith("FORGED") for part in line.splitlines()[1:])]
+    assert forged == []
