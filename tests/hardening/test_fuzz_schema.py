@@ -34,6 +34,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
+from tests.hardening.conftest import RESPONSE_BODIES, SEEN_TOKENS
 from tests.hardening.leftovers import remove_tenant
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -106,7 +107,9 @@ def test_no_server_errors_and_schema_conformance(case, persona, user_token, plat
         case.path_parameters = {**case.path_parameters, "tenant" if "{tenant}" in case.path else "name": tenant}
     case.headers = {**(case.headers or {}), "Authorization": f"Bearer {user_token(persona)}"}
     case.headers["Prefer"] = "respond-async"
+    SEEN_TOKENS.add(user_token(persona))
     response = case.call(app=APP)
+    RESPONSE_BODIES.append(response.content)
     case.validate_response(response, checks=[not_a_server_error, response_schema_conformance, content_type_conformance])
     tenant_route = "{tenant}" in case.path or case.path.startswith("/tenants/{name}")
     # OPTIONS answers the view's name and media types for any signed-in user: the same for every
