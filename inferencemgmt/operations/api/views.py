@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -16,6 +17,18 @@ from inferencemgmt.operations.selectors import operation_get, operations_visible
 
 MAX_LIST = 200
 
+# What the routes answer: the envelope around the operations (not the bare serializer).
+TASK_LIST_ANSWER = inline_serializer(
+    "TaskListAnswer",
+    {
+        "status": serializers.ChoiceField(choices=["OK"]),
+        "data": inline_serializer("TaskList", {"tasks": OperationSerializer(many=True)}),
+    },
+)
+TASK_ANSWER = inline_serializer(
+    "TaskAnswer", {"status": serializers.ChoiceField(choices=["OK"]), "data": OperationSerializer()}
+)
+
 
 class OperationListView(APIView):
     @extend_schema(
@@ -24,7 +37,7 @@ class OperationListView(APIView):
             OpenApiParameter("kind", str),
             OpenApiParameter("limit", int, description=f"At most {MAX_LIST} (default 50)."),
         ],
-        responses=OperationSerializer(many=True),
+        responses=TASK_LIST_ANSWER,
     )
     def get(self, request: Request) -> Response:
         identity: Identity = request.user  # type: ignore[assignment]
@@ -45,7 +58,7 @@ class OperationListView(APIView):
 
 
 class OperationDetailView(APIView):
-    @extend_schema(responses=OperationSerializer)
+    @extend_schema(responses=TASK_ANSWER)
     def get(self, request: Request, operation_id: str) -> Response:
         identity: Identity = request.user  # type: ignore[assignment]
         return envelope("OK", OperationSerializer(operation_get(identity, operation_id)).data)

@@ -1,0 +1,33 @@
+"""Removing a test tenant directly (namespace, bucket, unfinished uploads) when the API cannot."""
+
+from __future__ import annotations
+
+import boto3
+from botocore.config import Config
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+
+def remove_tenant(env: dict[str, str], name: str) -> None:
+    core = client.CoreV1Api(config.new_client_from_config(env["KUBECONFIG"]))
+    try:
+        core.delete_namespace(name)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=env["S3_ENDPOINT_URL"],
+        aws_access_key_id=env["S3_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["S3_SECRET_ACCESS_KEY"],
+        region_name=env["S3_REGION"],
+        config=Config(s3={"addressing_style": "path"}),
+    )
+    try:
+        for upload in s3.list_multipart_uploads(Bucket=name).get("Uploads", []):
+            s3.abort_multipart_upload(Bucket=name, Key=upload["Key"], UploadId=upload["UploadId"])
+        for item in s3.list_objects_v2(Bucket=name).get("Contents", []):
+            s3.delete_object(Bucket=name, Key=item["Key"])
+        s3.delete_bucket(Bucket=name)
+    except s3.exceptions.NoSuchBucket:
+        pass
