@@ -98,15 +98,15 @@ def use_broker(url: str) -> str:
     """Point this process's Celery sends at `url`; returns the previous URL.
 
     Test modules use Redis databases of their own. Celery's connection and producer pools bind to
-    the URL they were first built with, so both are dropped: the next send connects anew.
+    the URL they were first built with, so the app forgets both and looks them up again for the new
+    URL. They are not closed: kombu keeps one pool per URL and hands the same one out again when a
+    later module returns to that URL.
     """
     from inferencemgmt.celery import app as celery_app
 
     previous = str(celery_app.conf.broker_url)
     celery_app.conf.broker_url = url
-    if celery_app._pool is not None:
-        celery_app._pool.force_close_all()
-        celery_app._pool = None
+    celery_app._pool = None
     celery_app.amqp._producer_pool = None
     return previous
 
