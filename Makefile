@@ -10,7 +10,7 @@ REQUIREMENTS := $(wildcard requirements/*.txt)
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help system-deps venv devstack devstack-down devstack-clean devstack-status test test-postgres test-unit lint dev docker_build helm-check helm-e2e
+.PHONY: help system-deps venv devstack devstack-down devstack-clean devstack-status test test-postgres test-unit lint dev docker_build helm-check helm-e2e bench
 
 IMAGE ?= imm
 TAG ?= latest
@@ -70,3 +70,6 @@ helm-check: devstack ## Helm chart: lint, render, validate against the devstack 
 
 helm-e2e: devstack ## Helm chart: install into the devstack cluster, verify, upgrade, uninstall
 	@$(PY) -m devstack.chart e2e
+
+bench: devstack ## The load run (50 clients, 60 s, loopback only); the other benchmarks are in benchmarks/
+	@set -a; . .devstack/env; set +a; $(PY) benchmarks/api_load.py --clients 50 --seconds 60
