@@ -350,8 +350,16 @@ def test_list_merges_live_deployment_status(platform, live):  # 35
     entries = platform.call("alice", "get", f"/tenants/{live}/endpoints").json()["data"]["endpoints"]
     assert [entry["name"] for entry in entries] == sorted(entry["name"] for entry in entries)
     assert {entry["name"]: entry["url"] for entry in entries}["listed"] == url(platform, "listed", live)
-    viewed = platform.call("alice", "get", f"/tenants/{live}/endpoints/orphan").json()["data"]
-    assert viewed["reason"] == "ServingNotFound"
+    # The reason is the CR status the controller writes: waited for, like every controller outcome.
+    wait_for(
+        lambda: (
+            platform.call("alice", "get", f"/tenants/{live}/endpoints/orphan").json()["data"]["reason"]
+            == "ServingNotFound"
+        ),
+        120,
+        1,
+        "the controller's ServingNotFound reason",
+    )
 
 
 def test_scale_goes_through_to_the_deployment_and_the_view(platform, live):  # 30
@@ -374,9 +382,16 @@ def test_scale_goes_through_to_the_deployment_and_the_view(platform, live):  # 3
 
             wait_for(two_running, 240, 1, "the view to show 2 running pods")
     wait_listed(platform, live, "scaler", "scaled to 0")
-    view = platform.call("alice", "get", f"/tenants/{live}/endpoints/scaler").json()["data"]
-    assert view["replicas"] == {"available": None, "unavailable": None}
-    assert view["reason"] == "ScaledToZero"
+    # The list reads the live Deployment; `reason` is the CR status the controller writes a moment
+    # later, so it is waited for, not assumed to have landed already.
+    views: list[dict[str, Any]] = []
+
+    def controller_says_scaled_to_zero() -> bool:
+        views.append(platform.call("alice", "get", f"/tenants/{live}/endpoints/scaler").json()["data"])
+        return bool(views[-1]["reason"] == "ScaledToZero")
+
+    wait_for(controller_says_scaled_to_zero, 120, 1, "the controller's ScaledToZero reason")
+    assert views[-1]["replicas"] == {"available": None, "unavailable": None}
 
 
 def test_updates_reach_the_rendered_objects(platform, live):  # 32, 33
