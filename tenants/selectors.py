@@ -15,6 +15,7 @@ from typing import Any
 from django.conf import settings
 
 from inferencemgmt import kube, objectstore
+from inferencemgmt.api.validation import DNS_1123_LABEL, matches
 from inferencemgmt.auth.identity import Identity
 from inferencemgmt.errors import NotFound
 from tenants import manifests
@@ -22,6 +23,13 @@ from tenants import manifests
 
 def tenant_not_found(name: str) -> NotFound:
     return NotFound(description=f"Tenant {name} does not exist", code="tenant_not_found")
+
+
+def known_tenant_name(name: str) -> str:
+    """A path segment that cannot be a tenant name names no tenant (and never reaches an upstream)."""
+    if not matches(DNS_1123_LABEL, name) or len(name) > 63:
+        raise tenant_not_found(name)
+    return name
 
 
 def _selector() -> str:

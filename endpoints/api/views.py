@@ -7,10 +7,7 @@ groups gets 403 whether or not the endpoint exists).
 
 from __future__ import annotations
 
-from typing import Any
-
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -24,33 +21,14 @@ from endpoints.api.serializers import (
     validate_tail,
 )
 from endpoints.spec import endpoint_url
+from inferencemgmt.api.requests import request_identity, validated
 from inferencemgmt.api.responses import envelope
-from inferencemgmt.api.validation import DNS_1123_LABEL, matches
-from inferencemgmt.auth.identity import Identity
-from tenants.selectors import tenant_not_found
+from inferencemgmt.api.validation import matches
+from tenants.selectors import known_tenant_name
 
 # Object names Kubernetes accepts for a CR (a DNS-1123 subdomain): endpoints made by the original
 # may start with a digit, and must stay reachable for view and delete.
 _OBJECT_NAME = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
-
-
-def _identity(request: Request) -> Identity:
-    identity = request.user
-    assert isinstance(identity, Identity)  # guaranteed by the default IsAuthenticatedIdentity
-    return identity
-
-
-def _validated(serializer_class: type[serializers.Serializer[Any]], data: Any, **context: Any) -> dict[str, Any]:
-    serializer = serializer_class(data=data, context=context)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
-
-
-def _tenant(name: str) -> str:
-    """A path segment that cannot be a tenant names no tenant (and never reaches Kubernetes)."""
-    if not matches(DNS_1123_LABEL, name) or len(name) > 63:
-        raise tenant_not_found(name)
-    return name
 
 
 def _endpoint(name: str) -> str:
@@ -65,15 +43,17 @@ class EndpointCollectionView(APIView):
     def get(self, request: Request, tenant: str) -> Response:
         """``{"endpoints": [{"name", "url", "status"}]}``; status is available, unavailable,
         not fully available, scaled to 0 or pending."""
-        return envelope("OK", {"endpoints": selectors.endpoint_list(_identity(request), _tenant(tenant))})
+        return envelope(
+            "OK", {"endpoints": selectors.endpoint_list(request_identity(request), known_tenant_name(tenant))}
+        )
 
     @extend_schema(request=EndpointCreateSerializer, summary="Create an endpoint")
     def post(self, request: Request, tenant: str) -> Response:
         """``CREATED`` with ``{"url", "warning"}``; the warning says when the model is not in the bucket."""
-        tenant = _tenant(tenant)
-        data = _validated(EndpointCreateSerializer, request.data, tenant=tenant)
+        tenant = known_tenant_name(tenant)
+        data = validated(EndpointCreateSerializer, request.data, tenant=tenant)
         created = services.endpoint_create(
-            _identity(request),
+            request_identity(request),
             tenant,
             endpoint_name=data["endpointName"],
             model_name=data["modelName"],
@@ -87,65 +67,67 @@ class EndpointCollectionView(APIView):
 
     @extend_schema(request=EndpointNameSerializer, summary="Delete an endpoint (documented body form)")
     def delete(self, request: Request, tenant: str) -> Response:
-        tenant = _tenant(tenant)
-        name = _endpoint(_validated(EndpointNameSerializer, request.data)["endpointName"])
-        return envelope("DELETED", {"url": services.endpoint_delete(_identity(request), tenant, name)})
+        tenant = known_tenant_name(tenant)
+        name = _endpoint(validated(EndpointNameSerializer, request.data)["endpointName"])
+        return envelope("DELETED", {"url": services.endpoint_delete(request_identity(request), tenant, name)})
 
 
 class EndpointDetailView(APIView):
     @extend_schema(summary="An endpoint: pods, URL, subject, resources, replicas, conditions")
     def get(self, request: Request, tenant: str, name: str) -> Response:
-        return envelope("OK", selectors.endpoint_view(_identity(request), _tenant(tenant), _endpoint(name)))
+        return envelope(
+            "OK", selectors.endpoint_view(request_identity(request), known_tenant_name(tenant), _endpoint(name))
+        )
 
     @extend_schema(request=EndpointUpdateSerializer, summary="Change model, version policy, resources or subject")
     def patch(self, request: Request, tenant: str, name: str) -> Response:
         """``values`` echoes the body as sent (the original's answer), not the normalised values."""
-        tenant, name = _tenant(tenant), _endpoint(name)
-        changes = _validated(EndpointUpdateSerializer, request.data)
-        url = services.endpoint_update(_identity(request), tenant, name, changes)
+        tenant, name = known_tenant_name(tenant), _endpoint(name)
+        changes = validated(EndpointUpdateSerializer, request.data)
+        url = services.endpoint_update(request_identity(request), tenant, name, changes)
         return envelope("PATCHED", {"url": url, "values": request.data})
 
     @extend_schema(request=None, summary="Delete an endpoint")
     def delete(self, request: Request, tenant: str, name: str) -> Response:
-        url = services.endpoint_delete(_identity(request), _tenant(tenant), _endpoint(name))
+        url = services.endpoint_delete(request_identity(request), known_tenant_name(tenant), _endpoint(name))
         return envelope("DELETED", {"url": url})
 
 
 class EndpointReplicasView(APIView):
     @extend_schema(request=EndpointScaleSerializer, summary="Scale an endpoint (the CR's scale subresource)")
     def patch(self, request: Request, tenant: str, name: str) -> Response:
-        tenant, name = _tenant(tenant), _endpoint(name)
-        replicas = _validated(EndpointScaleSerializer, request.data)["replicas"]
-        url = services.endpoint_scale(_identity(request), tenant, name, replicas)
+        tenant, name = known_tenant_name(tenant), _endpoint(name)
+        replicas = validated(EndpointScaleSerializer, request.data)["replicas"]
+        url = services.endpoint_scale(request_identity(request), tenant, name, replicas)
         return envelope("PATCHED", {"url": url, "values": request.data})
 
 
 class EndpointEventsView(APIView):
     @extend_schema(summary="Events of the endpoint, its Deployment, ReplicaSets and pods, oldest first")
     def get(self, request: Request, tenant: str, name: str) -> Response:
-        events = selectors.endpoint_events(_identity(request), _tenant(tenant), _endpoint(name))
+        events = selectors.endpoint_events(request_identity(request), known_tenant_name(tenant), _endpoint(name))
         return envelope("OK", {"events": events})
 
 
 class EndpointLogsView(APIView):
     @extend_schema(summary="The last ?tail=N (default 100) log lines of every pod of the endpoint")
     def get(self, request: Request, tenant: str, name: str) -> Response:
-        tenant, name = _tenant(tenant), _endpoint(name)
+        tenant, name = known_tenant_name(tenant), _endpoint(name)
         tail = validate_tail(request.query_params.get("tail"), selectors.LOG_TAIL_DEFAULT, selectors.LOG_TAIL_MAX)
-        return envelope("OK", {"logs": selectors.endpoint_logs(_identity(request), tenant, name, tail)})
+        return envelope("OK", {"logs": selectors.endpoint_logs(request_identity(request), tenant, name, tail)})
 
 
 class EndpointPauseView(APIView):
     @extend_schema(request=None, summary="Scale to 0, remembering the replica count on the endpoint")
     def post(self, request: Request, tenant: str, name: str) -> Response:
-        tenant, name = _tenant(tenant), _endpoint(name)
-        replicas = services.endpoint_pause(_identity(request), tenant, name)
+        tenant, name = known_tenant_name(tenant), _endpoint(name)
+        replicas = services.endpoint_pause(request_identity(request), tenant, name)
         return envelope("PATCHED", {"url": endpoint_url(name, tenant), "values": {"replicas": replicas}})
 
 
 class EndpointResumeView(APIView):
     @extend_schema(request=None, summary="Scale back to the replica count remembered by pause")
     def post(self, request: Request, tenant: str, name: str) -> Response:
-        tenant, name = _tenant(tenant), _endpoint(name)
-        replicas = services.endpoint_resume(_identity(request), tenant, name)
+        tenant, name = known_tenant_name(tenant), _endpoint(name)
+        replicas = services.endpoint_resume(request_identity(request), tenant, name)
         return envelope("PATCHED", {"url": endpoint_url(name, tenant), "values": {"replicas": replicas}})

@@ -10,14 +10,12 @@ from typing import Any
 
 from django.conf import settings
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from inferencemgmt.api.requests import request_identity, validated
 from inferencemgmt.api.responses import envelope
-from inferencemgmt.api.validation import DNS_1123_LABEL, matches
-from inferencemgmt.auth.identity import Identity
 from inferencemgmt.errors import BadRequest
 from inferencemgmt.operations.api.answers import accepted, prefers_async
 from inferencemgmt.operations.models import Operation
@@ -25,29 +23,10 @@ from inferencemgmt.operations.services import error_from_record, operation_wait
 from models_store import keys, selectors, services
 from models_store.api import serializers as bodies
 from models_store.api.body import RequestBody
-from tenants.selectors import tenant_not_found
+from tenants.selectors import known_tenant_name
 
 # The five query parameters of the part PUT, in the order the original checked them.
 PART_PARAMETERS = ("modelName", "modelVersion", "fileName", "partNumber", "uploadId")
-
-
-def _identity(request: Request) -> Identity:
-    identity = request.user
-    assert isinstance(identity, Identity)  # guaranteed by the default IsAuthenticatedIdentity
-    return identity
-
-
-def _validated(serializer_class: type[serializers.Serializer[Any]], data: Any) -> dict[str, Any]:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
-
-
-def _tenant(name: str) -> str:
-    """A path segment that cannot be a tenant name names no tenant (and never reaches an upstream)."""
-    if not matches(DNS_1123_LABEL, name) or len(name) > 63:
-        raise tenant_not_found(name)
-    return name
 
 
 def _content_length(request: Request) -> int:
@@ -73,17 +52,21 @@ def _key(data: dict[str, Any]) -> str:
 class ModelCollectionView(APIView):
     @extend_schema(summary="Model files of the tenant (?view=grouped: models → versions → files, with endpoints)")
     def get(self, request: Request, tenant: str) -> Response:
-        identity = _identity(request)
+        identity = request_identity(request)
         if request.query_params.get("view") == "grouped":
-            return envelope("OK", {"models": selectors.model_grouped(identity, _tenant(tenant))})
-        return envelope("OK", {"models": selectors.model_list(identity, _tenant(tenant))})
+            return envelope("OK", {"models": selectors.model_grouped(identity, known_tenant_name(tenant))})
+        return envelope("OK", {"models": selectors.model_list(identity, known_tenant_name(tenant))})
 
     @extend_schema(request=bodies.ModelDeleteSerializer, summary="Delete a model version (409 while served)")
     def delete(self, request: Request, tenant: str) -> Response:
-        data = _validated(bodies.ModelDeleteSerializer, request.data)
+        data = validated(bodies.ModelDeleteSerializer, request.data)
         name = keys.model_name(data["modelName"])
         result = services.model_delete(
-            _identity(request), tenant=_tenant(tenant), name=name, version=data["modelVersion"], force=data["force"]
+            request_identity(request),
+            tenant=known_tenant_name(tenant),
+            name=name,
+            version=data["modelVersion"],
+            force=data["force"],
         )
         return envelope("DELETED", result)
 
@@ -105,8 +88,8 @@ class UploadPartView(APIView):
         length = services.part_length_checked(_content_length(request))
         body = RequestBody(request.stream, length)
         result = services.upload_part(
-            _identity(request),
-            tenant=_tenant(tenant),
+            request_identity(request),
+            tenant=known_tenant_name(tenant),
             key=key,
             upload_id=upload_id,
             part_number=part_number,
@@ -119,17 +102,19 @@ class UploadPartView(APIView):
 class UploadStartView(APIView):
     @extend_schema(request=bodies.UploadStartSerializer, summary="Start a multipart upload (original protocol)")
     def post(self, request: Request, tenant: str) -> Response:
-        data = _validated(bodies.UploadStartSerializer, request.data)
-        return envelope("OK", services.upload_start(_identity(request), tenant=_tenant(tenant), key=_key(data)))
+        data = validated(bodies.UploadStartSerializer, request.data)
+        return envelope(
+            "OK", services.upload_start(request_identity(request), tenant=known_tenant_name(tenant), key=_key(data))
+        )
 
 
 class UploadDoneView(APIView):
     @extend_schema(request=bodies.UploadDoneSerializer, summary="Complete a multipart upload (original protocol)")
     def post(self, request: Request, tenant: str) -> Response:
-        data = _validated(bodies.UploadDoneSerializer, request.data)
+        data = validated(bodies.UploadDoneSerializer, request.data)
         result = services.upload_done(
-            _identity(request),
-            tenant=_tenant(tenant),
+            request_identity(request),
+            tenant=known_tenant_name(tenant),
             key=_key(data),
             upload_id=services.upload_id_checked(data["uploadId"]),
             parts=data["parts"],
@@ -142,10 +127,10 @@ class UploadDoneView(APIView):
 class UploadAbortView(APIView):
     @extend_schema(request=bodies.UploadAbortSerializer, summary="Abort a multipart upload (original protocol)")
     def post(self, request: Request, tenant: str) -> Response:
-        data = _validated(bodies.UploadAbortSerializer, request.data)
+        data = validated(bodies.UploadAbortSerializer, request.data)
         result = services.upload_abort(
-            _identity(request),
-            tenant=_tenant(tenant),
+            request_identity(request),
+            tenant=known_tenant_name(tenant),
             key=_key(data),
             upload_id=services.upload_id_checked(data["uploadId"]),
         )
@@ -155,20 +140,20 @@ class UploadAbortView(APIView):
 class UploadDirView(APIView):
     @extend_schema(request=bodies.UploadDirSerializer, summary="Create an empty directory (zero-byte marker)")
     def post(self, request: Request, tenant: str) -> Response:
-        data = _validated(bodies.UploadDirSerializer, request.data)
+        data = validated(bodies.UploadDirSerializer, request.data)
         key = keys.directory_key(data["modelName"], data["modelVersion"], data["key"])
-        return envelope("OK", services.upload_dir(_identity(request), tenant=_tenant(tenant), key=key))
+        return envelope("OK", services.upload_dir(request_identity(request), tenant=known_tenant_name(tenant), key=key))
 
 
 class DirectUploadCollectionView(APIView):
     @extend_schema(request=bodies.DirectStartSerializer, summary="Start a direct upload: presigned part URLs")
     def post(self, request: Request, tenant: str) -> Response:
-        data = _validated(bodies.DirectStartSerializer, request.data)
+        data = validated(bodies.DirectStartSerializer, request.data)
         model = keys.model_name(data["modelName"])
         path = keys.relative_path(data["path"], "path")
         result = services.direct_upload_start(
-            _identity(request),
-            tenant=_tenant(tenant),
+            request_identity(request),
+            tenant=known_tenant_name(tenant),
             model=model,
             version=data["modelVersion"],
             path=path,
@@ -182,12 +167,17 @@ class DirectUploadView(APIView):
     @extend_schema(summary="A direct upload: parts in the store, fresh URLs for the missing ones (resume)")
     def get(self, request: Request, tenant: str, upload_id: str) -> Response:
         return envelope(
-            "OK", services.direct_upload_get(_identity(request), tenant=_tenant(tenant), upload_id=upload_id)
+            "OK",
+            services.direct_upload_get(
+                request_identity(request), tenant=known_tenant_name(tenant), upload_id=upload_id
+            ),
         )
 
     @extend_schema(request=None, summary="Abort a direct upload (its parts are deleted)")
     def delete(self, request: Request, tenant: str, upload_id: str) -> Response:
-        result = services.direct_upload_abort(_identity(request), tenant=_tenant(tenant), upload_id=upload_id)
+        result = services.direct_upload_abort(
+            request_identity(request), tenant=known_tenant_name(tenant), upload_id=upload_id
+        )
         return envelope("DELETED", result)
 
 
@@ -197,9 +187,9 @@ class DirectUploadCompleteView(APIView):
         summary="Verify (size and MD5 of every part) and assemble; waits, or 202 with Prefer: respond-async",
     )
     def post(self, request: Request, tenant: str, upload_id: str) -> Response:
-        data = _validated(bodies.DirectCompleteSerializer, request.data)
+        data = validated(bodies.DirectCompleteSerializer, request.data)
         operation = services.direct_upload_complete(
-            _identity(request), tenant=_tenant(tenant), upload_id=upload_id, checksums=data["parts"]
+            request_identity(request), tenant=known_tenant_name(tenant), upload_id=upload_id, checksums=data["parts"]
         )
         return _answer(request, operation, upload_id)
 
@@ -222,10 +212,10 @@ class ModelExtractView(APIView):
         summary="Unpack a tarball in the bucket into <model>/<version>/ (a task; Prefer: respond-async)",
     )
     def post(self, request: Request, tenant: str) -> Response:
-        data = _validated(bodies.ModelExtractSerializer, request.data)
+        data = validated(bodies.ModelExtractSerializer, request.data)
         operation = services.model_extract(
-            _identity(request),
-            tenant=_tenant(tenant),
+            request_identity(request),
+            tenant=known_tenant_name(tenant),
             model=keys.model_name(data["modelName"]),
             version=data["modelVersion"],
             archive=keys.relative_path(data["archive"], "archive"),
@@ -240,11 +230,11 @@ class ModelImportView(APIView):
         summary="Import a model from s3://<tenant>/<path> or an http(s) URL (a task; Prefer: respond-async)",
     )
     def post(self, request: Request, tenant: str) -> Response:
-        data = _validated(bodies.ModelImportSerializer, request.data)
+        data = validated(bodies.ModelImportSerializer, request.data)
         path = data.get("path")
         operation = services.model_import(
-            _identity(request),
-            tenant=_tenant(tenant),
+            request_identity(request),
+            tenant=known_tenant_name(tenant),
             model=keys.model_name(data["modelName"]),
             version=data["modelVersion"],
             source=data["source"],
