@@ -52,6 +52,7 @@ django.setup()
 from django.test import Client  # noqa: E402
 from django.test.utils import setup_test_environment  # noqa: E402
 from kubernetes import client, config  # noqa: E402
+from models_upload import controller_argv  # noqa: E402
 
 from inferencemgmt import kube  # noqa: E402
 from inferencemgmt.auth.identity import Identity  # noqa: E402
@@ -152,11 +153,9 @@ def report(label: str, ours: list[float], base: list[float]) -> float:
 
 
 def start_controller(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    kubeconfig = env.get("IMM_CONTROLLER_KUBECONFIG") or str(Path(env["KUBECONFIG"]).parent / "controller.kubeconfig")
     return subprocess.Popen(  # noqa: S603 -- our own interpreter and manage.py
-        [sys.executable, "manage.py", "run_controller", "--kubeconfig", kubeconfig,
-         "--lease-name", f"imm-controller-bench-{uuid.uuid4().hex[:6]}", "--lease-seconds", "6"],
-        cwd=ROOT, env={**env, "PYTHONUNBUFFERED": "1"}, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        controller_argv(env), cwd=ROOT, env={**env, "PYTHONUNBUFFERED": "1"}, stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
     )  # fmt: skip
 
 

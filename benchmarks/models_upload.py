@@ -34,6 +34,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -114,8 +115,24 @@ def worker_pid(master: int) -> int:
     return int(children[0])
 
 
+ONE_SYNC_WORKER = ("--workers", "1", "--worker-class", "sync", "--timeout", "600")
+
+
+def controller_argv(env: Mapping[str, str]) -> list[str]:
+    """``run_controller`` with the devstack's controller certificate (so its ClusterRole is what runs)
+    and a Lease of its own, so that it leads at once beside any controller already on the platform."""
+    kubeconfig = env.get("IMM_CONTROLLER_KUBECONFIG") or str(Path(env["KUBECONFIG"]).parent / "controller.kubeconfig")
+    return [sys.executable, "manage.py", "run_controller", "--kubeconfig", kubeconfig,
+            "--lease-name", f"imm-controller-bench-{uuid.uuid4().hex[:6]}", "--lease-seconds", "6"]  # fmt: skip
+
+
 class Platform:
-    def __init__(self, workdir: Path) -> None:
+    """The API (gunicorn), a Celery worker and, on request, the endpoints controller, on a database
+    and a Redis database of their own; ``gunicorn`` options and ``env`` overrides pick the set-up."""
+
+    def __init__(
+        self, workdir: Path, gunicorn: Sequence[str] = ONE_SYNC_WORKER, env: Mapping[str, str] | None = None
+    ) -> None:
         self.env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "inferencemgmt.settings",
@@ -124,24 +141,29 @@ class Platform:
             "DATABASE_URL": f"sqlite:///{workdir / 'bench.sqlite3'}",
             "REDIS_URL": os.environ["REDIS_URL"].rsplit("/", 1)[0] + f"/{BENCH_REDIS_DB}",
             "IMM_OPERATION_PROGRESS_INTERVAL_SECONDS": "0.5",
+            **(env or {}),
         }
+        self.gunicorn_options = list(gunicorn)
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.logs = workdir
         self.processes: list[subprocess.Popen[bytes]] = []
+        self.controller: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def start(self, controller: bool = False) -> None:
         subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=self.env, check=True)
         self.gunicorn = self._spawn(
             "gunicorn",
-            [sys.executable, "-m", "gunicorn", "inferencemgmt.wsgi", "-w", "1", "-k", "sync", "--timeout", "600",
+            [sys.executable, "-m", "gunicorn", "inferencemgmt.wsgi", *self.gunicorn_options,
              "-b", f"127.0.0.1:{self.port}"],
         )  # fmt: skip
-        self._spawn(
+        self.celery = self._spawn(
             "celery",
             [sys.executable, "-m", "celery", "-A", "inferencemgmt", "worker", "--pool=solo", "-n",
              f"bench-{os.getpid()}@%h", "--without-gossip", "--without-mingle", "-l", "WARNING"],
         )  # fmt: skip
+        if controller:
+            self.controller = self._spawn("controller", controller_argv(self.env))
         wait_http(f"{self.base}/healthz")
 
     def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
