@@ -10,7 +10,7 @@ REQUIREMENTS := $(wildcard requirements/*.txt)
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help system-deps venv devstack devstack-down devstack-clean devstack-status test test-postgres test-unit lint dev docker_build helm-check helm-e2e bench
+.PHONY: help system-deps venv devstack devstack-down devstack-clean devstack-status test test-postgres test-unit lint dev docker_build helm-check helm-e2e bench soak
 
 IMAGE ?= imm
 TAG ?= latest
@@ -71,5 +71,8 @@ helm-check: devstack ## Helm chart: lint, render, validate against the devstack 
 helm-e2e: devstack ## Helm chart: install into the devstack cluster, verify, upgrade, uninstall
 	@$(PY) -m devstack.chart e2e
 
-bench: devstack ## The load run (50 clients, 60 s, loopback only); the other benchmarks are in benchmarks/
+bench: devstack ## API load: 50 clients for 60 s of list/view/scale/upload, shipped gunicorn config; memory per process
 	@set -a; . .devstack/env; set +a; $(PY) benchmarks/api_load.py --clients 50 --seconds 60
+
+soak: devstack ## 10-minute memory soak (10 clients); fails on any error or a process growing > 16 MiB
+	@set -a; . .devstack/env; set +a; $(PY) benchmarks/api_load.py --soak --clients 10 --seconds 600
