@@ -372,12 +372,17 @@ def main() -> None:
             def baseline(session: requests.Session, n: int) -> list[Call]:
                 return [timed("GET /healthz", lambda: session.get(f"{platform.base}/healthz", timeout=TIMEOUT))[0]]
 
+            load_before = os.getloadavg()[0]
             with ProcessMemory(platform) as memory:
                 phases["baseline"] = run_phase(clients, min(seconds, BASELINE_SECONDS), baseline)
                 mix_began = time.monotonic() - memory.began
                 phases["mix"] = run_phase(clients, seconds, mix)
                 mix_window = (mix_began, time.monotonic() - memory.began)
             print(f"{mode}: clients={clients} mix seconds={seconds:.0f}; gunicorn {' '.join(gunicorn)} (gthread)")
+            print(  # the machine may be shared: say how busy it was
+                f"machine: {os.cpu_count()} CPUs, load average (1 min) {load_before:.1f} before the baseline, "
+                f"{os.getloadavg()[0]:.1f} after the mix"
+            )
             failed = report(phases, memory, mix_window, args.growth_limit_mib if args.soak else None)
             print(f"logs: {workdir}")
             if failed:
