@@ -70,8 +70,10 @@ BLOB_MD5 = hashlib.md5(BLOB).hexdigest()  # noqa: S324 -- the part checksum the 
 
 @dataclass(frozen=True)
 class Call:
+    """One HTTP exchange; an operation (an upload) may make several."""
+
     route: str
-    status: int  # 0: no answer (an exception)
+    status: int
     seconds: float
     api: bool = True  # False: the object store (a presigned URL), left out of the API's figures
 
@@ -101,6 +103,7 @@ def bench_database() -> Iterator[str]:
 
 
 def timed(route: str, send: Callable[[], requests.Response], api: bool = True) -> tuple[Call, requests.Response]:
+    """The exchange's figures and the answer itself (the upload reads its plan from it)."""
     began = time.perf_counter()
     answer = send()
     return Call(route, answer.status_code, time.perf_counter() - began, api), answer
@@ -113,7 +116,7 @@ class Mix:
         self.tenant_url = f"{base}/tenants/{tenant}"
         self.endpoint_url = f"{self.tenant_url}/endpoints/{ENDPOINT}"
         self.auth = auth
-        self.reads = [
+        reads = [
             ("GET /tenants", f"{base}/tenants"),
             ("GET /tenants/<t>", self.tenant_url),
             ("GET /tenants/<t>/models", f"{self.tenant_url}/models"),
@@ -121,7 +124,7 @@ class Mix:
             ("GET /tenants/<t>/endpoints/<e>", self.endpoint_url),
         ]
         self.operations: list[Callable[[requests.Session, int], list[Call]]] = [
-            *(self._read(label, url) for label, url in self.reads),
+            *(self._read(label, url) for label, url in reads),
             self.scale,
             self.upload,
         ]
@@ -170,7 +173,7 @@ class Phase:
 
     calls: list[Call]
     wall: float
-    failures: list[str]  # exceptions, by route and type
+    failures: list[str]  # the type names of exceptions (no answer at all)
 
     @property
     def api(self) -> list[Call]:
@@ -268,7 +271,11 @@ class ProcessMemory:
     def _run(self) -> None:
         while not self._stop.is_set():
             now, sample = time.monotonic() - self.began, {}
-            for label, pid in self.pids().items():
+            try:
+                pids = self.pids()
+            except FileNotFoundError:  # the gunicorn master is gone: every label counts as gone below
+                pids = {}
+            for label, pid in pids.items():
                 try:
                     sample[label] = rss_bytes(pid) / 2**20
                 except (FileNotFoundError, ProcessLookupError):
