@@ -9,7 +9,7 @@ Archive members are names from an untrusted file: every one goes through ``keys.
 skipped and reported, never followed. URLs are fetched only from public addresses unless
 ``IMM_MODEL_IMPORT_ALLOW_PRIVATE_ADDRESSES`` is set: otherwise any tenant could make the worker
 read cluster-internal services (the API server, cloud metadata) into their bucket. Redirects are
-followed by hand so every hop is checked.
+followed by hand so every hop is checked, and each hop connects to the address that was checked.
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ import ipaddress
 import socket
 import tarfile
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import SplitResult, unquote, urljoin, urlsplit
 
-import requests
+import certifi
+import urllib3
 from django.conf import settings
 
 from inferencemgmt import objectstore
@@ -28,6 +29,8 @@ from inferencemgmt.errors import BadRequest, UpstreamError
 from models_store import keys
 
 MAX_REDIRECTS = 5
+DEFAULT_PORTS = {"http": 80, "https": 443}
+REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 
 
 class CountingReader:
@@ -89,57 +92,101 @@ def archive_extract(bucket: str, archive: str, prefix: str, progress: Any) -> di
     return {"files": files, "directories": directories, "skipped": skipped}
 
 
-def url_checked(url: str) -> str:
-    """An http(s) URL whose host resolves only to public addresses (unless private ones are allowed)."""
+def _resolved(url: str) -> tuple[SplitResult, str]:
+    """The URL's parts and the one address to connect to, checked as ``url_checked`` describes."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise keys.invalid("source", "Give an http(s):// URL or an s3://<tenant>/<path> URI.", code="source_invalid")
-    if settings.IMM_MODEL_IMPORT_ALLOW_PRIVATE_ADDRESSES:
-        return url
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
-    except (socket.gaierror, UnicodeError):
+        infos = socket.getaddrinfo(parts.hostname, parts.port or DEFAULT_PORTS[parts.scheme], type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError, ValueError):
         raise keys.invalid("source", f"The host {parts.hostname} cannot be resolved.", code="source_invalid") from None
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global:
-            raise keys.invalid("source", "The URL points to a private or local address.", code="source_private")
+    addresses = [str(info[4][0]) for info in infos]
+    if not settings.IMM_MODEL_IMPORT_ALLOW_PRIVATE_ADDRESSES:
+        for address in addresses:
+            if not ipaddress.ip_address(address).is_global:
+                raise keys.invalid("source", "The URL points to a private or local address.", code="source_private")
+    if not addresses:
+        raise keys.invalid("source", f"The host {parts.hostname} cannot be resolved.", code="source_invalid")
+    return parts, addresses[0]
+
+
+def url_checked(url: str) -> str:
+    """An http(s) URL whose host resolves only to public addresses (unless private ones are allowed)."""
+    _resolved(url)
     return url
+
+
+def _open_pinned(parts: SplitResult, address: str) -> urllib3.BaseHTTPResponse:
+    """GET the URL from ``address`` itself: the name is not resolved again between check and use.
+
+    Resolving twice would let a hostile DNS server answer a public address to the check and a
+    private one to the connection (DNS rebinding). The request still names the host (``Host``,
+    TLS server name and certificate check), so virtual hosting and HTTPS work as usual.
+    """
+    port = parts.port or DEFAULT_PORTS[parts.scheme]
+    host = parts.hostname or ""
+    timeout = urllib3.Timeout(
+        connect=settings.IMM_MODEL_IMPORT_TIMEOUT_SECONDS, read=settings.IMM_MODEL_IMPORT_TIMEOUT_SECONDS
+    )
+    pool: urllib3.HTTPConnectionPool
+    if parts.scheme == "https":
+        pool = urllib3.HTTPSConnectionPool(
+            address,
+            port,
+            timeout=timeout,
+            retries=False,
+            cert_reqs="CERT_REQUIRED",
+            ca_certs=certifi.where(),
+            server_hostname=host,
+            assert_hostname=host,
+        )
+    else:
+        pool = urllib3.HTTPConnectionPool(address, port, timeout=timeout, retries=False)
+    headers = {"Host": parts.netloc.rpartition("@")[2], "User-Agent": "inference-model-manager"}
+    if parts.username is not None:
+        headers.update(
+            urllib3.util.make_headers(basic_auth=f"{unquote(parts.username)}:{unquote(parts.password or '')}")
+        )
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return pool.urlopen("GET", target, headers=headers, redirect=False, preload_content=False)
+
+
+def url_open(url: str) -> urllib3.BaseHTTPResponse:
+    """The response of the last hop, every hop checked and connected to its checked address."""
+    current = url
+    for _ in range(MAX_REDIRECTS + 1):
+        parts, address = _resolved(current)
+        try:
+            response = _open_pinned(parts, address)
+        except urllib3.exceptions.HTTPError as exc:
+            raise UpstreamError(
+                "model source", f"{type(exc).__name__} fetching the URL", code="source_unreachable"
+            ) from None
+        location = response.headers.get("Location") if response.status in REDIRECT_STATUSES else None
+        if location is None:
+            return response
+        response.release_conn()
+        current = urljoin(current, location)
+    raise BadRequest("Invalid parameter", "Too many redirects.", code="source_invalid")
 
 
 def url_import(url: str, bucket: str, key: str, progress: Any) -> dict[str, Any]:
     """Download ``url`` into ``bucket``/``key`` as it arrives."""
-    session = requests.Session()
-    current = url
-    for _ in range(MAX_REDIRECTS + 1):
-        url_checked(current)
-        try:
-            response = session.get(
-                current, stream=True, allow_redirects=False, timeout=settings.IMM_MODEL_IMPORT_TIMEOUT_SECONDS
-            )
-        except requests.RequestException as exc:
-            raise UpstreamError(
-                "model source", f"{type(exc).__name__} fetching the URL", code="source_unreachable"
-            ) from None
-        if response.is_redirect:
-            current = urljoin(current, response.headers.get("Location", ""))
-            response.close()
-            continue
-        break
-    else:
-        raise BadRequest("Invalid parameter", "Too many redirects.", code="source_invalid")
-    with response:
-        if response.status_code != 200:
-            raise UpstreamError("model source", f"the URL answered HTTP {response.status_code}", code="source_error")
+    response = url_open(url)
+    try:
+        if response.status != 200:
+            raise UpstreamError("model source", f"the URL answered HTTP {response.status}", code="source_error")
         length = response.headers.get("Content-Length", "")
         if length.isdigit():
             progress.set_total(int(length))
-        response.raw.decode_content = True
         try:
-            objectstore.object_upload(bucket, key, CountingReader(response.raw, progress))
-        except (requests.RequestException, OSError) as exc:
+            objectstore.object_upload(bucket, key, CountingReader(response, progress))
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise UpstreamError(
                 "model source", f"{type(exc).__name__} while downloading", code="source_error"
             ) from None
+    finally:
+        response.release_conn()
     head = objectstore.object_head(bucket, key)
     return {"key": key, "size": head["size"] if head else 0}
