@@ -19,11 +19,13 @@ LABEL org.opencontainers.image.title="Inference Model Manager" \
       org.opencontainers.image.description="Multi-tenant AI-inference control plane: API and console, worker, controller" \
       org.opencontainers.image.source="https://github.com/intel/inference-model-manager" \
       org.opencontainers.image.licenses="Apache-2.0"
+# gunicorn: --no-control-socket, because gunicorn 27 otherwise opens a Unix control socket (reload,
+# stop) in the user's home, which this image neither needs nor may write (read-only root filesystem).
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     DJANGO_SETTINGS_MODULE=inferencemgmt.settings \
-    GUNICORN_CMD_ARGS="--bind=0.0.0.0:8000 --workers=2 --threads=4 --timeout=300 --worker-tmp-dir=/tmp --access-logfile=-"
+    GUNICORN_CMD_ARGS="--bind=0.0.0.0:8000 --workers=2 --threads=4 --timeout=300 --worker-tmp-dir=/tmp --access-logfile=- --no-control-socket"
 # A fixed numeric non-root user, so Kubernetes' runAsNonRoot can verify it.
 RUN groupadd --system --gid 10001 imm \
  && useradd --system --uid 10001 --gid imm --home-dir /app --no-create-home --shell /usr/sbin/nologin imm
