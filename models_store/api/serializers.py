@@ -10,9 +10,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from inferencemgmt.api.validation import StrictInteger, StrictString, required_messages
+from inferencemgmt.api.validation import StrictBoolean, StrictInteger, StrictString, required_messages
 from inferencemgmt.objectstore import PART_NUMBER_MAX, PART_NUMBER_MIN
 
 MD5_HEX = re.compile(r"[0-9a-fA-F]{32}")
@@ -28,18 +29,6 @@ def _version() -> StrictInteger:
 
 def _string(field: str, **kwargs: Any) -> StrictString:
     return StrictString(error_messages=required_messages(field), **kwargs)
-
-
-class StrictBoolean(serializers.Field[bool, bool, bool, Any]):
-    """``true``/``false`` only (DRF's BooleanField would also take ``"yes"`` or ``1``)."""
-
-    def to_internal_value(self, data: Any) -> bool:
-        if not isinstance(data, bool):
-            raise serializers.ValidationError(f"{data!r} is not of type 'boolean'")
-        return data
-
-    def to_representation(self, value: bool) -> bool:
-        return value
 
 
 def _part_number(value: Any, where: str) -> int:
@@ -65,6 +54,22 @@ def _items(data: Any, fields: tuple[str, str]) -> list[dict[str, Any]]:
     return data
 
 
+def _parts_schema(properties: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "properties": properties,
+            "required": list(properties),
+            "additionalProperties": False,
+        },
+    }
+
+
+_PART_NUMBER = {"type": "integer", "minimum": PART_NUMBER_MIN, "maximum": PART_NUMBER_MAX}
+
+
+@extend_schema_field(_parts_schema({"ETag": {"type": "string", "minLength": 1}, "PartNumber": _PART_NUMBER}))
 class CompletedPartsField(serializers.Field[list[tuple[int, str]], Any, Any, Any]):
     """The original's ``parts``: ``[{"ETag": "\\"...\\"", "PartNumber": n}, ...]``."""
 
@@ -80,6 +85,9 @@ class CompletedPartsField(serializers.Field[list[tuple[int, str]], Any, Any, Any
         return value
 
 
+@extend_schema_field(
+    _parts_schema({"partNumber": _PART_NUMBER, "md5": {"type": "string", "pattern": "^[0-9a-fA-F]{32}$"}})
+)
 class ChecksummedPartsField(serializers.Field[dict[int, str], Any, Any, Any]):
     """A direct upload's ``parts``: ``[{"partNumber": n, "md5": "<32 hex digits>"}, ...]``."""
 
