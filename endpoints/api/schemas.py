@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from endpoints.status import AVAILABLE, NOT_FULLY_AVAILABLE, PENDING, SCALED_TO_ZERO, UNAVAILABLE
@@ -58,6 +59,21 @@ ENDPOINT_PATCHED_ANSWER = envelope_answer(
         },
     ),
 )
+_QUANTITIES = {"type": "object", "additionalProperties": {"type": "string"}}
+
+
+@extend_schema_field(
+    {
+        "anyOf": [
+            {"type": "object", "properties": {"requests": _QUANTITIES, "limits": _QUANTITIES}},
+            {"type": "string", "enum": ["Not specified"]},
+        ]
+    }
+)
+class ViewResourcesField(serializers.JSONField):
+    """The view's ``resources``: the CR's nested requests/limits, or the original's "Not specified"."""
+
+
 _COUNT_OR_NONE = serializers.IntegerField(allow_null=True, min_value=1)
 ENDPOINT_ANSWER = envelope_answer(
     "EndpointAnswer",
@@ -75,9 +91,7 @@ ENDPOINT_ANSWER = envelope_answer(
             ),
             "endpoint url": _url(),
             "subject name": serializers.CharField(allow_null=True),
-            "resources": serializers.JSONField(
-                help_text='The CR\'s {"requests": {...}, "limits": {...}}, or the text "Not specified".'
-            ),
+            "resources": ViewResourcesField(),
             "replicas": shape("EndpointReplicas", {"available": _COUNT_OR_NONE, "unavailable": _COUNT_OR_NONE}),
             "status": _status(),
             "reason": serializers.CharField(allow_blank=True),

@@ -143,10 +143,15 @@ def walk_endpoints(send: Send, tenant: str) -> None:
         "predict"
     ]
     base = "/tenants/{tenant}/endpoints/{name}"
-    assert send("alice", "GET", base, 200, **one)["paused"] is False
+    assert send("alice", "GET", base, 200, **one)["resources"] == "Not specified"
     send("alice", "GET", f"{base}/events", 200, **one)
     send("alice", "GET", f"{base}/logs", (200, 502), query={"tail": 5}, **one)
     send("alice", "PATCH", base, 200, body={"modelVersionPolicy": "{specific{versions:1}}"}, **one)
+    send("alice", "PATCH", base, 200, body={"resources": {"requests.cpu": "100m", "limits.memory": "1Gi"}}, **one)
+    assert send("alice", "GET", base, 200, **one)["resources"] == {
+        "requests": {"cpu": "100m"},
+        "limits": {"memory": "1Gi"},
+    }
     send("alice", "PATCH", f"{base}/replicas", 200, body={"replicas": 2}, **one)
     assert send("alice", "POST", f"{base}/pause", 200, **one)["values"] == {"replicas": 0}
     assert send("alice", "POST", f"{base}/resume", 200, **one)["values"] == {"replicas": 2}
