@@ -42,6 +42,7 @@ TOKEN_REQUEST = {
             "code_verifier": {"type": "string", "minLength": 43, "maxLength": 128},
             "refresh_token": {"type": "string", "minLength": 1},
         },
+        "oneOf": [{"required": ["code"]}, {"required": ["refresh_token"]}],
     }
 }
 TOKEN_ANSWER = envelope_answer(
