@@ -15,6 +15,7 @@ from rest_framework import serializers
 
 from inferencemgmt.api.validation import StrictBoolean, StrictInteger, StrictString, required_messages
 from inferencemgmt.objectstore import PART_NUMBER_MAX, PART_NUMBER_MIN
+from models_store import keys
 
 MD5_HEX = re.compile(r"[0-9a-fA-F]{32}")
 
@@ -24,7 +25,9 @@ def _name() -> StrictString:
 
 
 def _version() -> StrictInteger:
-    return StrictInteger(minimum=1, error_messages=required_messages("modelVersion"))
+    """The bounds of ``keys.version`` (an int64 directory name, a BigIntegerField row): a larger number
+    was accepted here and then overflowed the database (a 500 on ``POST .../uploads``)."""
+    return StrictInteger(minimum=1, maximum=keys.VERSION_MAX, error_messages=required_messages("modelVersion"))
 
 
 def _string(field: str, **kwargs: Any) -> StrictString:
