@@ -20,8 +20,25 @@ from models_store import keys
 MD5_HEX = re.compile(r"[0-9a-fA-F]{32}")
 
 
+@extend_schema_field(
+    {
+        "type": "string",
+        "minLength": keys.MODEL_NAME_MIN,
+        "maxLength": keys.MODEL_NAME_MAX,
+        "pattern": keys.MODEL_NAME_PATTERN,
+    }
+)
+class ModelNameString(StrictString):
+    """A model name; the view then applies ``keys.model_name`` (its own words), which the schema states too."""
+
+
+@extend_schema_field({"type": "string", "pattern": keys.RELATIVE_PATH_PATTERN})
+class RelativePathString(StrictString):
+    """A path under the version directory; checked by ``keys.relative_path`` in the view, stated in the schema."""
+
+
 def _name() -> StrictString:
-    return StrictString(min_length=3, error_messages=required_messages("modelName"))
+    return ModelNameString(min_length=3, error_messages=required_messages("modelName"))
 
 
 def _version() -> StrictInteger:
@@ -32,6 +49,10 @@ def _version() -> StrictInteger:
 
 def _string(field: str, **kwargs: Any) -> StrictString:
     return StrictString(error_messages=required_messages(field), **kwargs)
+
+
+def _path(field: str) -> StrictString:
+    return RelativePathString(error_messages=required_messages(field))
 
 
 def _part_number(value: Any, where: str) -> int:
@@ -118,8 +139,8 @@ class ModelDeleteSerializer(serializers.Serializer[dict[str, Any]]):
 class UploadStartSerializer(serializers.Serializer[dict[str, Any]]):
     modelName = _name()  # noqa: N815
     modelVersion = _version()  # noqa: N815
-    fileName = _string("fileName")  # noqa: N815
-    key = StrictString(required=False, allow_null=True)
+    fileName = _path("fileName")  # noqa: N815
+    key = RelativePathString(required=False, allow_null=True)
 
 
 class UploadAbortSerializer(UploadStartSerializer):
@@ -133,13 +154,13 @@ class UploadDoneSerializer(UploadAbortSerializer):
 class UploadDirSerializer(serializers.Serializer[dict[str, Any]]):
     modelName = _name()  # noqa: N815
     modelVersion = _version()  # noqa: N815
-    key = _string("key")
+    key = _path("key")
 
 
 class DirectStartSerializer(serializers.Serializer[dict[str, Any]]):
     modelName = _name()  # noqa: N815
     modelVersion = _version()  # noqa: N815
-    path = _string("path")
+    path = _path("path")
     size = StrictInteger(minimum=0, error_messages=required_messages("size"))
     partSize = StrictInteger(minimum=1, required=False)  # noqa: N815
 
@@ -151,7 +172,7 @@ class DirectCompleteSerializer(serializers.Serializer[dict[str, Any]]):
 class ModelExtractSerializer(serializers.Serializer[dict[str, Any]]):
     modelName = _name()  # noqa: N815
     modelVersion = _version()  # noqa: N815
-    archive = _string("archive")
+    archive = _path("archive")
     keepArchive = StrictBoolean(required=False, default=False)  # noqa: N815
 
 
@@ -160,4 +181,4 @@ class ModelImportSerializer(serializers.Serializer[dict[str, Any]]):
     modelVersion = _version()  # noqa: N815
     # DRF's metaclass moves declared fields out of the class, so this does not shadow Field.source.
     source = _string("source", max_length=4096)  # type: ignore[assignment]
-    path = StrictString(required=False, allow_null=True)
+    path = RelativePathString(required=False, allow_null=True)

@@ -90,14 +90,29 @@ class UploadPartView(APIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("modelName", {"type": "string", "minLength": 3}, required=True),
-            OpenApiParameter("modelVersion", {"type": "integer", "minimum": 1}, required=True),
-            OpenApiParameter("fileName", str, required=True),
+            OpenApiParameter(
+                "modelName",
+                {
+                    "type": "string",
+                    "minLength": 3,
+                    "maxLength": keys.MODEL_NAME_MAX,
+                    "pattern": keys.MODEL_NAME_PATTERN,
+                },
+                required=True,
+            ),
+            OpenApiParameter(
+                "modelVersion", {"type": "integer", "minimum": 1, "maximum": keys.VERSION_MAX}, required=True
+            ),
+            OpenApiParameter("fileName", {"type": "string", "pattern": keys.RELATIVE_PATH_PATTERN}, required=True),
             OpenApiParameter(
                 "partNumber", {"type": "integer", "minimum": PART_NUMBER_MIN, "maximum": PART_NUMBER_MAX}, required=True
             ),
             OpenApiParameter("uploadId", str, required=True),
-            OpenApiParameter("key", str, description="Path of the file inside the version (default fileName)."),
+            OpenApiParameter(
+                "key",
+                {"type": "string", "pattern": keys.RELATIVE_PATH_PATTERN},
+                description="Path of the file inside the version (default fileName).",
+            ),
         ],
         request={"application/octet-stream": bytes},
         responses={200: answers.UPLOAD_PART_ANSWER, 411: error_response(411)},
