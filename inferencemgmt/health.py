@@ -16,14 +16,15 @@ from typing import Any
 import redis
 from django.conf import settings
 from django.db import connection
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from inferencemgmt import kube, objectstore
+from inferencemgmt.api.openapi import ErrorSerializer, envelope_answer, shape
 from inferencemgmt.api.responses import envelope
 from inferencemgmt.auth.oidc import provider
 from inferencemgmt.errors import DATABASE, IDENTITY_PROVIDER, KUBERNETES, OBJECT_STORE, REDIS, ImmError
@@ -81,11 +82,24 @@ def readiness() -> dict[str, dict[str, Any]]:
     return results
 
 
+_CHECK = shape("ReadinessCheck", {"ok": serializers.BooleanField(), "error": serializers.CharField(required=False)})
+_CHECKS = serializers.DictField(child=_CHECK, help_text="By part: database, redis, kubernetes, object store, ...")
+
+
+class NotReadySerializer(ErrorSerializer):
+    """The 503 of ``/readyz``: the error shape plus which parts are down."""
+
+    checks = _CHECKS
+
+
 class LivenessView(APIView):
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
 
-    @extend_schema(description="Liveness: the process answers.", responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(
+        description="Liveness: the process answers.",
+        responses=envelope_answer("LivenessAnswer", "OK", shape("Liveness", {"alive": serializers.BooleanField()})),
+    )
     def get(self, request: Request) -> Response:
         return envelope("OK", {"alive": True})
 
@@ -96,7 +110,10 @@ class ReadinessView(APIView):
 
     @extend_schema(
         description="Readiness: database, Redis, Kubernetes, object store, identity provider.",
-        responses={200: OpenApiTypes.OBJECT, 503: OpenApiTypes.OBJECT},
+        responses={
+            200: envelope_answer("ReadinessAnswer", "OK", shape("Readiness", {"checks": _CHECKS})),
+            503: OpenApiResponse(NotReadySerializer, description="`not_ready`: `checks` names what is down."),
+        },
     )
     def get(self, request: Request) -> Response:
         checks = readiness()

@@ -225,7 +225,7 @@ REST_FRAMEWORK: dict[str, Any] = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["inferencemgmt.api.permissions.IsAuthenticatedIdentity"],
     "EXCEPTION_HANDLER": "inferencemgmt.api.exceptions.exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "inferencemgmt.api.schema.ImmAutoSchema",
     "UNAUTHENTICATED_USER": None,
     "UNICODE_JSON": False,
     "COMPACT_JSON": False,
@@ -236,6 +236,10 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "PREPROCESSING_HOOKS": ["inferencemgmt.api.schema.documented_paths_without_trailing_slash"],
+    # Enums stay inline where they are used: the same key (`status`, `state`) holds different value
+    # sets on different routes (envelope words, endpoint status words, task and upload states), and
+    # the default hook's shared enum components would collide on those names.
+    "POSTPROCESSING_HOOKS": [],
 }
 
 # --- Logging ----------------------------------------------------------------------------------------

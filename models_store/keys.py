@@ -23,6 +23,16 @@ MODEL_NAME_MAX = 255
 VERSION_MAX = 2**63 - 1
 
 
+# The same rules as JSON-schema patterns, so the OpenAPI schema (and clients generated from it, and
+# the fuzzing) describe the names these functions accept; models_store/tests/test_keys.py keeps the
+# two in step. A segment is any run of non-control characters but "/", and never "." or "..".
+_CHARACTER = r"[^/\x00-\x1f\x7f-\x9f]"
+_NOT_DOT = r"[^/.\x00-\x1f\x7f-\x9f]"
+_SEGMENT = rf"(?:{_NOT_DOT}{_CHARACTER}*|\.{_NOT_DOT}{_CHARACTER}*|\.\.{_CHARACTER}+)"
+MODEL_NAME_PATTERN = rf"^{_CHARACTER}+$"
+RELATIVE_PATH_PATTERN = rf"^{_SEGMENT}(?:/{_SEGMENT})*$"
+
+
 def invalid(param: str, reason: str, code: str = "model_name_invalid") -> BadRequest:
     """The original's ``InvalidParamException`` wording: title ``Invalid parameter``."""
     return BadRequest("Invalid parameter", f'The "{param}" parameter is invalid. {reason}', code=code)

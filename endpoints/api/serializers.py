@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from endpoints.spec import (
@@ -29,6 +30,7 @@ from endpoints.spec import (
 )
 from inferencemgmt.api.validation import (
     DNS_1035_LABEL,
+    QUANTITY,
     StrictInteger,
     StrictString,
     matches,
@@ -56,6 +58,14 @@ def validate_resources(value: Any) -> dict[str, str]:
     return resources
 
 
+@extend_schema_field(
+    {
+        "type": "object",
+        "description": "Flat keys requests.<resource> / limits.<resource> (split on the first dot), "
+        "for example requests.cpu, limits.memory, requests.nvidia.com/gpu; values are Kubernetes quantities.",
+        "additionalProperties": {"anyOf": [{"type": "string", "pattern": QUANTITY}, {"type": "number", "minimum": 0}]},
+    }
+)
 class ResourcesField(serializers.Field[dict[str, str], Any, dict[str, str], Any]):
     def to_internal_value(self, data: Any) -> dict[str, str]:
         return validate_resources(data)
@@ -78,13 +88,7 @@ class ReplicasField(StrictInteger):
     """An int32 >= 0, as the CRD declares it (the API server would refuse more, with a vaguer text)."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(minimum=0, **kwargs)
-
-    def to_internal_value(self, data: Any) -> int:
-        value = super().to_internal_value(data)
-        if value > REPLICAS_MAX:
-            raise serializers.ValidationError(f"{value} is greater than the maximum of {REPLICAS_MAX}")
-        return value
+        super().__init__(minimum=0, maximum=REPLICAS_MAX, **kwargs)
 
 
 def model_name_field(**kwargs: Any) -> StrictString:

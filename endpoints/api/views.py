@@ -7,12 +7,21 @@ groups gets 403 whether or not the endpoint exists).
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from endpoints import selectors, services
+from endpoints.api.schemas import (
+    ENDPOINT_ANSWER,
+    ENDPOINT_CREATED_ANSWER,
+    ENDPOINT_DELETED_ANSWER,
+    ENDPOINT_EVENTS_ANSWER,
+    ENDPOINT_LIST_ANSWER,
+    ENDPOINT_LOGS_ANSWER,
+    ENDPOINT_PATCHED_ANSWER,
+)
 from endpoints.api.serializers import (
     EndpointCreateSerializer,
     EndpointNameSerializer,
@@ -23,6 +32,7 @@ from endpoints.api.serializers import (
 from endpoints.spec import endpoint_url
 from inferencemgmt.api.requests import request_identity, validated
 from inferencemgmt.api.responses import envelope
+from inferencemgmt.api.schema import error_response
 from inferencemgmt.api.validation import matches
 from tenants.selectors import known_tenant_name
 
@@ -39,7 +49,11 @@ def _endpoint(name: str) -> str:
 
 
 class EndpointCollectionView(APIView):
-    @extend_schema(summary="Endpoints of a tenant with their live status")
+    @extend_schema(
+        operation_id="tenants_endpoints_list",
+        responses=ENDPOINT_LIST_ANSWER,
+        summary="Endpoints of a tenant with their live status",
+    )
     def get(self, request: Request, tenant: str) -> Response:
         """``{"endpoints": [{"name", "url", "status"}]}``; status is available, unavailable,
         not fully available, scaled to 0 or pending."""
@@ -47,7 +61,7 @@ class EndpointCollectionView(APIView):
             "OK", {"endpoints": selectors.endpoint_list(request_identity(request), known_tenant_name(tenant))}
         )
 
-    @extend_schema(request=EndpointCreateSerializer, summary="Create an endpoint")
+    @extend_schema(request=EndpointCreateSerializer, responses=ENDPOINT_CREATED_ANSWER, summary="Create an endpoint")
     def post(self, request: Request, tenant: str) -> Response:
         """``CREATED`` with ``{"url", "warning"}``; the warning says when the model is not in the bucket."""
         tenant = known_tenant_name(tenant)
@@ -65,7 +79,12 @@ class EndpointCollectionView(APIView):
         )
         return envelope("CREATED", created)
 
-    @extend_schema(request=EndpointNameSerializer, summary="Delete an endpoint (documented body form)")
+    @extend_schema(
+        operation_id="tenants_endpoints_destroy_by_body",
+        request=EndpointNameSerializer,
+        responses={200: ENDPOINT_DELETED_ANSWER},
+        summary="Delete an endpoint (documented body form)",
+    )
     def delete(self, request: Request, tenant: str) -> Response:
         tenant = known_tenant_name(tenant)
         name = _endpoint(validated(EndpointNameSerializer, request.data)["endpointName"])
@@ -73,13 +92,19 @@ class EndpointCollectionView(APIView):
 
 
 class EndpointDetailView(APIView):
-    @extend_schema(summary="An endpoint: pods, URL, subject, resources, replicas, conditions")
+    @extend_schema(
+        responses=ENDPOINT_ANSWER, summary="An endpoint: pods, URL, subject, resources, replicas, conditions"
+    )
     def get(self, request: Request, tenant: str, name: str) -> Response:
         return envelope(
             "OK", selectors.endpoint_view(request_identity(request), known_tenant_name(tenant), _endpoint(name))
         )
 
-    @extend_schema(request=EndpointUpdateSerializer, summary="Change model, version policy, resources or subject")
+    @extend_schema(
+        request=EndpointUpdateSerializer,
+        responses=ENDPOINT_PATCHED_ANSWER,
+        summary="Change model, version policy, resources or subject",
+    )
     def patch(self, request: Request, tenant: str, name: str) -> Response:
         """``values`` echoes the body as sent (the original's answer), not the normalised values."""
         tenant, name = known_tenant_name(tenant), _endpoint(name)
@@ -87,14 +112,18 @@ class EndpointDetailView(APIView):
         url = services.endpoint_update(request_identity(request), tenant, name, changes)
         return envelope("PATCHED", {"url": url, "values": request.data})
 
-    @extend_schema(request=None, summary="Delete an endpoint")
+    @extend_schema(request=None, responses={200: ENDPOINT_DELETED_ANSWER}, summary="Delete an endpoint")
     def delete(self, request: Request, tenant: str, name: str) -> Response:
         url = services.endpoint_delete(request_identity(request), known_tenant_name(tenant), _endpoint(name))
         return envelope("DELETED", {"url": url})
 
 
 class EndpointReplicasView(APIView):
-    @extend_schema(request=EndpointScaleSerializer, summary="Scale an endpoint (the CR's scale subresource)")
+    @extend_schema(
+        request=EndpointScaleSerializer,
+        responses=ENDPOINT_PATCHED_ANSWER,
+        summary="Scale an endpoint (the CR's scale subresource)",
+    )
     def patch(self, request: Request, tenant: str, name: str) -> Response:
         tenant, name = known_tenant_name(tenant), _endpoint(name)
         replicas = validated(EndpointScaleSerializer, request.data)["replicas"]
@@ -103,14 +132,27 @@ class EndpointReplicasView(APIView):
 
 
 class EndpointEventsView(APIView):
-    @extend_schema(summary="Events of the endpoint, its Deployment, ReplicaSets and pods, oldest first")
+    @extend_schema(
+        responses=ENDPOINT_EVENTS_ANSWER,
+        summary="Events of the endpoint, its Deployment, ReplicaSets and pods, oldest first",
+    )
     def get(self, request: Request, tenant: str, name: str) -> Response:
         events = selectors.endpoint_events(request_identity(request), known_tenant_name(tenant), _endpoint(name))
         return envelope("OK", {"events": events})
 
 
 class EndpointLogsView(APIView):
-    @extend_schema(summary="The last ?tail=N (default 100) log lines of every pod of the endpoint")
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "tail",
+                {"type": "integer", "minimum": 1, "maximum": selectors.LOG_TAIL_MAX},
+                description=f"Lines per container (default {selectors.LOG_TAIL_DEFAULT}).",
+            )
+        ],
+        responses={200: ENDPOINT_LOGS_ANSWER, 400: error_response(400)},
+        summary="The last ?tail=N (default 100) log lines of every pod of the endpoint",
+    )
     def get(self, request: Request, tenant: str, name: str) -> Response:
         tenant, name = known_tenant_name(tenant), _endpoint(name)
         tail = validate_tail(request.query_params.get("tail"), selectors.LOG_TAIL_DEFAULT, selectors.LOG_TAIL_MAX)
@@ -118,7 +160,11 @@ class EndpointLogsView(APIView):
 
 
 class EndpointPauseView(APIView):
-    @extend_schema(request=None, summary="Scale to 0, remembering the replica count on the endpoint")
+    @extend_schema(
+        request=None,
+        responses=ENDPOINT_PATCHED_ANSWER,
+        summary="Scale to 0, remembering the replica count on the endpoint",
+    )
     def post(self, request: Request, tenant: str, name: str) -> Response:
         tenant, name = known_tenant_name(tenant), _endpoint(name)
         replicas = services.endpoint_pause(request_identity(request), tenant, name)
@@ -126,7 +172,9 @@ class EndpointPauseView(APIView):
 
 
 class EndpointResumeView(APIView):
-    @extend_schema(request=None, summary="Scale back to the replica count remembered by pause")
+    @extend_schema(
+        request=None, responses=ENDPOINT_PATCHED_ANSWER, summary="Scale back to the replica count remembered by pause"
+    )
     def post(self, request: Request, tenant: str, name: str) -> Response:
         tenant, name = known_tenant_name(tenant), _endpoint(name)
         replicas = services.endpoint_resume(request_identity(request), tenant, name)

@@ -59,8 +59,8 @@ class StrictString(serializers.Field[str, str, str, Any]):
 
 
 class StrictInteger(serializers.Field[int, int, int, Any]):
-    def __init__(self, *, minimum: int | None = None, **kwargs: Any) -> None:
-        self.minimum = minimum
+    def __init__(self, *, minimum: int | None = None, maximum: int | None = None, **kwargs: Any) -> None:
+        self.minimum, self.maximum = minimum, maximum
         super().__init__(**kwargs)
 
     def to_internal_value(self, data: Any) -> int:
@@ -68,9 +68,23 @@ class StrictInteger(serializers.Field[int, int, int, Any]):
             raise serializers.ValidationError(f"{_json_repr(data)} is not of type 'integer'")
         if self.minimum is not None and data < self.minimum:
             raise serializers.ValidationError(f"{data} is less than the minimum of {self.minimum}")
+        if self.maximum is not None and data > self.maximum:
+            raise serializers.ValidationError(f"{data} is greater than the maximum of {self.maximum}")
         return int(data)
 
     def to_representation(self, value: int) -> int:
+        return value
+
+
+class StrictBoolean(serializers.Field[bool, bool, bool, Any]):
+    """``true``/``false`` only (DRF's BooleanField would also take ``"yes"`` or ``1``)."""
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            raise serializers.ValidationError(f"{data!r} is not of type 'boolean'")
+        return data
+
+    def to_representation(self, value: bool) -> bool:
         return value
 
 

@@ -12,14 +12,16 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.http import HttpResponse
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from inferencemgmt.api.openapi import envelope_answer, shape
 from inferencemgmt.api.responses import envelope
+from inferencemgmt.api.schema import error_response
 from inferencemgmt.auth.oidc import provider
 from inferencemgmt.errors import ValidationFailed
 
@@ -31,11 +33,45 @@ def _redirect_uri(request: Request) -> str:
     return settings.IMM_CLI_REDIRECT_URI
 
 
+TOKEN_REQUEST = {
+    "application/json": {
+        "type": "object",
+        "description": 'Exactly one of "code" (with "code_verifier" when the login used PKCE) or "refresh_token".',
+        "properties": {
+            "code": {"type": "string", "minLength": 1},
+            "code_verifier": {"type": "string", "minLength": 43, "maxLength": 128},
+            "refresh_token": {"type": "string", "minLength": 1},
+        },
+        "oneOf": [{"required": ["code"]}, {"required": ["refresh_token"]}],
+    }
+}
+TOKEN_ANSWER = envelope_answer(
+    "TokenAnswer",
+    "OK",
+    shape(
+        "Token",
+        {
+            "token": serializers.DictField(
+                child=serializers.JSONField(), help_text="The provider's token response, plus expires_at."
+            )
+        },
+    ),
+)
+
+
 class AuthenticateView(APIView):
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
 
-    @extend_schema(responses={308: None}, description="Redirect (308) to the identity provider's login.")
+    @extend_schema(
+        parameters=[OpenApiParameter("offline", str, description="Non-empty: the out-of-band (copy-paste) redirect.")],
+        responses={
+            308: OpenApiResponse(description="To the identity provider's login (`Location`)."),
+            502: error_response(502),
+            503: error_response(503),
+        },
+        description="Redirect (308) to the identity provider's login.",
+    )
     def get(self, request: Request) -> HttpResponse:
         query = urlencode(
             {
@@ -55,8 +91,13 @@ class TokenView(APIView):
     permission_classes = [AllowAny]
 
     @extend_schema(
-        request={"application/json": {"type": "object"}},
-        responses={200: OpenApiTypes.OBJECT},
+        request=TOKEN_REQUEST,
+        responses={
+            200: TOKEN_ANSWER,
+            400: error_response(400),
+            502: error_response(502),
+            503: error_response(503),
+        },
         description='Exchange {"code": ..., "code_verifier"?: ...} or {"refresh_token": ...} for tokens.',
     )
     def post(self, request: Request) -> Response:

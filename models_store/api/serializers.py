@@ -10,36 +10,49 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from inferencemgmt.api.validation import StrictInteger, StrictString, required_messages
+from inferencemgmt.api.validation import StrictBoolean, StrictInteger, StrictString, required_messages
 from inferencemgmt.objectstore import PART_NUMBER_MAX, PART_NUMBER_MIN
+from models_store import keys
 
 MD5_HEX = re.compile(r"[0-9a-fA-F]{32}")
 
 
+@extend_schema_field(
+    {
+        "type": "string",
+        "minLength": keys.MODEL_NAME_MIN,
+        "maxLength": keys.MODEL_NAME_MAX,
+        "pattern": keys.MODEL_NAME_PATTERN,
+    }
+)
+class ModelNameString(StrictString):
+    """A model name; the view then applies ``keys.model_name`` (its own words), which the schema states too."""
+
+
+@extend_schema_field({"type": "string", "pattern": keys.RELATIVE_PATH_PATTERN})
+class RelativePathString(StrictString):
+    """A path under the version directory; checked by ``keys.relative_path`` in the view, stated in the schema."""
+
+
 def _name() -> StrictString:
-    return StrictString(min_length=3, error_messages=required_messages("modelName"))
+    return ModelNameString(min_length=3, error_messages=required_messages("modelName"))
 
 
 def _version() -> StrictInteger:
-    return StrictInteger(minimum=1, error_messages=required_messages("modelVersion"))
+    """The bounds of ``keys.version`` (an int64 directory name, a BigIntegerField row): a larger number
+    was accepted here and then overflowed the database (a 500 on ``POST .../uploads``)."""
+    return StrictInteger(minimum=1, maximum=keys.VERSION_MAX, error_messages=required_messages("modelVersion"))
 
 
 def _string(field: str, **kwargs: Any) -> StrictString:
     return StrictString(error_messages=required_messages(field), **kwargs)
 
 
-class StrictBoolean(serializers.Field[bool, bool, bool, Any]):
-    """``true``/``false`` only (DRF's BooleanField would also take ``"yes"`` or ``1``)."""
-
-    def to_internal_value(self, data: Any) -> bool:
-        if not isinstance(data, bool):
-            raise serializers.ValidationError(f"{data!r} is not of type 'boolean'")
-        return data
-
-    def to_representation(self, value: bool) -> bool:
-        return value
+def _path(field: str) -> StrictString:
+    return RelativePathString(error_messages=required_messages(field))
 
 
 def _part_number(value: Any, where: str) -> int:
@@ -65,6 +78,22 @@ def _items(data: Any, fields: tuple[str, str]) -> list[dict[str, Any]]:
     return data
 
 
+def _parts_schema(properties: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "properties": properties,
+            "required": list(properties),
+            "additionalProperties": False,
+        },
+    }
+
+
+_PART_NUMBER = {"type": "integer", "minimum": PART_NUMBER_MIN, "maximum": PART_NUMBER_MAX}
+
+
+@extend_schema_field(_parts_schema({"ETag": {"type": "string", "minLength": 1}, "PartNumber": _PART_NUMBER}))
 class CompletedPartsField(serializers.Field[list[tuple[int, str]], Any, Any, Any]):
     """The original's ``parts``: ``[{"ETag": "\\"...\\"", "PartNumber": n}, ...]``."""
 
@@ -80,6 +109,9 @@ class CompletedPartsField(serializers.Field[list[tuple[int, str]], Any, Any, Any
         return value
 
 
+@extend_schema_field(
+    _parts_schema({"partNumber": _PART_NUMBER, "md5": {"type": "string", "pattern": "^[0-9a-fA-F]{32}$"}})
+)
 class ChecksummedPartsField(serializers.Field[dict[int, str], Any, Any, Any]):
     """A direct upload's ``parts``: ``[{"partNumber": n, "md5": "<32 hex digits>"}, ...]``."""
 
@@ -107,8 +139,8 @@ class ModelDeleteSerializer(serializers.Serializer[dict[str, Any]]):
 class UploadStartSerializer(serializers.Serializer[dict[str, Any]]):
     modelName = _name()  # noqa: N815
     modelVersion = _version()  # noqa: N815
-    fileName = _string("fileName")  # noqa: N815
-    key = StrictString(required=False, allow_null=True)
+    fileName = _path("fileName")  # noqa: N815
+    key = RelativePathString(required=False, allow_null=True)
 
 
 class UploadAbortSerializer(UploadStartSerializer):
@@ -122,13 +154,13 @@ class UploadDoneSerializer(UploadAbortSerializer):
 class UploadDirSerializer(serializers.Serializer[dict[str, Any]]):
     modelName = _name()  # noqa: N815
     modelVersion = _version()  # noqa: N815
-    key = _string("key")
+    key = _path("key")
 
 
 class DirectStartSerializer(serializers.Serializer[dict[str, Any]]):
     modelName = _name()  # noqa: N815
     modelVersion = _version()  # noqa: N815
-    path = _string("path")
+    path = _path("path")
     size = StrictInteger(minimum=0, error_messages=required_messages("size"))
     partSize = StrictInteger(minimum=1, required=False)  # noqa: N815
 
@@ -140,7 +172,7 @@ class DirectCompleteSerializer(serializers.Serializer[dict[str, Any]]):
 class ModelExtractSerializer(serializers.Serializer[dict[str, Any]]):
     modelName = _name()  # noqa: N815
     modelVersion = _version()  # noqa: N815
-    archive = _string("archive")
+    archive = _path("archive")
     keepArchive = StrictBoolean(required=False, default=False)  # noqa: N815
 
 
@@ -149,4 +181,4 @@ class ModelImportSerializer(serializers.Serializer[dict[str, Any]]):
     modelVersion = _version()  # noqa: N815
     # DRF's metaclass moves declared fields out of the class, so this does not shadow Field.source.
     source = _string("source", max_length=4096)  # type: ignore[assignment]
-    path = StrictString(required=False, allow_null=True)
+    path = RelativePathString(required=False, allow_null=True)

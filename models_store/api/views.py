@@ -9,18 +9,22 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from inferencemgmt.api.requests import request_identity, validated
 from inferencemgmt.api.responses import envelope
+from inferencemgmt.api.schema import error_response
 from inferencemgmt.errors import BadRequest
+from inferencemgmt.objectstore import PART_NUMBER_MAX, PART_NUMBER_MIN
 from inferencemgmt.operations.api.answers import accepted, prefers_async
+from inferencemgmt.operations.api.schemas import ACCEPTED
 from inferencemgmt.operations.models import Operation
 from inferencemgmt.operations.services import error_from_record, operation_wait
 from models_store import keys, selectors, services
+from models_store.api import schemas as answers
 from models_store.api import serializers as bodies
 from models_store.api.body import RequestBody
 from tenants.selectors import known_tenant_name
@@ -50,14 +54,24 @@ def _key(data: dict[str, Any]) -> str:
 
 
 class ModelCollectionView(APIView):
-    @extend_schema(summary="Model files of the tenant (?view=grouped: models → versions → files, with endpoints)")
+    @extend_schema(
+        operation_id="tenants_models_list",
+        parameters=[OpenApiParameter("view", str, enum=["grouped"], description="grouped: models → versions → files.")],
+        responses=answers.MODEL_LIST_ANSWER,
+        summary="Model files of the tenant (?view=grouped: models → versions → files, with endpoints)",
+    )
     def get(self, request: Request, tenant: str) -> Response:
         identity = request_identity(request)
         if request.query_params.get("view") == "grouped":
             return envelope("OK", {"models": selectors.model_grouped(identity, known_tenant_name(tenant))})
         return envelope("OK", {"models": selectors.model_list(identity, known_tenant_name(tenant))})
 
-    @extend_schema(request=bodies.ModelDeleteSerializer, summary="Delete a model version (409 while served)")
+    @extend_schema(
+        operation_id="tenants_models_destroy_by_body",
+        request=bodies.ModelDeleteSerializer,
+        responses={200: answers.MODEL_DELETED_ANSWER},
+        summary="Delete a model version (409 while served)",
+    )
     def delete(self, request: Request, tenant: str) -> Response:
         data = validated(bodies.ModelDeleteSerializer, request.data)
         name = keys.model_name(data["modelName"])
@@ -74,7 +88,36 @@ class ModelCollectionView(APIView):
 class UploadPartView(APIView):
     """``PUT /tenants/<t>/upload?modelName=&modelVersion=&fileName=&partNumber=&uploadId=[&key=]``."""
 
-    @extend_schema(request={"application/octet-stream": bytes}, summary="Upload one part (streamed to the store)")
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "modelName",
+                {
+                    "type": "string",
+                    "minLength": 3,
+                    "maxLength": keys.MODEL_NAME_MAX,
+                    "pattern": keys.MODEL_NAME_PATTERN,
+                },
+                required=True,
+            ),
+            OpenApiParameter(
+                "modelVersion", {"type": "integer", "minimum": 1, "maximum": keys.VERSION_MAX}, required=True
+            ),
+            OpenApiParameter("fileName", {"type": "string", "pattern": keys.RELATIVE_PATH_PATTERN}, required=True),
+            OpenApiParameter(
+                "partNumber", {"type": "integer", "minimum": PART_NUMBER_MIN, "maximum": PART_NUMBER_MAX}, required=True
+            ),
+            OpenApiParameter("uploadId", str, required=True),
+            OpenApiParameter(
+                "key",
+                {"type": "string", "pattern": keys.RELATIVE_PATH_PATTERN},
+                description="Path of the file inside the version (default fileName).",
+            ),
+        ],
+        request={"application/octet-stream": bytes},
+        responses={200: answers.UPLOAD_PART_ANSWER, 411: error_response(411)},
+        summary="Upload one part (streamed to the store)",
+    )
     def put(self, request: Request, tenant: str) -> Response:
         query = request.query_params
         for name in PART_PARAMETERS:
@@ -100,7 +143,11 @@ class UploadPartView(APIView):
 
 
 class UploadStartView(APIView):
-    @extend_schema(request=bodies.UploadStartSerializer, summary="Start a multipart upload (original protocol)")
+    @extend_schema(
+        request=bodies.UploadStartSerializer,
+        responses=answers.UPLOAD_STARTED_ANSWER,
+        summary="Start a multipart upload (original protocol)",
+    )
     def post(self, request: Request, tenant: str) -> Response:
         data = validated(bodies.UploadStartSerializer, request.data)
         return envelope(
@@ -109,7 +156,11 @@ class UploadStartView(APIView):
 
 
 class UploadDoneView(APIView):
-    @extend_schema(request=bodies.UploadDoneSerializer, summary="Complete a multipart upload (original protocol)")
+    @extend_schema(
+        request=bodies.UploadDoneSerializer,
+        responses=answers.UPLOAD_DONE_ANSWER,
+        summary="Complete a multipart upload (original protocol)",
+    )
     def post(self, request: Request, tenant: str) -> Response:
         data = validated(bodies.UploadDoneSerializer, request.data)
         result = services.upload_done(
@@ -125,7 +176,11 @@ class UploadDoneView(APIView):
 
 
 class UploadAbortView(APIView):
-    @extend_schema(request=bodies.UploadAbortSerializer, summary="Abort a multipart upload (original protocol)")
+    @extend_schema(
+        request=bodies.UploadAbortSerializer,
+        responses=answers.UPLOAD_ABORTED_ANSWER,
+        summary="Abort a multipart upload (original protocol)",
+    )
     def post(self, request: Request, tenant: str) -> Response:
         data = validated(bodies.UploadAbortSerializer, request.data)
         result = services.upload_abort(
@@ -138,7 +193,11 @@ class UploadAbortView(APIView):
 
 
 class UploadDirView(APIView):
-    @extend_schema(request=bodies.UploadDirSerializer, summary="Create an empty directory (zero-byte marker)")
+    @extend_schema(
+        request=bodies.UploadDirSerializer,
+        responses=answers.UPLOAD_DIR_ANSWER,
+        summary="Create an empty directory (zero-byte marker)",
+    )
     def post(self, request: Request, tenant: str) -> Response:
         data = validated(bodies.UploadDirSerializer, request.data)
         key = keys.directory_key(data["modelName"], data["modelVersion"], data["key"])
@@ -146,7 +205,11 @@ class UploadDirView(APIView):
 
 
 class DirectUploadCollectionView(APIView):
-    @extend_schema(request=bodies.DirectStartSerializer, summary="Start a direct upload: presigned part URLs")
+    @extend_schema(
+        request=bodies.DirectStartSerializer,
+        responses=answers.DIRECT_UPLOAD_CREATED_ANSWER,
+        summary="Start a direct upload: presigned part URLs",
+    )
     def post(self, request: Request, tenant: str) -> Response:
         data = validated(bodies.DirectStartSerializer, request.data)
         model = keys.model_name(data["modelName"])
@@ -164,7 +227,10 @@ class DirectUploadCollectionView(APIView):
 
 
 class DirectUploadView(APIView):
-    @extend_schema(summary="A direct upload: parts in the store, fresh URLs for the missing ones (resume)")
+    @extend_schema(
+        responses=answers.DIRECT_UPLOAD_ANSWER,
+        summary="A direct upload: parts in the store, fresh URLs for the missing ones (resume)",
+    )
     def get(self, request: Request, tenant: str, upload_id: str) -> Response:
         return envelope(
             "OK",
@@ -173,7 +239,11 @@ class DirectUploadView(APIView):
             ),
         )
 
-    @extend_schema(request=None, summary="Abort a direct upload (its parts are deleted)")
+    @extend_schema(
+        request=None,
+        responses={200: answers.DIRECT_UPLOAD_ABORTED_ANSWER},
+        summary="Abort a direct upload (its parts are deleted)",
+    )
     def delete(self, request: Request, tenant: str, upload_id: str) -> Response:
         result = services.direct_upload_abort(
             request_identity(request), tenant=known_tenant_name(tenant), upload_id=upload_id
@@ -184,6 +254,7 @@ class DirectUploadView(APIView):
 class DirectUploadCompleteView(APIView):
     @extend_schema(
         request=bodies.DirectCompleteSerializer,
+        responses={200: answers.DIRECT_UPLOAD_COMPLETED_ANSWER, 202: ACCEPTED},
         summary="Verify (size and MD5 of every part) and assemble; waits, or 202 with Prefer: respond-async",
     )
     def post(self, request: Request, tenant: str, upload_id: str) -> Response:
@@ -209,6 +280,7 @@ def _answer(request: Request, operation: Operation, name: str) -> Response:
 class ModelExtractView(APIView):
     @extend_schema(
         request=bodies.ModelExtractSerializer,
+        responses={200: answers.MODEL_EXTRACTED_ANSWER, 202: ACCEPTED},
         summary="Unpack a tarball in the bucket into <model>/<version>/ (a task; Prefer: respond-async)",
     )
     def post(self, request: Request, tenant: str) -> Response:
@@ -227,6 +299,7 @@ class ModelExtractView(APIView):
 class ModelImportView(APIView):
     @extend_schema(
         request=bodies.ModelImportSerializer,
+        responses={200: answers.MODEL_IMPORTED_ANSWER, 202: ACCEPTED},
         summary="Import a model from s3://<tenant>/<path> or an http(s) URL (a task; Prefer: respond-async)",
     )
     def post(self, request: Request, tenant: str) -> Response:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+from typing import Any
 
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from inferencemgmt.api.validation import matches
 from inferencemgmt.errors import BadRequest
 from models_store import keys
 from models_store.api.body import IncompleteBody, RequestBody
@@ -153,3 +158,25 @@ def test_request_body_that_ends_early_is_a_400_not_a_short_part():
 def test_a_broken_client_connection_is_the_clients_400():
     with pytest.raises(IncompleteBody):
         RequestBody(Source(b"", fail=True), 5).read(5)
+
+
+_TRICKY = st.text(alphabet=st.sampled_from(["a", "é", ".", "/", "\x00", "\n", "\x7f", "\x85", " "]), max_size=10)
+
+
+def _accepts(check: Any, value: str) -> bool:
+    try:
+        check(value)
+    except BadRequest:
+        return False
+    return True
+
+
+@given(st.one_of(_TRICKY, st.text(max_size=300)))
+def test_the_schema_pattern_of_model_names_says_what_model_name_accepts(value):
+    described = matches(keys.MODEL_NAME_PATTERN, value) and keys.MODEL_NAME_MIN <= len(value) <= keys.MODEL_NAME_MAX
+    assert described == _accepts(keys.model_name, value)
+
+
+@given(st.one_of(_TRICKY, st.text(max_size=40)))
+def test_the_schema_pattern_of_paths_says_what_relative_path_accepts(value):
+    assert matches(keys.RELATIVE_PATH_PATTERN, value) == _accepts(lambda v: keys.relative_path(v, "fileName"), value)

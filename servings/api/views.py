@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -11,9 +12,20 @@ from inferencemgmt.api.permissions import IsAuthenticatedIdentity, IsPlatformAdm
 from inferencemgmt.api.responses import envelope
 from inferencemgmt.auth.identity import Identity
 from servings import selectors, services
+from servings.api.schemas import (
+    SERVING_ANSWER,
+    SERVING_CREATED_ANSWER,
+    SERVING_DELETED_ANSWER,
+    SERVING_LIST_ANSWER,
+    SERVING_REPLACED_ANSWER,
+    SERVING_TEMPLATE_BODY,
+)
 
 
 class ServingListView(APIView):
+    @extend_schema(
+        operation_id="servings_list", responses=SERVING_LIST_ANSWER, summary="Names of the serving templates"
+    )
     def get(self, request: Request) -> Response:
         """``{"status": "OK", "data": ["ovms", "tf-serving"]}``."""
         identity: Identity = request.user  # type: ignore[assignment]
@@ -26,21 +38,33 @@ class ServingDetailView(APIView):
             return [IsAuthenticatedIdentity()]
         return [IsAuthenticatedIdentity(), IsPlatformAdmin()]
 
+    @extend_schema(responses=SERVING_ANSWER, summary="A serving's template texts")
     def get(self, request: Request, name: str) -> Response:
         """``{"status": "OK", "data": {"configMap.tmpl": "...", "deployment.tmpl": "...", ...}}``."""
         identity: Identity = request.user  # type: ignore[assignment]
         return envelope("OK", selectors.serving_get(identity, name))
 
+    @extend_schema(
+        request=SERVING_TEMPLATE_BODY, responses=SERVING_CREATED_ANSWER, summary="Add a serving template (admins)"
+    )
     def post(self, request: Request, name: str) -> Response:
         identity: Identity = request.user  # type: ignore[assignment]
         services.serving_create(identity, name, request.data)
         return envelope("CREATED", {"name": name})
 
+    @extend_schema(
+        request=SERVING_TEMPLATE_BODY, responses=SERVING_REPLACED_ANSWER, summary="Replace a serving template (admins)"
+    )
     def put(self, request: Request, name: str) -> Response:
         identity: Identity = request.user  # type: ignore[assignment]
         services.serving_replace(identity, name, request.data)
         return envelope("PATCHED", {"name": name})
 
+    @extend_schema(
+        request=None,
+        responses={200: SERVING_DELETED_ANSWER},
+        summary="Delete a serving template no endpoint uses (admins)",
+    )
     def delete(self, request: Request, name: str) -> Response:
         identity: Identity = request.user  # type: ignore[assignment]
         services.serving_delete(identity, name)

@@ -8,9 +8,17 @@ import re
 from typing import Any
 
 from cryptography import x509
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from inferencemgmt.api.validation import DNS_1123_LABEL, StrictInteger, StrictString, quantity, required_messages
+from inferencemgmt.api.validation import (
+    DNS_1123_LABEL,
+    QUANTITY,
+    StrictInteger,
+    StrictString,
+    quantity,
+    required_messages,
+)
 from inferencemgmt.errors import BadRequest
 from tenants.manifests import MAX_ENDPOINTS
 
@@ -69,6 +77,10 @@ def validate_quota(value: Any) -> dict[str, Any]:
     return quota
 
 
+_GROUP = {"type": "string", "minLength": 1}
+
+
+@extend_schema_field({"anyOf": [_GROUP, {"type": "array", "items": _GROUP, "minItems": 1}]})
 class ScopeField(serializers.Field[list[str], Any, list[str], Any]):
     def to_internal_value(self, data: Any) -> list[str]:
         return validate_scope(data)
@@ -77,6 +89,14 @@ class ScopeField(serializers.Field[list[str], Any, list[str], Any]):
         return value
 
 
+@extend_schema_field(
+    {
+        "type": "object",
+        "description": "ResourceQuota resource names with Kubernetes quantities, plus maxEndpoints.",
+        "properties": {MAX_ENDPOINTS: {"type": "integer", "minimum": 1}},
+        "additionalProperties": {"anyOf": [{"type": "string", "pattern": QUANTITY}, {"type": "number", "minimum": 0}]},
+    }
+)
 class QuotaField(serializers.Field[dict[str, Any], Any, dict[str, Any], Any]):
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         return validate_quota(data)

@@ -12,7 +12,15 @@ from inferencemgmt.api.permissions import IsAuthenticatedIdentity, IsPlatformAdm
 from inferencemgmt.api.requests import request_identity, validated
 from inferencemgmt.api.responses import envelope
 from inferencemgmt.operations.api.answers import answer_operation
+from inferencemgmt.operations.api.schemas import ACCEPTED
 from tenants import selectors, services
+from tenants.api.schemas import (
+    TENANT_ANSWER,
+    TENANT_CREATED_ANSWER,
+    TENANT_DELETED_ANSWER,
+    TENANT_LIST_ANSWER,
+    TENANT_PATCHED_ANSWER,
+)
 from tenants.api.serializers import TenantCreateSerializer, TenantNameSerializer, TenantUpdateSerializer
 
 
@@ -31,33 +39,46 @@ class AdminForWrites(APIView):
 
 
 class TenantCollectionView(AdminForWrites):
-    @extend_schema(summary="Tenants the caller may see (admins: all)")
+    @extend_schema(
+        operation_id="tenants_list", responses=TENANT_LIST_ANSWER, summary="Tenants the caller may see (admins: all)"
+    )
     def get(self, request: Request) -> Response:
         return envelope("OK", {"tenants": selectors.tenant_list(request_identity(request))})
 
-    @extend_schema(request=TenantCreateSerializer, summary="Create a tenant (waits, or 202 with Prefer: respond-async)")
+    @extend_schema(
+        request=TenantCreateSerializer,
+        responses={200: TENANT_CREATED_ANSWER, 202: ACCEPTED},
+        summary="Create a tenant (waits, or 202 with Prefer: respond-async)",
+    )
     def post(self, request: Request) -> Response:
         data = validated(TenantCreateSerializer, request.data)
         operation = services.tenant_create(request_identity(request), **data)
         return answer_operation(request, operation, name=data["name"], done_status="CREATED")
 
-    @extend_schema(request=TenantNameSerializer, summary="Delete a tenant (documented body form)")
+    @extend_schema(
+        operation_id="tenants_destroy_by_body",
+        request=TenantNameSerializer,
+        responses={200: TENANT_DELETED_ANSWER, 202: ACCEPTED},
+        summary="Delete a tenant (documented body form)",
+    )
     def delete(self, request: Request) -> Response:
         return self._delete(request, validated(TenantNameSerializer, request.data)["name"])
 
 
 class TenantDetailView(AdminForWrites):
-    @extend_schema(summary="A tenant's scope, quota usage, endpoint count and bucket size")
+    @extend_schema(responses=TENANT_ANSWER, summary="A tenant's scope, quota usage, endpoint count and bucket size")
     def get(self, request: Request, name: str) -> Response:
         return envelope("OK", selectors.tenant_get(request_identity(request), selectors.known_tenant_name(name)))
 
-    @extend_schema(request=TenantUpdateSerializer, summary="Replace a tenant's quota and/or scope")
+    @extend_schema(
+        request=TenantUpdateSerializer, responses=TENANT_PATCHED_ANSWER, summary="Replace a tenant's quota and/or scope"
+    )
     def patch(self, request: Request, name: str) -> Response:
         data = validated(TenantUpdateSerializer, request.data)
         return envelope(
             "PATCHED", services.tenant_update(request_identity(request), name=selectors.known_tenant_name(name), **data)
         )
 
-    @extend_schema(request=None, summary="Delete a tenant")
+    @extend_schema(request=None, responses={200: TENANT_DELETED_ANSWER, 202: ACCEPTED}, summary="Delete a tenant")
     def delete(self, request: Request, name: str) -> Response:
         return self._delete(request, selectors.known_tenant_name(name))

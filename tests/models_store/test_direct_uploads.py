@@ -171,3 +171,13 @@ def test_completion_can_be_followed_as_a_task(call, clean_bucket, s3, operations
     assert followed["kind"] == "models.upload_complete"
     assert followed["result"]["key"] == "tiny/5/m"
     assert s3.get_object(Bucket=tenant, Key="tiny/5/m")["Body"].read() == b"abc"
+
+
+def test_a_version_beyond_int64_is_refused_before_anything_is_written(call, clean_bucket):
+    """It overflowed the upload row's BigIntegerField: a 500 (found with the schema's version bounds)."""
+    body = {"modelName": "big", "modelVersion": 2**63, "path": "m", "size": 11}
+    answer = call("alice", "post", f"/tenants/{clean_bucket}/uploads", body)
+    assert answer.status_code == 400, answer.content
+    assert answer.json()["code"] == "validation_failed"
+    assert answer.json()["description"] == f"modelVersion: {2**63} is greater than the maximum of {2**63 - 1}"
+    assert not DirectUpload.objects.filter(tenant=clean_bucket).exists()

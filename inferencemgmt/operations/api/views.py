@@ -2,32 +2,21 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
-from rest_framework import serializers
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from inferencemgmt.api.responses import envelope
+from inferencemgmt.api.schema import error_response
 from inferencemgmt.auth.identity import Identity
 from inferencemgmt.errors import ValidationFailed
+from inferencemgmt.operations.api.schemas import TASK_ANSWER, TASK_LIST_ANSWER
 from inferencemgmt.operations.api.serializers import OperationSerializer
 from inferencemgmt.operations.models import Operation
 from inferencemgmt.operations.selectors import operation_get, operations_visible_to
 
 MAX_LIST = 200
-
-# What the routes answer: the envelope around the operations (not the bare serializer).
-TASK_LIST_ANSWER = inline_serializer(
-    "TaskListAnswer",
-    {
-        "status": serializers.ChoiceField(choices=["OK"]),
-        "data": inline_serializer("TaskList", {"tasks": OperationSerializer(many=True)}),
-    },
-)
-TASK_ANSWER = inline_serializer(
-    "TaskAnswer", {"status": serializers.ChoiceField(choices=["OK"]), "data": OperationSerializer()}
-)
 
 
 class OperationListView(APIView):
@@ -35,9 +24,12 @@ class OperationListView(APIView):
         parameters=[
             OpenApiParameter("state", str, enum=list(Operation.State.values)),
             OpenApiParameter("kind", str),
-            OpenApiParameter("limit", int, description=f"At most {MAX_LIST} (default 50)."),
+            OpenApiParameter(
+                "limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIST}, description="Default 50."
+            ),
         ],
-        responses=TASK_LIST_ANSWER,
+        operation_id="tasks_list",
+        responses={200: TASK_LIST_ANSWER, 400: error_response(400)},
     )
     def get(self, request: Request) -> Response:
         identity: Identity = request.user  # type: ignore[assignment]
