@@ -191,7 +191,7 @@ class _RefusingServer:
         readyz = readyz_status
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 -- the stdlib's name
+            def do_GET(self) -> None:
                 status = readyz if self.path.startswith("/readyz") else 403
                 body = b'{"kind": "Status", "message": "refused"}'
                 self.send_response(status)
