@@ -639,7 +639,7 @@ def e2e(devstack: dict[str, str], keep: bool = False) -> E2EReport:
 
         deployments = _deployments_available(api, namespace, release)
         report.expect(
-            set(deployments) == {f"{release}-api", f"{release}-worker", f"{release}-controller"},
+            set(deployments) == {f"{release}-{role}" for role in ("api", "worker", "beat", "controller")},
             f"deployments: {sorted(deployments)}",
         )
         for name, (wanted, available) in deployments.items():

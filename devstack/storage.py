@@ -90,6 +90,10 @@ def s3_part() -> Part:
             "-s3",
             f"-s3.port={PORTS.s3}",
             f"-s3.config={_s3_config()}",
+            # SeaweedFS also serves an Iceberg catalog (8181) and a Lance namespace (9101) by default:
+            # fixed ports that clash with other programs and with a second checkout's devstack.
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
             "-master.volumeSizeLimitMB=256",
             "-volume.max=64",
         ],

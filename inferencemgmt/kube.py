@@ -90,22 +90,62 @@ def translate(exc: ApiException) -> ImmError:
     return UpstreamError(KUBERNETES, f"HTTP {status}: {message}")
 
 
+# A restarted API server serves requests a moment before its RBAC authorizer has loaded the roles,
+# and meanwhile refuses everyone (403). Told apart from a real refusal by asking its /readyz; a
+# ready answer is remembered briefly so that ordinary 403s (outsiders) cost one probe at most
+# every few seconds, and forgotten whenever the server could not be reached.
+READY_REMEMBERED_SECONDS = 5.0
+_ready_until = 0.0
+
+
+def _api_server_ready() -> bool:
+    global _ready_until
+    now = time.monotonic()
+    if now < _ready_until:
+        return True
+    api_client = service_api_client()
+    method, url, headers, _, _ = api_client.param_serialize("GET", "/readyz", auth_settings=["BearerToken"])
+    try:
+        answer = api_client.call_api(
+            method, url, header_params=headers, _request_timeout=settings.IMM_READINESS_TIMEOUT_SECONDS
+        )
+    except (ApiException, urllib3.exceptions.HTTPError, OSError):
+        return False
+    if answer.status != 200:
+        return False
+    _ready_until = now + READY_REMEMBERED_SECONDS
+    return True
+
+
 @contextmanager
-def kube_errors() -> Iterator[None]:
-    """Wrap SDK calls that are not made through ``api()`` (watch streams, for instance)."""
+def kube_errors(*, starting_is_unavailable: bool = False) -> Iterator[None]:
+    """Wrap SDK calls that are not made through ``api()`` (watch streams, for instance).
+
+    ``starting_is_unavailable``: a 403 from an API server that is not ready yet is the 503 it
+    really is (for calls through the management API's kubeconfig, which the probe uses).
+    """
+    global _ready_until
     try:
         yield
     except ApiException as exc:
+        if exc.status == 403 and starting_is_unavailable and not _api_server_ready():
+            raise UpstreamUnavailable(
+                KUBERNETES,
+                "the API server is starting (it refuses every request until its authorizer has loaded)",
+                retry_after=2,
+            ) from None
         raise translate(exc) from None
     except (urllib3.exceptions.HTTPError, OSError) as exc:
+        _ready_until = 0.0
         raise UpstreamUnavailable(KUBERNETES, f"{type(exc).__name__}: cannot reach the API server") from None
 
 
 class _Translated:
     """An API object whose every method maps SDK errors to domain errors."""
 
-    def __init__(self, api: Any) -> None:
+    def __init__(self, api: Any, *, starting_is_unavailable: bool = False) -> None:
         self._api = api
+        self._starting_is_unavailable = starting_is_unavailable
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._api, name)
@@ -114,7 +154,7 @@ class _Translated:
 
         @functools.wraps(attribute)
         def call(*args: Any, **kwargs: Any) -> Any:
-            with kube_errors():
+            with kube_errors(starting_is_unavailable=self._starting_is_unavailable):
                 return attribute(*args, **kwargs)
 
         return call
@@ -251,12 +291,12 @@ def service_api_client() -> Any:
 
 def api(identity: Identity, name: str) -> Any:
     """A generated API (``"CoreV1Api"``, ``"CustomObjectsApi"``, ...) acting as ``identity``."""
-    return _Translated(getattr(k8s, name)(api_client_for(identity)))
+    return _Translated(getattr(k8s, name)(api_client_for(identity)), starting_is_unavailable=True)
 
 
 def service_api(name: str) -> Any:
     """A generated API acting as the management API's own identity."""
-    return _Translated(getattr(k8s, name)(service_api_client()))
+    return _Translated(getattr(k8s, name)(service_api_client()), starting_is_unavailable=True)
 
 
 def self_subject_review(identity: Identity) -> tuple[str, list[str]]:

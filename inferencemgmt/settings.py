@@ -208,7 +208,18 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 IMM_OPERATION_WAIT_SECONDS = env.number("IMM_OPERATION_WAIT_SECONDS", 60.0, minimum=0)
 IMM_OPERATION_STALE_SECONDS = env.number("IMM_OPERATION_STALE_SECONDS", 60.0, minimum=1)
 IMM_OPERATION_PROGRESS_INTERVAL_SECONDS = env.number("IMM_OPERATION_PROGRESS_INTERVAL_SECONDS", 1.0, minimum=0)
-IMM_OPERATION_MAX_ATTEMPTS = env.integer("IMM_OPERATION_MAX_ATTEMPTS", 5, minimum=1)
+# An operation that hits an upstream outage (Kubernetes, object store, identity provider) is retried
+# after 2, 4, 8 ... seconds, at most IMM_OPERATION_RETRY_MAX_SECONDS apart, IMM_OPERATION_MAX_ATTEMPTS
+# times in all: the defaults ride out about three minutes of outage (an API server restart, an
+# object-store failover) before the operation fails or rolls back.
+IMM_OPERATION_MAX_ATTEMPTS = env.integer("IMM_OPERATION_MAX_ATTEMPTS", 8, minimum=1)
+IMM_OPERATION_RETRY_MAX_SECONDS = env.number("IMM_OPERATION_RETRY_MAX_SECONDS", 60.0, minimum=0.1)
+# The Operation row outlives its Celery message: a broker restart without persistence loses queued
+# and unacknowledged messages. A periodic task sends the message again for any operation that has
+# waited PENDING, or RUNNING without a heartbeat, for longer than this (re-sending is harmless: a
+# run claims the row by compare-and-set). Keep it above IMM_OPERATION_RETRY_MAX_SECONDS and
+# IMM_OPERATION_STALE_SECONDS, or live retries are sent twice.
+IMM_OPERATION_REQUEUE_AFTER_SECONDS = env.number("IMM_OPERATION_REQUEUE_AFTER_SECONDS", 300.0, minimum=1)
 
 IMM_READINESS_TIMEOUT_SECONDS = env.number("IMM_READINESS_TIMEOUT_SECONDS", 3.0, minimum=0.1)
 
@@ -295,6 +306,10 @@ IMM_UPLOAD_PART_BYTES = env.integer("IMM_UPLOAD_PART_BYTES", 64 * 1024 * 1024, m
 # Unfinished multipart uploads older than this are aborted by a periodic task (their parts use storage).
 IMM_UPLOAD_MAX_AGE_HOURS = env.number("IMM_UPLOAD_MAX_AGE_HOURS", 24.0, minimum=0.01)
 CELERY_BEAT_SCHEDULE = {
+    "operations-requeue-stalled": {
+        "task": "operations.requeue_stalled",
+        "schedule": env.number("IMM_OPERATION_REQUEUE_INTERVAL_SECONDS", 60.0, minimum=1),
+    },
     "models-abort-stale-uploads": {
         "task": "models.abort_stale_uploads",
         "schedule": env.number("IMM_UPLOAD_REAP_INTERVAL_SECONDS", 3600.0, minimum=10),

@@ -120,16 +120,9 @@ def _test_database_url() -> str:
     return f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or 'localhost'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
-@pytest.fixture
-def operations_worker(devstack_env: dict[str, str], platform_settings: Any, tmp_path: Path) -> Any:
-    """A real Celery worker (subprocess) acting on the platform, sharing the test database.
-
-    Yields a function that starts one more worker (named), so a test can kill one and start
-    another. The test process sends to the same broker database.
-    """
-    broker = devstack_env["REDIS_URL"].rsplit("/", 1)[0] + f"/{TEST_REDIS_DB}"
-    previous = use_broker(broker)
-    env = {
+def worker_env(devstack_env: dict[str, str], broker: str, **overrides: str) -> dict[str, str]:
+    """The environment of a test's Celery worker: the platform, the test database, quick clocks."""
+    return {
         **os.environ,
         **devstack_env,
         "DJANGO_SETTINGS_MODULE": "inferencemgmt.settings",
@@ -139,14 +132,30 @@ def operations_worker(devstack_env: dict[str, str], platform_settings: Any, tmp_
         "IMM_CELERY_VISIBILITY_TIMEOUT_SECONDS": "4",
         "IMM_OPERATION_STALE_SECONDS": "2",
         "IMM_OPERATION_PROGRESS_INTERVAL_SECONDS": "0.2",
+        **overrides,
     }
-    pool = WorkerPool(env, tmp_path)
+
+
+def suite_broker_url(devstack_env: dict[str, str]) -> str:
+    """The Redis database the general suite's workers and senders use as their broker."""
+    return devstack_env["REDIS_URL"].rsplit("/", 1)[0] + f"/{TEST_REDIS_DB}"
+
+
+@pytest.fixture
+def operations_worker(devstack_env: dict[str, str], platform_settings: Any, tmp_path: Path) -> Any:
+    """A real Celery worker (subprocess) acting on the platform, sharing the test database.
+
+    Yields a function that starts one more worker (named), so a test can kill one and start
+    another. The test process sends to the same broker database.
+    """
+    broker = suite_broker_url(devstack_env)
+    previous = use_broker(broker)
+    pool = WorkerPool(worker_env(devstack_env, broker), tmp_path)
     pool.start("first")
     yield pool
     pool.stop_all()
     use_broker(previous)
-    for log in sorted(tmp_path.glob("*.log")):
-        print(f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}")
+    pool.print_logs()
 
 
 class WorkerPool:
@@ -156,11 +165,12 @@ class WorkerPool:
         self.env, self.logs = env, logs
         self.workers: list[subprocess.Popen[bytes]] = []
 
-    def start(self, name: str) -> subprocess.Popen[bytes]:
+    def start(self, name: str, *extra: str) -> subprocess.Popen[bytes]:
+        """Start a worker; ``extra`` arguments go to ``celery worker`` (e.g. ``-B`` for beat)."""
         log = (self.logs / f"{name}.log").open("wb")
         worker = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "inferencemgmt", "worker", "--pool=solo",
-             "-n", f"{name}-{os.getpid()}@%h", "--without-gossip", "--without-mingle", "-l", "INFO"],
+             "-n", f"{name}-{os.getpid()}@%h", "--without-gossip", "--without-mingle", "-l", "INFO", *extra],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         self.workers.append(worker)
@@ -178,3 +188,8 @@ class WorkerPool:
                     worker.wait(timeout=15)
                 except subprocess.TimeoutExpired:
                     self.kill(worker)
+
+    def print_logs(self) -> None:
+        """Shown by pytest when the test failed: the end of each worker's log."""
+        for log in sorted(self.logs.glob("*.log")):
+            print(f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}")

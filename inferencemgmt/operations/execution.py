@@ -171,6 +171,11 @@ def _finish(run: OperationRun, state: str, **fields: Any) -> None:
         logger.warning("Operation %s was taken over before it could be marked %s", run.operation.pk, state)
 
 
+def retry_countdown(attempts: int) -> float:
+    """Exponential backoff (2, 4, 8 ... s) capped, so an operation notices a returned part soon."""
+    return float(min(settings.IMM_OPERATION_RETRY_MAX_SECONDS, 2**attempts))
+
+
 def execute_operation(task: Task, operation_id: str, body: OperationBody) -> None:
     """What every operation task runs: claim, run the body, record the outcome (CAS throughout)."""
     run_id = uuid.uuid4().hex
@@ -187,11 +192,13 @@ def execute_operation(task: Task, operation_id: str, body: OperationBody) -> Non
     except ImmError as exc:
         if exc.retryable and operation.attempts < settings.IMM_OPERATION_MAX_ATTEMPTS:
             # Hand it back as PENDING so the retried message can claim it normally.
+            # heartbeat_at then says when it was handed back (the requeue task's clock).
             if Operation.objects.filter(pk=operation_id, state=State.RUNNING, owner=run_id).update(
-                state=State.PENDING, steps=run.steps, owner=""
+                state=State.PENDING, steps=run.steps, owner="", heartbeat_at=timezone.now()
             ):
-                logger.warning("Operation %s hit %s; retrying", operation_id, exc.code)
-                raise task.retry(countdown=min(60, 2**operation.attempts), max_retries=None) from None
+                countdown = retry_countdown(operation.attempts)
+                logger.warning("Operation %s hit %s; retrying in %.1fs", operation_id, exc.code, countdown)
+                raise task.retry(countdown=countdown, max_retries=None) from None
             return
         _finish(run, State.FAILED, error=error_record(exc), error_detail=str(exc))
     except Exception as exc:

@@ -5,14 +5,17 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from celery import Task
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
 from inferencemgmt.auth.identity import Identity
+from inferencemgmt.celery import app
 from inferencemgmt.errors import REDIS, ImmError, UpstreamUnavailable
 from inferencemgmt.operations.models import Operation
 
@@ -97,3 +100,39 @@ def operation_wait(operation_id: uuid.UUID | str, timeout: float) -> Operation:
             return operation
         time.sleep(min(pause, remaining))
         pause = min(pause * 2, 1.0)
+
+
+def operations_requeue_stalled(older_than: timedelta) -> list[str]:
+    """Send the task message again for operations whose message is gone; returns their ids.
+
+    The row is the truth and the message only a wake-up call: a broker restarted without
+    persistence forgets queued and unacknowledged messages, and an operation would then wait
+    PENDING (or RUNNING for a dead worker) for ever. An operation qualifies when it has been PENDING,
+    or RUNNING without a heartbeat, for longer than ``older_than`` (``heartbeat_at`` is also set
+    when a run hands it back for a retry). Each one is reset to PENDING by compare-and-set on the
+    values just read, so a run that moved meanwhile is left alone, and a duplicate message is
+    harmless: runs claim the row by compare-and-set too.
+    """
+    cutoff = timezone.now() - older_than
+    stalled = Operation.objects.filter(
+        Q(state=State.PENDING, heartbeat_at__lt=cutoff)
+        | Q(state=State.PENDING, heartbeat_at__isnull=True, created_at__lt=cutoff)
+        | Q(state=State.RUNNING, heartbeat_at__lt=cutoff)
+    ).values_list("pk", "kind", "state", "heartbeat_at", "celery_task_id")
+    requeued: list[str] = []
+    for pk, kind, state, heartbeat, task_id in stalled:
+        unchanged: dict[str, Any] = (
+            {"heartbeat_at": heartbeat} if heartbeat is not None else {"heartbeat_at__isnull": True}
+        )
+        if not Operation.objects.filter(pk=pk, state=state, **unchanged).update(
+            state=State.PENDING, owner="", heartbeat_at=timezone.now()
+        ):
+            continue
+        try:
+            app.send_task(kind, args=[str(pk)], task_id=task_id or None)
+        except OperationalError as exc:
+            logger.error("Could not requeue operation %s (%s); trying again later", pk, type(exc).__name__)
+            break
+        logger.warning("Operation %s (%s) was %s with no sign of life; its task was sent again", pk, kind, state)
+        requeued.append(str(pk))
+    return requeued

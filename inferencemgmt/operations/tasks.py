@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from typing import Any
 
 import redis
 from django.conf import settings
 
+from inferencemgmt.celery import app
 from inferencemgmt.operations.execution import OperationRun, operation_task
+from inferencemgmt.operations.services import operations_requeue_stalled
+
+
+@app.task(name="operations.requeue_stalled", ignore_result=True)  # type: ignore[untyped-decorator]
+def requeue_stalled() -> int:
+    """Periodic (Celery beat): wake the operations whose task message the broker lost."""
+    return len(operations_requeue_stalled(timedelta(seconds=settings.IMM_OPERATION_REQUEUE_AFTER_SECONDS)))
 
 
 @operation_task("operations.canary")

@@ -180,3 +180,47 @@ def test_readyz_names_what_is_down(api, settings):
     assert down == {"redis", "kubernetes", "object store", "identity provider"}
     assert body["description"] == "Unavailable: redis, kubernetes, object store, identity provider"
     assert response["Retry-After"] == "5"
+
+
+class _RefusingServer:
+    """A local HTTP socket that refuses every request (403) and answers /readyz with a set status."""
+
+    def __init__(self, readyz_status: int) -> None:
+        import http.server
+
+        readyz = readyz_status
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                status = readyz if self.path.startswith("/readyz") else 403
+                body = b'{"kind": "Status", "message": "refused"}'
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+
+@pytest.mark.parametrize(
+    ("readyz", "error_type", "code"),
+    [(500, UpstreamUnavailable, "kubernetes_unavailable"), (200, Forbidden, "kubernetes_forbidden")],
+)
+def test_a_403_from_an_api_server_that_is_not_ready_is_a_503(tmp_path, settings, monkeypatch, readyz, error_type, code):
+    """A restarted API server refuses everyone until its authorizer has loaded the roles."""
+    server = _RefusingServer(readyz)
+    try:
+        settings.IMM_KUBECONFIG = _kubeconfig(tmp_path, server.url)
+        settings.IMM_KUBE_RETRIES = 0
+        monkeypatch.setattr(kube, "_ready_until", 0.0)
+        with pytest.raises(error_type) as raised:
+            kube.api(Identity("alice@example.com", ("team-a",)), "CoreV1Api").list_namespaced_pod("t1")
+        assert raised.value.code == code
+    finally:
+        server.server.shutdown()

@@ -16,7 +16,7 @@ from inferencemgmt.errors import Conflict, ImmError, UpstreamUnavailable
 from inferencemgmt.operations.api.answers import answer_operation, prefers_async
 from inferencemgmt.operations.execution import OperationRolledBack, execute_operation
 from inferencemgmt.operations.models import Operation
-from inferencemgmt.operations.services import operation_create, operation_transition
+from inferencemgmt.operations.services import operation_create, operation_transition, operations_requeue_stalled
 from inferencemgmt.operations.tasks import canary
 
 pytestmark = [pytest.mark.unit, pytest.mark.django_db]
@@ -352,3 +352,44 @@ def test_synchronous_answer_gives_up_waiting_with_202(settings):
     assert response.status_code == 202
     assert response.data["data"]["task"]["state"] == "RUNNING"
     assert "Preference-Applied" not in response
+
+
+def test_retry_backoff_doubles_and_is_capped(settings):
+    from inferencemgmt.operations.execution import retry_countdown
+
+    settings.IMM_OPERATION_RETRY_MAX_SECONDS = 10
+    assert [retry_countdown(attempt) for attempt in (1, 2, 3, 4, 5)] == [2, 4, 8, 10, 10]
+
+
+def test_a_retried_operation_records_when_it_was_handed_back():
+    """The requeue task measures a PENDING operation's wait from its hand-back, not its creation."""
+    operation = _operation(created_at=timezone.now())
+    Operation.objects.filter(pk=operation.pk).update(created_at=timezone.now() - timedelta(hours=1))
+
+    def body(run):
+        raise UpstreamUnavailable("kubernetes", "connection refused")
+
+    with pytest.raises(RetryRequested):
+        execute_operation(FakeTask(), str(operation.pk), body)
+    operation.refresh_from_db()
+    assert operation.state == State.PENDING
+    assert operation.heartbeat_at is not None
+    assert timezone.now() - operation.heartbeat_at < timedelta(seconds=30)
+    assert operations_requeue_stalled(timedelta(minutes=5)) == []
+
+
+def test_requeue_leaves_live_waiting_and_finished_operations_alone():
+    """Only work with no sign of life for the whole period qualifies (the broker is not touched here)."""
+    now = timezone.now()
+    fresh_pending = _operation()
+    retried_recently = _operation(heartbeat_at=now - timedelta(seconds=10))
+    live_running = _operation(state=State.RUNNING, owner="run", heartbeat_at=now - timedelta(seconds=10))
+    old_finished = [_operation(state=state, heartbeat_at=now - timedelta(hours=1)) for state in Operation.FINAL_STATES]
+    Operation.objects.filter(pk__in=[o.pk for o in old_finished]).update(created_at=now - timedelta(hours=1))
+    assert operations_requeue_stalled(timedelta(minutes=5)) == []
+    for operation in (fresh_pending, retried_recently, live_running, *old_finished):
+        before = operation.state
+        operation.refresh_from_db()
+        assert operation.state == before
+    live_running.refresh_from_db()
+    assert live_running.owner == "run"

@@ -216,6 +216,6 @@ def test_every_variable_compose_sets_for_the_product_is_read_by_it() -> None:
 
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     names: set[str] = set()
-    for service in ("api", "worker", "controller", "migrate"):
+    for service in ("api", "worker", "beat", "controller", "migrate"):
         names |= set(compose["services"][service]["environment"])
     assert names - NOT_SETTINGS - _settings_variables() == set()

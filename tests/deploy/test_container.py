@@ -21,7 +21,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent.parent
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-PRODUCT_SERVICES = ("api", "worker", "controller", "migrate")
+PRODUCT_SERVICES = ("api", "worker", "beat", "controller", "migrate")
 
 
 def _instructions() -> list[tuple[str, str]]:
@@ -122,6 +122,7 @@ def test_compose_has_every_part_of_the_laptop_stack() -> None:
     assert set(COMPOSE["services"]) >= {
         "api",
         "worker",
+        "beat",
         "controller",
         "migrate",
         "bootstrap",

@@ -318,3 +318,21 @@ def test_worker_killed_during_provisioning_never_leaves_half_a_tenant(
     followed = as_user("admin", "get", task["url"]).json()["data"]
     assert followed["state"] == "SUCCEEDED"
     assert as_user("admin", "delete", f"/tenants/{tenant_name}").status_code == 200
+
+
+@pytest.mark.parametrize("left", ["namespace", "bucket"])
+def test_delete_removes_half_a_tenant(as_user, operations_worker, admin_k8s, s3, tenant_name, left):
+    """What a creation that failed without its rollback (the part stayed down) leaves is deletable."""
+    core = client.CoreV1Api(admin_k8s)
+    if left == "namespace":
+        core.create_namespace({"metadata": {"name": tenant_name, "labels": {"created_by": "platform_admin"}}})
+    else:
+        s3.create_bucket(Bucket=tenant_name)
+        s3.put_object(Bucket=tenant_name, Key="resnet/1/model.bin", Body=b"weights")
+    deleted = as_user("admin", "delete", f"/tenants/{tenant_name}")
+    assert deleted.status_code == 200, deleted.content
+    with pytest.raises(s3.exceptions.ClientError):
+        s3.head_bucket(Bucket=tenant_name)
+    with pytest.raises(ApiException) as gone:  # deletion waits until the namespace is gone
+        core.read_namespace(tenant_name)
+    assert gone.value.status == 404
