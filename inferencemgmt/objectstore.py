@@ -201,7 +201,17 @@ PART_SIZE_MIN = 5 * 1024 * 1024
 PART_SIZE_MAX = 5 * 1024 * 1024 * 1024
 OBJECT_SIZE_MAX = 5 * 1024 * 1024 * 1024 * 1024
 # Error codes of the store that are the client's fault (the existing table treats them as upstream).
-_CLIENT_FAULTS = {"BadDigest", "InvalidDigest", "IncompleteBody", "EntityTooSmall", "InvalidPart", "InvalidPartOrder"}
+# InvalidRequest: the upload id is the caller's (legacy upload routes) and some stores refuse a
+# malformed one (SeaweedFS: "apps/v1") with it rather than with NoSuchUpload.
+_CLIENT_FAULTS = {
+    "BadDigest",
+    "InvalidDigest",
+    "IncompleteBody",
+    "EntityTooSmall",
+    "InvalidPart",
+    "InvalidPartOrder",
+    "InvalidRequest",
+}
 
 
 def _translate_upload(exc: ClientError) -> ImmError:
@@ -214,7 +224,7 @@ def _translate_upload(exc: ClientError) -> ImmError:
 
 @contextmanager
 def _upload_errors() -> Iterator[None]:
-    """Like ``s3_errors``, but the store's complaints about the parts given are the caller's 400."""
+    """Like ``s3_errors``, but the store's complaints about the parts or upload id given are the caller's 400."""
     with s3_errors():
         try:
             yield
@@ -284,7 +294,7 @@ def multipart_start(bucket: str, key: str) -> str:
 def multipart_parts(bucket: str, key: str, upload_id: str) -> list[dict[str, Any]]:
     """The parts the store holds for an upload, ``{"partNumber", "size", "etag"}`` (ETag quoted), all pages."""
     parts: list[dict[str, Any]] = []
-    with s3_errors():
+    with _upload_errors():
         pages = client().get_paginator("list_parts").paginate(Bucket=bucket, Key=key, UploadId=upload_id)
         for page in pages:
             parts.extend(
@@ -303,7 +313,7 @@ def multipart_complete(bucket: str, key: str, upload_id: str, parts: list[tuple[
 
 
 def multipart_abort(bucket: str, key: str, upload_id: str) -> None:
-    with s3_errors():
+    with _upload_errors():
         client().abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
 
 

@@ -350,3 +350,21 @@ def test_a_part_for_an_unknown_upload_is_404(call, tenant, size):
     answer = call("alice", "put", upload_query(tenant, "no-such-upload", 1), raw=b"q" * size)
     assert answer.status_code == 404, answer.content
     assert answer.json()["code"] == "object_store_not_found"
+
+
+@pytest.mark.parametrize("upload_id", ["apps/v1", "../x", "a b"])
+def test_a_malformed_upload_id_is_the_callers_error_on_every_upload_step(call, tenant, upload_id):
+    """The fuzzing found `"uploadId": "apps/v1"` answered 502: the store's "invalid request" is ours to refuse."""
+    file = {"modelName": "resnet", "modelVersion": 1, "fileName": "big.bin"}
+    answers = {
+        "part": call("alice", "put", upload_query(tenant, upload_id, 1), raw=b"q" * 10),
+        "done": call(
+            "alice",
+            "post",
+            f"/tenants/{tenant}/upload/done",
+            {**file, "uploadId": upload_id, "parts": [{"ETag": '"' + "0" * 32 + '"', "PartNumber": 1}]},
+        ),
+        "abort": call("alice", "post", f"/tenants/{tenant}/upload/abort", {**file, "uploadId": upload_id}),
+    }
+    for step, answer in answers.items():
+        assert answer.status_code in (400, 404), f"{step}: {answer.status_code} {answer.content[:200]!r}"
