@@ -18,14 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-import boto3
 import pytest
-from botocore.config import Config
 from django.test import override_settings
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from tests.conftest import WorkerPool, _test_database_url, use_broker
+from tests.platform_admin import admin_s3_client
 from tests.servings.conftest import ControllerProcess
 from tests.tenants.test_tenants_api import CERT
 
@@ -147,14 +146,7 @@ def platform(
             env=devstack_env,
             token=user_token,
             k8s=config.new_client_from_config(devstack_env["KUBECONFIG"]),
-            s3=boto3.client(
-                "s3",
-                endpoint_url=devstack_env["S3_ENDPOINT_URL"],
-                aws_access_key_id=devstack_env["S3_ACCESS_KEY_ID"],
-                aws_secret_access_key=devstack_env["S3_SECRET_ACCESS_KEY"],
-                region_name=devstack_env["S3_REGION"],
-                config=Config(s3={"addressing_style": "path"}),
-            ),
+            s3=admin_s3_client(devstack_env),
         )
         try:
             yield found

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import boto3
-from botocore.config import Config
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
+
+from tests.platform_admin import admin_s3_client
 
 
 def remove_tenant(env: dict[str, str], name: str) -> None:
@@ -15,14 +15,7 @@ def remove_tenant(env: dict[str, str], name: str) -> None:
     except ApiException as exc:
         if exc.status != 404:
             raise
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=env["S3_ENDPOINT_URL"],
-        aws_access_key_id=env["S3_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["S3_SECRET_ACCESS_KEY"],
-        region_name=env["S3_REGION"],
-        config=Config(s3={"addressing_style": "path"}),
-    )
+    s3 = admin_s3_client(env)
     try:
         for upload in s3.list_multipart_uploads(Bucket=name).get("Uploads", []):
             s3.abort_multipart_upload(Bucket=name, Key=upload["Key"], UploadId=upload["UploadId"])

@@ -20,11 +20,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import redis
 import requests
-from botocore.config import Config
 from django.utils import timezone
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
@@ -36,6 +34,7 @@ from tests.conftest import WorkerPool, suite_broker_url, use_broker, worker_env
 from tests.hardening import outages
 from tests.hardening.leftovers import remove_tenant
 from tests.hardening.outages import outage, wait_for
+from tests.platform_admin import admin_s3_client
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 State = Operation.State
@@ -68,17 +67,6 @@ def workers(devstack_env: dict[str, str], platform_settings: Any, tmp_path: Path
 def start_worker(pool: WorkerPool, tmp_path: Path, name: str = "worker") -> None:
     """One worker with beat (the requeue schedule), its schedule file in the test's directory."""
     pool.start(name, "-B", "-s", str(tmp_path / f"{name}-beat"))
-
-
-def s3_client(env: dict[str, str]) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=env["S3_ENDPOINT_URL"],
-        aws_access_key_id=env["S3_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["S3_SECRET_ACCESS_KEY"],
-        region_name=env["S3_REGION"],
-        config=Config(s3={"addressing_style": "path"}),
-    )
 
 
 def tenant_body(name: str) -> dict[str, Any]:
@@ -129,7 +117,7 @@ def assert_complete_tenant(env: dict[str, str], name: str) -> None:
     assert rbac.read_namespaced_role(name, name)
     assert rbac.read_namespaced_role_binding(name, name)
     assert client.NetworkingV1Api(api).list_namespaced_network_policy(name).items
-    s3_client(env).head_bucket(Bucket=name)
+    admin_s3_client(env).head_bucket(Bucket=name)
 
 
 def assert_no_tenant(env: dict[str, str], name: str) -> None:
@@ -137,7 +125,7 @@ def assert_no_tenant(env: dict[str, str], name: str) -> None:
     with pytest.raises(ApiException) as missing:
         core.read_namespace(name)
     assert missing.value.status == 404
-    s3 = s3_client(env)
+    s3 = admin_s3_client(env)
     with pytest.raises(s3.exceptions.ClientError):
         s3.head_bucket(Bucket=name)
 
@@ -187,7 +175,7 @@ def test_object_store_outage_parks_provisioning_and_uploads_and_loses_nothing(
         assert [part["partNumber"] for part in resumed["uploaded"]] == [1]
         assert resumed["uploaded"][0]["etag"].strip('"') == hashlib.md5(first).hexdigest()  # noqa: S324
         assert call("alice", "DELETE", f"/tenants/{ready}/uploads/{upload_id}").status_code == 200
-        assert s3_client(devstack_env).list_multipart_uploads(Bucket=ready).get("Uploads", []) == []
+        assert admin_s3_client(devstack_env).list_multipart_uploads(Bucket=ready).get("Uploads", []) == []
         assert DirectUpload.objects.get(pk=upload_id).state == DirectUpload.State.ABORTED
     finally:
         for name in (ready, parked):

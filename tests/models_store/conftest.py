@@ -12,13 +12,12 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from tenants import manifests
+from tests.platform_admin import admin_s3_client
 
 MIB = 1024 * 1024
 
@@ -30,14 +29,7 @@ def admin_k8s(devstack_env: dict[str, str]) -> client.ApiClient:
 
 @pytest.fixture(scope="module")
 def s3(devstack_env: dict[str, str]) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=devstack_env["S3_ENDPOINT_URL"],
-        aws_access_key_id=devstack_env["S3_ACCESS_KEY_ID"],
-        aws_secret_access_key=devstack_env["S3_SECRET_ACCESS_KEY"],
-        region_name=devstack_env["S3_REGION"],
-        config=Config(s3={"addressing_style": "path"}),
-    )
+    return admin_s3_client(devstack_env)
 
 
 def bucket_clear(s3: Any, bucket: str) -> None:
