@@ -41,12 +41,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import boto3  # noqa: E402
 import requests  # noqa: E402
-from botocore.config import Config  # noqa: E402
 from kubernetes import client, config  # noqa: E402
 
 from tenants import manifests  # noqa: E402
+from tests.platform_admin import admin_s3_client  # noqa: E402
 
 MIB = 1024 * 1024
 BENCH_REDIS_DB = 14
@@ -260,14 +259,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="best of N for each way of uploading")
     args = parser.parse_args()
 
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=os.environ["S3_ENDPOINT_URL"],
-        aws_access_key_id=os.environ["S3_ACCESS_KEY_ID"],
-        aws_secret_access_key=os.environ["S3_SECRET_ACCESS_KEY"],
-        region_name=os.environ.get("S3_REGION", "us-east-1"),
-        config=Config(s3={"addressing_style": "path"}),
-    )
+    s3 = admin_s3_client(os.environ)
     admin = config.new_client_from_config(os.environ["KUBECONFIG"])
     workdir = Path(tempfile.mkdtemp(prefix="imm-bench-models-"))
     platform = Platform(workdir)
