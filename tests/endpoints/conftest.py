@@ -24,11 +24,11 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from tests.conftest import WorkerPool, _test_database_url, use_broker
+from tests.inference_endpoints import GROUP, PLURAL, VERSION
 from tests.platform_admin import admin_s3_client
 from tests.servings.conftest import ControllerProcess
 from tests.tenants.test_tenants_api import CERT
 
-GROUP, VERSION, PLURAL = "ai.intel.com", "v1", "inference-endpoints"
 ENDPOINTS_REDIS_DB = 13
 
 

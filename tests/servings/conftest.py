@@ -25,7 +25,6 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 ROOT = Path(__file__).resolve().parents[2]
-GROUP, VERSION, PLURAL = "ai.intel.com", "v1", "inference-endpoints"
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 90.0, interval: float = 0.5, what: str = "") -> Any:
@@ -156,19 +155,3 @@ def tenant(admin: client.ApiClient) -> Iterator[str]:
     )
     yield name
     core.delete_namespace(name)
-
-
-def endpoint_body(name: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "InferenceEndpoint",
-        "metadata": {"name": name},
-        "spec": {
-            "endpointName": name,
-            "modelName": "resnet",
-            "subjectName": "client",
-            "servingName": "tf-serving",
-            "replicas": 1,
-            **spec,
-        },
-    }
