@@ -25,7 +25,7 @@ from kubernetes.client.exceptions import ApiException
 
 from tests.conftest import WorkerPool, _test_database_url, use_broker
 from tests.inference_endpoints import GROUP, PLURAL, VERSION
-from tests.platform_admin import admin_s3_client
+from tests.platform_admin import admin_s3_client, remove_tenant
 from tests.servings.conftest import ControllerProcess
 from tests.tenants.test_tenants_api import CERT
 
@@ -102,22 +102,10 @@ class Platform:
         return sorted(item["metadata"]["name"] for item in items)
 
     def cleanup(self) -> None:
-        core = client.CoreV1Api(self.k8s)
         for name in self.tenants:
             deleted = self.call("admin", "delete", f"/tenants/{name}")
-            if deleted.status_code in (200, 404):
-                continue
-            try:
-                core.delete_namespace(name)
-            except ApiException as exc:
-                if exc.status != 404:
-                    raise
-            try:
-                for item in self.s3.list_objects_v2(Bucket=name).get("Contents", []):
-                    self.s3.delete_object(Bucket=name, Key=item["Key"])
-                self.s3.delete_bucket(Bucket=name)
-            except self.s3.exceptions.NoSuchBucket:
-                pass
+            if deleted.status_code not in (200, 404):
+                remove_tenant(self.env, name)
 
 
 @pytest.fixture(scope="module")

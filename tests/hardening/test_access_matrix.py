@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from tests.hardening.leftovers import remove_tenant
 from tests.hardening.secrets_scan import find_secrets
+from tests.platform_admin import remove_tenant
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

@@ -32,9 +32,8 @@ from inferencemgmt.operations.models import Operation
 from models_store.models import DirectUpload
 from tests.conftest import WorkerPool, suite_broker_url, use_broker, worker_env
 from tests.hardening import outages
-from tests.hardening.leftovers import remove_tenant
 from tests.hardening.outages import outage, wait_for
-from tests.platform_admin import admin_s3_client
+from tests.platform_admin import admin_s3_client, remove_tenant
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 State = Operation.State
@@ -73,6 +72,13 @@ def tenant_body(name: str) -> dict[str, Any]:
     from tests.tenants.test_tenants_api import CERT
 
     return {"name": name, "cert": CERT, "scope": "team-a", "quota": {}}
+
+
+def delete_tenants(call: Any, env: dict[str, str], *names: str) -> None:
+    """A test's cleanup: through the API, then directly whatever an outage made it leave behind."""
+    for name in names:
+        call("admin", "DELETE", f"/tenants/{name}", HTTP_PREFER="")
+        remove_tenant(env, name)
 
 
 def started_operation(response: Any) -> str:
@@ -178,9 +184,7 @@ def test_object_store_outage_parks_provisioning_and_uploads_and_loses_nothing(
         assert admin_s3_client(devstack_env).list_multipart_uploads(Bucket=ready).get("Uploads", []) == []
         assert DirectUpload.objects.get(pk=upload_id).state == DirectUpload.State.ABORTED
     finally:
-        for name in (ready, parked):
-            call("admin", "DELETE", f"/tenants/{name}", HTTP_PREFER="")
-            remove_tenant(devstack_env, name)
+        delete_tenants(call, devstack_env, ready, parked)
 
 
 def test_kubernetes_outage_parks_tenant_deletion_and_refuses_requests(
@@ -215,9 +219,7 @@ def test_kubernetes_outage_parks_tenant_deletion_and_refuses_requests(
         assert_no_tenant(devstack_env, refused)  # refused during the outage: never half-created after it
         assert not Operation.objects.filter(target=refused).exists()
     finally:
-        for name in (doomed, refused):
-            call("admin", "DELETE", f"/tenants/{name}", HTTP_PREFER="")
-            remove_tenant(devstack_env, name)
+        delete_tenants(call, devstack_env, doomed, refused)
 
 
 def test_redis_outage_refuses_new_work_and_requeues_the_work_it_lost(
@@ -249,9 +251,7 @@ def test_redis_outage_refuses_new_work_and_requeues_the_work_it_lost(
         assert refused_operation.state == State.FAILED
         assert (refused_operation.error or {}).get("code") == "redis_unavailable"
     finally:
-        for name in (queued, refused):
-            call("admin", "DELETE", f"/tenants/{name}", HTTP_PREFER="")
-            remove_tenant(devstack_env, name)
+        delete_tenants(call, devstack_env, queued, refused)
 
 
 def test_identity_provider_outage_keeps_known_keys_and_refuses_what_needs_the_provider(

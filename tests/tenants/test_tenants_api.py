@@ -16,7 +16,7 @@ from kubernetes.client.exceptions import ApiException
 
 from inferencemgmt.operations.models import Operation
 from tests.certificates import ca_certificate_pem
-from tests.platform_admin import admin_s3_client
+from tests.platform_admin import admin_s3_client, remove_tenant
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -49,23 +49,12 @@ def as_user(api: Any, user_token: Any, platform_settings: Any) -> Any:
 
 
 @pytest.fixture
-def tenant_name(admin_k8s: client.ApiClient, s3: Any) -> Iterator[str]:
+def tenant_name(devstack_env: dict[str, str]) -> Iterator[str]:
     """A fresh tenant name; whatever a test leaves behind is removed afterwards."""
     name = f"t{uuid.uuid4().hex[:10]}"
     yield name
-    core = client.CoreV1Api(admin_k8s)
     for leftover in (name, f"fault-{name}"):
-        try:
-            core.delete_namespace(leftover)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-        try:
-            for item in s3.list_objects_v2(Bucket=leftover).get("Contents", []):
-                s3.delete_object(Bucket=leftover, Key=item["Key"])
-            s3.delete_bucket(Bucket=leftover)
-        except s3.exceptions.NoSuchBucket:
-            pass
+        remove_tenant(devstack_env, leftover)
 
 
 def body(name: str, scope: Any = "team-a", **quota: Any) -> dict[str, Any]:
