@@ -44,8 +44,7 @@ sys.path.insert(0, str(ROOT))
 import requests  # noqa: E402
 from kubernetes import client, config  # noqa: E402
 
-from tenants import manifests  # noqa: E402
-from tests.platform_admin import admin_s3_client  # noqa: E402
+from tests.platform_admin import admin_s3_client, team_a_tenant_create  # noqa: E402
 
 MIB = 1024 * 1024
 BENCH_REDIS_DB = 14
@@ -183,11 +182,7 @@ class Platform:
 
 def make_tenant(admin: client.ApiClient, s3: Any) -> str:
     name = f"bench-m{uuid.uuid4().hex[:8]}"
-    core, rbac = client.CoreV1Api(admin), client.RbacAuthorizationV1Api(admin)
-    core.create_namespace(manifests.namespace(name, ["team-a"], {}, "benchmark", "platform_admin"))
-    rbac.create_namespaced_role(name, manifests.role(name))
-    rbac.create_namespaced_role_binding(name, manifests.role_binding(name, ["team-a"]))
-    s3.create_bucket(Bucket=name)
+    team_a_tenant_create(admin, s3, name, "benchmark")
     return name
 
 

@@ -11,6 +11,8 @@ from botocore.config import Config
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from tenants import manifests
+
 
 def admin_s3_client(env: Mapping[str, str], **botocore_options: Any) -> Any:
     """An S3 client with the object store's admin credentials (path-style, as the devstack needs);
@@ -23,6 +25,16 @@ def admin_s3_client(env: Mapping[str, str], **botocore_options: Any) -> Any:
         region_name=env.get("S3_REGION", "us-east-1"),
         config=Config(s3={"addressing_style": "path"}, **botocore_options),
     )
+
+
+def team_a_tenant_create(admin_k8s: client.ApiClient, s3: Any, name: str, created_by: str) -> None:
+    """A tenant of scope team-a made directly from the tenants app's own manifests: namespace, Role,
+    RoleBinding and bucket (no quota), for suites about models that need no provisioning task."""
+    core, rbac = client.CoreV1Api(admin_k8s), client.RbacAuthorizationV1Api(admin_k8s)
+    core.create_namespace(manifests.namespace(name, ["team-a"], {}, created_by, "platform_admin"))
+    rbac.create_namespaced_role(name, manifests.role(name))
+    rbac.create_namespaced_role_binding(name, manifests.role_binding(name, ["team-a"]))
+    s3.create_bucket(Bucket=name)
 
 
 def remove_tenant(env: Mapping[str, str], name: str) -> None:

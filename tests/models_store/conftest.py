@@ -16,8 +16,7 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from tenants import manifests
-from tests.platform_admin import admin_s3_client
+from tests.platform_admin import admin_s3_client, team_a_tenant_create
 
 MIB = 1024 * 1024
 
@@ -44,16 +43,12 @@ def bucket_clear(s3: Any, bucket: str) -> None:
 @pytest.fixture(scope="module")
 def tenant(admin_k8s: client.ApiClient, s3: Any) -> Iterator[str]:
     name = f"m{uuid.uuid4().hex[:10]}"
-    core, rbac = client.CoreV1Api(admin_k8s), client.RbacAuthorizationV1Api(admin_k8s)
-    core.create_namespace(manifests.namespace(name, ["team-a"], {}, "test", "platform_admin"))
-    rbac.create_namespaced_role(name, manifests.role(name))
-    rbac.create_namespaced_role_binding(name, manifests.role_binding(name, ["team-a"]))
-    s3.create_bucket(Bucket=name)
+    team_a_tenant_create(admin_k8s, s3, name, "test")
     yield name
     bucket_clear(s3, name)
     s3.delete_bucket(Bucket=name)
     try:
-        core.delete_namespace(name)
+        client.CoreV1Api(admin_k8s).delete_namespace(name)
     except ApiException as exc:
         if exc.status != 404:
             raise
