@@ -43,7 +43,7 @@ from models_upload import controller_argv  # noqa: E402
 
 from servings.catalogue import shipped_templates  # noqa: E402
 from servings.controller.rendering import Platform, ServingTemplate, render_endpoint  # noqa: E402
-from tests.inference_endpoints import GROUP, PLURAL, VERSION, endpoint_body  # noqa: E402
+from tests.inference_endpoints import GROUP, PLURAL, VERSION, endpoint_body, serving_namespace_create  # noqa: E402
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -99,20 +99,7 @@ def main() -> None:
     admin = config.new_client_from_config(kubeconfig)
     core, apps, custom = client.CoreV1Api(admin), client.AppsV1Api(admin), client.CustomObjectsApi(admin)
     ns = f"bench-{uuid.uuid4().hex[:6]}"
-    core.create_namespace({"metadata": {"name": ns}})
-    core.create_namespaced_secret(
-        ns,
-        {
-            "metadata": {"name": "minio-access-info"},
-            "stringData": {
-                "minio.access_key_id": "k",
-                "minio.access_secret_key": "s",
-                "minio.endpoint": "s3:8333",
-                "minio.endpoint_url": "http://s3:8333",
-                "minio.minio_region": "us-east-1",
-            },
-        },
-    )
+    serving_namespace_create(core, ns)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.setdefault("DJANGO_SECRET_KEY", "benchmark-only")
     env.setdefault("DATABASE_URL", "sqlite://:memory:")

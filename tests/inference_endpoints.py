@@ -22,3 +22,22 @@ def endpoint_body(name: str, **spec: Any) -> dict[str, Any]:
             **spec,
         },
     }
+
+
+def serving_namespace_create(core: Any, name: str) -> None:
+    """A namespace the serving pods can start in: with the object-store access secret they read (as
+    provisioning creates it; the values are placeholders, kwok runs no real container)."""
+    core.create_namespace({"metadata": {"name": name, "labels": {"created_by": "platform_admin"}}})
+    core.create_namespaced_secret(
+        name,
+        {
+            "metadata": {"name": "minio-access-info"},
+            "stringData": {
+                "minio.access_key_id": "k",
+                "minio.access_secret_key": "s",
+                "minio.endpoint": "s3:8333",
+                "minio.endpoint_url": "http://s3:8333",
+                "minio.minio_region": "us-east-1",
+            },
+        },
+    )
