@@ -49,12 +49,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import boto3
 import psycopg
 import requests
-from botocore.config import Config
 from kubernetes import config
 from models_upload import ROOT, Platform, drop_tenant, make_tenant, rss_bytes, token
+
+from tests.platform_admin import admin_s3_client
 
 MAX_CLIENTS = 64
 MAX_SECONDS = {"load": 120, "soak": 3600}
@@ -347,14 +347,7 @@ def main() -> None:
     if args.soak and seconds < 3 * WINDOW_SECONDS:
         raise SystemExit(f"--soak needs --seconds >= {3 * WINDOW_SECONDS:.0f}: a warm-up minute and two to compare")
 
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=os.environ["S3_ENDPOINT_URL"],
-        aws_access_key_id=os.environ["S3_ACCESS_KEY_ID"],
-        aws_secret_access_key=os.environ["S3_SECRET_ACCESS_KEY"],
-        region_name=os.environ.get("S3_REGION", "us-east-1"),
-        config=Config(s3={"addressing_style": "path"}),
-    )
+    s3 = admin_s3_client(os.environ)
     admin = config.new_client_from_config(os.environ["KUBECONFIG"])
     gunicorn = production_gunicorn()
     workdir = Path(tempfile.mkdtemp(prefix="imm-bench-load-"))

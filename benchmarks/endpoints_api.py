@@ -59,8 +59,7 @@ from inferencemgmt.auth.identity import Identity  # noqa: E402
 from servings.catalogue import shipped_templates  # noqa: E402
 from servings.controller.rendering import Platform, ServingTemplate, render_endpoint  # noqa: E402
 from tenants import manifests  # noqa: E402
-
-GROUP, VERSION, PLURAL = "ai.intel.com", "v1", "inference-endpoints"
+from tests.inference_endpoints import GROUP, PLURAL, VERSION, endpoint_body  # noqa: E402
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -102,21 +101,6 @@ def make_tenant(admin: client.ApiClient, name: str, max_endpoints: int) -> None:
         time.sleep(0.2)
 
 
-def cr_body(name: str, replicas: int) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "InferenceEndpoint",
-        "metadata": {"name": name},
-        "spec": {
-            "endpointName": name,
-            "modelName": "resnet",
-            "subjectName": "client",
-            "servingName": "tf-serving",
-            "replicas": replicas,
-        },
-    }
-
-
 def fill(admin: client.ApiClient, tenant: str, count: int, domain: str) -> None:
     """``count`` endpoints at 0 replicas, each with the Deployment the controller would render."""
     template = ServingTemplate("tf-serving", shipped_templates()["tf-serving"])
@@ -124,7 +108,9 @@ def fill(admin: client.ApiClient, tenant: str, count: int, domain: str) -> None:
 
     def one(index: int) -> None:
         custom, apps = client.CustomObjectsApi(admin), client.AppsV1Api(admin)
-        cr = custom.create_namespaced_custom_object(GROUP, VERSION, tenant, PLURAL, cr_body(f"ep{index:04d}", 0))
+        cr = custom.create_namespaced_custom_object(
+            GROUP, VERSION, tenant, PLURAL, endpoint_body(f"ep{index:04d}", replicas=0)
+        )
         cr["metadata"]["namespace"] = tenant
         deployment = next(obj for obj in render_endpoint(cr, template, platform) if obj["kind"] == "Deployment")
         try:

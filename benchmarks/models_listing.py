@@ -24,24 +24,17 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import boto3
-from botocore.config import Config
 from kubernetes import config
 from models_upload import Platform, drop_tenant, make_tenant, token
+
+from tests.platform_admin import admin_s3_client
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--objects", type=int, default=100_000)
     args = parser.parse_args()
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=os.environ["S3_ENDPOINT_URL"],
-        aws_access_key_id=os.environ["S3_ACCESS_KEY_ID"],
-        aws_secret_access_key=os.environ["S3_SECRET_ACCESS_KEY"],
-        region_name=os.environ.get("S3_REGION", "us-east-1"),
-        config=Config(s3={"addressing_style": "path"}, max_pool_connections=32),
-    )
+    s3 = admin_s3_client(os.environ, max_pool_connections=32)
     admin = config.new_client_from_config(os.environ["KUBECONFIG"])
     platform = Platform(Path(tempfile.mkdtemp(prefix="imm-bench-listing-")))
     tenant = make_tenant(admin, s3)

@@ -41,12 +41,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import boto3  # noqa: E402
 import requests  # noqa: E402
-from botocore.config import Config  # noqa: E402
 from kubernetes import client, config  # noqa: E402
 
-from tenants import manifests  # noqa: E402
+from tests.platform_admin import admin_s3_client, team_a_tenant_create  # noqa: E402
 
 MIB = 1024 * 1024
 BENCH_REDIS_DB = 14
@@ -184,11 +182,7 @@ class Platform:
 
 def make_tenant(admin: client.ApiClient, s3: Any) -> str:
     name = f"bench-m{uuid.uuid4().hex[:8]}"
-    core, rbac = client.CoreV1Api(admin), client.RbacAuthorizationV1Api(admin)
-    core.create_namespace(manifests.namespace(name, ["team-a"], {}, "benchmark", "platform_admin"))
-    rbac.create_namespaced_role(name, manifests.role(name))
-    rbac.create_namespaced_role_binding(name, manifests.role_binding(name, ["team-a"]))
-    s3.create_bucket(Bucket=name)
+    team_a_tenant_create(admin, s3, name, "benchmark")
     return name
 
 
@@ -260,14 +254,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="best of N for each way of uploading")
     args = parser.parse_args()
 
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=os.environ["S3_ENDPOINT_URL"],
-        aws_access_key_id=os.environ["S3_ACCESS_KEY_ID"],
-        aws_secret_access_key=os.environ["S3_SECRET_ACCESS_KEY"],
-        region_name=os.environ.get("S3_REGION", "us-east-1"),
-        config=Config(s3={"addressing_style": "path"}),
-    )
+    s3 = admin_s3_client(os.environ)
     admin = config.new_client_from_config(os.environ["KUBECONFIG"])
     workdir = Path(tempfile.mkdtemp(prefix="imm-bench-models-"))
     platform = Platform(workdir)

@@ -39,31 +39,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from kubernetes import client, config  # noqa: E402
+from models_upload import controller_argv  # noqa: E402
 
 from servings.catalogue import shipped_templates  # noqa: E402
 from servings.controller.rendering import Platform, ServingTemplate, render_endpoint  # noqa: E402
-
-GROUP, VERSION, PLURAL = "ai.intel.com", "v1", "inference-endpoints"
+from tests.inference_endpoints import GROUP, PLURAL, VERSION, endpoint_body, serving_namespace_create  # noqa: E402
 
 
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
-
-
-def endpoint(name: str, replicas: int) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "InferenceEndpoint",
-        "metadata": {"name": name},
-        "spec": {
-            "endpointName": name,
-            "modelName": "resnet",
-            "subjectName": "client",
-            "servingName": "tf-serving",
-            "replicas": replicas,
-        },
-    }
 
 
 def wait_all(names: set[str], started: dict[str, float], ready: dict[str, float], probe: Any, timeout: float) -> None:
@@ -114,36 +99,13 @@ def main() -> None:
     admin = config.new_client_from_config(kubeconfig)
     core, apps, custom = client.CoreV1Api(admin), client.AppsV1Api(admin), client.CustomObjectsApi(admin)
     ns = f"bench-{uuid.uuid4().hex[:6]}"
-    core.create_namespace({"metadata": {"name": ns}})
-    core.create_namespaced_secret(
-        ns,
-        {
-            "metadata": {"name": "minio-access-info"},
-            "stringData": {
-                "minio.access_key_id": "k",
-                "minio.access_secret_key": "s",
-                "minio.endpoint": "s3:8333",
-                "minio.endpoint_url": "http://s3:8333",
-                "minio.minio_region": "us-east-1",
-            },
-        },
-    )
+    serving_namespace_create(core, ns)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.setdefault("DJANGO_SECRET_KEY", "benchmark-only")
     env.setdefault("DATABASE_URL", "sqlite://:memory:")
     log = open(Path(tempfile.gettempdir()) / f"imm-controller-{ns}.log", "wb")  # noqa: SIM115
     controller = subprocess.Popen(  # noqa: S603 (our own interpreter and arguments)
-        [
-            sys.executable,
-            "manage.py",
-            "run_controller",
-            "--kubeconfig",
-            os.environ.get("IMM_CONTROLLER_KUBECONFIG") or str(Path(kubeconfig).parent / "controller.kubeconfig"),
-            "--lease-name",
-            f"imm-bench-{ns}",
-            "--resync-seconds",
-            str(args.resync_seconds),
-        ],
+        [*controller_argv(os.environ), "--resync-seconds", str(args.resync_seconds)],
         cwd=ROOT,
         env=env,
         stdout=log,
@@ -157,7 +119,7 @@ def main() -> None:
         ready: dict[str, float] = {}
         for i in range(n):
             name = f"base{i:04d}"
-            cr = copy.deepcopy(endpoint(name, 1))
+            cr = copy.deepcopy(endpoint_body(name, replicas=1))
             cr["metadata"].update(namespace=ns, uid="0")
             deployment = next(
                 o for o in render_endpoint(cr, template, Platform("imm.local")) if o["kind"] == "Deployment"
@@ -183,7 +145,7 @@ def main() -> None:
         for i in range(n):
             name = f"ep{i:04d}"
             started[name] = time.monotonic()
-            custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, endpoint(name, 1))
+            custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, endpoint_body(name, replicas=1))
 
         def endpoints_ready() -> list[str]:
             items = custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)["items"]
@@ -212,7 +174,7 @@ def main() -> None:
             for i in range(args.at_rest):
                 name = f"rest{i:05d}"
                 started[name] = time.monotonic()
-                custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, endpoint(name, 0))
+                custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, endpoint_body(name, replicas=0))
             wait_all(set(started), started, ready, endpoints_ready, 1800)
             time.sleep(args.resync_seconds)  # let the creation backlog drain first
             cpu1, rss1 = at_rest(controller.pid, args.resync_seconds)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import datetime
 import json
 import os
 import statistics
@@ -45,13 +44,7 @@ os.environ.setdefault("DJANGO_DEBUG", "true")
 os.environ["DATABASE_URL"] = f"sqlite:///{_WORKDIR / 'db.sqlite3'}"
 os.environ["REDIS_URL"] = os.environ["REDIS_URL"].rsplit("/", 1)[0] + f"/{BROKER_DB}"
 
-import boto3  # noqa: E402
 import django  # noqa: E402
-from botocore.config import Config  # noqa: E402
-from cryptography import x509  # noqa: E402
-from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
-from cryptography.x509.oid import NameOID  # noqa: E402
 
 django.setup()
 
@@ -61,18 +54,12 @@ from kubernetes import client, config  # noqa: E402
 from kubernetes.client.exceptions import ApiException  # noqa: E402
 
 from tenants import manifests  # noqa: E402
+from tests.certificates import ca_certificate_pem  # noqa: E402
+from tests.platform_admin import admin_s3_client  # noqa: E402
 
 
 def certificate() -> str:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bench-ca")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256())
-    )  # fmt: skip
-    return base64.b64encode(cert.public_bytes(serialization.Encoding.PEM)).decode()
+    return base64.b64encode(ca_certificate_pem("bench-ca")).decode()
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -88,14 +75,7 @@ class Raw:
         self.core = client.CoreV1Api(api)
         self.rbac = client.RbacAuthorizationV1Api(api)
         self.net = client.NetworkingV1Api(api)
-        self.s3 = boto3.client(
-            "s3",
-            endpoint_url=os.environ["S3_ENDPOINT_URL"],
-            aws_access_key_id=os.environ["S3_ACCESS_KEY_ID"],
-            aws_secret_access_key=os.environ["S3_SECRET_ACCESS_KEY"],
-            region_name=os.environ["S3_REGION"],
-            config=Config(s3={"addressing_style": "path"}),
-        )
+        self.s3 = admin_s3_client(os.environ)
         self.cert = cert
         self.tls = self.core.read_namespaced_secret("tls-secret", "imm-system")
 

@@ -17,7 +17,12 @@ from django.shortcuts import redirect, render
 from rest_framework import serializers
 
 from endpoints import selectors, services
-from endpoints.api.serializers import EndpointCreateSerializer, EndpointScaleSerializer, EndpointUpdateSerializer
+from endpoints.api.serializers import (
+    EndpointCreateSerializer,
+    EndpointScaleSerializer,
+    EndpointUpdateSerializer,
+    endpoint_create_arguments,
+)
 from endpoints.spec import DEFAULT_SERVING, DEFAULT_VERSION_POLICY, flatten_resources
 from inferencemgmt.auth.identity import Identity
 from inferencemgmt.errors import ImmError
@@ -102,17 +107,7 @@ def endpoint_create(request: HttpRequest, identity: Identity, tenant: str) -> Ht
             if resources:
                 body["resources"] = resources
             data = _validated(EndpointCreateSerializer(data=body, context={"tenant": tenant}))
-            created = services.endpoint_create(
-                identity,
-                tenant,
-                endpoint_name=data["endpointName"],
-                model_name=data["modelName"],
-                subject_name=data["subjectName"],
-                serving_name=data["servingName"],
-                model_version_policy=data["modelVersionPolicy"],
-                replicas=data.get("replicas"),
-                resources=data.get("resources"),
-            )
+            created = services.endpoint_create(identity, tenant, **endpoint_create_arguments(data))
         except forms.ValidationError as exc:
             error = exc.messages[0]
         except ImmError as exc:

@@ -217,13 +217,7 @@ class _ClientCache:
                     f"IMM_KUBECONFIG cannot be loaded: {type(exc).__name__}",
                     code="kubernetes_not_configured",
                 ) from None
-            configuration.retries = Retry(
-                total=settings.IMM_KUBE_RETRIES,
-                backoff_factor=0.3,
-                status_forcelist=TRANSIENT_STATUSES,
-                raise_on_status=False,
-                respect_retry_after_header=True,
-            )
+            configuration.retries = _retries()
             self._base = (now, configuration)
         return self._base[1]
 
@@ -250,6 +244,17 @@ _cache = _ClientCache()
 def _forget_clients(**kwargs: Any) -> None:
     if str(kwargs.get("setting", "")).startswith("IMM_KUBE"):
         _cache.clear()
+
+
+def _retries() -> Retry:
+    """Transient statuses and connection errors are retried with backoff, honouring Retry-After."""
+    return Retry(
+        total=settings.IMM_KUBE_RETRIES,
+        backoff_factor=0.3,
+        status_forcelist=TRANSIENT_STATUSES,
+        raise_on_status=False,
+        respect_retry_after_header=True,
+    )
 
 
 def _timeouts() -> tuple[float, float]:
@@ -336,13 +341,7 @@ def own_api_client(kubeconfig: str, *, context: str | None = None, impersonate: 
         raise UpstreamUnavailable(
             KUBERNETES, f"{kubeconfig} cannot be loaded: {type(exc).__name__}", code="kubernetes_not_configured"
         ) from None
-    configuration.retries = Retry(
-        total=settings.IMM_KUBE_RETRIES,
-        backoff_factor=0.3,
-        status_forcelist=TRANSIENT_STATUSES,
-        raise_on_status=False,
-        respect_retry_after_header=True,
-    )
+    configuration.retries = _retries()
     api_client = k8s.ApiClient(configuration)
     api_client.rest_client = _IdentityRESTClient(configuration, impersonate, [], _timeouts())
     return api_client

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -112,12 +113,14 @@ def use_broker(url: str) -> str:
 
 
 def _test_database_url() -> str:
+    """The test database, as a URL a worker's settings can read."""
     from django.db import connection
 
     db = connection.settings_dict
     if db["ENGINE"].endswith("sqlite3"):
         return f"sqlite:///{db['NAME']}"
-    return f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or 'localhost'}:{db['PORT'] or 5432}/{db['NAME']}"
+    user, password = quote(db["USER"] or "", safe=""), quote(db["PASSWORD"] or "", safe="")
+    return f"postgres://{user}:{password}@{db['HOST'] or 'localhost'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 def worker_env(devstack_env: dict[str, str], broker: str, **overrides: str) -> dict[str, str]:
@@ -158,6 +161,17 @@ def operations_worker(devstack_env: dict[str, str], platform_settings: Any, tmp_
     pool.print_logs()
 
 
+def stop_process_group(process: subprocess.Popen[bytes], timeout: float = 15) -> None:
+    """End a subprocess started with ``start_new_session=True`` and its children: SIGTERM, then SIGKILL."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
 class WorkerPool:
     """Celery worker subprocesses of one test; `kill` ends one as abruptly as a lost node."""
 
@@ -182,12 +196,7 @@ class WorkerPool:
 
     def stop_all(self) -> None:
         for worker in self.workers:
-            if worker.poll() is None:
-                os.killpg(worker.pid, signal.SIGTERM)
-                try:
-                    worker.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    self.kill(worker)
+            stop_process_group(worker)
 
     def print_logs(self) -> None:
         """Shown by pytest when the test failed: the end of each worker's log."""

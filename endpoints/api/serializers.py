@@ -127,6 +127,19 @@ class EndpointCreateSerializer(serializers.Serializer[dict[str, Any]]):
         return attrs
 
 
+def endpoint_create_arguments(data: dict[str, Any]) -> dict[str, Any]:
+    """A validated create body as the keyword arguments of ``endpoint_create`` and ``endpoint_manifest``."""
+    return {
+        "endpoint_name": data["endpointName"],
+        "model_name": data["modelName"],
+        "subject_name": data["subjectName"],
+        "serving_name": data["servingName"],
+        "model_version_policy": data["modelVersionPolicy"],
+        "replicas": data.get("replicas"),
+        "resources": data.get("resources"),
+    }
+
+
 UPDATABLE = ("modelName", "modelVersionPolicy", "resources", "subjectName")
 
 

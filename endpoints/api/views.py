@@ -27,6 +27,7 @@ from endpoints.api.serializers import (
     EndpointNameSerializer,
     EndpointScaleSerializer,
     EndpointUpdateSerializer,
+    endpoint_create_arguments,
     validate_tail,
 )
 from endpoints.spec import endpoint_url
@@ -66,17 +67,7 @@ class EndpointCollectionView(APIView):
         """``CREATED`` with ``{"url", "warning"}``; the warning says when the model is not in the bucket."""
         tenant = known_tenant_name(tenant)
         data = validated(EndpointCreateSerializer, request.data, tenant=tenant)
-        created = services.endpoint_create(
-            request_identity(request),
-            tenant,
-            endpoint_name=data["endpointName"],
-            model_name=data["modelName"],
-            subject_name=data["subjectName"],
-            serving_name=data["servingName"],
-            model_version_policy=data["modelVersionPolicy"],
-            replicas=data.get("replicas"),
-            resources=data.get("resources"),
-        )
+        created = services.endpoint_create(request_identity(request), tenant, **endpoint_create_arguments(data))
         return envelope("CREATED", created)
 
     @extend_schema(

@@ -12,6 +12,7 @@ from endpoints.api.serializers import (
     EndpointNameSerializer,
     EndpointScaleSerializer,
     EndpointUpdateSerializer,
+    endpoint_create_arguments,
     validate_tail,
 )
 from endpoints.spec import (
@@ -238,16 +239,7 @@ def test_quota_compliance_texts():
 # --- the CR ---------------------------------------------------------------------------------------
 def test_manifest_is_the_documented_cr():
     data = create(good(modelVersionPolicy="{specific {versions: 12}}", replicas=2, resources={"limits.cpu": "1"}))
-    body = endpoint_manifest(
-        "team",
-        endpoint_name=data["endpointName"],
-        model_name=data["modelName"],
-        subject_name=data["subjectName"],
-        serving_name=data["servingName"],
-        model_version_policy=data["modelVersionPolicy"],
-        replicas=data.get("replicas"),
-        resources=data.get("resources"),
-    )
+    body = endpoint_manifest("team", **endpoint_create_arguments(data))
     assert body == {
         "apiVersion": "ai.intel.com/v1",
         "kind": "InferenceEndpoint",

@@ -55,6 +55,17 @@ def _operation(state: str = State.PENDING, **fields) -> Operation:
     )
 
 
+def _run_into_an_outage(operation: Operation) -> None:
+    """Run the operation into a retryable error: it is handed back and Celery asked to retry."""
+
+    def body(run):
+        raise UpstreamUnavailable("kubernetes", "connection refused")
+
+    with pytest.raises(RetryRequested):
+        execute_operation(FakeTask(), str(operation.pk), body)
+    operation.refresh_from_db()
+
+
 def test_transition_is_compare_and_set():
     operation = _operation()
     assert operation_transition(operation.pk, State.PENDING, State.RUNNING)
@@ -128,13 +139,7 @@ def test_rolled_back_operation():
 
 def test_retryable_error_hands_the_operation_back_and_asks_celery_to_retry():
     operation = _operation()
-
-    def body(run):
-        raise UpstreamUnavailable("kubernetes", "connection refused")
-
-    with pytest.raises(RetryRequested):
-        execute_operation(FakeTask(), str(operation.pk), body)
-    operation.refresh_from_db()
+    _run_into_an_outage(operation)
     assert operation.state == State.PENDING
     assert operation.owner == ""
     first_start = operation.started_at
@@ -365,13 +370,7 @@ def test_a_retried_operation_records_when_it_was_handed_back():
     """The requeue task measures a PENDING operation's wait from its hand-back, not its creation."""
     operation = _operation(created_at=timezone.now())
     Operation.objects.filter(pk=operation.pk).update(created_at=timezone.now() - timedelta(hours=1))
-
-    def body(run):
-        raise UpstreamUnavailable("kubernetes", "connection refused")
-
-    with pytest.raises(RetryRequested):
-        execute_operation(FakeTask(), str(operation.pk), body)
-    operation.refresh_from_db()
+    _run_into_an_outage(operation)
     assert operation.state == State.PENDING
     assert operation.heartbeat_at is not None
     assert timezone.now() - operation.heartbeat_at < timedelta(seconds=30)

@@ -10,7 +10,6 @@ subprocess too (`python -m imm_cli`), exactly as a user runs it, with a config f
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -23,6 +22,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import WorkerPool, stop_process_group
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -31,16 +32,6 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 @dataclass
@@ -100,16 +91,9 @@ def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[
 @pytest.fixture(scope="session")
 def cli_worker(cli_server_env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
     """A Celery worker for tenant provisioning and the other tasks."""
-    logs = Path(cli_server_env["IMM_CLI_TEST_LOGS"])
-    worker = _spawn(
-        [sys.executable, "-m", "celery", "-A", "inferencemgmt", "worker", "--pool=solo",
-         "-n", f"cli-tests-{os.getpid()}@%h", "-Q", cli_server_env["IMM_CLI_TEST_QUEUE"],
-         "--without-gossip", "--without-mingle", "-l", "INFO"],
-        cli_server_env,
-        logs / "worker.log",
-    )  # fmt: skip
-    yield worker
-    _stop(worker)
+    pool = WorkerPool(cli_server_env, Path(cli_server_env["IMM_CLI_TEST_LOGS"]))
+    yield pool.start("worker", "-Q", cli_server_env["IMM_CLI_TEST_QUEUE"])
+    pool.stop_all()
 
 
 @pytest.fixture(scope="session")
@@ -131,7 +115,7 @@ def cli_controller(cli_server_env: dict[str, str]) -> Iterator[subprocess.Popen[
         logs / "controller.log",
     )  # fmt: skip
     yield controller
-    _stop(controller)
+    stop_process_group(controller)
 
 
 @pytest.fixture(scope="session")
@@ -153,11 +137,11 @@ def cli_server(cli_server_env: dict[str, str], cli_worker: subprocess.Popen[byte
         except httpx.HTTPError:
             pass
         if server.poll() is not None or time.monotonic() > deadline:
-            _stop(server)
+            stop_process_group(server)
             pytest.fail(f"the API did not start:\n{(logs / 'api.log').read_text()[-3000:]}", pytrace=False)
         time.sleep(0.3)
     yield Server(url=url, env=cli_server_env, logs=logs)
-    _stop(server)
+    stop_process_group(server)
     for log in sorted(logs.glob("*.log")):
         print(f"--- {log.name}\n{log.read_text(errors='replace')[-2000:]}")
 

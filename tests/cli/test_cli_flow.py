@@ -22,11 +22,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx
 import pytest
 
 from tests.cli.conftest import ROOT, ImmRunner, Run, Server
+from tests.platform_admin import admin_s3_client
 
 pytestmark = pytest.mark.integration
 
@@ -54,17 +54,6 @@ def tenant(imm: ImmRunner, logged_in: Callable[[str], None], tenant_name: str, c
     removed = imm("rm", "t", tenant_name, "--wait", user="admin")
     assert removed.returncode == 0, removed.stderr
     assert tenant_name not in ok(imm("ls", "t", user="admin"))["data"]["tenants"]
-
-
-def s3(server: Server) -> Any:
-    env = server.env
-    return boto3.client(
-        "s3",
-        endpoint_url=env["S3_ENDPOINT_URL"],
-        aws_access_key_id=env["S3_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["S3_SECRET_ACCESS_KEY"],
-        region_name=env.get("S3_REGION", "us-east-1"),
-    )
 
 
 def model_tree(root: Path) -> Path:
@@ -128,7 +117,7 @@ def test_the_original_flow(
     assert "tree/1/variables/variables.data-00000-of-00001" in paths
     assert "tarred/2/variables/v.index" in paths
     assert not any(path.endswith("/") for path in paths)  # directory markers are hidden
-    bucket = s3(cli_server)
+    bucket = admin_s3_client(cli_server.env)
     assert bucket.head_object(Bucket=tenant, Key="tree/1/assets/")["ContentLength"] == 0
     stored = bucket.get_object(Bucket=tenant, Key="tree/1/variables/variables.data-00000-of-00001")["Body"].read()
     assert stored == (tmp_path / "tree" / "1" / "variables" / "variables.data-00000-of-00001").read_bytes()
@@ -236,6 +225,6 @@ def test_an_interrupted_upload_resumes(
     resumed = ok(imm(*upload, user="alice"))
     assert resumed["data"]["parts_resumed"] >= stopped_at
     assert resumed["data"]["parts_sent"] == 10 - resumed["data"]["parts_resumed"]
-    body = s3(cli_server).get_object(Bucket=tenant, Key="big/1/big.bin")["Body"].read()
+    body = admin_s3_client(cli_server.env).get_object(Bucket=tenant, Key="big/1/big.bin")["Body"].read()
     assert hashlib.sha256(body).hexdigest() == hashlib.sha256(source.read_bytes()).hexdigest()
     assert list(state_dir.glob("*.json")) == []

@@ -8,11 +8,9 @@ of its own, so neither a `make dev` worker nor another test run takes its tasks.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,21 +19,12 @@ from typing import Any
 import pytest
 import requests
 
+from tests.browser import browser_home_trusting, launch_chromium
 from tests.conftest import ROOT, WorkerPool
 
 BASE_URL = "http://127.0.0.1:8000"
 # Redis databases in use by other suites: 15 (tests/conftest.py), 13 (tests/endpoints).
 CONSOLE_REDIS_DB = 11
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 def _port_taken(host: str, port: int) -> bool:
@@ -123,18 +112,7 @@ def console_server(devstack_env: dict[str, str], tmp_path_factory: pytest.TempPa
 @pytest.fixture(scope="module")
 def browser_home(devstack_env: dict[str, str]) -> Iterator[str]:
     """A throw-away HOME whose NSS database trusts the devstack CA, as a user's browser would."""
-    if shutil.which("certutil") is None:
-        pytest.fail("certutil is not installed (Debian package libnss3-tools)", pytrace=False)
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is not installed (Debian package chromium)", pytrace=False)
-    with tempfile.TemporaryDirectory() as home:
-        nssdb = f"sql:{home}/.pki/nssdb"
-        os.makedirs(f"{home}/.pki/nssdb")
-        subprocess.run(["certutil", "-d", nssdb, "-N", "--empty-password"], check=True)
-        subprocess.run(
-            ["certutil", "-d", nssdb, "-A", "-t", "C,,", "-n", "imm-devstack-ca", "-i", devstack_env["OIDC_CA_FILE"]],
-            check=True,
-        )
+    with browser_home_trusting(devstack_env["OIDC_CA_FILE"]) as home:
         yield home
 
 
@@ -143,9 +121,7 @@ def browser(browser_home: str) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, env={**os.environ, "HOME": browser_home}
-        )
+        chromium = launch_chromium(playwright, browser_home)
         try:
             yield chromium
         finally:

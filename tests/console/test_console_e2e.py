@@ -8,7 +8,6 @@ no error banner, and no Content-Security-Policy violation in the browser console
 
 from __future__ import annotations
 
-import datetime
 import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,34 +15,14 @@ from typing import Any
 
 import pytest
 import requests
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from playwright.sync_api import expect
+
+from tests.certificates import ca_certificate_pem
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 TASK_TIMEOUT_MS = 180_000
 ENDPOINT_TIMEOUT_MS = 180_000  # kwok's stages on a loaded 2-core machine
-
-
-def ca_certificate_pem() -> bytes:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "console test CA")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    return certificate.public_bytes(serialization.Encoding.PEM)
 
 
 class Person:
@@ -115,7 +94,7 @@ def test_admin_creates_a_tenant_alice_uses_it_bob_cannot_see_it(
     people: Callable[[str], Person], screenshots: Callable[[Any, str], Path], tmp_path: Path, tenant: str
 ) -> None:
     cert = tmp_path / "ca.pem"
-    cert.write_bytes(ca_certificate_pem())
+    cert.write_bytes(ca_certificate_pem("console test CA"))
 
     # --- admin: dashboard, create form, the provisioning task followed live -------------------------
     admin = people("admin")

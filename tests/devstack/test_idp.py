@@ -10,13 +10,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import http.server
-import os
 import secrets
-import shutil
 import ssl
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.parse
@@ -29,21 +26,13 @@ import pytest
 import requests
 import yaml
 
+from tests.browser import browser_home_trusting, launch_chromium
+
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 SCOPE = "openid email groups profile offline_access"
 CLI_REDIRECT = "http://127.0.0.1:5555/callback"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 def password_grant(
@@ -250,16 +239,7 @@ def callback_server() -> Iterator[type[_Callback]]:
 @pytest.fixture
 def browser_home(devstack_env: dict[str, str]) -> Iterator[str]:
     """A throw-away HOME whose NSS database trusts the devstack CA, as a user's browser would."""
-    if shutil.which("certutil") is None:
-        pytest.fail("certutil is not installed (Debian package libnss3-tools)", pytrace=False)
-    with tempfile.TemporaryDirectory(prefix="imm-chromium-") as home:
-        nssdb = f"sql:{home}/.pki/nssdb"
-        os.makedirs(f"{home}/.pki/nssdb")
-        subprocess.run(["certutil", "-d", nssdb, "-N", "--empty-password"], check=True)
-        subprocess.run(
-            ["certutil", "-d", nssdb, "-A", "-t", "C,,", "-n", "imm-devstack-ca", "-i", devstack_env["OIDC_CA_FILE"]],
-            check=True,
-        )
+    with browser_home_trusting(devstack_env["OIDC_CA_FILE"]) as home:
         yield home
 
 
@@ -288,9 +268,7 @@ def test_browser_login_with_pkce_for_the_cli(
         }
     )
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, env={**os.environ, "HOME": browser_home}
-        )
+        browser = launch_chromium(playwright, browser_home)
         try:
             page = browser.new_page()
             page.goto(f"{issuer}/auth?{query}")
@@ -343,9 +321,7 @@ def test_device_flow_for_the_cli(devstack_env: dict[str, str], jwks: jwt.PyJWKCl
     pending = requests.post(f"{issuer}/token", data=poll, verify=ca, timeout=10)
     assert pending.json().get("error") == "authorization_pending"
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, env={**os.environ, "HOME": browser_home}
-        )
+        browser = launch_chromium(playwright, browser_home)
         try:
             page = browser.new_page()
             page.goto(device["verification_uri_complete"])

@@ -18,18 +18,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-import boto3
 import pytest
-from botocore.config import Config
 from django.test import override_settings
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from tests.conftest import WorkerPool, _test_database_url, use_broker
+from tests.inference_endpoints import GROUP, PLURAL, VERSION
+from tests.platform_admin import admin_s3_client, remove_tenant
 from tests.servings.conftest import ControllerProcess
 from tests.tenants.test_tenants_api import CERT
 
-GROUP, VERSION, PLURAL = "ai.intel.com", "v1", "inference-endpoints"
 ENDPOINTS_REDIS_DB = 13
 
 
@@ -103,22 +102,10 @@ class Platform:
         return sorted(item["metadata"]["name"] for item in items)
 
     def cleanup(self) -> None:
-        core = client.CoreV1Api(self.k8s)
         for name in self.tenants:
             deleted = self.call("admin", "delete", f"/tenants/{name}")
-            if deleted.status_code in (200, 404):
-                continue
-            try:
-                core.delete_namespace(name)
-            except ApiException as exc:
-                if exc.status != 404:
-                    raise
-            try:
-                for item in self.s3.list_objects_v2(Bucket=name).get("Contents", []):
-                    self.s3.delete_object(Bucket=name, Key=item["Key"])
-                self.s3.delete_bucket(Bucket=name)
-            except self.s3.exceptions.NoSuchBucket:
-                pass
+            if deleted.status_code not in (200, 404):
+                remove_tenant(self.env, name)
 
 
 @pytest.fixture(scope="module")
@@ -147,14 +134,7 @@ def platform(
             env=devstack_env,
             token=user_token,
             k8s=config.new_client_from_config(devstack_env["KUBECONFIG"]),
-            s3=boto3.client(
-                "s3",
-                endpoint_url=devstack_env["S3_ENDPOINT_URL"],
-                aws_access_key_id=devstack_env["S3_ACCESS_KEY_ID"],
-                aws_secret_access_key=devstack_env["S3_SECRET_ACCESS_KEY"],
-                region_name=devstack_env["S3_REGION"],
-                config=Config(s3={"addressing_style": "path"}),
-            ),
+            s3=admin_s3_client(devstack_env),
         )
         try:
             yield found

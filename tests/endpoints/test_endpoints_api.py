@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.endpoints.conftest import GROUP, PLURAL, VERSION, Platform
+from tests.endpoints.conftest import Platform
+from tests.inference_endpoints import GROUP, PLURAL, VERSION
 from tests.servings.conftest import ControllerProcess, wait_for
 
 # The database holds only the tenant Operations (made by the module fixture); it must exist for them.

@@ -8,36 +8,24 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 import redis
-from django.db import connection
 
 from inferencemgmt.celery import app as celery_app
 from inferencemgmt.operations.models import Operation
 from inferencemgmt.operations.tasks import canary
+from tests.conftest import WorkerPool, worker_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 ROOT = Path(__file__).resolve().parents[2]
 VISIBILITY_TIMEOUT = 4
 STALE_SECONDS = 2
-
-
-def _database_url() -> str:
-    """The test database, as a URL the worker's settings can read."""
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    user, password = quote(db["USER"] or "", safe=""), quote(db["PASSWORD"] or "", safe="")
-    return f"postgres://{user}:{password}@{db['HOST'] or 'localhost'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 @pytest.fixture
@@ -48,39 +36,17 @@ def queue() -> str:
 
 @pytest.fixture
 def start_worker(devstack_env: dict[str, str], queue: str, tmp_path: Path) -> Iterator[Callable[[str], Any]]:
-    workers: list[subprocess.Popen[bytes]] = []
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "inferencemgmt.settings",
-        "DJANGO_DEBUG": "true",
-        "DATABASE_URL": _database_url(),
-        "REDIS_URL": devstack_env["REDIS_URL"],
-        "IMM_CELERY_VISIBILITY_TIMEOUT_SECONDS": str(VISIBILITY_TIMEOUT),
-        "IMM_OPERATION_STALE_SECONDS": str(STALE_SECONDS),
-        "IMM_OPERATION_PROGRESS_INTERVAL_SECONDS": "0.2",
-    }
-
-    def start(name: str) -> subprocess.Popen[bytes]:
-        log = (tmp_path / f"{name}.log").open("wb")
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "inferencemgmt", "worker", "--pool=solo", "-Q", queue,
-             "-n", f"{name}-{queue}@%h", "--without-gossip", "--without-mingle", "-l", "INFO"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-        workers.append(worker)
-        return worker
-
-    yield start
-    for worker in workers:
-        if worker.poll() is None:
-            os.killpg(worker.pid, signal.SIGTERM)
-            try:
-                worker.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(worker.pid, signal.SIGKILL)
-                worker.wait()
-    for log in sorted(tmp_path.glob("*.log")):
-        print(f"--- {log.name}\n{log.read_text(errors='replace')[-4000:]}")
+    """Starts named workers on our own queue of the platform's Redis; all are stopped afterwards."""
+    env = worker_env(
+        devstack_env,
+        devstack_env["REDIS_URL"],
+        IMM_CELERY_VISIBILITY_TIMEOUT_SECONDS=str(VISIBILITY_TIMEOUT),
+        IMM_OPERATION_STALE_SECONDS=str(STALE_SECONDS),
+    )
+    pool = WorkerPool(env, tmp_path)
+    yield lambda name: pool.start(name, "-Q", queue)
+    pool.stop_all()
+    pool.print_logs()
 
 
 def _enqueue(devstack_env: dict[str, str], queue: str, params: dict[str, Any]) -> Operation:

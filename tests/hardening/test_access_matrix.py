@@ -21,8 +21,9 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from tests.hardening.leftovers import remove_tenant
+from tests.hardening.conftest import Recorder
 from tests.hardening.secrets_scan import find_secrets
+from tests.platform_admin import remove_tenant
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -104,17 +105,6 @@ def schema_operations() -> set[tuple[str, str]]:
         for method in operations
         if method in ("get", "post", "put", "patch", "delete")
     }
-
-
-class Recorder(logging.Handler):
-    """Every log record of the run, formatted, for the secret scan."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(self.format(record))
 
 
 @pytest.fixture

@@ -18,8 +18,8 @@ import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from tests.hardening.leftovers import remove_tenant
 from tests.hardening.test_access_matrix import TENANT_ROUTES, fill
+from tests.platform_admin import remove_tenant
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

@@ -35,7 +35,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
 from tests.hardening.conftest import RESPONSE_BODIES, SEEN_TOKENS
-from tests.hardening.leftovers import remove_tenant
+from tests.platform_admin import remove_tenant
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

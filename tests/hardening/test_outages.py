@@ -20,11 +20,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import redis
 import requests
-from botocore.config import Config
 from django.utils import timezone
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
@@ -34,8 +32,8 @@ from inferencemgmt.operations.models import Operation
 from models_store.models import DirectUpload
 from tests.conftest import WorkerPool, suite_broker_url, use_broker, worker_env
 from tests.hardening import outages
-from tests.hardening.leftovers import remove_tenant
 from tests.hardening.outages import outage, wait_for
+from tests.platform_admin import admin_s3_client, remove_tenant
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 State = Operation.State
@@ -70,21 +68,17 @@ def start_worker(pool: WorkerPool, tmp_path: Path, name: str = "worker") -> None
     pool.start(name, "-B", "-s", str(tmp_path / f"{name}-beat"))
 
 
-def s3_client(env: dict[str, str]) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=env["S3_ENDPOINT_URL"],
-        aws_access_key_id=env["S3_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["S3_SECRET_ACCESS_KEY"],
-        region_name=env["S3_REGION"],
-        config=Config(s3={"addressing_style": "path"}),
-    )
-
-
 def tenant_body(name: str) -> dict[str, Any]:
     from tests.tenants.test_tenants_api import CERT
 
     return {"name": name, "cert": CERT, "scope": "team-a", "quota": {}}
+
+
+def delete_tenants(call: Any, env: dict[str, str], *names: str) -> None:
+    """A test's cleanup: through the API, then directly whatever an outage made it leave behind."""
+    for name in names:
+        call("admin", "DELETE", f"/tenants/{name}", HTTP_PREFER="")
+        remove_tenant(env, name)
 
 
 def started_operation(response: Any) -> str:
@@ -129,7 +123,7 @@ def assert_complete_tenant(env: dict[str, str], name: str) -> None:
     assert rbac.read_namespaced_role(name, name)
     assert rbac.read_namespaced_role_binding(name, name)
     assert client.NetworkingV1Api(api).list_namespaced_network_policy(name).items
-    s3_client(env).head_bucket(Bucket=name)
+    admin_s3_client(env).head_bucket(Bucket=name)
 
 
 def assert_no_tenant(env: dict[str, str], name: str) -> None:
@@ -137,7 +131,7 @@ def assert_no_tenant(env: dict[str, str], name: str) -> None:
     with pytest.raises(ApiException) as missing:
         core.read_namespace(name)
     assert missing.value.status == 404
-    s3 = s3_client(env)
+    s3 = admin_s3_client(env)
     with pytest.raises(s3.exceptions.ClientError):
         s3.head_bucket(Bucket=name)
 
@@ -187,12 +181,10 @@ def test_object_store_outage_parks_provisioning_and_uploads_and_loses_nothing(
         assert [part["partNumber"] for part in resumed["uploaded"]] == [1]
         assert resumed["uploaded"][0]["etag"].strip('"') == hashlib.md5(first).hexdigest()  # noqa: S324
         assert call("alice", "DELETE", f"/tenants/{ready}/uploads/{upload_id}").status_code == 200
-        assert s3_client(devstack_env).list_multipart_uploads(Bucket=ready).get("Uploads", []) == []
+        assert admin_s3_client(devstack_env).list_multipart_uploads(Bucket=ready).get("Uploads", []) == []
         assert DirectUpload.objects.get(pk=upload_id).state == DirectUpload.State.ABORTED
     finally:
-        for name in (ready, parked):
-            call("admin", "DELETE", f"/tenants/{name}", HTTP_PREFER="")
-            remove_tenant(devstack_env, name)
+        delete_tenants(call, devstack_env, ready, parked)
 
 
 def test_kubernetes_outage_parks_tenant_deletion_and_refuses_requests(
@@ -227,9 +219,7 @@ def test_kubernetes_outage_parks_tenant_deletion_and_refuses_requests(
         assert_no_tenant(devstack_env, refused)  # refused during the outage: never half-created after it
         assert not Operation.objects.filter(target=refused).exists()
     finally:
-        for name in (doomed, refused):
-            call("admin", "DELETE", f"/tenants/{name}", HTTP_PREFER="")
-            remove_tenant(devstack_env, name)
+        delete_tenants(call, devstack_env, doomed, refused)
 
 
 def test_redis_outage_refuses_new_work_and_requeues_the_work_it_lost(
@@ -261,9 +251,7 @@ def test_redis_outage_refuses_new_work_and_requeues_the_work_it_lost(
         assert refused_operation.state == State.FAILED
         assert (refused_operation.error or {}).get("code") == "redis_unavailable"
     finally:
-        for name in (queued, refused):
-            call("admin", "DELETE", f"/tenants/{name}", HTTP_PREFER="")
-            remove_tenant(devstack_env, name)
+        delete_tenants(call, devstack_env, queued, refused)
 
 
 def test_identity_provider_outage_keeps_known_keys_and_refuses_what_needs_the_provider(

@@ -12,13 +12,11 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from tenants import manifests
+from tests.platform_admin import admin_s3_client, team_a_tenant_create
 
 MIB = 1024 * 1024
 
@@ -30,14 +28,7 @@ def admin_k8s(devstack_env: dict[str, str]) -> client.ApiClient:
 
 @pytest.fixture(scope="module")
 def s3(devstack_env: dict[str, str]) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=devstack_env["S3_ENDPOINT_URL"],
-        aws_access_key_id=devstack_env["S3_ACCESS_KEY_ID"],
-        aws_secret_access_key=devstack_env["S3_SECRET_ACCESS_KEY"],
-        region_name=devstack_env["S3_REGION"],
-        config=Config(s3={"addressing_style": "path"}),
-    )
+    return admin_s3_client(devstack_env)
 
 
 def bucket_clear(s3: Any, bucket: str) -> None:
@@ -52,16 +43,12 @@ def bucket_clear(s3: Any, bucket: str) -> None:
 @pytest.fixture(scope="module")
 def tenant(admin_k8s: client.ApiClient, s3: Any) -> Iterator[str]:
     name = f"m{uuid.uuid4().hex[:10]}"
-    core, rbac = client.CoreV1Api(admin_k8s), client.RbacAuthorizationV1Api(admin_k8s)
-    core.create_namespace(manifests.namespace(name, ["team-a"], {}, "test", "platform_admin"))
-    rbac.create_namespaced_role(name, manifests.role(name))
-    rbac.create_namespaced_role_binding(name, manifests.role_binding(name, ["team-a"]))
-    s3.create_bucket(Bucket=name)
+    team_a_tenant_create(admin_k8s, s3, name, "test")
     yield name
     bucket_clear(s3, name)
     s3.delete_bucket(Bucket=name)
     try:
-        core.delete_namespace(name)
+        client.CoreV1Api(admin_k8s).delete_namespace(name)
     except ApiException as exc:
         if exc.status != 404:
             raise

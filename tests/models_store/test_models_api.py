@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from tests.inference_endpoints import GROUP, PLURAL, VERSION, endpoint_body
 from tests.models_store.conftest import MIB
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
@@ -20,33 +21,14 @@ def put_object(s3: Any, bucket: str, key: str, data: bytes) -> None:
 
 
 def endpoint_cr(admin_k8s: client.ApiClient, tenant: str, name: str, model: str, policy: str) -> None:
-    client.CustomObjectsApi(admin_k8s).create_namespaced_custom_object(
-        "ai.intel.com",
-        "v1",
-        tenant,
-        "inference-endpoints",
-        {
-            "apiVersion": "ai.intel.com/v1",
-            "kind": "InferenceEndpoint",
-            "metadata": {"name": name},
-            "spec": {
-                "endpointName": name,
-                "modelName": model,
-                "modelVersionPolicy": policy,
-                "subjectName": "client",
-                "servingName": "tf-serving",
-                "replicas": 0,
-            },
-        },
-    )
+    body = endpoint_body(name, modelName=model, modelVersionPolicy=policy, replicas=0)
+    client.CustomObjectsApi(admin_k8s).create_namespaced_custom_object(GROUP, VERSION, tenant, PLURAL, body)
 
 
 def delete_endpoints(admin_k8s: client.ApiClient, tenant: str) -> None:
     custom = client.CustomObjectsApi(admin_k8s)
-    for item in custom.list_namespaced_custom_object("ai.intel.com", "v1", tenant, "inference-endpoints")["items"]:
-        custom.delete_namespaced_custom_object(
-            "ai.intel.com", "v1", tenant, "inference-endpoints", item["metadata"]["name"]
-        )
+    for item in custom.list_namespaced_custom_object(GROUP, VERSION, tenant, PLURAL)["items"]:
+        custom.delete_namespaced_custom_object(GROUP, VERSION, tenant, PLURAL, item["metadata"]["name"])
 
 
 def test_list_is_one_entry_per_file_without_markers_or_root_objects(call, clean_bucket, s3):

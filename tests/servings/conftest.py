@@ -24,8 +24,9 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from tests.inference_endpoints import serving_namespace_create
+
 ROOT = Path(__file__).resolve().parents[2]
-GROUP, VERSION, PLURAL = "ai.intel.com", "v1", "inference-endpoints"
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 90.0, interval: float = 0.5, what: str = "") -> Any:
@@ -140,35 +141,6 @@ def tenant(admin: client.ApiClient) -> Iterator[str]:
     """A tenant namespace with the access secret the serving pods read (as provisioning creates it)."""
     name = f"svc-{uuid.uuid4().hex[:8]}"
     core = client.CoreV1Api(admin)
-    core.create_namespace({"metadata": {"name": name, "labels": {"created_by": "platform_admin"}}})
-    core.create_namespaced_secret(
-        name,
-        {
-            "metadata": {"name": "minio-access-info"},
-            "stringData": {
-                "minio.access_key_id": "k",
-                "minio.access_secret_key": "s",
-                "minio.endpoint": "s3:8333",
-                "minio.endpoint_url": "http://s3:8333",
-                "minio.minio_region": "us-east-1",
-            },
-        },
-    )
+    serving_namespace_create(core, name)
     yield name
     core.delete_namespace(name)
-
-
-def endpoint_body(name: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "InferenceEndpoint",
-        "metadata": {"name": name},
-        "spec": {
-            "endpointName": name,
-            "modelName": "resnet",
-            "subjectName": "client",
-            "servingName": "tf-serving",
-            "replicas": 1,
-            **spec,
-        },
-    }

@@ -13,7 +13,8 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from servings.catalogue import serving_template_configmap, shipped_templates
-from tests.servings.conftest import GROUP, PLURAL, VERSION, endpoint_body, wait_for
+from tests.inference_endpoints import GROUP, PLURAL, VERSION, endpoint_body
+from tests.servings.conftest import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 
 from inferencemgmt.auth.identity import Identity
 from servings.catalogue import shipped_templates
-from tests.servings.conftest import GROUP, PLURAL, VERSION, endpoint_body
+from tests.inference_endpoints import GROUP, PLURAL, VERSION, endpoint_body
 
 pytestmark = pytest.mark.integration
 

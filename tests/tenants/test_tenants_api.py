@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import datetime
 import json
 import threading
 import time
@@ -11,39 +10,18 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from inferencemgmt.operations.models import Operation
+from tests.certificates import ca_certificate_pem
+from tests.platform_admin import admin_s3_client, remove_tenant
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
-def make_cert() -> str:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tenant-client-ca")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
-    return base64.b64encode(cert.public_bytes(serialization.Encoding.PEM)).decode()
-
-
-CERT = make_cert()
+CERT = base64.b64encode(ca_certificate_pem("tenant-client-ca")).decode()
 
 
 @pytest.fixture
@@ -53,14 +31,7 @@ def admin_k8s(devstack_env: dict[str, str]) -> client.ApiClient:
 
 @pytest.fixture
 def s3(devstack_env: dict[str, str]) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=devstack_env["S3_ENDPOINT_URL"],
-        aws_access_key_id=devstack_env["S3_ACCESS_KEY_ID"],
-        aws_secret_access_key=devstack_env["S3_SECRET_ACCESS_KEY"],
-        region_name=devstack_env["S3_REGION"],
-        config=Config(s3={"addressing_style": "path"}),
-    )
+    return admin_s3_client(devstack_env)
 
 
 @pytest.fixture
@@ -78,23 +49,12 @@ def as_user(api: Any, user_token: Any, platform_settings: Any) -> Any:
 
 
 @pytest.fixture
-def tenant_name(admin_k8s: client.ApiClient, s3: Any) -> Iterator[str]:
+def tenant_name(devstack_env: dict[str, str]) -> Iterator[str]:
     """A fresh tenant name; whatever a test leaves behind is removed afterwards."""
     name = f"t{uuid.uuid4().hex[:10]}"
     yield name
-    core = client.CoreV1Api(admin_k8s)
     for leftover in (name, f"fault-{name}"):
-        try:
-            core.delete_namespace(leftover)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-        try:
-            for item in s3.list_objects_v2(Bucket=leftover).get("Contents", []):
-                s3.delete_object(Bucket=leftover, Key=item["Key"])
-            s3.delete_bucket(Bucket=leftover)
-        except s3.exceptions.NoSuchBucket:
-            pass
+        remove_tenant(devstack_env, leftover)
 
 
 def body(name: str, scope: Any = "team-a", **quota: Any) -> dict[str, Any]:

@@ -1,0 +1,56 @@
+"""The platform administrator's own clients of the local platform, for setting up and cleaning up
+around a test without going through the API under test."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from tenants import manifests
+
+
+def admin_s3_client(env: Mapping[str, str], **botocore_options: Any) -> Any:
+    """An S3 client with the object store's admin credentials (path-style, as the devstack needs);
+    ``botocore_options`` go to its Config (e.g. ``max_pool_connections``). Benchmarks use it too."""
+    return boto3.client(
+        "s3",
+        endpoint_url=env["S3_ENDPOINT_URL"],
+        aws_access_key_id=env["S3_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["S3_SECRET_ACCESS_KEY"],
+        region_name=env.get("S3_REGION", "us-east-1"),
+        config=Config(s3={"addressing_style": "path"}, **botocore_options),
+    )
+
+
+def team_a_tenant_create(admin_k8s: client.ApiClient, s3: Any, name: str, created_by: str) -> None:
+    """A tenant of scope team-a made directly from the tenants app's own manifests: namespace, Role,
+    RoleBinding and bucket (no quota), for suites about models that need no provisioning task."""
+    core, rbac = client.CoreV1Api(admin_k8s), client.RbacAuthorizationV1Api(admin_k8s)
+    core.create_namespace(manifests.namespace(name, ["team-a"], {}, created_by, "platform_admin"))
+    rbac.create_namespaced_role(name, manifests.role(name))
+    rbac.create_namespaced_role_binding(name, manifests.role_binding(name, ["team-a"]))
+    s3.create_bucket(Bucket=name)
+
+
+def remove_tenant(env: Mapping[str, str], name: str) -> None:
+    """Remove a test tenant directly (namespace, bucket, unfinished uploads) when the API cannot."""
+    core = client.CoreV1Api(config.new_client_from_config(env["KUBECONFIG"]))
+    try:
+        core.delete_namespace(name)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+    s3 = admin_s3_client(env)
+    try:
+        for upload in s3.list_multipart_uploads(Bucket=name).get("Uploads", []):
+            s3.abort_multipart_upload(Bucket=name, Key=upload["Key"], UploadId=upload["UploadId"])
+        for item in s3.list_objects_v2(Bucket=name).get("Contents", []):
+            s3.delete_object(Bucket=name, Key=item["Key"])
+        s3.delete_bucket(Bucket=name)
+    except s3.exceptions.NoSuchBucket:
+        pass
