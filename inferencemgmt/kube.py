@@ -36,6 +36,7 @@ from urllib3.util.retry import Retry
 
 from inferencemgmt.auth.identity import Identity
 from inferencemgmt.auth.names import passable_groups, username_problem
+from inferencemgmt.digits import ascii_int
 from inferencemgmt.errors import (
     KUBERNETES,
     BadRequest,
@@ -83,8 +84,8 @@ def _status_message(exc: ApiException) -> str:
 
 
 def _retry_after(exc: ApiException) -> int:
-    value = (exc.headers or {}).get("Retry-After", "")
-    return int(value) if str(value).isdigit() else 5
+    seconds = ascii_int((exc.headers or {}).get("Retry-After", ""), max_digits=6)
+    return 5 if seconds is None else seconds
 
 
 def translate(exc: ApiException) -> ImmError:

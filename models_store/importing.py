@@ -25,6 +25,7 @@ import urllib3
 from django.conf import settings
 
 from inferencemgmt import objectstore
+from inferencemgmt.digits import ascii_int
 from inferencemgmt.errors import BadRequest, UpstreamError
 from models_store import keys
 
@@ -221,9 +222,9 @@ def url_import(url: str, bucket: str, key: str, progress: Any) -> dict[str, Any]
     try:
         if response.status != 200:
             raise UpstreamError("model source", f"the URL answered HTTP {response.status}", code="source_error")
-        length = response.headers.get("Content-Length", "")
-        if length.isdigit():
-            progress.set_total(int(length))
+        length = ascii_int(response.headers.get("Content-Length", ""))
+        if length is not None:
+            progress.set_total(length)
         try:
             objectstore.object_upload(bucket, key, CountingReader(response, progress))
         except (urllib3.exceptions.HTTPError, OSError) as exc:

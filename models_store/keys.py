@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+from inferencemgmt.digits import ascii_int
 from inferencemgmt.errors import BadRequest
 from inferencemgmt.objectstore import PART_NUMBER_MAX, PART_NUMBER_MIN
 
@@ -97,9 +98,10 @@ def version(raw: str | int, param: str = "modelVersion") -> int:
     if isinstance(raw, bool):
         raise invalid(param, f"{raw!r} is not an integer.", code="model_version_invalid")
     if isinstance(raw, str):
-        if not raw.isascii() or not raw.isdigit():
+        number = ascii_int(raw, max_digits=len(str(VERSION_MAX)))
+        if number is None:
             raise invalid(param, f"{raw!r} is not a positive integer.", code="model_version_invalid")
-        raw = int(raw)
+        raw = number
     if not 1 <= raw <= VERSION_MAX:
         raise invalid(param, f"{raw} is not between 1 and {VERSION_MAX}.", code="model_version_invalid")
     return raw
@@ -107,13 +109,14 @@ def version(raw: str | int, param: str = "modelVersion") -> int:
 
 def part_number(raw: str) -> int:
     """S3 numbers parts 1 to 10000; the original crashed (a bare 500) on anything but an int."""
-    if not raw.isascii() or not raw.isdigit() or not PART_NUMBER_MIN <= int(raw) <= PART_NUMBER_MAX:
+    number = ascii_int(raw, max_digits=len(str(PART_NUMBER_MAX)))
+    if number is None or not PART_NUMBER_MIN <= number <= PART_NUMBER_MAX:
         raise invalid(
             "partNumber",
             f"{raw!r} is not an integer from {PART_NUMBER_MIN} to {PART_NUMBER_MAX}.",
             code="part_number_invalid",
         )
-    return int(raw)
+    return number
 
 
 def version_prefix(model: str, model_version: int) -> str:
