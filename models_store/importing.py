@@ -25,6 +25,7 @@ import urllib3
 from django.conf import settings
 
 from inferencemgmt import objectstore
+from inferencemgmt.api.validation import CONTROL_CHARACTERS
 from inferencemgmt.digits import ascii_int
 from inferencemgmt.errors import BadRequest, UpstreamError
 from models_store import keys
@@ -139,6 +140,10 @@ def public_address(text: str) -> bool:
 
 def _resolved(url: str) -> tuple[SplitResult, str]:
     """The URL's parts and the one address to connect to, checked as ``url_checked`` describes."""
+    if CONTROL_CHARACTERS.search(url) or " " in url:
+        # urlsplit drops some of them silently, urllib3 refuses them late, and a NUL in the stored
+        # operation parameters is a database error: refused here, first.
+        raise keys.invalid("source", "A URL cannot contain spaces or control characters.", code="source_invalid")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise keys.invalid("source", "Give an http(s):// URL or an s3://<tenant>/<path> URI.", code="source_invalid")

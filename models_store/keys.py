@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import re
 
+from inferencemgmt.api.validation import CONTROL_CHARACTERS
 from inferencemgmt.digits import ascii_int
 from inferencemgmt.errors import BadRequest
 from inferencemgmt.objectstore import PART_NUMBER_MAX, PART_NUMBER_MIN
 
-# C0 and C1 control characters and DEL: invisible in logs and listings, and NUL ends C strings.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # Separators other than "/": the backslash (Windows paths; object stores and S3 gateways that map
 # keys to files turn it into "/", so ``..\..\x`` escaped the version directory as far as the store
 # let it), and the characters whose compatibility form (NFKC, or Windows' "best fit" code page
@@ -60,7 +59,7 @@ def invalid(param: str, reason: str, code: str = "model_name_invalid") -> BadReq
 
 
 def _segments(param: str, value: str) -> list[str]:
-    if _CONTROL.search(value):
+    if CONTROL_CHARACTERS.search(value):
         raise invalid(param, "Control characters are not allowed.")
     if _SEPARATOR.search(value):
         raise invalid(param, "Backslashes and other separators than '/' are not allowed.")

@@ -309,6 +309,10 @@ def test_task_list_filters_are_validated(api, issuer):
         response = client.get(f"/tasks?limit={limit}")
         assert response.status_code == 400, limit
         assert response.json()["code"] == "validation_failed"
+    # A NUL in a filter is a database error on PostgreSQL (a 500): refused before the query.
+    for kind in ("a%00b", "a%0Ab"):
+        response = client.get(f"/tasks?kind={kind}")
+        assert (response.status_code, response.json()["code"]) == (400, "validation_failed")
 
 
 # --- answering a request that started an operation --------------------------------------------------

@@ -113,6 +113,22 @@ def test_public_address_looks_inside_ipv6(address, public):
     assert public_address(address) is public
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://93.184.216.34/a\x00b",
+        "http://93.184.216.34/x?y=\x00",
+        "http://93.184.216.34/a b",
+        "http://93.184.216.34/\n",
+    ],
+)
+def test_urls_with_control_characters_or_spaces_are_refused_before_anything_else(url):
+    """A NUL stored in the operation's parameters is a database error (a 500) on PostgreSQL."""
+    with pytest.raises(BadRequest) as caught:
+        url_checked(url)
+    assert caught.value.code == "source_invalid"
+
+
 @pytest.mark.parametrize("url", ["ftp://example.com/x", "file:///etc/passwd", "http:///nohost", "s4://x/y"])
 def test_only_http_urls_with_a_host(url):
     with pytest.raises(BadRequest) as caught:

@@ -192,3 +192,11 @@ def test_endpoint_scale_refuses_a_non_ascii_replica_count_with_a_400(raw: str, m
     response = client.post("/console/tenants/team-a1/endpoints/ep/scale/", {"replicas": raw})
     assert response.status_code == 400
     assert f"replicas: &#x27;{raw}&#x27; is not of type &#x27;integer&#x27;" in response.content.decode()
+
+
+@pytest.mark.parametrize("query", ["kind=a%00b", "target=%00", "user=x%00", "state=a%0Ab"])
+def test_task_filters_with_control_characters_are_a_400_page(query: str) -> None:
+    """A NUL reached the database in the filters: an error (a 500) on PostgreSQL."""
+    response = signed_in("admin@example.com", ["admin"]).get(f"/console/tasks/?{query}")
+    assert response.status_code == 400
+    assert b"Task filters cannot contain control characters." in response.content

@@ -9,6 +9,7 @@ from rest_framework.views import APIView
 
 from inferencemgmt.api.responses import envelope
 from inferencemgmt.api.schema import error_response
+from inferencemgmt.api.validation import CONTROL_CHARACTERS
 from inferencemgmt.auth.identity import Identity
 from inferencemgmt.digits import ascii_int
 from inferencemgmt.errors import ValidationFailed
@@ -41,6 +42,8 @@ class OperationListView(APIView):
                 raise ValidationFailed(description=f"state: must be one of {', '.join(Operation.State.values)}")
             operations = operations.filter(state=state)
         kind = request.query_params.get("kind")
+        if kind and CONTROL_CHARACTERS.search(kind):
+            raise ValidationFailed(description="kind: control characters are not allowed")
         if kind:
             operations = operations.filter(kind=kind)
         limit = ascii_int(request.query_params.get("limit", "50"))
