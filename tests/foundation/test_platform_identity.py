@@ -97,6 +97,14 @@ def test_no_spelling_of_system_masters_in_a_real_token_reaches_the_api_server(pl
     assert not kube.access_allowed(mallory, verb="list", resource="secrets", namespace="kube-system")
 
 
+def test_non_ascii_names_reach_the_api_server_as_asserted(platform_settings):
+    """Names go out as UTF-8: Python's HTTP client would have sent Latin-1 (another name) or failed."""
+    identity = Identity("j\u00f6rg@example.com", ("\u00c9quipe IA", "\u30c1\u30fc\u30e0"))
+    username, groups = kube.self_subject_review(identity)
+    assert username == "j\u00f6rg@example.com"
+    assert {"\u00c9quipe IA", "\u30c1\u30fc\u30e0"} <= set(groups)
+
+
 def test_passthrough_mode_sends_the_users_own_token(platform_settings, user_token):
     platform_settings.IMM_KUBE_AUTH_MODE = "passthrough"
     identity = _identity(user_token("carol"))
