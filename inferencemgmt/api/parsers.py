@@ -21,23 +21,10 @@ from django.conf import settings
 from rest_framework.parsers import JSONParser
 
 from inferencemgmt.errors import MalformedJSON, PayloadTooLarge
+from inferencemgmt.nesting import nested_deeper_than
 
 #: Deepest nesting of arrays and objects a request body may have (the API's bodies use 3 or 4).
 MAX_JSON_DEPTH = 32
-
-
-def _too_deep(value: Any, limit: int) -> bool:
-    """True when ``value`` nests arrays/objects more than ``limit`` levels (iterative: no recursion)."""
-    pending: list[tuple[Any, int]] = [(value, 1)]
-    while pending:
-        current, depth = pending.pop()
-        children = current.values() if isinstance(current, dict) else current if isinstance(current, list) else None
-        if children is None:
-            continue
-        if depth > limit:
-            return True
-        pending.extend((child, depth + 1) for child in children)
-    return False
 
 
 def _too_deep_error() -> MalformedJSON:
@@ -52,7 +39,7 @@ def loads_bounded(raw: bytes) -> Any:
         raise _too_deep_error() from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise MalformedJSON(description=f"Could not parse the JSON body: {exc}") from None
-    if _too_deep(value, MAX_JSON_DEPTH):
+    if nested_deeper_than(value, MAX_JSON_DEPTH):
         raise _too_deep_error()
     return value
 
