@@ -183,6 +183,9 @@ def render_part(template: ServingTemplate, part: str, context: Mapping[str, Any]
         text = _compiled(template.source(part)).render(context)
     except TemplateError as exc:
         raise RenderError(f"{data_key(part)}: {type(exc).__name__}: {exc}") from None
+    except RecursionError:
+        # Jinja parses and renders recursively: ~1,000 nested brackets or blocks overflow the stack.
+        raise RenderError(f"{data_key(part)}: the template nests too deeply to compile") from None
     try:
         obj = yaml.load(text, Loader=_YAML_LOADER)  # noqa: S506 (a safe loader, C or Python)
     except yaml.YAMLError as exc:

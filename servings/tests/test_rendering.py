@@ -227,6 +227,8 @@ def test_template_cannot_escape_the_tenant():
         ("service", "apiVersion: v1\nkind: Service\nx: " + "[" * 990 + "]" * 990, "nests deeper than 64 levels"),
         ("service", "apiVersion: v1\nkind: Service\nx: " + "[" * 65 + "]" * 65, "nests deeper than 64 levels"),
         ("configMap", "a: " + "{b: " * 20000 + "}" * 20000, "not YAML"),  # libyaml's own limit
+        ("deployment", "{{ " + "(" * 1000 + "1" + ")" * 1000 + " }}", "nests too deeply"),  # Jinja's parser
+        ("ingress", "{% if 1 %}" * 500 + "{% endif %}" * 500, "nests too deeply"),
     ],
 )
 def test_broken_templates_raise_render_error(part, text, message):
