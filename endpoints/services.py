@@ -24,6 +24,7 @@ from endpoints.spec import (
 )
 from inferencemgmt import kube
 from inferencemgmt.auth.identity import Identity
+from inferencemgmt.digits import ascii_int
 from inferencemgmt.errors import KUBERNETES, Conflict, Forbidden, NotFound, UpstreamUnavailable
 from servings import selectors as serving_selectors
 from servings.controller.rendering import GROUP, PLURAL
@@ -234,6 +235,7 @@ def endpoint_resume(identity: Identity, tenant: str, name: str) -> int:
         current = _replicas(cr)
         if current > 0:
             return current, None
-        return (int(remembered) if remembered.isdigit() and int(remembered) > 0 else 1), None
+        count = ascii_int(remembered)
+        return (count if count else 1), None
 
     return _set_replicas(identity, tenant, name, decide)

@@ -25,6 +25,7 @@ from endpoints.api.serializers import (
 )
 from endpoints.spec import DEFAULT_SERVING, DEFAULT_VERSION_POLICY, flatten_resources
 from inferencemgmt.auth.identity import Identity
+from inferencemgmt.digits import ascii_int
 from inferencemgmt.errors import ImmError
 from inferencemgmt.views import console_page
 from servings import selectors as serving_selectors
@@ -61,6 +62,13 @@ def parse_resources(text: str) -> dict[str, str]:
                 raise forms.ValidationError(f"resources: '{line.strip()}' is not 'key=quantity'")
             resources[key.strip()] = value.strip()
     return resources
+
+
+def _number_or_text(raw: str) -> int | str:
+    """A form's text as the JSON the API would get: ASCII digits are a number, anything else stays
+    text for the serializer to refuse in its own words (``'²' is not of type 'integer'``)."""
+    number = ascii_int(raw)
+    return raw if number is None else number
 
 
 def _validated(serializer: serializers.Serializer[Any]) -> dict[str, Any]:
@@ -102,7 +110,7 @@ def endpoint_create(request: HttpRequest, identity: Identity, tenant: str) -> Ht
                 if values[key]:
                     body[key] = values[key]
             if values["replicas"]:
-                body["replicas"] = int(values["replicas"]) if values["replicas"].isdigit() else values["replicas"]
+                body["replicas"] = _number_or_text(values["replicas"])
             resources = parse_resources(values["resources"])
             if resources:
                 body["resources"] = resources
@@ -159,6 +167,10 @@ def _cr_yaml(cr: dict[str, Any]) -> str:
 
 @console_page()
 def endpoint_detail(request: HttpRequest, identity: Identity, tenant: str, name: str) -> HttpResponse:
+    return _detail_page(request, identity, tenant, name)
+
+
+def _detail_page(request: HttpRequest, identity: Identity, tenant: str, name: str, status: int = 200) -> HttpResponse:
     context = _status_context(identity, tenant, name)
     cr = selectors.endpoint_cr(identity, tenant, name)
     spec = cr.get("spec") or {}
@@ -172,7 +184,7 @@ def endpoint_detail(request: HttpRequest, identity: Identity, tenant: str, name:
             "events": selectors.endpoint_events(identity, tenant, name),
         }
     )
-    return render(request, "endpoints/detail.html", context)
+    return render(request, "endpoints/detail.html", context, status=status)
 
 
 @console_page()
@@ -183,7 +195,7 @@ def endpoint_action(request: HttpRequest, identity: Identity, tenant: str, name:
     try:
         if action == "scale":
             raw = request.POST.get("replicas", "")
-            replicas = _validated(EndpointScaleSerializer(data={"replicas": int(raw) if raw.isdigit() else raw}))
+            replicas = _validated(EndpointScaleSerializer(data={"replicas": _number_or_text(raw)}))
             services.endpoint_scale(identity, tenant, name, replicas["replicas"])
             messages.success(request, f"Scaling {name} to {replicas['replicas']}.")
         elif action == "pause":
@@ -209,7 +221,9 @@ def endpoint_action(request: HttpRequest, identity: Identity, tenant: str, name:
         else:
             messages.error(request, f"Unknown action {action}.")
     except forms.ValidationError as exc:
+        # Input that was not accepted: the page again, saying why, as a 400 (nothing was changed).
         messages.error(request, exc.messages[0])
+        return _detail_page(request, identity, tenant, name, status=400)
     except ImmError as exc:
         messages.error(request, f"{exc.title}: {exc.description}" if exc.description else exc.title)
     return redirect("console-endpoint", tenant=tenant, name=name)

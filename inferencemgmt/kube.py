@@ -3,8 +3,9 @@
 Every call made for a user runs AS that user. The management API authenticates with its own
 narrowly-scoped identity (``IMM_KUBECONFIG``) and adds ``Impersonate-User`` / ``Impersonate-Group``
 taken from the verified token, so Kubernetes RBAC is the real authorisation and Celery tasks keep
-working after the user's token expired. ``system:`` groups are dropped: a token claiming
-``system:masters`` must not become cluster-admin. In ``passthrough`` mode the user's own token is
+working after the user's token expired. Names are sent only as ``auth/names.py`` allows: a token
+claiming ``system:masters`` (in any spelling, with any white space) must not become cluster-admin,
+and a user name that is not a plain identity is refused. In ``passthrough`` mode the user's own token is
 sent instead (for clusters that trust the identity provider directly).
 
 Clients are cached per identity for a short time (bounded LRU + TTL): a client per request costs a
@@ -34,6 +35,8 @@ from kubernetes.client.exceptions import ApiException
 from urllib3.util.retry import Retry
 
 from inferencemgmt.auth.identity import Identity
+from inferencemgmt.auth.names import passable_groups, username_problem
+from inferencemgmt.digits import ascii_int
 from inferencemgmt.errors import (
     KUBERNETES,
     BadRequest,
@@ -49,8 +52,24 @@ TRANSIENT_STATUSES = (429, 500, 502, 503, 504)
 
 
 def impersonation_groups(identity: Identity) -> list[str]:
-    """Groups sent to Kubernetes: never a ``system:`` group, which only the cluster may assign."""
-    return [group for group in identity.groups if not group.startswith("system:")]
+    """Groups sent to Kubernetes: only names ``auth/names.py`` lets pass (never a ``system:`` group).
+
+    Identities built from tokens, sessions and records are already filtered; this is the last
+    check, at the door, for every Identity however it was made.
+    """
+    return list(passable_groups(identity.groups))
+
+
+def impersonation_user(identity: Identity) -> str:
+    """The ``Impersonate-User`` value: a plain identity, or a 403 before anything is sent."""
+    problem = username_problem(identity.username)
+    if problem is not None:
+        raise Forbidden(
+            "Not allowed",
+            f"The user name cannot be passed on to Kubernetes: {problem}.",
+            code="impersonation_refused",
+        )
+    return identity.username
 
 
 # --- errors -----------------------------------------------------------------------------------------
@@ -65,8 +84,8 @@ def _status_message(exc: ApiException) -> str:
 
 
 def _retry_after(exc: ApiException) -> int:
-    value = (exc.headers or {}).get("Retry-After", "")
-    return int(value) if str(value).isdigit() else 5
+    seconds = ascii_int((exc.headers or {}).get("Retry-After", ""), max_digits=6)
+    return 5 if seconds is None else seconds
 
 
 def translate(exc: ApiException) -> ImmError:
@@ -161,6 +180,15 @@ class _Translated:
 
 
 # --- configuration and clients ----------------------------------------------------------------------
+def _header_value(name: str) -> Any:
+    """A name as header bytes: UTF-8, which the API server reads names as.
+
+    Python's HTTP client would encode a str as Latin-1: ``jöhn`` would reach Kubernetes as a
+    different (invalid UTF-8) name, and a name outside Latin-1 would fail before being sent.
+    """
+    return name if name.isascii() else name.encode("utf-8")
+
+
 class _IdentityRESTClient(k8s.rest.RESTClientObject):
     """Adds the impersonation headers (one ``Impersonate-Group`` line per group) and default timeouts.
 
@@ -177,9 +205,9 @@ class _IdentityRESTClient(k8s.rest.RESTClientObject):
     def request(self, method: str, url: str, headers: Any = None, *args: Any, **kwargs: Any) -> Any:
         merged = urllib3.HTTPHeaderDict(headers or {})
         if self._user is not None:
-            merged["Impersonate-User"] = self._user
+            merged["Impersonate-User"] = _header_value(self._user)
             for group in self._groups:
-                merged.add("Impersonate-Group", group)
+                merged.add("Impersonate-Group", _header_value(group))
         if not kwargs.get("_request_timeout"):
             kwargs["_request_timeout"] = self._timeout
         return super().request(method, url, merged, *args, **kwargs)  # type: ignore[no-untyped-call]
@@ -284,9 +312,10 @@ def api_client_for(identity: Identity) -> Any:
         token = identity.token
         digest = hashlib.sha256(token.encode()).hexdigest()
         return _cache.get(("passthrough", digest), lambda base: _build(base, None, [], token))
+    user = impersonation_user(identity)
     groups = impersonation_groups(identity)
-    key = ("impersonate", identity.username, *groups)
-    return _cache.get(key, lambda base: _build(base, identity.username, groups, None))
+    key = ("impersonate", user, *groups)
+    return _cache.get(key, lambda base: _build(base, user, groups, None))
 
 
 def service_api_client() -> Any:

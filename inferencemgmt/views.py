@@ -11,15 +11,32 @@ import functools
 from collections.abc import Callable
 from typing import Any, Concatenate, ParamSpec
 
+from django import forms
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from inferencemgmt.auth.identity import Identity, identity_from_session
+from inferencemgmt.digits import ascii_int
 from inferencemgmt.errors import Forbidden, ImmError
 
 P = ParamSpec("P")
 ConsoleView = Callable[Concatenate[HttpRequest, Identity, P], HttpResponse]
+
+
+class AsciiIntegerField(forms.IntegerField):
+    """A console form's whole number: ASCII digits only (``digits.ascii_int``), like the API.
+
+    Django's IntegerField takes whatever ``int()`` takes: Arabic-Indic "12" is 12 to it, ``" 1_0 "`` is 10.
+    """
+
+    def to_python(self, value: Any) -> int | None:
+        if value in self.empty_values:
+            return None
+        number = ascii_int(str(value).strip(), max_digits=9)
+        if number is None:
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
+        return number
 
 
 def session_identity(request: HttpRequest) -> Identity | None:

@@ -25,6 +25,8 @@ import urllib3
 from django.conf import settings
 
 from inferencemgmt import objectstore
+from inferencemgmt.api.validation import CONTROL_CHARACTERS
+from inferencemgmt.digits import ascii_int
 from inferencemgmt.errors import BadRequest, UpstreamError
 from models_store import keys
 
@@ -92,8 +94,56 @@ def archive_extract(bucket: str, archive: str, prefix: str, progress: Any) -> di
     return {"files": files, "directories": directories, "skipped": skipped}
 
 
+# IPv6 ranges whose addresses carry an IPv4 address that packets to them really reach: a loopback
+# or private IPv4 inside one of them is that loopback or private address, whatever ``is_global``
+# says of the IPv6 form (Python calls ``::127.0.0.1`` and ``64:ff9b::7f00:1`` global).
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")  # ::a.b.c.d (deprecated, still routed by some stacks)
+_SIIT = ipaddress.IPv6Network("::ffff:0:0:0/96")  # ::ffff:0:a.b.c.d (RFC 2765 translated)
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # the well-known NAT64 prefix (RFC 6052)
+_NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")  # local-use NAT64 (RFC 8215): never public
+_ISATAP_INTERFACE = 0x00005EFE  # ...:0:5efe:a.b.c.d / ...:200:5efe:a.b.c.d (RFC 5214)
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """Every IPv4 address an IPv6 address embeds: mapped, compatible, SIIT, NAT64, 6to4, Teredo, ISATAP."""
+    low32 = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    found: list[ipaddress.IPv4Address] = []
+    if address.ipv4_mapped is not None:
+        found.append(address.ipv4_mapped)
+    if address in _IPV4_COMPATIBLE or address in _SIIT or address in _NAT64:
+        found.append(low32)
+    if address.sixtofour is not None:
+        found.append(address.sixtofour)
+    if address.teredo is not None:
+        found.extend(address.teredo)  # the server and the client (its IPv4 obfuscated in the address)
+    if (int(address) >> 32) & 0xFDFFFFFF == _ISATAP_INTERFACE:
+        found.append(low32)
+    return found
+
+
+def public_address(text: str) -> bool:
+    """True only for a unicast address on the public internet, and every IPv4 it embeds public too.
+
+    ``is_global`` alone is not enough: it calls multicast global, and IPv6 forms that embed
+    ``127.0.0.1`` or ``10.x`` (``::127.0.0.1``, ``::ffff:0:7f00:1``, ``64:ff9b::7f00:1``,
+    ``2002:7f00:1::``) global as well, while the packets go to the embedded address.
+    """
+    address = ipaddress.ip_address(text.split("%", 1)[0])  # a link-local zone (fe80::1%eth0) is local anyway
+    if not address.is_global or address.is_multicast:
+        return False
+    if isinstance(address, ipaddress.IPv6Address):
+        if address in _NAT64_LOCAL:
+            return False
+        return all(public_address(str(inner)) for inner in embedded_ipv4(address))
+    return True
+
+
 def _resolved(url: str) -> tuple[SplitResult, str]:
     """The URL's parts and the one address to connect to, checked as ``url_checked`` describes."""
+    if CONTROL_CHARACTERS.search(url) or " " in url:
+        # urlsplit drops some of them silently, urllib3 refuses them late, and a NUL in the stored
+        # operation parameters is a database error: refused here, first.
+        raise keys.invalid("source", "A URL cannot contain spaces or control characters.", code="source_invalid")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise keys.invalid("source", "Give an http(s):// URL or an s3://<tenant>/<path> URI.", code="source_invalid")
@@ -104,7 +154,7 @@ def _resolved(url: str) -> tuple[SplitResult, str]:
     addresses = [str(info[4][0]) for info in infos]
     if not settings.IMM_MODEL_IMPORT_ALLOW_PRIVATE_ADDRESSES:
         for address in addresses:
-            if not ipaddress.ip_address(address).is_global:
+            if not public_address(address):
                 raise keys.invalid("source", "The URL points to a private or local address.", code="source_private")
     if not addresses:
         raise keys.invalid("source", f"The host {parts.hostname} cannot be resolved.", code="source_invalid")
@@ -177,9 +227,9 @@ def url_import(url: str, bucket: str, key: str, progress: Any) -> dict[str, Any]
     try:
         if response.status != 200:
             raise UpstreamError("model source", f"the URL answered HTTP {response.status}", code="source_error")
-        length = response.headers.get("Content-Length", "")
-        if length.isdigit():
-            progress.set_total(int(length))
+        length = ascii_int(response.headers.get("Content-Length", ""))
+        if length is not None:
+            progress.set_total(length)
         try:
             objectstore.object_upload(bucket, key, CountingReader(response, progress))
         except (urllib3.exceptions.HTTPError, OSError) as exc:

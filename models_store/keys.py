@@ -10,11 +10,23 @@ from __future__ import annotations
 
 import re
 
+from inferencemgmt.api.validation import CONTROL_CHARACTERS
+from inferencemgmt.digits import ascii_int
 from inferencemgmt.errors import BadRequest
 from inferencemgmt.objectstore import PART_NUMBER_MAX, PART_NUMBER_MIN
 
-# C0 and C1 control characters and DEL: invisible in logs and listings, and NUL ends C strings.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Separators other than "/": the backslash (Windows paths; object stores and S3 gateways that map
+# keys to files turn it into "/", so ``..\..\x`` escaped the version directory as far as the store
+# let it), and the characters whose compatibility form (NFKC, or Windows' "best fit" code page
+# mapping) holds "/" or "\": full-width and small solidi, and the a/c, a/s, c/o, c/u symbols.
+# (Regex text for character classes, here and in the schema patterns: \uXXXX reads the same in both.)
+_SEPARATORS = r"\\\u2100\u2101\u2105\u2106\ufe68\uff0f\uff3c"
+_SEPARATOR = re.compile(f"[{_SEPARATORS}]")
+# Characters whose compatibility form is "." (one dot leader, small and full-width full stops) or
+# ".." (two dot leaders): a segment of them reads as "." or ".." to anything that normalises.
+_DOTS = r".\u2024\ufe52\uff0e"
+_TWO_DOTS = r"\u2025\ufe30"
+_DOT_SEGMENT = re.compile(f"[{_DOTS}]{{1,2}}|[{_TWO_DOTS}]")
 # S3 allows 1024 bytes of key; keep the same bound so the store never answers KeyTooLong.
 KEY_MAX_BYTES = 1024
 MODEL_NAME_MIN = 3
@@ -25,10 +37,18 @@ VERSION_MAX = 2**63 - 1
 
 # The same rules as JSON-schema patterns, so the OpenAPI schema (and clients generated from it, and
 # the fuzzing) describe the names these functions accept; models_store/tests/test_keys.py keeps the
-# two in step. A segment is any run of non-control characters but "/", and never "." or "..".
-_CHARACTER = r"[^/\x00-\x1f\x7f-\x9f]"
-_NOT_DOT = r"[^/.\x00-\x1f\x7f-\x9f]"
-_SEGMENT = rf"(?:{_NOT_DOT}{_CHARACTER}*|\.{_NOT_DOT}{_CHARACTER}*|\.\.{_CHARACTER}+)"
+# two in step. A segment is any run of characters but controls and separators that is not a dot
+# segment: a character that is no dot starts it, or one dot is followed by a non-dot (or a two-dot
+# character), or two dots or one two-dot character are followed by anything.
+_NOT_NAME = rf"/{_SEPARATORS}\x00-\x1f\x7f-\x9f"
+_CHARACTER = rf"[^{_NOT_NAME}]"
+_NOT_DOT = rf"[^{_NOT_NAME}{_DOTS}{_TWO_DOTS}]"
+_NOT_ONE_DOT = rf"[^{_NOT_NAME}{_DOTS}]"
+_DOT = rf"[{_DOTS}]"
+_SEGMENT = (
+    rf"(?:{_NOT_DOT}{_CHARACTER}*|{_DOT}{_NOT_ONE_DOT}{_CHARACTER}*|{_DOT}{_DOT}{_CHARACTER}+"
+    rf"|[{_TWO_DOTS}]{_CHARACTER}+)"
+)
 MODEL_NAME_PATTERN = rf"^{_CHARACTER}+$"
 RELATIVE_PATH_PATTERN = rf"^{_SEGMENT}(?:/{_SEGMENT})*$"
 
@@ -39,15 +59,17 @@ def invalid(param: str, reason: str, code: str = "model_name_invalid") -> BadReq
 
 
 def _segments(param: str, value: str) -> list[str]:
-    if _CONTROL.search(value):
+    if CONTROL_CHARACTERS.search(value):
         raise invalid(param, "Control characters are not allowed.")
+    if _SEPARATOR.search(value):
+        raise invalid(param, "Backslashes and other separators than '/' are not allowed.")
     if value.startswith("/"):
         raise invalid(param, "Absolute paths are not allowed.")
     segments = value.split("/")
     if any(segment == "" for segment in segments):
         raise invalid(param, "Empty path segments (a trailing or doubled '/') are not allowed.")
-    if any(segment in (".", "..") for segment in segments):
-        raise invalid(param, "Path segments '.' and '..' are not allowed.")
+    if any(_DOT_SEGMENT.fullmatch(segment) for segment in segments):
+        raise invalid(param, "Path segments '.' and '..' (in any spelling) are not allowed.")
     return segments
 
 
@@ -75,9 +97,10 @@ def version(raw: str | int, param: str = "modelVersion") -> int:
     if isinstance(raw, bool):
         raise invalid(param, f"{raw!r} is not an integer.", code="model_version_invalid")
     if isinstance(raw, str):
-        if not raw.isascii() or not raw.isdigit():
+        number = ascii_int(raw, max_digits=len(str(VERSION_MAX)))
+        if number is None:
             raise invalid(param, f"{raw!r} is not a positive integer.", code="model_version_invalid")
-        raw = int(raw)
+        raw = number
     if not 1 <= raw <= VERSION_MAX:
         raise invalid(param, f"{raw} is not between 1 and {VERSION_MAX}.", code="model_version_invalid")
     return raw
@@ -85,13 +108,14 @@ def version(raw: str | int, param: str = "modelVersion") -> int:
 
 def part_number(raw: str) -> int:
     """S3 numbers parts 1 to 10000; the original crashed (a bare 500) on anything but an int."""
-    if not raw.isascii() or not raw.isdigit() or not PART_NUMBER_MIN <= int(raw) <= PART_NUMBER_MAX:
+    number = ascii_int(raw, max_digits=len(str(PART_NUMBER_MAX)))
+    if number is None or not PART_NUMBER_MIN <= number <= PART_NUMBER_MAX:
         raise invalid(
             "partNumber",
             f"{raw!r} is not an integer from {PART_NUMBER_MIN} to {PART_NUMBER_MAX}.",
             code="part_number_invalid",
         )
-    return int(raw)
+    return number
 
 
 def version_prefix(model: str, model_version: int) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 
 from inferencemgmt import kube, objectstore
 from inferencemgmt.auth.identity import Identity
+from inferencemgmt.digits import ascii_int
 from models_store import access, keys
 from models_store.policy import served_versions
 from tenants import manifests
@@ -47,7 +48,13 @@ def tenant_endpoints(identity: Identity, tenant: str) -> list[dict[str, Any]]:
 
 
 def numeric_versions(versions: Any) -> list[int]:
-    return sorted(int(v) for v in versions if isinstance(v, str) and v.isascii() and v.isdigit())
+    return sorted(number for number in map(ascii_int, versions) if number is not None)
+
+
+def _version_order(version: str) -> tuple[bool, int, str]:
+    """Numeric versions first, by value; any other directory name after them, by name."""
+    number = ascii_int(version)
+    return (number is None, number or 0, version)
 
 
 def model_versions(tenant: str, model: str) -> list[int]:
@@ -76,9 +83,10 @@ def model_grouped(identity: Identity, tenant: str) -> list[dict[str, Any]]:
     for name in sorted(tree):
         available = numeric_versions(tree[name])
         versions = []
-        for version in sorted(tree[name], key=lambda v: (not v.isdigit(), int(v) if v.isdigit() else 0, v)):
+        for version in sorted(tree[name], key=_version_order):
             version_files = tree[name][version]
-            serving = endpoints_serving(endpoints, name, int(version), available) if version.isdigit() else []
+            number = ascii_int(version)
+            serving = endpoints_serving(endpoints, name, number, available) if number is not None else []
             versions.append(
                 {
                     "version": version,

@@ -17,6 +17,7 @@ from django.conf import settings
 from inferencemgmt import kube, objectstore
 from inferencemgmt.api.validation import DNS_1123_LABEL, matches
 from inferencemgmt.auth.identity import Identity
+from inferencemgmt.digits import ascii_int
 from inferencemgmt.errors import NotFound
 from tenants import manifests
 
@@ -116,7 +117,7 @@ def tenant_get(identity: Identity, name: str) -> dict[str, Any]:
         "scope": tenant_scope(namespace),
         "phase": namespace.status.phase if namespace.status else None,
         "quota": quota,
-        "maxEndpoints": int(max_endpoints) if max_endpoints and max_endpoints.isdigit() else None,
+        "maxEndpoints": ascii_int(max_endpoints),
         "endpoints": len(endpoints.get("items", [])),
         "bucket": bucket,
         "createdBy": annotations.get(manifests.CREATED_BY_ANNOTATION),

@@ -21,7 +21,7 @@ from rest_framework import serializers
 from endpoints.views import endpoint_rows_of
 from inferencemgmt.auth.identity import Identity
 from inferencemgmt.errors import Forbidden, ImmError, NotFound
-from inferencemgmt.views import console_page
+from inferencemgmt.views import AsciiIntegerField, console_page
 from models_store import selectors as model_selectors
 from tenants import manifests, selectors, services
 from tenants.api.serializers import TenantCreateSerializer
@@ -167,7 +167,7 @@ class TenantCreateForm(forms.Form):
     cert = forms.FileField(
         label="CA certificate", help_text="PEM file of the CA that signs client certificates for the endpoints."
     )
-    max_endpoints = forms.IntegerField(label="Max endpoints", min_value=1, required=False)
+    max_endpoints = AsciiIntegerField(label="Max endpoints", min_value=1, required=False)
     requests_cpu = forms.CharField(label="requests.cpu", required=False)
     requests_memory = forms.CharField(label="requests.memory", required=False)
     limits_cpu = forms.CharField(label="limits.cpu", required=False)
@@ -245,7 +245,8 @@ def tenant_create(request: HttpRequest, identity: Identity) -> HttpResponse:
             form.add_error(None, error.description or error.title)
         else:
             return redirect("console-task", operation_id=operation.pk)
-    return render(request, "tenants/create.html", {"identity": identity, "form": form})
+    status = 400 if request.method == "POST" else 200  # a POST that gets here was not accepted
+    return render(request, "tenants/create.html", {"identity": identity, "form": form}, status=status)
 
 
 @console_page(admin_only=True)

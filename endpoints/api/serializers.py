@@ -33,10 +33,10 @@ from inferencemgmt.api.validation import (
     QUANTITY,
     StrictInteger,
     StrictString,
-    matches,
     quantity,
     required_messages,
 )
+from inferencemgmt.digits import ascii_int
 
 
 def validate_resources(value: Any) -> dict[str, str]:
@@ -171,6 +171,7 @@ def validate_tail(raw: str | None, default: int, maximum: int) -> int:
     """``?tail=N`` of the logs route: 1..maximum lines."""
     if raw is None or raw == "":
         return default
-    if not matches(r"^[0-9]{1,9}$", raw) or not 1 <= int(raw) <= maximum:
+    lines = ascii_int(raw, max_digits=9)
+    if lines is None or not 1 <= lines <= maximum:
         raise serializers.ValidationError({"tail": [f"{raw!r} is not a whole number from 1 to {maximum}"]})
-    return int(raw)
+    return lines

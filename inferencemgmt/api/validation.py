@@ -14,6 +14,9 @@ from typing import Any
 
 from rest_framework import serializers
 
+# C0 and C1 control characters and DEL: invisible in logs and listings, NUL ends C strings, and
+# PostgreSQL refuses NUL in text and JSON (a database error, a 500, for a query filter holding one).
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 DNS_1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_1035_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 # A Kubernetes resource quantity (apimachinery's resource.Quantity), never negative here.

@@ -19,6 +19,7 @@ from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from mozilla_django_oidc.views import OIDCAuthenticationRequestView
 
 from inferencemgmt.auth.identity import SESSION_KEY, Identity, identity_from_claims
+from inferencemgmt.auth.names import username_problem
 from inferencemgmt.auth.oidc import provider
 
 
@@ -38,7 +39,8 @@ class ConsoleOIDCBackend(OIDCAuthenticationBackend):  # type: ignore[misc]
         return payload
 
     def verify_claims(self, claims: dict[str, Any]) -> bool:
-        return isinstance(claims.get(settings.OIDC_USERNAME_CLAIM), str)
+        """Only a plain identity signs in (the API refuses the same tokens, see ``auth/names.py``)."""
+        return username_problem(claims.get(settings.OIDC_USERNAME_CLAIM)) is None
 
     def filter_users_by_claims(self, claims: dict[str, Any]) -> QuerySet[Any]:
         return get_user_model().objects.filter(username=claims[settings.OIDC_USERNAME_CLAIM])

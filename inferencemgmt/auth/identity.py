@@ -8,6 +8,7 @@ from typing import Any
 
 from django.conf import settings
 
+from inferencemgmt.auth.names import passable_groups, username_problem
 from inferencemgmt.errors import NotAuthenticated
 
 SESSION_KEY = "imm_identity"
@@ -42,6 +43,8 @@ class Identity:
 
 
 def _identity(username: str, groups: tuple[str, ...], token: str | None) -> Identity:
+    """Every constructor ends here, so no Identity carries a group Kubernetes must not be sent (names.py)."""
+    groups = passable_groups(groups)
     return Identity(
         username=username,
         groups=groups,
@@ -53,11 +56,16 @@ def _identity(username: str, groups: tuple[str, ...], token: str | None) -> Iden
 def identity_from_claims(claims: Mapping[str, Any], token: str | None = None) -> Identity:
     """Build an Identity from verified claims; names of the claims are settings.
 
-    A missing groups claim means "no groups": a user outside every group is still a user.
+    A missing groups claim means "no groups": a user outside every group is still a user. A user
+    name that is not a plain identity (``names.username_problem``) refuses the token: Kubernetes
+    would otherwise be told a name the identity provider did not mean, or one only it may assign.
+    Groups that may not be passed on are dropped (``names.passable_groups``).
     """
     username = claims.get(settings.OIDC_USERNAME_CLAIM)
     if not isinstance(username, str) or not username:
         raise NotAuthenticated(description="Token not valid.", code="auth_token_no_username")
+    if username_problem(username) is not None:
+        raise NotAuthenticated(description="Token not valid.", code="auth_token_bad_username")
     raw_groups = claims.get(settings.OIDC_GROUPS_CLAIM, [])
     if raw_groups is None:
         raw_groups = []
@@ -75,8 +83,8 @@ def identity_from_record(record: Mapping[str, Any]) -> Identity:
 
 def identity_from_session(session: Mapping[str, Any]) -> Identity | None:
     stored = session.get(SESSION_KEY)
-    if not isinstance(stored, dict):
-        return None
+    if not isinstance(stored, dict) or username_problem(stored.get("username")) is not None:
+        return None  # a session stored before the name rules existed signs in again
     token = session.get("oidc_id_token")
     return _identity(
         str(stored["username"]),

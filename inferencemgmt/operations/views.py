@@ -12,7 +12,9 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from inferencemgmt.api.validation import CONTROL_CHARACTERS
 from inferencemgmt.auth.identity import Identity
+from inferencemgmt.errors import BadRequest
 from inferencemgmt.operations.models import Operation
 from inferencemgmt.operations.selectors import operation_get, operations_visible_to
 from inferencemgmt.views import console_page
@@ -24,6 +26,8 @@ PAGE_SIZE = 50
 def task_list(request: HttpRequest, identity: Identity) -> HttpResponse:
     operations = operations_visible_to(identity)
     filters = {key: request.GET.get(key, "").strip() for key in ("state", "kind", "target", "user")}
+    if any(CONTROL_CHARACTERS.search(value) for value in filters.values()):
+        raise BadRequest("Invalid parameter", "Task filters cannot contain control characters.", code="filter_invalid")
     if filters["state"] in Operation.State.values:
         operations = operations.filter(state=filters["state"])
     if filters["kind"]:

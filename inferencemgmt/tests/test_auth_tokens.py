@@ -194,6 +194,45 @@ def test_system_groups_are_never_impersonated(issuer):
     assert impersonation_groups(identity) == ["team-a"]
 
 
+def test_groups_kubernetes_would_read_differently_are_dropped_from_the_identity(issuer, settings):
+    """Finding 3 of issue 17: `" system:masters"` passed the prefix check and the API server trims it."""
+    settings.IMM_ADMIN_GROUP = "admin"
+    claimed = ["team-a", " system:masters", "System:masters", "\uff53ystem:masters", " admin", "admin\u200b"]
+    claimed.append("Domain Users")
+    identity = _identity(issuer.mint(groups=claimed))
+    assert identity.groups == ("team-a", "Domain Users")
+    assert not identity.is_admin
+
+
+@pytest.mark.parametrize(
+    "username", [" alice@example.com", "system:admin", "SYSTEM:admin", "alice\t@example.com", "\uff41lice@example.com"]
+)
+def test_a_token_whose_user_name_is_not_a_plain_identity_is_401(api, issuer, username):
+    response = _get(api, issuer.mint(email=username))
+    assert response.status_code == 401
+    assert response.json() == {
+        "title": "Authentication required",
+        "description": "Token not valid.",
+        "code": "auth_token_bad_username",
+    }
+
+
+def test_plain_identities_from_the_claims_the_platform_reads_are_accepted(issuer):
+    for username in ("alice@example.com", "j\u00f6rg.m\u00fcller@example.de", "CiQwOGE4Njg0Yi1kYjg4", "oidc:alice"):
+        assert _identity(issuer.mint(email=username)).username == username
+
+
+def test_a_stored_session_or_record_cannot_carry_a_hostile_group():
+    from inferencemgmt.auth.identity import SESSION_KEY, identity_from_record, identity_from_session
+
+    hostile = {"username": "alice@example.com", "groups": ["team-a", " system:masters"]}
+    assert identity_from_record(hostile).groups == ("team-a",)
+    session_identity = identity_from_session({SESSION_KEY: hostile})
+    assert session_identity is not None
+    assert session_identity.groups == ("team-a",)
+    assert identity_from_session({SESSION_KEY: {"username": " system:admin", "groups": []}}) is None
+
+
 def test_token_is_not_kept_in_the_identity_when_impersonating(issuer):
     identity = _identity(issuer.mint())
     assert identity.token is None

@@ -84,32 +84,55 @@ def test_unconfigured_kubernetes_is_503_naming_it(settings):
     assert raised.value.code == "kubernetes_not_configured"
 
 
-def test_impersonation_headers_on_the_wire(tmp_path, settings):
-    """One Impersonate-Group line per group, no system: group, the service token as credential."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(1)
-    captured: list[bytes] = []
+class _HeaderRecorder:
+    """A local socket that records the head of one request and answers 500 (so the client gives up)."""
 
-    def answer_once() -> None:
-        connection, _ = listener.accept()
+    def __init__(self) -> None:
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(1)
+        self.captured: list[bytes] = []
+        self.thread = threading.Thread(target=self._answer_once, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+
+    def _answer_once(self) -> None:
+        connection, _ = self.listener.accept()
         with connection:
             data = b""
             while b"\r\n\r\n" not in data:
                 data += connection.recv(65536)
-            captured.append(data)
+            self.captured.append(data)
             connection.sendall(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
 
-    thread = threading.Thread(target=answer_once, daemon=True)
-    thread.start()
-    settings.IMM_KUBECONFIG = _kubeconfig(tmp_path, f"http://127.0.0.1:{listener.getsockname()[1]}")
+    def head(self) -> bytes:
+        self.thread.join(timeout=5)
+        self.listener.close()
+        return self.captured[0]
+
+
+def _impersonation_lines(head: bytes) -> list[tuple[str, bytes]]:
+    lines = head.split(b"\r\n")
+    found = []
+    for line in lines:
+        name, _, value = line.partition(b":")
+        if name.lower() in (b"impersonate-user", b"impersonate-group"):
+            found.append((name.decode().lower(), value.strip(b" ")))
+    return found
+
+
+def test_impersonation_headers_on_the_wire(tmp_path, settings):
+    """One Impersonate-Group line per group, no system: group, the service token as credential."""
+    recorder = _HeaderRecorder()
+    settings.IMM_KUBECONFIG = _kubeconfig(tmp_path, recorder.url)
     settings.IMM_KUBE_RETRIES = 0
     identity = Identity("alice@example.com", ("team-a", "team-b", "system:masters"), token="user-token")
     with pytest.raises(UpstreamUnavailable):
         kube.self_subject_review(identity)
-    thread.join(timeout=5)
-    listener.close()
-    head = captured[0].decode("latin-1").lower()
+    head = recorder.head().decode("latin-1").lower()
     assert "impersonate-user: alice@example.com" in head
     assert head.count("impersonate-group:") == 2
     assert "impersonate-group: team-a\r\n" in head
@@ -117,6 +140,66 @@ def test_impersonation_headers_on_the_wire(tmp_path, settings):
     assert "system:masters" not in head
     assert "authorization: bearer service-token" in head
     assert "user-token" not in head
+
+
+# Every spelling of a reserved group an identity provider could be tricked into asserting: the API
+# server trims header values (" system:masters" arrives as system:masters), and the others are
+# look-alikes or hide characters no log shows.
+HOSTILE_GROUPS = (
+    " system:masters",
+    "system:masters ",
+    "\tsystem:masters",
+    "System:Masters",
+    "SYSTEM:masters",
+    "\uff53\uff59\uff53\uff54\uff45\uff4d:masters",  # full-width letters, NFKC "system:masters"
+    "system\uff1amasters",  # full-width colon
+    "\u017fystem:masters",  # long s, NFKC "system:masters"
+    "\u00a0system:masters",  # no-break space
+    "\u200bsystem:masters",  # zero-width space
+    "team-a\u200b",  # a look-alike of team-a
+    "team-a\r\nImpersonate-Group: system:masters",
+    "",
+)
+
+
+def test_hostile_group_names_never_reach_the_wire(tmp_path, settings):
+    """Finding 3 of issue 17: only names Kubernetes reads exactly as asserted are sent, UTF-8 encoded."""
+    recorder = _HeaderRecorder()
+    settings.IMM_KUBECONFIG = _kubeconfig(tmp_path, recorder.url)
+    settings.IMM_KUBE_RETRIES = 0
+    identity = Identity("j\u00f6rg@example.com", ("team-a", *HOSTILE_GROUPS, "\u00c9quipe IA", "Domain Users"))
+    with pytest.raises(UpstreamUnavailable):
+        kube.self_subject_review(identity)
+    lines = _impersonation_lines(recorder.head())
+    assert lines == [
+        ("impersonate-user", "j\u00f6rg@example.com".encode()),
+        ("impersonate-group", b"team-a"),
+        ("impersonate-group", "\u00c9quipe IA".encode()),
+        ("impersonate-group", b"Domain Users"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "username",
+    [
+        " admin@example.com",
+        "admin@example.com\n",
+        "system:admin",
+        "System:serviceaccount:kube-system:default",
+        "\uff53ystem:admin",
+        "alice @example.com",
+        "alice\u200b@example.com",
+        "\uff41lice@example.com",  # full-width a
+        "a" * 151,
+        "",
+    ],
+)
+def test_a_user_name_that_is_not_a_plain_identity_is_refused_before_anything_is_sent(tmp_path, settings, username):
+    settings.IMM_KUBECONFIG = _kubeconfig(tmp_path, f"http://127.0.0.1:{_closed_port()}")
+    with pytest.raises(Forbidden) as raised:
+        kube.self_subject_review(Identity(username, ("team-a",)))
+    assert raised.value.status == 403
+    assert raised.value.code == "impersonation_refused"
 
 
 def test_client_cache_is_bounded(tmp_path, settings):

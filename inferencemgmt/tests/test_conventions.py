@@ -9,6 +9,7 @@ import pytest
 from django.test import override_settings
 
 from inferencemgmt.api.exceptions import exception_handler
+from inferencemgmt.api.parsers import MAX_JSON_DEPTH, loads_bounded
 from inferencemgmt.errors import Conflict, UpstreamUnavailable
 
 pytestmark = [pytest.mark.unit, pytest.mark.django_db]
@@ -59,6 +60,32 @@ def test_malformed_json_is_400(api, issuer):
     assert body["code"] == "malformed_json"
     assert body["title"] == "Malformed JSON"
     assert set(body) == {"title", "description", "code"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 1000 + b"]" * 1000,  # issue 17, finding 6: RecursionError, a 500, without a token
+        b'{"a": ' * 1000 + b"1" + b"}" * 1000,
+        b"[" * 100_000,  # not even well-formed: still the depth answer, not a crash
+        b'{"code": ' + b"[" * 33 + b"]" * 33 + b"}",  # one level over the bound
+    ],
+    ids=["arrays-1000", "objects-1000", "unclosed-100000", "bound-plus-one"],
+)
+def test_deeply_nested_json_is_400_in_the_error_shape(api, body):
+    response = api.post("/authenticate/token", data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json() == {
+        "title": "Malformed JSON",
+        "description": f"Could not parse the JSON body: it nests deeper than {MAX_JSON_DEPTH} levels.",
+        "code": "malformed_json",
+    }
+
+
+def test_json_nested_up_to_the_bound_is_parsed():
+    assert loads_bounded(b"[" * MAX_JSON_DEPTH + b"]" * MAX_JSON_DEPTH) is not None
+    nested = b'{"a": ' * (MAX_JSON_DEPTH - 1) + b"[1]" + b"}" * (MAX_JSON_DEPTH - 1)
+    assert loads_bounded(nested)["a"]["a"]
 
 
 def test_valid_json_of_the_wrong_shape_is_400_validation(api, issuer):

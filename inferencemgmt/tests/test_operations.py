@@ -304,6 +304,15 @@ def test_task_list_filters_are_validated(api, issuer):
     assert len(client.get("/tasks?state=FAILED").json()["data"]["tasks"]) == 1
     assert client.get("/tasks?state=BOGUS").status_code == 400
     assert client.get("/tasks?limit=0").status_code == 400
+    # Issue 17, finding 6: "²".isdigit() is true and int("²") raises (a 500); an Arabic-Indic one was read as 1.
+    for limit in ("%C2%B2", "%D9%A1", "+1", " 1", "1_0", "9" * 30):
+        response = client.get(f"/tasks?limit={limit}")
+        assert response.status_code == 400, limit
+        assert response.json()["code"] == "validation_failed"
+    # A NUL in a filter is a database error on PostgreSQL (a 500): refused before the query.
+    for kind in ("a%00b", "a%0Ab"):
+        response = client.get(f"/tasks?kind={kind}")
+        assert (response.status_code, response.json()["code"]) == (400, "validation_failed")
 
 
 # --- answering a request that started an operation --------------------------------------------------

@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 from inferencemgmt.api.requests import request_identity, validated
 from inferencemgmt.api.responses import envelope
 from inferencemgmt.api.schema import error_response
+from inferencemgmt.digits import ascii_int
 from inferencemgmt.errors import BadRequest
 from inferencemgmt.objectstore import PART_NUMBER_MAX, PART_NUMBER_MIN
 from inferencemgmt.operations.api.answers import accepted, prefers_async
@@ -40,8 +41,9 @@ def _content_length(request: Request) -> int:
     the original protocol's empty last part); a chunked body of unknown size is refused (411).
     """
     raw = request.META.get("CONTENT_LENGTH") or ""
-    if raw.isascii() and raw.isdigit():
-        return int(raw)
+    length = ascii_int(raw)
+    if length is not None:
+        return length
     if not raw and not request.META.get("HTTP_TRANSFER_ENCODING"):
         return 0
     raise BadRequest(

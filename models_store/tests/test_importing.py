@@ -6,7 +6,7 @@ import pytest
 from django.test import override_settings
 
 from inferencemgmt.errors import BadRequest
-from models_store.importing import member_path, url_checked
+from models_store.importing import member_path, public_address, url_checked
 
 pytestmark = pytest.mark.unit
 
@@ -45,6 +45,88 @@ def test_private_and_local_addresses_are_refused(url):
     with pytest.raises(BadRequest) as caught:
         url_checked(url)
     assert caught.value.code == "source_private"
+
+
+# Issue 17, finding 7: IPv6 forms whose packets go to an embedded IPv4, and numeric spellings of
+# loopback. getaddrinfo parses these literals itself: nothing is looked up, nothing is connected to.
+EMBEDDING_LOCAL_IPV4 = [
+    "::127.0.0.1",  # IPv4-compatible
+    "::ffff:127.0.0.1",  # IPv4-mapped
+    "::ffff:0:7f00:1",  # SIIT ::ffff:0:a.b.c.d
+    "::ffff:0:a00:7",  # SIIT, 10.0.0.7
+    "64:ff9b::7f00:1",  # NAT64 well-known prefix
+    "64:ff9b::a9fe:a9fe",  # NAT64, the metadata address 169.254.169.254
+    "64:ff9b:1::808:808",  # local-use NAT64 (never public, whatever it embeds)
+    "2002:7f00:1::",  # 6to4 of 127.0.0.1
+    "2002:a00:7::1",  # 6to4 of 10.0.0.7
+    "2001:0:4136:e378:8000:63bf:80ff:fffe",  # Teredo, client 127.0.0.1 (obfuscated)
+    "2001:0:a00:7:8000:63bf:3fff:fdd2",  # Teredo, server 10.0.0.7
+    "2606:4700::5efe:a00:7",  # ISATAP interface identifier around 10.0.0.7
+    "::",
+    "ff0e::1",  # multicast (is_global says yes)
+    "fe80::1",
+    "fc00::1",
+]
+
+
+@pytest.mark.parametrize("address", EMBEDDING_LOCAL_IPV4)
+def test_ipv6_forms_that_embed_a_local_ipv4_are_refused(address):
+    with pytest.raises(BadRequest) as caught:
+        url_checked(f"http://[{address}]:8080/model.onnx")
+    assert caught.value.code == "source_private"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://2130706433/x",  # 127.0.0.1 as one decimal number
+        "http://0x7f000001/x",
+        "http://017700000001/x",
+        "http://127.1/x",
+        "http://0/x",
+        "http://224.0.0.1/x",  # multicast
+        "http://255.255.255.255/x",
+        "http://100.64.0.1/x",  # carrier-grade NAT
+    ],
+)
+def test_other_spellings_of_local_addresses_are_refused(url):
+    with pytest.raises(BadRequest) as caught:
+        url_checked(url)
+    assert caught.value.code == "source_private"
+
+
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [
+        ("93.184.216.34", True),
+        ("2606:4700::1", True),
+        ("::ffff:93.184.216.34", True),
+        ("64:ff9b::5db8:d822", True),  # NAT64 of a public address
+        ("2002:5db8:d822::1", True),  # 6to4 of a public address
+        ("2606:4700::200:5efe:5db8:d822", True),  # ISATAP around a public address
+        *((address, False) for address in EMBEDDING_LOCAL_IPV4),
+        ("fe80::1%eth0", False),
+        ("127.0.0.1", False),
+    ],
+)
+def test_public_address_looks_inside_ipv6(address, public):
+    assert public_address(address) is public
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://93.184.216.34/a\x00b",
+        "http://93.184.216.34/x?y=\x00",
+        "http://93.184.216.34/a b",
+        "http://93.184.216.34/\n",
+    ],
+)
+def test_urls_with_control_characters_or_spaces_are_refused_before_anything_else(url):
+    """A NUL stored in the operation's parameters is a database error (a 500) on PostgreSQL."""
+    with pytest.raises(BadRequest) as caught:
+        url_checked(url)
+    assert caught.value.code == "source_invalid"
 
 
 @pytest.mark.parametrize("url", ["ftp://example.com/x", "file:///etc/passwd", "http:///nohost", "s4://x/y"])

@@ -48,6 +48,20 @@ def test_object_key(model, version, file_name, directory, expected):
         ("abc", "./f", None, "fileName", "'.'"),
         ("abc", "", None, "fileName", "empty"),
         ("abc", "x" * 1100, None, "fileName", "1024 bytes"),
+        # Issue 17, finding 6: a backslash reached the store, whose own normalisation alone stopped
+        # the traversal; its siblings are the other separators and the look-alike dots.
+        ("abc", "..\\..\\x", None, "fileName", "Backslashes"),
+        ("abc", "f", "a\\b", "key", "Backslashes"),
+        ("a\\bc", "f", None, "modelName", "Backslashes"),
+        ("abc", "..\uff0f..\uff0fx", None, "fileName", "separators"),
+        ("abc", "a\uff3cb", None, "fileName", "separators"),
+        ("abc", "a\ufe68b", None, "fileName", "separators"),
+        ("abc", "a\u2100b", None, "fileName", "separators"),
+        ("abc", "\uff0e\uff0e/x", None, "fileName", "'..'"),
+        ("abc", "\u2025/x", None, "fileName", "'..'"),
+        ("abc", "a/\u2024", None, "fileName", "'.'"),
+        ("abc", "f", "\ufe52.", "key", "'..'"),
+        ("abc", "\ufe30", None, "fileName", "'..'"),
     ],
 )
 def test_bad_names_are_refused_naming_the_parameter(model, file_name, directory, param, reason):
@@ -58,6 +72,13 @@ def test_bad_names_are_refused_naming_the_parameter(model, file_name, directory,
     description = str(caught.value.description)
     assert description.startswith(f'The "{param}" parameter is invalid.')
     assert reason in description
+
+
+@pytest.mark.parametrize(
+    "name", ["\u2026", ".\u2025", "\uff0e\uff0e\uff0e", "a.\u2024b", "r\u00e9sum\u00e9.onnx", "a b%#+"]
+)
+def test_names_that_only_look_dotted_or_odd_are_kept(name):
+    assert keys.object_key("resnet", 1, name) == f"resnet/1/{name}"
 
 
 def test_directory_key_ends_with_a_slash_and_is_checked():
@@ -160,7 +181,12 @@ def test_a_broken_client_connection_is_the_clients_400():
         RequestBody(Source(b"", fail=True), 5).read(5)
 
 
-_TRICKY = st.text(alphabet=st.sampled_from(["a", "é", ".", "/", "\x00", "\n", "\x7f", "\x85", " "]), max_size=10)
+_TRICKY = st.text(
+    alphabet=st.sampled_from(
+        ["a", "é", ".", "/", "\x00", "\n", "\x7f", "\x85", " ", "\\", "\uff0e", "\u2024", "\u2025", "\ufe30", "\uff0f"]
+    ),
+    max_size=10,
+)
 
 
 def _accepts(check: Any, value: str) -> bool:

@@ -29,6 +29,7 @@ import yaml
 from jinja2 import StrictUndefined, Template, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from inferencemgmt.nesting import nested_deeper_than
 from servings.catalogue import PARTS, data_key
 
 GROUP = "ai.intel.com"
@@ -98,6 +99,8 @@ def _environment() -> ImmutableSandboxedEnvironment:
 _ENV = _environment()
 # libyaml's loader when PyYAML was built with it (a render parses four documents; pure Python is slow).
 _YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# Deepest nesting a rendered object may have; a Deployment with probes and volumes needs about 10.
+MAX_OBJECT_DEPTH = 64
 
 
 @functools.lru_cache(maxsize=256)
@@ -180,10 +183,19 @@ def render_part(template: ServingTemplate, part: str, context: Mapping[str, Any]
         text = _compiled(template.source(part)).render(context)
     except TemplateError as exc:
         raise RenderError(f"{data_key(part)}: {type(exc).__name__}: {exc}") from None
+    except RecursionError:
+        # Jinja parses and renders recursively: ~1,000 nested brackets or blocks overflow the stack.
+        raise RenderError(f"{data_key(part)}: the template nests too deeply to compile") from None
     try:
         obj = yaml.load(text, Loader=_YAML_LOADER)  # noqa: S506 (a safe loader, C or Python)
     except yaml.YAMLError as exc:
         raise RenderError(f"{data_key(part)}: the rendered text is not YAML: {exc}") from None
+    except RecursionError:
+        raise RenderError(f"{data_key(part)}: nests deeper than {MAX_OBJECT_DEPTH} levels") from None
+    if nested_deeper_than(obj, MAX_OBJECT_DEPTH):
+        # libyaml reads ~1,000 levels, but hashing, copying and applying the object would then
+        # overflow the stack (a 500 when an admin saves such a template).
+        raise RenderError(f"{data_key(part)}: nests deeper than {MAX_OBJECT_DEPTH} levels")
     api_version, kind = PARTS[part]
     if not isinstance(obj, dict) or obj.get("apiVersion") != api_version or obj.get("kind") != kind:
         raise RenderError(f"{data_key(part)}: must render one {api_version} {kind}")

@@ -223,6 +223,12 @@ def test_template_cannot_escape_the_tenant():
         ("service", "{{ ''.__class__.__mro__ }}", "SecurityError"),
         ("ingress", "apiVersion: v1\nkind: Secret\n", "must render one networking.k8s.io/v1 Ingress"),
         ("configMap", "a: [unclosed", "not YAML"),
+        # Issue 17, finding 6's class: nesting that overflows the stack later (a 500 on save).
+        ("service", "apiVersion: v1\nkind: Service\nx: " + "[" * 990 + "]" * 990, "nests deeper than 64 levels"),
+        ("service", "apiVersion: v1\nkind: Service\nx: " + "[" * 65 + "]" * 65, "nests deeper than 64 levels"),
+        ("configMap", "a: " + "{b: " * 20000 + "}" * 20000, "not YAML"),  # libyaml's own limit
+        ("deployment", "{{ " + "(" * 1000 + "1" + ")" * 1000 + " }}", "nests too deeply"),  # Jinja's parser
+        ("ingress", "{% if 1 %}" * 500 + "{% endif %}" * 500, "nests too deeply"),
     ],
 )
 def test_broken_templates_raise_render_error(part, text, message):

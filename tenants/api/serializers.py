@@ -19,14 +19,13 @@ from inferencemgmt.api.validation import (
     quantity,
     required_messages,
 )
+from inferencemgmt.auth.names import group_problem
 from inferencemgmt.errors import BadRequest
 from tenants.manifests import MAX_ENDPOINTS
 
 CERT_ADVICE = "Please make sure the certificate is a base64-encoded PEM X.509 certificate."
 # A ResourceQuota resource name: `requests.cpu`, `limits.memory`, `pods`, `requests.nvidia.com/gpu`, ...
 RESOURCE_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_./]*[A-Za-z0-9])?")
-# Groups Kubernetes assigns itself; binding a tenant to one would open it to everybody.
-RESERVED_GROUP_PREFIX = "system:"
 
 
 def _invalid_cert(reason: str) -> BadRequest:
@@ -55,8 +54,11 @@ def validate_scope(value: Any) -> list[str]:
     for group in groups:
         if not isinstance(group, str) or not group.strip():
             raise serializers.ValidationError(f"{group!r} is not a non-empty group name")
-        if group.startswith(RESERVED_GROUP_PREFIX):
-            raise serializers.ValidationError(f"{group!r}: groups starting with '{RESERVED_GROUP_PREFIX}' are reserved")
+        # The rules of the groups the platform passes on: a tenant bound to a group no user can be
+        # sent as would be unreachable, and a ``system:`` group (in any spelling) opens it to everybody.
+        problem = group_problem(group)
+        if problem is not None:
+            raise serializers.ValidationError(f"{group!r} cannot be a tenant's group: {problem}")
     return list(dict.fromkeys(groups))
 
 

@@ -114,7 +114,23 @@ def test_scope_is_a_group_or_a_list(scope: Any, expected: list[str]) -> None:
     assert serializer.validated_data["scope"] == expected
 
 
-@pytest.mark.parametrize("scope", ["", [], [""], ["system:authenticated"], 7])
+@pytest.mark.parametrize(
+    "scope",
+    [
+        "",
+        [],
+        [""],
+        ["system:authenticated"],
+        7,
+        # Groups the platform never passes on (issue 17, finding 3): white space the API server trims,
+        # other spellings of system:, invisible characters.
+        [" system:authenticated"],
+        ["team-a", "System:Authenticated"],
+        ["\uff53ystem:authenticated"],
+        ["team-a "],
+        ["team\u200b-a"],
+    ],
+)
 def test_bad_scopes_are_refused(scope: Any) -> None:
     assert first_error(good(scope=scope)).startswith("scope: ")
 

@@ -140,3 +140,63 @@ def test_dashboard_leaves_out_vanished_tenants_and_explains_unreadable_ones(monk
     assert "access is being set up" in page
     assert 'id="tenant-open"' in page
     assert "banner error" not in page
+
+
+# Issue 17, finding 6: a non-ASCII digit in a console number field was a 500 (int("²")), and an
+# Arabic-Indic digit was silently read as a number. Each is a form error, answered 400, nothing done.
+NOT_ASCII_NUMBERS = ["\u00b2", "\u0661", "\uff12"]
+
+
+@pytest.mark.parametrize("raw", NOT_ASCII_NUMBERS)
+def test_tenant_form_refuses_a_non_ascii_number_with_a_400(raw: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from tenants import services
+
+    monkeypatch.setattr(services, "tenant_create", _must_not_be_called)
+    body = {"name": "team-x", "scope": "team-a", "max_endpoints": raw, "cert": SimpleUploadedFile("ca.pem", b"PEM")}
+    response = signed_in("admin@example.com", ["admin"]).post("/console/tenants/new/", body)
+    assert response.status_code == 400
+    assert b"Enter a whole number." in response.content
+
+
+def _must_not_be_called(*args: Any, **kwargs: Any) -> Any:
+    raise AssertionError("a refused form reached a service")
+
+
+@pytest.mark.parametrize("raw", NOT_ASCII_NUMBERS)
+def test_endpoint_create_form_refuses_a_non_ascii_replica_count_with_a_400(
+    raw: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from endpoints import services
+    from servings import selectors as serving_selectors
+
+    monkeypatch.setattr(services, "endpoint_create", _must_not_be_called)
+    monkeypatch.setattr(serving_selectors, "serving_list", lambda identity: ["default"])
+    body = {"endpointName": "ep-1", "modelName": "resnet", "subjectName": "client", "replicas": raw}
+    response = signed_in("alice@example.com", ["team-a"]).post("/console/tenants/team-a1/endpoints/new/", body)
+    assert response.status_code == 400
+    assert f"replicas: &#x27;{raw}&#x27; is not of type &#x27;integer&#x27;" in response.content.decode()
+
+
+@pytest.mark.parametrize("raw", NOT_ASCII_NUMBERS)
+def test_endpoint_scale_refuses_a_non_ascii_replica_count_with_a_400(raw: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from endpoints import selectors, services
+
+    view = {"status": "available", "replicas": 1, "endpoint url": "https://ep.example", "endpoint status": {}}
+    monkeypatch.setattr(services, "endpoint_scale", _must_not_be_called)
+    monkeypatch.setattr(selectors, "endpoint_view", lambda identity, tenant, name: view)
+    monkeypatch.setattr(selectors, "endpoint_cr", lambda identity, tenant, name: {"spec": {"replicas": 1}})
+    monkeypatch.setattr(selectors, "endpoint_events", lambda identity, tenant, name: [])
+    client = signed_in("alice@example.com", ["team-a"])
+    response = client.post("/console/tenants/team-a1/endpoints/ep/scale/", {"replicas": raw})
+    assert response.status_code == 400
+    assert f"replicas: &#x27;{raw}&#x27; is not of type &#x27;integer&#x27;" in response.content.decode()
+
+
+@pytest.mark.parametrize("query", ["kind=a%00b", "target=%00", "user=x%00", "state=a%0Ab"])
+def test_task_filters_with_control_characters_are_a_400_page(query: str) -> None:
+    """A NUL reached the database in the filters: an error (a 500) on PostgreSQL."""
+    response = signed_in("admin@example.com", ["admin"]).get(f"/console/tasks/?{query}")
+    assert response.status_code == 400
+    assert b"Task filters cannot contain control characters." in response.content

@@ -68,6 +68,43 @@ def test_claimed_system_masters_is_not_passed_on(platform_settings, user_token):
     assert "team-a" in groups
 
 
+def test_the_api_server_trims_impersonated_group_names(devstack_env):
+    """Why issue 17's finding 3 was a hole: a raw ``Impersonate-Group: " system:masters"`` IS system:masters."""
+    from kubernetes import client, config
+
+    api_client = config.new_client_from_config(devstack_env["IMM_KUBECONFIG"])
+    api_client.set_default_header("Impersonate-User", "mallory@example.com")
+    api_client.set_default_header("Impersonate-Group", " system:masters")
+    body = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+    review = client.AuthenticationV1Api(api_client).create_self_subject_review(body=body)
+    assert "system:masters" in (review.status.user_info.groups or [])
+
+
+def test_no_spelling_of_system_masters_in_a_real_token_reaches_the_api_server(platform_settings, user_token):
+    """Issue 17, finding 3: the platform's own path drops every such group before it is sent."""
+    claims = provider().verify(user_token("alice"))
+    # As if the directory held such groups (LDAP group names may carry spaces) or the provider were tricked.
+    claims["groups"] = ["team-a", " system:masters", "system:masters\t", "System:masters", "\uff53ystem:masters"]
+    identity = identity_from_claims(claims)
+    assert identity.groups == ("team-a",)
+    username, groups = kube.self_subject_review(identity)
+    assert username == "alice@example.com"
+    assert "team-a" in groups
+    assert not [group for group in groups if "masters" in group.casefold()]
+    assert not kube.access_allowed(identity, verb="list", resource="secrets", namespace="kube-system")
+    # Even an Identity made by hand (no token, no filter on the way in) is checked at the door.
+    mallory = Identity("mallory@example.com", (" system:masters",))
+    assert not kube.access_allowed(mallory, verb="list", resource="secrets", namespace="kube-system")
+
+
+def test_non_ascii_names_reach_the_api_server_as_asserted(platform_settings):
+    """Names go out as UTF-8: Python's HTTP client would have sent Latin-1 (another name) or failed."""
+    identity = Identity("j\u00f6rg@example.com", ("\u00c9quipe IA", "\u30c1\u30fc\u30e0"))
+    username, groups = kube.self_subject_review(identity)
+    assert username == "j\u00f6rg@example.com"
+    assert {"\u00c9quipe IA", "\u30c1\u30fc\u30e0"} <= set(groups)
+
+
 def test_passthrough_mode_sends_the_users_own_token(platform_settings, user_token):
     platform_settings.IMM_KUBE_AUTH_MODE = "passthrough"
     identity = _identity(user_token("carol"))

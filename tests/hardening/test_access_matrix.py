@@ -92,7 +92,19 @@ GLOBAL_ROUTES: dict[tuple[str, str], tuple[str, Any]] = {
 PUBLIC_ROUTES = {("GET", "/authenticate"), ("POST", "/authenticate/token"), ("GET", "/healthz"), ("GET", "/readyz")}
 
 PERSONAS = ("admin", "alice", "bob", "dave", None)
-HOSTILE_NAMES = ("..", "%2e%2e", "a%2Fb", "..%2F..%2Fetc", "x%00y", "x%0Ay", "x%1By", "X" * 300, "%c0%ae%c0%ae")
+HOSTILE_NAMES = (
+    "..",
+    "%2e%2e",
+    "a%2Fb",
+    "..%2F..%2Fetc",
+    "x%00y",
+    "x%0Ay",
+    "x%1By",
+    "X" * 300,
+    "%c0%ae%c0%ae",
+    "..%5C..%5Cx",  # backslashes (issue 17, finding 6)
+    "%EF%BC%8E%EF%BC%8E",  # full-width "..", NFKC ".."
+)
 
 
 def schema_operations() -> set[tuple[str, str]]:
@@ -264,6 +276,22 @@ def test_oversized_json_is_413(call, settings):
         response = call("admin", method, path, big)
         if response.status_code != 413:
             wrong.append(f"{method} {template}: {response.status_code} {body_of(response)}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_deeply_nested_json_is_400_on_every_json_route(call):
+    """Issue 17, finding 6: a body nested 1,000 deep was a 500 (RecursionError) on every JSON route,
+    the anonymous token exchange included. It is a 400 `malformed_json` before any view runs."""
+    nested = "[" * 1000 + "]" * 1000
+    json_routes = [(m, t) for (m, t), (_, body) in TENANT_ROUTES.items() if body is not None]
+    json_routes += [("POST", "/tenants"), ("POST", "/servings/{name}"), ("PUT", "/servings/{name}")]
+    wrong = []
+    calls = [(None, "POST", "/authenticate/token"), *(("admin", m, t) for m, t in json_routes)]
+    for persona, method, template in calls:
+        path = fill(template, "no-such-tenant", "no-such-upload")
+        response = call(persona, method, path, nested)
+        if response.status_code != 400 or b'"code": "malformed_json"' not in response.content:
+            wrong.append(f"{persona} {method} {template}: {response.status_code} {body_of(response)}")
     assert not wrong, "\n".join(wrong)
 
 

@@ -9,7 +9,9 @@ from rest_framework.views import APIView
 
 from inferencemgmt.api.responses import envelope
 from inferencemgmt.api.schema import error_response
+from inferencemgmt.api.validation import CONTROL_CHARACTERS
 from inferencemgmt.auth.identity import Identity
+from inferencemgmt.digits import ascii_int
 from inferencemgmt.errors import ValidationFailed
 from inferencemgmt.operations.api.schemas import TASK_ANSWER, TASK_LIST_ANSWER
 from inferencemgmt.operations.api.serializers import OperationSerializer
@@ -40,12 +42,14 @@ class OperationListView(APIView):
                 raise ValidationFailed(description=f"state: must be one of {', '.join(Operation.State.values)}")
             operations = operations.filter(state=state)
         kind = request.query_params.get("kind")
+        if kind and CONTROL_CHARACTERS.search(kind):
+            raise ValidationFailed(description="kind: control characters are not allowed")
         if kind:
             operations = operations.filter(kind=kind)
-        raw_limit = request.query_params.get("limit", "50")
-        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIST:
+        limit = ascii_int(request.query_params.get("limit", "50"))
+        if limit is None or not 1 <= limit <= MAX_LIST:
             raise ValidationFailed(description=f"limit: must be an integer from 1 to {MAX_LIST}")
-        data = OperationSerializer(operations[: int(raw_limit)], many=True).data
+        data = OperationSerializer(operations[:limit], many=True).data
         return envelope("OK", {"tasks": data})
 
 
