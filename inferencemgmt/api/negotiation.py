@@ -10,9 +10,12 @@ with no ``Content-Type`` at all. DRF's default negotiation answers those with 40
   A client that does accept one of our types still gets it (``text/html``: the browsable API), and an
   unknown ``?format=`` stays a 404.
 * Request body: a body with no ``Content-Type`` (or an empty one) is parsed by the view's JSON
-  parser. A body that says another type (form data, XML, ...) is still 415: the client said what it
-  sent, and it is not JSON. The part upload (``PUT .../upload``) never parses its body (it streams
-  ``request.stream``), so its raw bytes are untouched by this.
+  parser, and so is one labelled ``text/plain``: the servers built on the standard library's
+  wsgiref (``manage.py runserver``, Django's live test server) report a missing Content-Type as
+  ``text/plain``, so on them the two cannot be told apart. A ``text/plain`` body that is not JSON is
+  then 400 ``malformed_json``. A body that says another type (form data, XML, octet-stream, ...) is
+  still 415: the client said what it sent, and it is not JSON. The part upload (``PUT .../upload``)
+  never parses its body (it streams ``request.stream``), so its raw bytes are untouched by this.
 """
 
 from __future__ import annotations
@@ -25,10 +28,14 @@ from rest_framework.parsers import BaseParser, JSONParser
 from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 
+# Content types that mean "the client did not say": none, or wsgiref's stand-in for none.
+UNSAID_CONTENT_TYPES = ("", "text/plain")
+
 
 class JSONFallbackNegotiation(DefaultContentNegotiation):
     def select_parser(self, request: Request, parsers: Iterable[BaseParser]) -> BaseParser | None:
-        if not (request.content_type or "").strip():
+        media_type = (request.content_type or "").split(";", 1)[0].strip().lower()
+        if media_type in UNSAID_CONTENT_TYPES:
             return next((parser for parser in parsers if isinstance(parser, JSONParser)), None)
         parser: BaseParser | None = super().select_parser(request, parsers)
         return parser

@@ -76,8 +76,23 @@ def test_a_wrong_body_without_content_type_is_the_json_error_not_415(issuer):
     assert (garbage.status_code, garbage.json()["code"]) == (400, "malformed_json")
 
 
+@pytest.mark.parametrize("content_type", ["text/plain", "text/plain;charset=UTF-8"])
+def test_text_plain_is_read_as_json_because_wsgiref_servers_say_it_for_none(issuer, content_type):
+    """runserver (and Django's live server) put ``text/plain`` in the environ when the client sent no
+    Content-Type: the original tests' bodies arrive labelled so there, and must be read as JSON."""
+    headers = {**REQUESTS_DEFAULT_HEADERS, "Content-Type": content_type}
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        issuer.serve(mock)
+        mock.post(f"{ISSUER}/token", json={"id_token": "x"})
+        response = on_the_wire("POST", "/authenticate/token", headers, b'{"code": "c"}')
+    assert response.status_code == 200, response.content
+    garbage = on_the_wire("POST", "/authenticate/token", headers, b"code=c")
+    assert (garbage.status_code, garbage.json()["code"]) == (400, "malformed_json")
+
+
 @pytest.mark.parametrize(
-    "content_type", ["application/x-www-form-urlencoded", "text/plain", "application/xml", "multipart/form-data; b=x"]
+    "content_type",
+    ["application/x-www-form-urlencoded", "application/xml", "application/octet-stream", "multipart/form-data; b=x"],
 )
 def test_a_body_that_says_another_type_is_still_415(content_type):
     headers = {**REQUESTS_DEFAULT_HEADERS, "Content-Type": content_type}
