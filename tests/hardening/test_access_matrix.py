@@ -246,11 +246,12 @@ def test_hostile_names_are_400_or_404(call, persona):
                 path = template.replace("{name}", name).replace("{operation_id}", name)
                 path = path.replace("{tenant}", tenant).replace("{upload_id}", other)
                 response = call(persona, method, path, body)
-                # An admin-only route refuses a non-admin (403) before any name is looked at; on
-                # every other route a name that is no tenant (or no object) is 400 or 404, for
-                # everyone (docs/api-conventions.md, "Tenants in the path").
+                # An admin-only route refuses a non-admin (403) before any name is looked at (404
+                # when the name does not even route, e.g. an encoded slash); on every other route a
+                # name that is no tenant (or no object) is 400 or 404, for everyone
+                # (docs/api-conventions.md, "Tenants in the path").
                 admin_only = ROUTES_WHO[(method, template)] == "admin" and persona != "admin"
-                acceptable = (403,) if admin_only else (400, 404)
+                acceptable = (403, 404) if admin_only else (400, 404)
                 if response.status_code not in acceptable:
                     wrong.append(f"{persona} {method} {path[:90]}: {response.status_code} {body_of(response)}")
     assert not wrong, "\n".join(sorted(set(wrong)))
