@@ -15,7 +15,7 @@ from inferencemgmt import kube, objectstore
 from inferencemgmt.auth.identity import Identity
 from inferencemgmt.errors import ImmError, NotFound, UpstreamError, UpstreamUnavailable
 from servings.controller.rendering import ENDPOINT_LABEL, GROUP, PLURAL
-from tenants import selectors as tenant_selectors
+from tenants.selectors import tenant_required
 
 VERSION = "v1"
 # The Deployment's ReplicaSets and pods carry the controller's endpoint label (it sets it on the pod
@@ -31,12 +31,6 @@ EVENT_PODS_MAX = 50
 
 def endpoint_not_found(name: str) -> NotFound:
     return NotFound(description=f"Endpoint {name} does not exist", code="endpoint_not_found")
-
-
-def require_tenant(tenant: str) -> None:
-    """404 ``Tenant <t> does not exist`` before any call as the user (whose 403 would hide it)."""
-    if tenant_selectors.tenant_namespace(tenant) is None:
-        raise tenant_selectors.tenant_not_found(tenant)
 
 
 def _json(identity: Identity, api_name: str, method: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
@@ -57,7 +51,7 @@ def _label_selector(name: str) -> str:
 
 def endpoint_list(identity: Identity, tenant: str) -> list[dict[str, Any]]:
     """``[{name, url, status}]``: two list calls whatever the number of endpoints."""
-    require_tenant(tenant)
+    tenant_required(tenant)
     crs = _json(identity, "CustomObjectsApi", "list_namespaced_custom_object", GROUP, VERSION, tenant, PLURAL)
     deployments = _json(identity, "AppsV1Api", "list_namespaced_deployment", tenant, label_selector=ENDPOINT_SELECTOR)
     by_endpoint = {
@@ -79,7 +73,7 @@ def _children(identity: Identity, tenant: str, name: str) -> tuple[dict[str, Any
 
 def endpoint_view(identity: Identity, tenant: str, name: str) -> dict[str, Any]:
     """The documented view (imm-behaviour §1.5.7) plus status, reason, message, paused and conditions."""
-    require_tenant(tenant)
+    tenant_required(tenant)
     cr = endpoint_cr(identity, tenant, name)
     deployment, pods = _children(identity, tenant, status.endpoint_name_of(cr))
     return status.view(cr, deployment, pods, tenant)
@@ -87,7 +81,7 @@ def endpoint_view(identity: Identity, tenant: str, name: str) -> dict[str, Any]:
 
 def endpoint_events(identity: Identity, tenant: str, name: str) -> list[dict[str, Any]]:
     """Events of the endpoint, its children (all named after it), its ReplicaSets and its pods."""
-    require_tenant(tenant)
+    tenant_required(tenant)
     cr = endpoint_cr(identity, tenant, name)
     child = status.endpoint_name_of(cr)
     selector = _label_selector(child)
@@ -127,7 +121,7 @@ def endpoint_logs(identity: Identity, tenant: str, name: str, tail: int) -> list
     A pod whose node serves no logs (kwok's fake nodes, a node that is gone) gets an ``error``
     instead of lines; when no pod has any, the answer is a 502 that says so, never an empty 200.
     """
-    require_tenant(tenant)
+    tenant_required(tenant)
     cr = endpoint_cr(identity, tenant, name)
     selector = _label_selector(status.endpoint_name_of(cr))
     pods = _json(identity, "CoreV1Api", "list_namespaced_pod", tenant, label_selector=selector).get("items") or []

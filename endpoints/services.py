@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from endpoints import selectors
-from endpoints.selectors import VERSION, endpoint_not_found, require_tenant
+from endpoints.selectors import VERSION, endpoint_not_found
 from endpoints.spec import (
     PAUSED_REPLICAS_ANNOTATION,
     check_quota_compliance,
@@ -29,6 +29,7 @@ from inferencemgmt.errors import KUBERNETES, Conflict, Forbidden, NotFound, Upst
 from servings import selectors as serving_selectors
 from servings.controller.rendering import GROUP, PLURAL
 from tenants.manifests import ENDPOINT_COUNT_KEY
+from tenants.selectors import tenant_required
 
 # Right after a tenant is made, the quota controller may not have counted its ResourceQuota yet; the
 # API server then refuses every create ("status unknown for quota"). That lasts a moment, so wait.
@@ -92,7 +93,7 @@ def endpoint_create(
     resources: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """Create the CR; ``{"url", "warning"}`` as documented. The body was validated and normalised by the view."""
-    require_tenant(tenant)
+    tenant_required(tenant)
     # Read as the caller: an outsider is refused (403) here, before anything else is revealed.
     check_quota_compliance(tenant, selectors.quota_hard(identity, tenant), resources)
     serving_selectors.serving_configmap(identity, serving_name)
@@ -129,7 +130,7 @@ def endpoint_update(identity: Identity, tenant: str, name: str, changes: Mapping
     (the original's merge patch could never drop a key), and fields nobody sent are never written
     back (the original re-sent the whole object it had read).
     """
-    require_tenant(tenant)
+    tenant_required(tenant)
     if "resources" in changes:
         check_quota_compliance(tenant, selectors.quota_hard(identity, tenant), changes["resources"])
     operations = []
@@ -142,7 +143,7 @@ def endpoint_update(identity: Identity, tenant: str, name: str, changes: Mapping
 
 def endpoint_scale(identity: Identity, tenant: str, name: str, replicas: int) -> str:
     """Through the ``scale`` subresource, the door ``kubectl scale`` and an HPA use too."""
-    require_tenant(tenant)
+    tenant_required(tenant)
     try:
         _custom(identity).patch_namespaced_custom_object_scale(
             GROUP,
@@ -160,7 +161,7 @@ def endpoint_scale(identity: Identity, tenant: str, name: str, replicas: int) ->
 
 def endpoint_delete(identity: Identity, tenant: str, name: str) -> str:
     """Delete the CR; its children go with it through their owner references (garbage collection)."""
-    require_tenant(tenant)
+    tenant_required(tenant)
     try:
         _custom(identity).delete_namespaced_custom_object(
             GROUP, VERSION, tenant, PLURAL, name, propagation_policy="Background"
@@ -210,7 +211,7 @@ def endpoint_pause(identity: Identity, tenant: str, name: str) -> int:
 
     Pausing a paused endpoint changes nothing; pausing one already at 0 remembers nothing.
     """
-    require_tenant(tenant)
+    tenant_required(tenant)
 
     def decide(cr: Mapping[str, Any]) -> tuple[int, str | None]:
         annotations = cr["metadata"].get("annotations") or {}
@@ -227,7 +228,7 @@ def endpoint_resume(identity: Identity, tenant: str, name: str) -> int:
 
     An endpoint someone scaled up while it was paused keeps that count: the later decision wins.
     """
-    require_tenant(tenant)
+    tenant_required(tenant)
 
     def decide(cr: Mapping[str, Any]) -> tuple[int, None]:
         annotations = cr["metadata"].get("annotations") or {}

@@ -230,6 +230,8 @@ REST_FRAMEWORK: dict[str, Any] = {
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "DEFAULT_PARSER_CLASSES": ["inferencemgmt.api.parsers.BoundedJSONParser"],
+    # JSON whatever `Accept` says, and a body without a Content-Type is JSON (as the original).
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "inferencemgmt.api.negotiation.JSONFallbackNegotiation",
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "inferencemgmt.auth.authentication.OIDCTokenAuthentication",
         "inferencemgmt.auth.authentication.ConsoleSessionAuthentication",

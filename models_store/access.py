@@ -7,8 +7,9 @@ InferenceEndpoints in the tenant's namespace (what the tenant Role grants its sc
 platform-admin ClusterRole grants admins). The answer is cached briefly per (user, groups, tenant,
 verb), because an upload asks once per part.
 
-The review comes first: an outsider gets 403 whether or not the tenant exists (the original's
-bucket-before-RBAC order told outsiders which tenants exist, imm-behaviour §10.6).
+The tenant is looked up first, as on every tenant route (``tenants.selectors.tenant_required``):
+tenant names are not secret in this design, so an unknown tenant is 404 for everyone signed in and
+an existing tenant the caller may not act in is 403 (docs/api-conventions.md, "Tenants in the path").
 """
 
 from __future__ import annotations
@@ -63,13 +64,13 @@ def _review(identity: Identity, tenant: str, verb: str) -> bool:
 
 
 def _answer(identity: Identity, tenant: str, verb: str) -> str:
-    if not _review(identity, tenant, verb):
-        return "forbidden"
-    return "ok" if tenant_namespace(tenant) is not None else "missing"
+    if tenant_namespace(tenant) is None:
+        return "missing"
+    return "ok" if _review(identity, tenant, verb) else "forbidden"
 
 
 def tenant_access(identity: Identity, tenant: str, verb: str = WRITE) -> None:
-    """Raise 403 unless ``identity`` may act in ``tenant``; 404 when it may but the tenant is gone.
+    """404 when ``tenant`` does not exist, else 403 unless ``identity`` may act in it.
 
     "ok" and "forbidden" are cached for ``IMM_MODEL_ACCESS_CACHE_SECONDS``; "missing" is not, so a
     tenant created a moment ago is found at once.

@@ -436,6 +436,9 @@ def model_import(
     """Import into ``<model>/<version>/`` from ``s3://<tenant>/<path>`` (a tenant the caller may read;
     copied inside the store) or from an http(s) URL (downloaded by a worker)."""
     params: dict[str, Any] = {"tenant": tenant, "model": model, "version": version, "path": path}
+    # The path's tenant first, as on every tenant route (404 unknown, 403 not the caller's); only then
+    # the source, whose check may resolve a host name: nothing is looked up for an outsider.
+    access.tenant_access(identity, tenant, access.WRITE)
     if source.startswith("s3://"):
         bucket, prefix = _s3_source(source)
         access.tenant_access(identity, bucket, access.READ)
@@ -444,7 +447,6 @@ def model_import(
         importing.url_checked(source)
         name = path or unquote(urlsplit(source).path.rstrip("/").rsplit("/", 1)[-1])
         params.update(kind="url", url=source, path=keys.relative_path(name, "path"))
-    access.tenant_access(identity, tenant, access.WRITE)
     return operation_create(
         task=tasks.import_model,
         target=f"{tenant}/{keys.version_prefix(model, version)}",

@@ -6,6 +6,7 @@ namespace, so any unrelated ConfigMap showed up as a "serving".
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.conf import settings
@@ -15,6 +16,10 @@ from inferencemgmt.auth.identity import Identity
 from inferencemgmt.errors import NotFound
 from servings.catalogue import TEMPLATE_LABEL, TEMPLATE_LABEL_SELECTOR
 from servings.controller.rendering import GROUP, PLURAL
+
+# What Kubernetes accepts as a ConfigMap name (a DNS-1123 subdomain, at most 253 characters).
+CONFIGMAP_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+CONFIGMAP_NAME_MAX = 253
 
 
 def serving_not_found(name: str) -> NotFound:
@@ -30,7 +35,13 @@ def serving_list(identity: Identity) -> list[str]:
 
 
 def serving_configmap(identity: Identity, name: str) -> Any:
-    """The ConfigMap of serving ``name``; 404 when it is absent or not labelled as a template."""
+    """The ConfigMap of serving ``name``; 404 when it is absent or not labelled as a template.
+
+    A name no ConfigMap can have is 404 before any call: it becomes a segment of a Kubernetes URL,
+    where ``..`` would have read the templates' namespace itself (found by the hostile-names test).
+    """
+    if len(name) > CONFIGMAP_NAME_MAX or not CONFIGMAP_NAME.fullmatch(name):
+        raise serving_not_found(name)
     try:
         configmap = kube.api(identity, "CoreV1Api").read_namespaced_config_map(
             name, settings.SERVING_TEMPLATES_NAMESPACE

@@ -64,6 +64,20 @@ def tenant_namespace(name: str) -> Any | None:
     return namespace if _is_tenant(namespace) else None
 
 
+def tenant_required(name: str) -> Any:
+    """The tenant's namespace, or 404 ``Tenant <name> does not exist``: every tenant route's first check.
+
+    The one rule of the tenant routes (docs/api-conventions.md, "Tenants in the path"): tenant names
+    are not secret (they are namespace and bucket names), so an unknown tenant is 404 for everyone
+    signed in, decided here before the caller's rights are asked; an existing tenant that is not the
+    caller's is then 403. Admin-only routes refuse a non-admin (403) before this, whatever the name.
+    """
+    namespace = tenant_namespace(name)
+    if namespace is None:
+        raise tenant_not_found(name)
+    return namespace
+
+
 def namespace_taken(name: str) -> bool:
     """Any namespace of that name (a tenant or not) makes the name unavailable."""
     try:
@@ -88,8 +102,7 @@ def tenant_list(identity: Identity) -> list[str]:
 
 def tenant_get(identity: Identity, name: str) -> dict[str, Any]:
     """Details of one tenant; reads run as the caller, so a non-member gets Kubernetes' 403."""
-    if tenant_namespace(name) is None:
-        raise tenant_not_found(name)
+    tenant_required(name)
     core = kube.api(identity, "CoreV1Api")
     namespace = core.read_namespace(name)
     quota: dict[str, Any] = {"hard": {}, "used": {}}

@@ -45,8 +45,7 @@ def tenant_update(
     identity: Identity, *, name: str, quota: dict[str, Any] | None = None, scope: Sequence[str] | None = None
 ) -> dict[str, Any]:
     """Replace the quota and/or the scope groups; the ResourceQuota and RoleBinding follow."""
-    if selectors.tenant_namespace(name) is None:
-        raise selectors.tenant_not_found(name)
+    selectors.tenant_required(name)
     core = kube.api(identity, "CoreV1Api")
     annotations: dict[str, str | None] = {}
     values: dict[str, Any] = {}

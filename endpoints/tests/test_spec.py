@@ -111,6 +111,7 @@ def test_version_policy_defaults_to_latest_and_serving_to_tf_serving():
         (good(modelName=None), "modelName: None is not of type 'string' ('modelName')"),
         ({"endpointName": "predict", "modelName": "resnet"}, "subjectName: 'subjectName' is a required property"),
         (good(endpointName="ab"), "endpointName: 'ab' is too short"),
+        (good(endpointName="_"), "endpointName: '_' does not match '^[a-z]([-a-z0-9]*[a-z0-9])?$'"),  # pattern first
         (good(endpointName="1predict"), "endpointName: '1predict' does not match '^[a-z]([-a-z0-9]*[a-z0-9])?$'"),
         (good(endpointName="pre_dict"), "endpointName: 'pre_dict' does not match '^[a-z]([-a-z0-9]*[a-z0-9])?$'"),
         (good(endpointName="predict\n"), "endpointName: 'predict\\n' does not match '^[a-z]([-a-z0-9]*[a-z0-9])?$'"),

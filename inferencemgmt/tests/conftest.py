@@ -15,12 +15,33 @@ from typing import Any
 
 import jwt
 import pytest
+import requests
 import responses
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from django.test import Client
+from django.test.client import FakePayload
 from rest_framework.test import APIClient
 
 ISSUER = "https://issuer.test/dex"
+# What the original clients put on the wire (imm-behaviour §7, scripts/common_token.py): http.client's
+# own headers first, then the token helper's; and `requests` with `data=json.dumps(...)`, which sends
+# no Content-Type at all. Content-Length is added per request.
+ORIGINAL_TOKEN_HELPER_HEADERS = {
+    "Host": "testserver",
+    "Accept-Encoding": "identity",
+    "Content-type": "application/json",
+    "Accept": "text/plain",
+}
+REQUESTS_DEFAULT_HEADERS = {"Host": "testserver", **requests.utils.default_headers()}
+# The bash CLI's curl (`imm`): accept JSON and a JSON Content-Type on every call (the bare token is
+# added per call).
+ORIGINAL_CLI_CURL_HEADERS = {
+    "Host": "testserver",
+    "User-Agent": "curl/7.58.0",
+    "accept": "application/json",
+    "Content-Type": "application/json",
+}
 API_CLIENT = "imm-api"
 CLI_CLIENT = "imm-cli"
 
@@ -106,3 +127,23 @@ def issuer(settings: Any) -> Iterator[TestIssuer]:
 @pytest.fixture
 def api() -> APIClient:
     return APIClient()
+
+
+def on_the_wire(method: str, path: str, headers: dict[str, str], body: bytes = b"") -> Any:
+    """Send exactly ``headers`` (and a Content-Length for a body), nothing else, through the whole stack.
+
+    The test clients always set a Content-Type for a body; the original clients sometimes send none,
+    and that absence is what the compatibility tests are about.
+    """
+    route, _, query = path.partition("?")
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": route,
+        "QUERY_STRING": query,
+        "wsgi.input": FakePayload(body),
+    }
+    sent = {**headers, "Content-Length": str(len(body))} if body else dict(headers)
+    for name, value in sent.items():
+        key = name.upper().replace("-", "_")
+        environ[key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else f"HTTP_{key}"] = value
+    return Client().request(**environ)

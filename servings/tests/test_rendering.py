@@ -79,15 +79,26 @@ def test_tf_conf_byte_for_byte_with_multi_digit_versions():
     assert render()["ConfigMap"]["data"] == {
         "tf.conf": (
             "model_config_list: {\n"
-            "  config: {\n"
-            '    name: "resnet50",\n'
-            '    base_path: "s3://team-a/resnet50",\n'
-            '    model_platform: "tensorflow",\n'
+            "  config:{\n"
+            '    name:"resnet50",\n'
+            '    base_path:"s3://team-a/resnet50",\n'
+            '    model_platform:"tensorflow",\n'
             "    model_version_policy: {specific{versions:1 versions:12 }}\n"
             "  }\n"
             "}\n"
         )
     }
+
+
+def test_tf_conf_reads_as_the_original_tests_read_it():
+    """The original endpoint test (imm-behaviour §8, case 32) patches modelName to "new-name" and
+    looks for `name:"new-name"` and `s3://<tenant>/new-name` in the ConfigMap's text."""
+    tf_conf = render(with_spec(modelName="new-name", modelVersionPolicy="{specific{versions:2 }}"))["ConfigMap"]
+    text = tf_conf["data"]["tf.conf"]
+    assert 'name:"new-name"' in text
+    assert 'base_path:"s3://team-a/new-name"' in text
+    assert 'model_platform:"tensorflow"' in text
+    assert "model_version_policy: {specific{versions:2 }}" in text
 
 
 def test_ovms_json_honours_the_version_policy():
@@ -202,7 +213,7 @@ def test_hostile_values_stay_values():
     nasty = 'x", evil: "1\nkind: Secret'
     objects = render(with_spec(subjectName=nasty, modelName='m"odel: {x}'))
     assert objects["Ingress"]["metadata"]["annotations"]["allowed-values"] == "CN=" + nasty
-    assert 'name: "m\\"odel: {x}",' in objects["ConfigMap"]["data"]["tf.conf"]
+    assert 'name:"m\\"odel: {x}",' in objects["ConfigMap"]["data"]["tf.conf"]
     assert "evil" not in objects["Ingress"]["metadata"]["annotations"]
 
 

@@ -58,10 +58,13 @@ def test_every_key_is_required(key: str) -> None:
 @pytest.mark.parametrize(
     ("name", "message"),
     [
-        ("_", "'_' is too short"),
+        # The original's order (jsonschema: pattern, minLength, maxLength) and its test's texts:
+        # "_" fails the pattern and the length, and the pattern is what it reports.
+        ("_", "'_' does not match '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$'"),
         ("ten_name", "'ten_name' does not match '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$'"),
         ("a", "'a' is too short"),
         ("a" * 66, f"'{'a' * 66}' is too long"),
+        ("_" * 66, f"'{'_' * 66}' does not match '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$'"),
         ("abc\n", "'abc\\n' does not match '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$'"),
         (5, "5 is not of type 'string'"),
         ("kube-x", "'kube-x': names starting with 'kube-' are reserved"),

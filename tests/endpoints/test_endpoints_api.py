@@ -408,7 +408,7 @@ def test_updates_reach_the_rendered_objects(platform, live):  # 32, 33
         except client.exceptions.ApiException:
             return False
         return (
-            '"new-name"' in tf_conf
+            'name:"new-name"' in tf_conf  # what the original test looks for
             and f"s3://{live}/new-name" in tf_conf
             and ingress.metadata.annotations.get("allowed-values") == "CN=updated"
         )

@@ -7,12 +7,15 @@ import io
 import os
 import tarfile
 import threading
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from kubernetes import client
 
 from models_store.models import ModelVersion
+from tenants import manifests
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -101,14 +104,30 @@ def test_import_copies_a_path_of_a_bucket_the_user_may_read(call, clean_bucket, 
     assert copied == {"bert-copy/2/model.bin": 7, "bert-copy/2/vocab/words.txt": 5}
 
 
-def test_import_from_a_tenant_the_user_may_not_read_is_403(call, tenant):
-    answer = call(
+def test_import_from_a_tenant_the_user_may_not_read_is_403(call, tenant, admin_k8s):
+    """The source tenant follows the tenant rule too: 403 when it is not the caller's, 404 when it
+    does not exist (tenant names are not secret; docs/api-conventions.md)."""
+    other = f"mb{uuid.uuid4().hex[:10]}"  # a team-b tenant (its namespace is what makes it one)
+    core = client.CoreV1Api(admin_k8s)
+    core.create_namespace(manifests.namespace(other, ["team-b"], {}, "test", "platform_admin"))
+    try:
+        answer = call(
+            "alice",
+            "post",
+            f"/tenants/{tenant}/models/import",
+            {"modelName": "stolen", "modelVersion": 1, "source": f"s3://{other}/model/1/"},
+        )
+    finally:
+        core.delete_namespace(other)
+    assert answer.status_code == 403, answer.content
+    missing = call(
         "alice",
         "post",
         f"/tenants/{tenant}/models/import",
         {"modelName": "stolen", "modelVersion": 1, "source": "s3://someone-elses-tenant/model/1/"},
     )
-    assert answer.status_code == 403
+    assert missing.status_code == 404
+    assert missing.json()["description"] == "Tenant someone-elses-tenant does not exist"
     traversal = call(
         "alice",
         "post",

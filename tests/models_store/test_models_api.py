@@ -317,13 +317,16 @@ def test_outsiders_get_403_on_every_route(call, tenant, s3, user, method, route,
     assert s3.list_multipart_uploads(Bucket=tenant).get("Uploads", []) == []
 
 
-def test_members_and_admins_may_list_and_unknown_tenants_do_not_leak(call, tenant, api):
+def test_members_and_admins_may_list_and_unknown_tenants_are_404(call, tenant, api):
+    """Tenant names are not secret: an unknown tenant is 404 for everyone signed in (as on the endpoint
+    routes and ``GET /tenants/<name>``); an existing tenant not theirs is 403."""
     assert call("carol", "get", f"/tenants/{tenant}/models").status_code == 200
     assert call("admin", "get", f"/tenants/{tenant}/models").status_code == 200
-    assert call("alice", "get", "/tenants/no-such-tenant-x/models").status_code == 403
-    missing = call("admin", "get", "/tenants/no-such-tenant-x/models")
-    assert missing.status_code == 404
-    assert missing.json()["description"] == "Tenant no-such-tenant-x does not exist"
+    assert call("bob", "get", f"/tenants/{tenant}/models").status_code == 403
+    for user in ("alice", "bob", "admin"):
+        missing = call(user, "get", "/tenants/no-such-tenant-x/models")
+        assert missing.status_code == 404, (user, missing.content)
+        assert missing.json()["description"] == "Tenant no-such-tenant-x does not exist"
     assert call("admin", "get", "/tenants/Not_A_Name/models").status_code == 404
     assert api.get(f"/tenants/{tenant}/models").status_code == 401
 

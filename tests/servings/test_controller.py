@@ -64,7 +64,8 @@ def test_endpoint_gets_four_children_and_becomes_ready(admin, tenant, controller
 
     core, apps, net = client.CoreV1Api(admin), client.AppsV1Api(admin), client.NetworkingV1Api(admin)
     configmap = core.read_namespaced_config_map("resnet", tenant)
-    assert f'base_path: "s3://{tenant}/resnet"' in configmap.data["tf.conf"]
+    assert f'base_path:"s3://{tenant}/resnet"' in configmap.data["tf.conf"]  # the original's text form
+    assert 'name:"resnet"' in configmap.data["tf.conf"]
     deployment = apps.read_namespaced_deployment("resnet", tenant)
     container = deployment.spec.template.spec.containers[0]
     assert container.image == "tensorflow/serving:1.11.1"
