@@ -429,10 +429,11 @@ def rbac_probes(namespace: str) -> dict[str, list[Probe]]:
             Probe("create network policies", True, "create", "networkpolicies", "networking.k8s.io", "any-tenant"),
             Probe("create endpoints", True, "create", "inference-endpoints", "ai.intel.com", "any-tenant"),
             Probe("impersonate", False, "impersonate", "users"),
-            # Known gap, reported: files/rbac/platform-admin.yaml lets admins read secrets in EVERY
-            # namespace (provisioning writes tenant secrets, and RBAC cannot say "tenant namespaces
-            # only"), so the two secrets probes are left out for this identity until that is narrowed.
-            *[probe for probe in never_for_anyone if probe.resource != "secrets"],
+            Probe("read a tenant's secrets", False, "get", "secrets", namespace="any-tenant"),
+            # Writing secrets is granted cluster-wide by RBAC (a tenant's namespace does not exist
+            # before provisioning); the admission policy confines it to tenant namespaces, which a
+            # SubjectAccessReview cannot show: tests/hardening/test_admin_confinement.py proves it.
+            *never_for_anyone,
         ],
         "controller": [
             Probe("watch endpoints", True, "watch", "inference-endpoints", "ai.intel.com"),
@@ -564,6 +565,8 @@ NAMESPACED_KINDS = [
 CLUSTER_KINDS = [
     ("rbac.authorization.k8s.io/v1", "ClusterRole"),
     ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
+    ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy"),
+    ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyBinding"),
 ]
 
 

@@ -334,10 +334,42 @@ def bootstrap_manifests() -> list[dict[str, Any]]:
         _binding("ClusterRoleBinding", "imm-controller", "User", CONTROLLER_USER),
         _binding("RoleBinding", "imm-controller", "User", CONTROLLER_USER, SYSTEM_NAMESPACE),
     ]
+    manifests += _documents(CHART / "files" / "policies" / "platform-admin-tenants.yaml")
+    manifests += admin_policy_binding("imm-platform-admin-tenants", "admin", "platform_admin", SERVINGS_NAMESPACE)
     manifests += serving_template_configmaps(SERVINGS_NAMESPACE)
     manifests += [_fake_node(name) for name in FAKE_NODES]
     manifests.append(_inference_tls_secret())
     return manifests
+
+
+def admin_policy_binding(
+    policy: str, admin_group: str, tenant_label: str, servings_namespace: str
+) -> list[dict[str, Any]]:
+    """Bind the platform-admin policy with its parameters (a ConfigMap in the system namespace)."""
+    params = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": policy, "namespace": SYSTEM_NAMESPACE},
+        "data": {
+            "adminGroup": admin_group,
+            "tenantLabelKey": "created_by",
+            "tenantLabelValue": tenant_label,
+            "servingsNamespace": servings_namespace,
+        },
+    }
+    binding = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": policy},
+        "spec": {
+            "policyName": policy,
+            "validationActions": ["Deny"],
+            # Allow, not Deny: without its parameters the policy cannot tell admins from the cluster's
+            # own controllers, and denying every namespace and secret write would stop the cluster.
+            "paramRef": {"name": policy, "namespace": SYSTEM_NAMESPACE, "parameterNotFoundAction": "Allow"},
+        },
+    }
+    return [params, binding]
 
 
 def _binding(kind: str, role: str, subject_kind: str, subject: str, namespace: str | None = None) -> dict[str, Any]:

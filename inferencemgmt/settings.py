@@ -6,6 +6,7 @@ Every environment variable the project reads is read here, through the strict re
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,7 +30,12 @@ if not SECRET_KEY:
         raise ImproperlyConfigured(
             "Environment variable DJANGO_SECRET_KEY (or DJANGO_SECRET_KEY_FILE) is required unless DJANGO_DEBUG=true."
         )
-    SECRET_KEY = "insecure-development-key-do-not-use-in-production"  # noqa: S105 (DEBUG only)
+    # Never a known key, even in development: a known key forges sessions. A key made for this
+    # process alone means sessions end with it (`make dev` keeps one in .devstack/ instead).
+    SECRET_KEY = secrets.token_urlsafe(50)
+
+# Error reports (the DEBUG page, logged reports) hide secrets by name and by value, DEBUG or not.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "inferencemgmt.errorreports.SecretsReporterFilter"
 
 ALLOWED_HOSTS = env.string_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.string_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
@@ -109,6 +115,10 @@ STORAGES = {
     # Compressed copies (gzip) written by collectstatic; no manifest, so a missing build step never breaks a page.
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
+
+# Static files from the source tree (app and project static dirs), re-read when they change: for
+# development; an image serves what collectstatic gathered at build time.
+WHITENOISE_USE_FINDERS = WHITENOISE_AUTOREFRESH = env.boolean("IMM_STATIC_AUTOREFRESH", DEBUG)
 
 # Largest JSON body the API parses (the multipart upload routes stream and are not bound by it).
 IMM_MAX_JSON_BODY_BYTES = env.integer("IMM_MAX_JSON_BODY_BYTES", 1024 * 1024, minimum=1024)

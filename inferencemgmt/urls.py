@@ -6,11 +6,11 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCLogoutView
+from mozilla_django_oidc.views import OIDCLogoutView
 
 from inferencemgmt import views
 from inferencemgmt.api.exceptions import page_not_found
-from inferencemgmt.auth.console import ConsoleLoginView
+from inferencemgmt.auth.console import ConsoleCallbackView, ConsoleLoginView
 from inferencemgmt.auth.views import AuthenticateView, TokenView
 from inferencemgmt.health import LivenessView, ReadinessView
 from inferencemgmt.securityheaders import swagger_policy
@@ -30,7 +30,7 @@ urlpatterns = [
     re_path(r"^api/docs/?$", swagger_policy(SpectacularSwaggerView.as_view(url_name="schema")), name="swagger-ui"),
     # Console login (authorization code + PKCE) and logout.
     path("oidc/authenticate/", ConsoleLoginView.as_view(), name="oidc_authentication_init"),
-    path("oidc/callback/", OIDCAuthenticationCallbackView.as_view(), name="oidc_authentication_callback"),
+    path("oidc/callback/", ConsoleCallbackView.as_view(), name="oidc_authentication_callback"),
     path("oidc/logout/", OIDCLogoutView.as_view(), name="oidc_logout"),
     # The admin site signs in through the identity provider too (there are no local passwords).
     path("admin/login/", RedirectView.as_view(pattern_name="oidc_authentication_init", query_string=True)),

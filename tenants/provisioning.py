@@ -160,8 +160,12 @@ def _store_secret_apply(tenant: Tenant, started_before: bool) -> None:
 
 
 def _tls_secret_apply(tenant: Tenant, started_before: bool) -> None:
+    # Read with the platform's own identity (its Role in the system namespace): an admin may write
+    # secrets in tenant namespaces only and read none anywhere, so the copy's source is not theirs.
     try:
-        source = tenant.core().read_namespaced_secret(settings.IMM_INFERENCE_TLS_SECRET, settings.IMM_SYSTEM_NAMESPACE)
+        source = kube.service_api("CoreV1Api").read_namespaced_secret(
+            settings.IMM_INFERENCE_TLS_SECRET, settings.IMM_SYSTEM_NAMESPACE
+        )
     except NotFound:
         raise ImmError(
             "Platform misconfigured",

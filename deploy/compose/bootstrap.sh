@@ -29,6 +29,21 @@ for sa in imm-management-api imm-controller; do
 done
 k create clusterrolebinding imm-platform-admin --clusterrole=imm-platform-admin --group="${IMM_ADMIN_GROUP:-admin}" \
   --dry-run=client -o yaml | apply -f -
+# The admission policy that confines the admin group's writes to tenant namespaces, with its parameters.
+apply -f /chart/files/policies/
+k -n imm-system create configmap imm-platform-admin-tenants --from-literal=adminGroup="${IMM_ADMIN_GROUP:-admin}" \
+  --from-literal=tenantLabelKey=created_by --from-literal=tenantLabelValue=platform_admin \
+  --from-literal=servingsNamespace=imm-servings --dry-run=client -o yaml | apply -f -
+apply -f - <<'BINDING'
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata:
+  name: imm-platform-admin-tenants
+spec:
+  policyName: imm-platform-admin-tenants
+  validationActions: [Deny]
+  paramRef: {name: imm-platform-admin-tenants, namespace: imm-system, parameterNotFoundAction: Allow}
+BINDING
 
 # Serving templates: one labelled ConfigMap per folder, data keys <part>.tmpl (servings/catalogue.py).
 for dir in /chart/files/serving-templates/*/; do
