@@ -127,6 +127,24 @@ def test_console_login_with_a_wrong_nonce_is_refused(issuer):
         issuer.serve(mock)
         mock.post(f"{ISSUER}/token", json={"access_token": "a", "id_token": id_token})
         response = browser.get(f"/oidc/callback/?code=c&state={state}")
+    # A person reads this: the console's error page, with a way to start again.
     assert response.status_code == 400
-    assert response.json()["code"] == "bad_request"
+    assert response["Content-Type"].startswith("text/html")
+    assert b"Sign-in failed" in response.content
+    assert b'href="/oidc/authenticate/"' in response.content
+    assert SESSION_KEY not in browser.session
+
+
+def test_console_login_with_a_refused_code_is_a_page_without_the_secret(issuer, settings):
+    settings.DEBUG = True
+    browser = Client(raise_request_exception=False)
+    start = browser.get("/oidc/authenticate/")
+    state = parse_qs(urlsplit(start["Location"]).query)["state"][0]
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        issuer.serve(mock)
+        mock.post(f"{ISSUER}/token", status=400, json={"error": "invalid_grant"})
+        response = browser.get(f"/oidc/callback/?code=garbage&state={state}")
+    assert response.status_code == 400
+    assert b"Token error: invalid_grant" in response.content
+    assert settings.OIDC_API_CLIENT_SECRET.encode() not in response.content
     assert SESSION_KEY not in browser.session
