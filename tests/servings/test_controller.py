@@ -13,7 +13,15 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from servings.catalogue import serving_template_configmap, shipped_templates
-from tests.inference_endpoints import GROUP, PLURAL, VERSION, endpoint_body
+from tests.inference_endpoints import (
+    GROUP,
+    PLURAL,
+    TENANT_NAMESPACE_LABELS,
+    VERSION,
+    endpoint_body,
+    forbidden_template,
+    serving_namespace_create,
+)
 from tests.servings.conftest import wait_for
 
 pytestmark = pytest.mark.integration
@@ -313,3 +321,73 @@ def test_deleted_child_is_recreated_and_a_changed_template_is_followed(admin, te
         )
     finally:
         core.delete_namespaced_config_map(name, "imm-servings")
+
+
+# --- finding 2 of issue 17: the controller renders only restricted pods, only in tenant namespaces ------
+def pod_body(name: str, **spec: Any) -> dict[str, Any]:
+    """A pod as restricted as the profile asks; ``spec`` adds what a test wants refused."""
+    container = {
+        "name": "app",
+        "image": "tensorflow/serving:1.11.1",
+        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+    }
+    security = {"runAsNonRoot": True, "runAsUser": 1000, "seccompProfile": {"type": "RuntimeDefault"}}
+    return {"metadata": {"name": name}, "spec": {"containers": [container], "securityContext": security, **spec}}
+
+
+def test_the_api_server_refuses_a_non_compliant_pod_in_a_tenant_namespace(admin, tenant):
+    """Pod Security Admission on the tenant namespace: whoever creates the pod (even a cluster admin)."""
+    core = client.CoreV1Api(admin)
+    labels = core.read_namespace(tenant).metadata.labels
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    for name, spec in (
+        ("host-net", {"hostNetwork": True}),
+        ("host-path", {"volumes": [{"name": "r", "hostPath": {"path": "/"}}]}),
+    ):
+        with pytest.raises(ApiException) as refused:
+            core.create_namespaced_pod(tenant, pod_body(name, **spec))
+        assert refused.value.status == 403
+        assert "violates PodSecurity" in str(refused.value.body)
+    # The same pod without the forbidden field is admitted: the refusal is the profile, not the namespace.
+    core.create_namespaced_pod(tenant, pod_body("compliant"))
+    core.delete_namespaced_pod("compliant", tenant, grace_period_seconds=0)
+
+
+def test_a_forbidden_template_written_straight_to_its_configmap_is_refused_by_the_controller(admin, tenant, controller):
+    """Defence in depth: the API refuses such a template at save time, but one stored before that check
+    (or edited in the ConfigMap) must still render nothing."""
+    name = f"hostile-{uuid.uuid4().hex[:6]}"
+    data, field = forbidden_template("hostPID")
+    core, apps = client.CoreV1Api(admin), client.AppsV1Api(admin)
+    core.create_namespaced_config_map("imm-servings", serving_template_configmap(name, data, "imm-servings"))
+    try:
+        create_endpoint(admin, tenant, "hostile", servingName=name)
+        cr = wait_condition(admin, tenant, "hostile", "Degraded", "True", "TemplateForbidden")
+        assert field in condition(cr, "Degraded")["message"]
+        for read in (apps.read_namespaced_deployment, core.read_namespaced_config_map, core.read_namespaced_service):
+            with pytest.raises(ApiException) as missing:
+                read("hostile", tenant)
+            assert missing.value.status == 404
+    finally:
+        core.delete_namespaced_config_map(name, "imm-servings")
+
+
+def test_an_endpoint_outside_a_tenant_namespace_gets_nothing_and_its_status_says_why(admin, controller):
+    core, apps = client.CoreV1Api(admin), client.AppsV1Api(admin)
+    namespace = f"plain-{uuid.uuid4().hex[:8]}"
+    serving_namespace_create(core, namespace, tenant=False)
+    try:
+        create_endpoint(admin, namespace, "stray")
+        cr = wait_condition(admin, namespace, "stray", "Degraded", "True", "NotATenantNamespace")
+        assert f"namespace {namespace} is not a tenant namespace" in condition(cr, "Degraded")["message"]
+        assert "url" not in cr["status"]
+        for read in (apps.read_namespaced_deployment, core.read_namespaced_config_map, core.read_namespaced_service):
+            with pytest.raises(ApiException) as missing:
+                read("stray", namespace)
+            assert missing.value.status == 404
+
+        # The controller learns namespaces from its watch: once this one is made a tenant, the endpoint renders.
+        core.patch_namespace(namespace, {"metadata": {"labels": TENANT_NAMESPACE_LABELS}})
+        wait_condition(admin, namespace, "stray", "Ready", "True")
+    finally:
+        core.delete_namespace(namespace)
