@@ -223,12 +223,12 @@ def test_unknown_serving_is_a_condition_and_fixing_it_renders_the_new_one(admin,
     assert container.name == "ovms"
 
 
-def test_render_failure_is_reported_and_the_loop_goes_on(admin, tenant, controller):
+def test_render_failure_is_reported_and_the_loop_goes_on(admin, tenant, controller, templates_namespace):
     name = f"broken-{uuid.uuid4().hex[:6]}"
     data = dict(shipped_templates()["tf-serving"])
     data["deployment.tmpl"] = "{{ no_such_variable }}"
     core = client.CoreV1Api(admin)
-    core.create_namespaced_config_map("imm-servings", serving_template_configmap(name, data, "imm-servings"))
+    core.create_namespaced_config_map(templates_namespace, serving_template_configmap(name, data, templates_namespace))
     try:
         create_endpoint(admin, tenant, "bad", servingName=name)
         create_endpoint(admin, tenant, "good")
@@ -237,7 +237,7 @@ def test_render_failure_is_reported_and_the_loop_goes_on(admin, tenant, controll
         wait_condition(admin, tenant, "good", "Ready", "True")
         assert controller.process.poll() is None
     finally:
-        core.delete_namespaced_config_map(name, "imm-servings")
+        core.delete_namespaced_config_map(name, templates_namespace)
 
 
 def test_restart_mid_way_converges_without_duplicates(admin, tenant, start_controller):
@@ -281,11 +281,11 @@ def test_two_controllers_only_the_leader_acts(admin, tenant, start_controller):
     wait_for(lambda: f"reconciled {tenant}/after" in follower.text(), 90, what="the new leader to reconcile")
 
 
-def test_deleted_child_is_recreated_and_a_changed_template_is_followed(admin, tenant, controller):
+def test_deleted_child_is_recreated_and_a_changed_template_is_followed(admin, tenant, controller, templates_namespace):
     apps, core = client.AppsV1Api(admin), client.CoreV1Api(admin)
     name = f"follow-{uuid.uuid4().hex[:6]}"
     data = dict(shipped_templates()["tf-serving"])
-    core.create_namespaced_config_map("imm-servings", serving_template_configmap(name, data, "imm-servings"))
+    core.create_namespaced_config_map(templates_namespace, serving_template_configmap(name, data, templates_namespace))
     try:
         create_endpoint(admin, tenant, "drift", servingName=name)
         wait_condition(admin, tenant, "drift", "Ready", "True")
@@ -313,14 +313,16 @@ def test_deleted_child_is_recreated_and_a_changed_template_is_followed(admin, te
         )
 
         data["service.tmpl"] = data["service.tmpl"].replace("port: 9000", "port: 9001")
-        core.replace_namespaced_config_map(name, "imm-servings", serving_template_configmap(name, data, "imm-servings"))
+        core.replace_namespaced_config_map(
+            name, templates_namespace, serving_template_configmap(name, data, templates_namespace)
+        )
         wait_for(
             lambda: core.read_namespaced_service("drift", tenant).spec.ports[0].port == 9001,
             30,
             what="the Service to follow the changed template",
         )
     finally:
-        core.delete_namespaced_config_map(name, "imm-servings")
+        core.delete_namespaced_config_map(name, templates_namespace)
 
 
 # --- finding 2 of issue 17: the controller renders only restricted pods, only in tenant namespaces ------
@@ -353,13 +355,15 @@ def test_the_api_server_refuses_a_non_compliant_pod_in_a_tenant_namespace(admin,
     core.delete_namespaced_pod("compliant", tenant, grace_period_seconds=0)
 
 
-def test_a_forbidden_template_written_straight_to_its_configmap_is_refused_by_the_controller(admin, tenant, controller):
+def test_a_forbidden_template_written_straight_to_its_configmap_is_refused_by_the_controller(
+    admin, tenant, controller, templates_namespace
+):
     """Defence in depth: the API refuses such a template at save time, but one stored before that check
     (or edited in the ConfigMap) must still render nothing."""
     name = f"hostile-{uuid.uuid4().hex[:6]}"
     data, field = forbidden_template("hostPID")
     core, apps = client.CoreV1Api(admin), client.AppsV1Api(admin)
-    core.create_namespaced_config_map("imm-servings", serving_template_configmap(name, data, "imm-servings"))
+    core.create_namespaced_config_map(templates_namespace, serving_template_configmap(name, data, templates_namespace))
     try:
         create_endpoint(admin, tenant, "hostile", servingName=name)
         cr = wait_condition(admin, tenant, "hostile", "Degraded", "True", "TemplateForbidden")
@@ -369,7 +373,7 @@ def test_a_forbidden_template_written_straight_to_its_configmap_is_refused_by_th
                 read("hostile", tenant)
             assert missing.value.status == 404
     finally:
-        core.delete_namespaced_config_map(name, "imm-servings")
+        core.delete_namespaced_config_map(name, templates_namespace)
 
 
 def test_an_endpoint_outside_a_tenant_namespace_gets_nothing_and_its_status_says_why(admin, controller):
