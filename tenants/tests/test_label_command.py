@@ -95,3 +95,11 @@ def test_no_kubeconfig_is_a_clear_error(fake, monkeypatch):
     monkeypatch.delenv("KUBECONFIG", raising=False)
     with pytest.raises(CommandError, match="no kubeconfig"):
         call_command("label_tenant_namespaces", "--kubeconfig", "")
+
+
+def test_named_tenants_only_and_a_name_that_is_no_tenant_changes_nothing(fake):
+    assert "1 tenant namespaces, 1 labelled" in run("half")
+    assert fake.patches == ["half"]
+    with pytest.raises(CommandError, match="not a tenant namespace: default"):
+        run("old-tenant", "default")
+    assert fake.patches == ["half"]

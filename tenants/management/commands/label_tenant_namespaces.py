@@ -3,7 +3,8 @@
 New tenants get ``pod-security.kubernetes.io/enforce: restricted`` (and its siblings, see
 ``tenants.manifests.POD_SECURITY_LABELS``) when provisioning creates their namespace; this command
 brings every existing tenant namespace (labelled ``created_by=<PLATFORM_ADMIN_LABEL>``) to the same
-labels. It is idempotent: a namespace already labelled is left alone, so it can run on every upgrade.
+labels (or only the tenants named). It is idempotent: a namespace already labelled is left alone, so it
+can run on every upgrade.
 
 It needs ``patch`` on namespaces, which the management API's own identity does not have: run it with
 a cluster administrator's kubeconfig (``--kubeconfig``, default ``$KUBECONFIG``). Pods already running
@@ -34,6 +35,7 @@ class Command(BaseCommand):
     help = "Label every tenant namespace with Pod Security Admission enforce=restricted (idempotent)."
 
     def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("tenants", nargs="*", help="only these tenants (default: every tenant namespace)")
         parser.add_argument(
             "--kubeconfig",
             default=os.environ.get("KUBECONFIG", ""),
@@ -53,6 +55,11 @@ class Command(BaseCommand):
             listing = kube.call_json(api_client, "CoreV1Api", "list_namespace", label_selector=tenant_label_selector())
             changed = 0
             tenants = listing.get("items") or []
+            if options["tenants"]:
+                unknown = sorted(set(options["tenants"]) - {ns["metadata"]["name"] for ns in tenants})
+                if unknown:
+                    raise CommandError(f"not a tenant namespace: {', '.join(unknown)}; nothing labelled")
+                tenants = [ns for ns in tenants if ns["metadata"]["name"] in options["tenants"]]
             for namespace in tenants:
                 name = namespace["metadata"]["name"]
                 labels = missing_labels(namespace)
