@@ -1,7 +1,9 @@
 """Operations on serving templates (platform admins), each acting as the caller through kube.py.
 
 A template is test-rendered against a sample endpoint before it is saved: a broken template would
-otherwise only show up later, as a RenderFailed condition on every endpoint that picks it.
+otherwise only show up later, as a RenderFailed condition on every endpoint that picks it. The
+rendered pod template must also pass the restricted Pod Security Standards profile: its pods are
+created in tenant namespaces by the controller, not by the admin who wrote it.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from inferencemgmt.auth.identity import Identity
 from inferencemgmt.errors import Conflict, ValidationFailed
 from servings import selectors
 from servings.catalogue import PARTS, data_key, serving_template_configmap
-from servings.controller.rendering import Platform, RenderError, ServingTemplate, render_sample
+from servings.controller.rendering import Platform, RenderError, ServingTemplate, TemplateForbidden, render_sample
 
 # A DNS-1123 label (it names a ConfigMap) longer than 3 characters, as the original chart required.
 SERVING_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{2,61}[a-z0-9])$")
@@ -46,6 +48,10 @@ def serving_validate(name: str, data: object) -> dict[str, str]:
     texts = {key: str(data[key]) for key in REQUIRED_KEYS}
     try:
         render_sample(ServingTemplate(name, texts), platform())
+    except TemplateForbidden as exc:
+        # The pods would run in tenant namespaces, applied with the controller's rights: only what the
+        # restricted Pod Security Standards profile allows may be stored (servings/podsecurity.py).
+        raise ValidationFailed(description=str(exc), code="serving_template_forbidden") from None
     except RenderError as exc:
         raise ValidationFailed(
             "Failed data validation",

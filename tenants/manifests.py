@@ -3,7 +3,8 @@
 Pure so they can be unit-tested byte for byte, applied idempotently (create-or-verify) by the
 provisioning saga, and compared with what is live to detect drift. Every object carries our
 ownership labels; the namespace also keeps the original IMM's `created_by` label, which the
-original clients and listing depend on.
+original clients and listing depend on, and the Pod Security Admission labels that make the API server
+enforce the restricted profile on every pod in it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,19 @@ ENDPOINT_COUNT_KEY = f"count/{ENDPOINTS_RESOURCE}.{API_GROUP}"
 MAX_ENDPOINTS = "maxEndpoints"
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "inference-model-manager"}
+#: The namespace label that marks a tenant (value: the PLATFORM_ADMIN_LABEL setting), kept from the original.
+TENANT_OWNER_LABEL = "created_by"
+#: Pod Security Admission: the API server itself refuses any pod in a tenant namespace that the
+#: "restricted" Pod Security Standards profile forbids (privileged, host namespaces, hostPath, root...),
+#: whoever creates it. `latest` follows the cluster's Kubernetes version, so a cluster upgrade brings the
+#: profile's newest rules with it (the shipped serving templates meet them all; a pinned version would let
+#: pods the profile later forbids keep being admitted). `warn` makes kubectl users see why at apply time.
+POD_SECURITY_LABELS = {
+    "pod-security.kubernetes.io/enforce": "restricted",
+    "pod-security.kubernetes.io/enforce-version": "latest",
+    "pod-security.kubernetes.io/warn": "restricted",
+    "pod-security.kubernetes.io/warn-version": "latest",
+}
 TENANT_LABEL = "imm.ai.intel.com/tenant"
 SCOPE_ANNOTATION = "imm.ai.intel.com/scope"
 CREATED_BY_ANNOTATION = "imm.ai.intel.com/created-by"
@@ -48,7 +62,7 @@ def namespace(
         "kind": "Namespace",
         "metadata": {
             "name": tenant,
-            "labels": {"created_by": admin_label, **labels(tenant)},
+            "labels": {TENANT_OWNER_LABEL: admin_label, **labels(tenant), **POD_SECURITY_LABELS},
             "annotations": annotations,
         },
     }

@@ -10,6 +10,7 @@ still decides what a member may see.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
@@ -33,12 +34,22 @@ def known_tenant_name(name: str) -> str:
     return name
 
 
+def tenant_label_selector() -> str:
+    """The label selector of tenant namespaces (for lists and watches by any app)."""
+    return f"{manifests.TENANT_OWNER_LABEL}={settings.PLATFORM_ADMIN_LABEL}"
+
+
+def is_tenant_labels(labels: Mapping[str, str] | None) -> bool:
+    """Whether a namespace with these labels is a tenant (the one rule; the controller uses it too)."""
+    return bool((labels or {}).get(manifests.TENANT_OWNER_LABEL) == settings.PLATFORM_ADMIN_LABEL)
+
+
 def _selector() -> str:
-    return f"created_by={settings.PLATFORM_ADMIN_LABEL}"
+    return tenant_label_selector()
 
 
 def _is_tenant(namespace: Any) -> bool:
-    return bool((namespace.metadata.labels or {}).get("created_by") == settings.PLATFORM_ADMIN_LABEL)
+    return is_tenant_labels(namespace.metadata.labels)
 
 
 def _terminating(namespace: Any) -> bool:

@@ -8,7 +8,9 @@ winding every thread down in place.
 Watches (list, then watch from the list's resourceVersion; list again on 410):
 - InferenceEndpoints in all namespaces: the keys to reconcile;
 - Deployments and pods carrying the controller's ownership label: their status drives the CR's;
-- serving-template ConfigMaps: a changed template re-renders every endpoint that uses it.
+- serving-template ConfigMaps: a changed template re-renders every endpoint that uses it;
+- tenant namespaces (by their label): the reconciler acts only in those, and a namespace that becomes
+  or stops being a tenant has its endpoints looked at again.
 Every ``resync_seconds`` every known endpoint is queued again, which catches anything a watch missed.
 """
 
@@ -33,6 +35,9 @@ logger = logging.getLogger(__name__)
 WATCH_TIMEOUT_SECONDS = 240
 
 Handler = Callable[[str, dict[str, Any]], None]
+ListHandler = Callable[[list[dict[str, Any]]], None]
+#: How long the leader waits for the first namespace list before starting its workers (they retry anyway).
+NAMESPACE_SYNC_SECONDS = 30.0
 
 
 class Controller:
@@ -75,6 +80,19 @@ class Controller:
         if name:
             self.queue.add(f"{metadata.get('namespace')}/{name}")
 
+    def _requeue_namespaces(self, names: set[str]) -> None:
+        with self._lock:
+            keys = [key for key in self._servings if key.split("/", 1)[0] in names]
+        for key in keys:
+            self.queue.add(key)
+
+    def _on_namespace(self, kind: str, obj: dict[str, Any]) -> None:
+        if self.reconciler.namespaces.apply(kind, obj):
+            self._requeue_namespaces({str(obj.get("metadata", {}).get("name"))})
+
+    def _on_namespace_list(self, items: list[dict[str, Any]]) -> None:
+        self._requeue_namespaces(self.reconciler.namespaces.replace(items))
+
     def _on_template(self, kind: str, obj: dict[str, Any]) -> None:
         serving = obj.get("metadata", {}).get("name", "")
         self.reconciler.templates.forget(serving)
@@ -85,8 +103,17 @@ class Controller:
 
     # -- threads ----------------------------------------------------------------------------------------
     def _watch_forever(
-        self, label: str, api: str, method: str, args: tuple[Any, ...], handler: Handler, **kwargs: Any
+        self,
+        label: str,
+        api: str,
+        method: str,
+        args: tuple[Any, ...],
+        handler: Handler,
+        on_list: ListHandler | None = None,
+        **kwargs: Any,
     ) -> None:
+        """List, then watch from the list's version; ``on_list`` (if given) takes a whole list at once,
+        so a cache can drop what vanished while it was not watching."""
         version: str | None = None
         failures = 0
         while not self._stop.is_set():
@@ -94,8 +121,11 @@ class Controller:
                 if version is None:
                     listing = kube.call_json(self._api_client, api, method, *args, **kwargs)
                     version = str(listing["metadata"]["resourceVersion"])
-                    for item in listing.get("items") or []:
-                        handler("ADDED", item)
+                    if on_list is not None:
+                        on_list(list(listing.get("items") or []))
+                    else:
+                        for item in listing.get("items") or []:
+                            handler("ADDED", item)
                 for kind, obj in kube.watch_json(
                     self._api_client,
                     api,
@@ -180,6 +210,19 @@ class Controller:
             if self._stop.is_set():
                 return 0
         logger.info("controller %s: leading; starting watches and %d workers", self.elector.identity, self.workers)
+        namespaces = self.reconciler.namespaces
+        self._start(
+            self._watch_forever,
+            "tenant namespaces",
+            "CoreV1Api",
+            "list_namespace",
+            (),
+            self._on_namespace,
+            self._on_namespace_list,
+            label_selector=namespaces.label_selector,
+        )
+        if not namespaces.synced.wait(NAMESPACE_SYNC_SECONDS):
+            logger.warning("tenant namespaces not listed after %.0fs; endpoints wait for them", NAMESPACE_SYNC_SECONDS)
         self._start(
             self._watch_forever,
             "endpoints",

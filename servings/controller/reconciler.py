@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from inferencemgmt import kube
-from inferencemgmt.errors import BadRequest, Forbidden, NotFound
+from inferencemgmt.errors import KUBERNETES, BadRequest, Forbidden, NotFound, UpstreamUnavailable
 from servings.catalogue import TEMPLATE_LABEL
 from servings.controller import status as status_rules
 from servings.controller.rendering import (
@@ -30,11 +30,13 @@ from servings.controller.rendering import (
     Platform,
     RenderError,
     ServingTemplate,
+    TemplateForbidden,
     deployment_selector,
     endpoint_name,
     endpoint_url,
     render_endpoint,
 )
+from servings.controller.tenancy import TenantNamespaces
 
 logger = logging.getLogger(__name__)
 
@@ -86,12 +88,14 @@ class Reconciler:
         *,
         platform: Platform,
         templates: TemplateCache,
+        namespaces: TenantNamespaces,
         reapply_seconds: float = 3600.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._api_client = api_client
         self.platform = platform
         self.templates = templates
+        self.namespaces = namespaces
         self._reapply_seconds = reapply_seconds
         self._clock = clock
         self._lock = threading.Lock()
@@ -164,6 +168,20 @@ class Reconciler:
         if cr["metadata"].get("deletionTimestamp"):
             return "Deleting"
         url = endpoint_url(cr, self.platform)
+        tenant = self.namespaces.is_tenant(namespace)
+        if tenant is None:
+            # Not a verdict yet: the namespace watch has not listed. Retried with backoff, nothing written.
+            raise UpstreamUnavailable(
+                KUBERNETES, "the tenant namespaces are not listed yet", code="namespaces_not_synced"
+            )
+        if not tenant:
+            # Only tenant namespaces get objects rendered with the controller's rights (servings/controller/tenancy.py).
+            message = (
+                f"namespace {namespace} is not a tenant namespace (no label {self.namespaces.label_selector}); "
+                "the controller creates nothing here"
+            )
+            self._write_status(cr, status_rules.failure_status(cr, status_rules.NOT_A_TENANT_NAMESPACE, message))
+            return status_rules.DEGRADED
         serving = str(cr.get("spec", {}).get("servingName") or "")
         template = self.templates.get(serving) if serving else None
         if template is None:
@@ -172,6 +190,10 @@ class Reconciler:
             return status_rules.DEGRADED
         try:
             objects = render_endpoint(cr, template, self.platform)
+        except TemplateForbidden as exc:
+            message = f"serving template {serving!r} is refused: {exc}"
+            self._write_status(cr, status_rules.failure_status(cr, status_rules.TEMPLATE_FORBIDDEN, message, url=url))
+            return status_rules.DEGRADED
         except RenderError as exc:
             message = f"serving template {serving!r} failed to render: {exc}"
             self._write_status(cr, status_rules.failure_status(cr, status_rules.RENDER_FAILED, message, url=url))

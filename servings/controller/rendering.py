@@ -31,6 +31,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from inferencemgmt.nesting import nested_deeper_than
 from servings.catalogue import PARTS, data_key
+from servings.podsecurity import Violation, describe, object_violations
 
 GROUP = "ai.intel.com"
 API_VERSION = f"{GROUP}/v1"
@@ -51,6 +52,19 @@ DEFAULT_VERSION_POLICY = "{latest{}}"
 
 class RenderError(Exception):
     """A template that cannot produce valid objects for this endpoint; reported on the CR."""
+
+
+class TemplateForbidden(RenderError):
+    """The template renders a pod the Pod Security Standards "restricted" profile forbids.
+
+    Raised instead of returning anything, so no part of the endpoint is applied; ``violations``
+    name each field (``spec.template.spec.hostNetwork``) for the CR's status and the API's 400.
+    """
+
+    def __init__(self, part: str, violations: list[Violation]) -> None:
+        self.part = part
+        self.violations = violations
+        super().__init__(f"{data_key(part)}: forbidden by the restricted pod security profile: {describe(violations)}")
 
 
 @dataclass(frozen=True)
@@ -236,7 +250,8 @@ def _own(obj: dict[str, Any], cr: Mapping[str, Any], name: str) -> dict[str, Any
 def render_endpoint(cr: Mapping[str, Any], template: ServingTemplate, platform: Platform) -> list[dict[str, Any]]:
     """The four children of an endpoint, in apply order (ConfigMap, Service, Deployment, Ingress).
 
-    Raises RenderError for anything the endpoint's owner or the template's admin must fix.
+    Raises RenderError for anything the endpoint's owner or the template's admin must fix, and its
+    TemplateForbidden for a pod the restricted Pod Security Standards profile forbids.
     """
     context = template_context(cr, platform)
     name = context["endpoint"]["name"]
@@ -245,9 +260,17 @@ def render_endpoint(cr: Mapping[str, Any], template: ServingTemplate, platform: 
     spec = deployment.get("spec")
     if not isinstance(spec, dict) or not isinstance(spec.get("template"), dict):
         raise RenderError(f"{data_key('deployment')}: spec.template must be a mapping")
+    if not isinstance(spec["template"].get("spec"), dict):
+        raise RenderError(f"{data_key('deployment')}: spec.template.spec must be a mapping")
+    for part, obj in objects.items():
+        violations = object_violations(obj)
+        if violations:
+            raise TemplateForbidden(part, violations)
     # 0 means 0, whatever the template wrote.
     spec["replicas"] = context["spec"]["replicas"]
     pod_template: dict[str, Any] = spec["template"]
+    # The pods need no Kubernetes API: no token is mounted, whatever the template (or a default) says.
+    pod_template["spec"]["automountServiceAccountToken"] = False
     pod_metadata = pod_template.setdefault("metadata", {})
     pod_metadata["labels"] = {**(pod_metadata.get("labels") or {}), **OWNERSHIP_LABELS, ENDPOINT_LABEL: name}
     pod_metadata["annotations"] = {

@@ -25,6 +25,8 @@ DEGRADED = "Degraded"
 # Reasons (published; the README (Servings)).
 SERVING_NOT_FOUND = "ServingNotFound"
 RENDER_FAILED = "RenderFailed"
+TEMPLATE_FORBIDDEN = "TemplateForbidden"
+NOT_A_TENANT_NAMESPACE = "NotATenantNamespace"
 APPLY_FAILED = "ApplyFailed"
 QUOTA_EXCEEDED = "QuotaExceeded"
 REPLICA_FAILURE = "ReplicaFailure"

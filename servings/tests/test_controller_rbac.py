@@ -39,3 +39,11 @@ def test_can_apply_the_four_children_and_write_status():
         assert {(group, resource, "create"), (group, resource, "patch")} <= granted
     assert ("ai.intel.com", "inference-endpoints/status", "patch") in granted
     assert ("coordination.k8s.io", "leases", "update") in granted
+
+
+def test_can_watch_namespaces_but_never_change_them():
+    """The controller acts only in tenant namespaces, which it learns from a watch; it changes none."""
+    namespace_verbs = {
+        v for rule in rules() if "" in rule["apiGroups"] and "namespaces" in rule["resources"] for v in rule["verbs"]
+    }
+    assert namespace_verbs == {"get", "list", "watch"}

@@ -277,9 +277,13 @@ def test_events_become_endpoint_keys_and_a_template_change_requeues_its_users():
 
     from servings.controller.loop import Controller
     from servings.controller.rendering import ENDPOINT_LABEL
+    from servings.controller.tenancy import TenantNamespaces
 
     forgotten: list[str] = []
-    reconciler = SimpleNamespace(templates=SimpleNamespace(forget=forgotten.append))
+    namespaces = TenantNamespaces(
+        lambda labels: labels.get("created_by") == "platform_admin", "created_by=platform_admin"
+    )
+    reconciler = SimpleNamespace(templates=SimpleNamespace(forget=forgotten.append), namespaces=namespaces)
     ctl = Controller(
         None, reconciler=cast(Any, reconciler), elector=cast(Any, None), templates_namespace="imm-servings"
     )
@@ -306,3 +310,22 @@ def test_events_become_endpoint_keys_and_a_template_change_requeues_its_users():
     ctl._on_endpoint("DELETED", {"metadata": {"namespace": "t", "name": "a"}, "spec": {"servingName": "s1"}})
     ctl._on_template("MODIFIED", {"metadata": {"name": "s1"}})
     assert drain() == []
+
+    # A namespace that becomes (or stops being) a tenant has its endpoints looked at again; others do not.
+    tenant = {"metadata": {"name": "t", "labels": {"created_by": "platform_admin"}}}
+    ctl._on_namespace_list([{"metadata": {"name": "u", "labels": {}}}])
+    assert namespaces.is_tenant("t") is False
+    assert drain() == []
+    ctl._on_namespace("ADDED", tenant)
+    assert namespaces.is_tenant("t") is True
+    assert drain() == ["t/b"]
+    ctl._on_namespace("MODIFIED", tenant)
+    assert drain() == []
+    ctl._on_namespace("MODIFIED", {"metadata": {"name": "t", "labels": {"created_by": "someone"}}})
+    assert namespaces.is_tenant("t") is False
+    assert drain() == ["t/b"]
+    ctl._on_namespace("ADDED", tenant)
+    drain()
+    ctl._on_namespace_list([])  # a relist after the watch expired: what vanished meanwhile is dropped
+    assert namespaces.is_tenant("t") is False
+    assert drain() == ["t/b"]

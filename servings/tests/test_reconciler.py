@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 
 from inferencemgmt import kube
-from inferencemgmt.errors import BadRequest, NotFound
+from inferencemgmt.errors import BadRequest, NotFound, UpstreamUnavailable
 from servings.catalogue import serving_template_configmap, shipped_templates
 from servings.controller.reconciler import Reconciler, TemplateCache
 from servings.controller.rendering import Platform
+from servings.controller.tenancy import TenantNamespaces
 
 pytestmark = pytest.mark.unit
 
@@ -83,8 +84,21 @@ def cluster(monkeypatch: pytest.MonkeyPatch) -> FakeCluster:
     return fake
 
 
-def reconciler() -> Reconciler:
-    return Reconciler(None, platform=Platform("imm.local"), templates=TemplateCache(None, "imm-servings", ttl=0))
+def tenants(*names: str, synced: bool = True) -> TenantNamespaces:
+    """The namespace cache as the controller's watch fills it: ``names`` carry the tenant label."""
+    cache = TenantNamespaces(lambda labels: labels.get("created_by") == "platform_admin", "created_by=platform_admin")
+    if synced:
+        cache.replace([{"metadata": {"name": n, "labels": {"created_by": "platform_admin"}}} for n in names])
+    return cache
+
+
+def reconciler(namespaces: TenantNamespaces | None = None) -> Reconciler:
+    return Reconciler(
+        None,
+        platform=Platform("imm.local"),
+        templates=TemplateCache(None, "imm-servings", ttl=0),
+        namespaces=namespaces or tenants("t"),
+    )
 
 
 def add_endpoint(cluster: FakeCluster, name: str = "e", **spec: Any) -> None:
@@ -166,3 +180,43 @@ def test_refused_object_is_reported_then_raised_for_backoff(cluster):
 def test_deleted_endpoint_is_left_to_garbage_collection(cluster):
     assert reconciler().reconcile("t", "gone") == "Deleted"
     assert cluster.applied == []
+
+
+def test_endpoint_outside_a_tenant_namespace_gets_nothing_but_a_status(cluster):
+    add_endpoint(cluster)
+    assert reconciler(tenants("other")).reconcile("t", "e") == "Degraded"
+    degraded = conditions(cluster)["Degraded"]
+    assert degraded["reason"] == "NotATenantNamespace"
+    assert "namespace t is not a tenant namespace" in degraded["message"]
+    assert "url" not in cluster.endpoints["t/e"]["status"]
+    assert cluster.applied == []
+
+
+def test_before_the_namespaces_are_listed_nothing_is_decided(cluster):
+    add_endpoint(cluster)
+    with pytest.raises(UpstreamUnavailable):
+        reconciler(tenants(synced=False)).reconcile("t", "e")
+    assert cluster.applied == []
+    assert cluster.status_writes == 0
+
+
+def test_a_forbidden_template_is_reported_and_nothing_applied(cluster):
+    """Defence in depth: a template stored before the save-time check (or edited in its ConfigMap)."""
+    hostile = dict(shipped_templates()["tf-serving"])
+    hostile["deployment.tmpl"] = hostile["deployment.tmpl"].replace(
+        "      automountServiceAccountToken: false\n", "      hostNetwork: true\n"
+    )
+    assert "hostNetwork" in hostile["deployment.tmpl"]
+    cluster.configmaps["hostile"] = serving_template_configmap("hostile", hostile, "imm-servings")
+    add_endpoint(cluster, servingName="hostile")
+    assert reconciler().reconcile("t", "e") == "Degraded"
+    degraded = conditions(cluster)["Degraded"]
+    assert degraded["reason"] == "TemplateForbidden"
+    assert "spec.template.spec.hostNetwork" in degraded["message"]
+    assert cluster.applied == []
+
+
+def test_the_rendered_pods_never_mount_an_api_token(cluster):
+    add_endpoint(cluster)
+    reconciler().reconcile("t", "e")
+    assert cluster.deployments["t/e"]["spec"]["template"]["spec"]["automountServiceAccountToken"] is False

@@ -175,3 +175,10 @@ def test_role_binding_names_every_scope_group_and_the_role_grants_no_secrets() -
     role = manifests.role("t1")
     assert all("secrets" not in rule["resources"] for rule in role["rules"])
     assert all("*" not in rule["verbs"] for rule in role["rules"])
+
+
+def test_tenant_namespace_enforces_the_restricted_pod_security_profile() -> None:
+    labels = manifests.namespace("t1", ["g1"], {}, "admin@example.com", "platform_admin")["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert labels["pod-security.kubernetes.io/enforce-version"] == "latest"
+    assert labels[manifests.TENANT_OWNER_LABEL] == "platform_admin"

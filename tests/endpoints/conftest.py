@@ -26,7 +26,7 @@ from kubernetes.client.exceptions import ApiException
 from tests.conftest import WorkerPool, _test_database_url, use_broker
 from tests.inference_endpoints import GROUP, PLURAL, VERSION
 from tests.platform_admin import admin_s3_client, remove_tenant
-from tests.servings.conftest import ControllerProcess
+from tests.servings.conftest import ControllerProcess, controller_sandbox
 from tests.tenants.test_tenants_api import CERT
 
 ENDPOINTS_REDIS_DB = 13
@@ -146,15 +146,18 @@ def platform(
 
 @pytest.fixture(scope="module")
 def controller(devstack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControllerProcess]:
-    """A real `manage.py run_controller` with the controller's own certificate and a lease of its own."""
-    env = {**os.environ, **devstack_env, "PYTHONUNBUFFERED": "1"}
-    env.setdefault("DJANGO_SECRET_KEY", "integration-tests-only")
-    env["DATABASE_URL"] = "sqlite://:memory:"
-    lease = f"imm-controller-endpoints-{uuid.uuid4().hex[:6]}"
-    process = ControllerProcess(env, lease, Path(tmp_path_factory.mktemp("controller")) / "controller.log").start()
-    try:
-        process.wait_leading()
-        yield process
-    finally:
-        process.stop()
-        sys.stdout.write(process.text()[-2000:] if process.text() else "")
+    """A real `manage.py run_controller` with this checkout's controller RBAC and templates, and a lease of its own
+    (tests.servings.conftest.controller_sandbox; the API still checks servings in `imm-servings`)."""
+    admin = config.new_client_from_config(devstack_env["KUBECONFIG"])
+    with controller_sandbox(admin, devstack_env["KUBECONFIG"]) as sandbox:
+        env = {**os.environ, **devstack_env, **sandbox, "PYTHONUNBUFFERED": "1"}
+        env.setdefault("DJANGO_SECRET_KEY", "integration-tests-only")
+        env["DATABASE_URL"] = "sqlite://:memory:"
+        lease = f"imm-controller-endpoints-{uuid.uuid4().hex[:6]}"
+        process = ControllerProcess(env, lease, Path(tmp_path_factory.mktemp("controller")) / "controller.log").start()
+        try:
+            process.wait_leading()
+            yield process
+        finally:
+            process.stop()
+            sys.stdout.write(process.text()[-2000:] if process.text() else "")

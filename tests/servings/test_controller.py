@@ -13,7 +13,15 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from servings.catalogue import serving_template_configmap, shipped_templates
-from tests.inference_endpoints import GROUP, PLURAL, VERSION, endpoint_body
+from tests.inference_endpoints import (
+    GROUP,
+    PLURAL,
+    TENANT_NAMESPACE_LABELS,
+    VERSION,
+    endpoint_body,
+    forbidden_template,
+    serving_namespace_create,
+)
 from tests.servings.conftest import wait_for
 
 pytestmark = pytest.mark.integration
@@ -216,12 +224,12 @@ def test_unknown_serving_is_a_condition_and_fixing_it_renders_the_new_one(admin,
     assert container.name == "ovms"
 
 
-def test_render_failure_is_reported_and_the_loop_goes_on(admin, tenant, controller):
+def test_render_failure_is_reported_and_the_loop_goes_on(admin, tenant, controller, templates_namespace):
     name = f"broken-{uuid.uuid4().hex[:6]}"
     data = dict(shipped_templates()["tf-serving"])
     data["deployment.tmpl"] = "{{ no_such_variable }}"
     core = client.CoreV1Api(admin)
-    core.create_namespaced_config_map("imm-servings", serving_template_configmap(name, data, "imm-servings"))
+    core.create_namespaced_config_map(templates_namespace, serving_template_configmap(name, data, templates_namespace))
     try:
         create_endpoint(admin, tenant, "bad", servingName=name)
         create_endpoint(admin, tenant, "good")
@@ -230,7 +238,7 @@ def test_render_failure_is_reported_and_the_loop_goes_on(admin, tenant, controll
         wait_condition(admin, tenant, "good", "Ready", "True")
         assert controller.process.poll() is None
     finally:
-        core.delete_namespaced_config_map(name, "imm-servings")
+        core.delete_namespaced_config_map(name, templates_namespace)
 
 
 def test_restart_mid_way_converges_without_duplicates(admin, tenant, start_controller):
@@ -274,11 +282,11 @@ def test_two_controllers_only_the_leader_acts(admin, tenant, start_controller):
     wait_for(lambda: f"reconciled {tenant}/after" in follower.text(), 90, what="the new leader to reconcile")
 
 
-def test_deleted_child_is_recreated_and_a_changed_template_is_followed(admin, tenant, controller):
+def test_deleted_child_is_recreated_and_a_changed_template_is_followed(admin, tenant, controller, templates_namespace):
     apps, core = client.AppsV1Api(admin), client.CoreV1Api(admin)
     name = f"follow-{uuid.uuid4().hex[:6]}"
     data = dict(shipped_templates()["tf-serving"])
-    core.create_namespaced_config_map("imm-servings", serving_template_configmap(name, data, "imm-servings"))
+    core.create_namespaced_config_map(templates_namespace, serving_template_configmap(name, data, templates_namespace))
     try:
         create_endpoint(admin, tenant, "drift", servingName=name)
         wait_condition(admin, tenant, "drift", "Ready", "True")
@@ -306,11 +314,85 @@ def test_deleted_child_is_recreated_and_a_changed_template_is_followed(admin, te
         )
 
         data["service.tmpl"] = data["service.tmpl"].replace("port: 9000", "port: 9001")
-        core.replace_namespaced_config_map(name, "imm-servings", serving_template_configmap(name, data, "imm-servings"))
+        core.replace_namespaced_config_map(
+            name, templates_namespace, serving_template_configmap(name, data, templates_namespace)
+        )
         wait_for(
             lambda: core.read_namespaced_service("drift", tenant).spec.ports[0].port == 9001,
             30,
             what="the Service to follow the changed template",
         )
     finally:
-        core.delete_namespaced_config_map(name, "imm-servings")
+        core.delete_namespaced_config_map(name, templates_namespace)
+
+
+# --- finding 2 of issue 17: the controller renders only restricted pods, only in tenant namespaces ------
+def pod_body(name: str, **spec: Any) -> dict[str, Any]:
+    """A pod as restricted as the profile asks; ``spec`` adds what a test wants refused."""
+    container = {
+        "name": "app",
+        "image": "tensorflow/serving:1.11.1",
+        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+    }
+    security = {"runAsNonRoot": True, "runAsUser": 1000, "seccompProfile": {"type": "RuntimeDefault"}}
+    return {"metadata": {"name": name}, "spec": {"containers": [container], "securityContext": security, **spec}}
+
+
+def test_the_api_server_refuses_a_non_compliant_pod_in_a_tenant_namespace(admin, tenant):
+    """Pod Security Admission on the tenant namespace: whoever creates the pod (even a cluster admin)."""
+    core = client.CoreV1Api(admin)
+    labels = core.read_namespace(tenant).metadata.labels
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    for name, spec in (
+        ("host-net", {"hostNetwork": True}),
+        ("host-path", {"volumes": [{"name": "r", "hostPath": {"path": "/"}}]}),
+    ):
+        with pytest.raises(ApiException) as refused:
+            core.create_namespaced_pod(tenant, pod_body(name, **spec))
+        assert refused.value.status == 403
+        assert "violates PodSecurity" in str(refused.value.body)
+    # The same pod without the forbidden field is admitted: the refusal is the profile, not the namespace.
+    core.create_namespaced_pod(tenant, pod_body("compliant"))
+    core.delete_namespaced_pod("compliant", tenant, grace_period_seconds=0)
+
+
+def test_a_forbidden_template_written_straight_to_its_configmap_is_refused_by_the_controller(
+    admin, tenant, controller, templates_namespace
+):
+    """Defence in depth: the API refuses such a template at save time, but one stored before that check
+    (or edited in the ConfigMap) must still render nothing."""
+    name = f"hostile-{uuid.uuid4().hex[:6]}"
+    data, field = forbidden_template("hostPID")
+    core, apps = client.CoreV1Api(admin), client.AppsV1Api(admin)
+    core.create_namespaced_config_map(templates_namespace, serving_template_configmap(name, data, templates_namespace))
+    try:
+        create_endpoint(admin, tenant, "hostile", servingName=name)
+        cr = wait_condition(admin, tenant, "hostile", "Degraded", "True", "TemplateForbidden")
+        assert field in condition(cr, "Degraded")["message"]
+        for read in (apps.read_namespaced_deployment, core.read_namespaced_config_map, core.read_namespaced_service):
+            with pytest.raises(ApiException) as missing:
+                read("hostile", tenant)
+            assert missing.value.status == 404
+    finally:
+        core.delete_namespaced_config_map(name, templates_namespace)
+
+
+def test_an_endpoint_outside_a_tenant_namespace_gets_nothing_and_its_status_says_why(admin, controller):
+    core, apps = client.CoreV1Api(admin), client.AppsV1Api(admin)
+    namespace = f"plain-{uuid.uuid4().hex[:8]}"
+    serving_namespace_create(core, namespace, tenant=False)
+    try:
+        create_endpoint(admin, namespace, "stray")
+        cr = wait_condition(admin, namespace, "stray", "Degraded", "True", "NotATenantNamespace")
+        assert f"namespace {namespace} is not a tenant namespace" in condition(cr, "Degraded")["message"]
+        assert "url" not in cr["status"]
+        for read in (apps.read_namespaced_deployment, core.read_namespaced_config_map, core.read_namespaced_service):
+            with pytest.raises(ApiException) as missing:
+                read("stray", namespace)
+            assert missing.value.status == 404
+
+        # The controller learns namespaces from its watch: once this one is made a tenant, the endpoint renders.
+        core.patch_namespace(namespace, {"metadata": {"labels": TENANT_NAMESPACE_LABELS}})
+        wait_condition(admin, namespace, "stray", "Ready", "True")
+    finally:
+        core.delete_namespace(namespace)

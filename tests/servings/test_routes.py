@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 
 from inferencemgmt.auth.identity import Identity
 from servings.catalogue import shipped_templates
-from tests.inference_endpoints import GROUP, PLURAL, VERSION, endpoint_body
+from tests.inference_endpoints import FORBIDDEN_EDITS, GROUP, PLURAL, VERSION, endpoint_body, forbidden_template
 
 pytestmark = pytest.mark.integration
 
@@ -99,6 +99,36 @@ def test_admin_lifecycle_with_test_render_and_in_use_refusal(admin, tenant):
         deleted = api(ADMIN).delete(f"/servings/{name}")
     assert deleted.json() == {"status": "DELETED", "data": {"name": name}}
     assert api(USER).get(f"/servings/{name}").status_code == 404
+
+
+@pytest.mark.parametrize("edit", sorted(FORBIDDEN_EDITS))
+def test_a_template_the_restricted_profile_forbids_is_400_naming_the_field_and_not_stored(edit):
+    """Finding 2 of issue 17: its pods would run in tenant namespaces with the controller's rights."""
+    hostile, field = forbidden_template(edit)
+    name = f"hostile-{uuid.uuid4().hex[:6]}"
+    refused = api(ADMIN).post(f"/servings/{name}", hostile, format="json")
+    assert refused.status_code == 400
+    assert refused.json()["code"] == "serving_template_forbidden"
+    assert refused.json()["title"] == "Failed data validation"
+    assert refused.json()["description"].startswith(
+        f"deployment.tmpl: forbidden by the restricted pod security profile: {field}: "
+    )
+    assert api(USER).get(f"/servings/{name}").status_code == 404
+
+
+def test_an_existing_template_cannot_be_replaced_by_a_forbidden_one():
+    name = f"custom-{uuid.uuid4().hex[:6]}"
+    good = dict(shipped_templates()["tf-serving"])
+    assert api(ADMIN).post(f"/servings/{name}", good, format="json").json()["status"] == "CREATED"
+    try:
+        hostile, field = forbidden_template("privileged")
+        refused = api(ADMIN).put(f"/servings/{name}", hostile, format="json")
+        assert refused.status_code == 400
+        assert refused.json()["code"] == "serving_template_forbidden"
+        assert field in refused.json()["description"]
+        assert api(USER).get(f"/servings/{name}").json()["data"] == good
+    finally:
+        api(ADMIN).delete(f"/servings/{name}")
 
 
 @pytest.mark.parametrize(

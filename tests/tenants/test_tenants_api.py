@@ -84,6 +84,8 @@ def test_tenant_lifecycle(as_user, operations_worker, admin_k8s, s3, tenant_name
     core, rbac = client.CoreV1Api(admin_k8s), client.RbacAuthorizationV1Api(admin_k8s)
     namespace = core.read_namespace(name)
     assert namespace.metadata.labels["created_by"] == "platform_admin"
+    # The API server refuses any pod here that the restricted Pod Security Standards profile forbids.
+    assert namespace.metadata.labels["pod-security.kubernetes.io/enforce"] == "restricted"
     assert namespace.metadata.annotations["maxEndpoints"] == "3"
     assert bucket_exists(s3, name)
     assert core.read_namespaced_secret("ca-cert-secret", name).data == {"ca.crt": CERT}

@@ -25,6 +25,8 @@ from servings.controller.leader import LeaderElector
 from servings.controller.loop import Controller
 from servings.controller.reconciler import Reconciler, TemplateCache
 from servings.controller.rendering import FIELD_MANAGER, Platform
+from servings.controller.tenancy import TenantNamespaces
+from tenants.selectors import is_tenant_labels, tenant_label_selector
 
 
 def platform_from_settings() -> Platform:
@@ -79,6 +81,7 @@ class Command(BaseCommand):
             api_client,
             platform=platform_from_settings(),
             templates=templates,
+            namespaces=TenantNamespaces(is_tenant_labels, tenant_label_selector()),
             reapply_seconds=options["reapply_seconds"],
         )
         controller = Controller(

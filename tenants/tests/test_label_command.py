@@ -1,0 +1,105 @@
+"""``label_tenant_namespaces``: every tenant namespace ends up enforcing the restricted profile, once."""
+
+from __future__ import annotations
+
+import copy
+from io import StringIO
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from inferencemgmt import kube
+from inferencemgmt.errors import Forbidden
+from tenants import manifests
+
+pytestmark = pytest.mark.unit
+
+
+class FakeNamespaces:
+    def __init__(self, *namespaces: dict[str, Any]) -> None:
+        self.namespaces = {ns["metadata"]["name"]: ns for ns in namespaces}
+        self.patches: list[str] = []
+        self.selectors: list[str] = []
+        self.refuse = False
+
+    def call_json(self, api_client: Any, api: str, method: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        if method == "list_namespace":
+            self.selectors.append(kwargs["label_selector"])
+            key, _, value = kwargs["label_selector"].partition("=")
+            items = [ns for ns in self.namespaces.values() if ns["metadata"].get("labels", {}).get(key) == value]
+            return {"items": copy.deepcopy(items)}
+        if method == "patch_namespace":
+            if self.refuse:
+                raise Forbidden("Forbidden", "namespaces is forbidden: cannot patch", code="kubernetes_forbidden")
+            assert kwargs["_content_type"] == "application/merge-patch+json"
+            self.patches.append(args[0])
+            self.namespaces[args[0]]["metadata"]["labels"].update(args[1]["metadata"]["labels"])
+            return {}
+        raise AssertionError(method)
+
+
+def namespace(name: str, **labels: str) -> dict[str, Any]:
+    return {"metadata": {"name": name, "labels": dict(labels)}}
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> FakeNamespaces:
+    cluster = FakeNamespaces(
+        namespace("old-tenant", created_by="platform_admin"),
+        namespace("half", created_by="platform_admin", **{"pod-security.kubernetes.io/enforce": "baseline"}),
+        namespace("new-tenant", created_by="platform_admin", **manifests.POD_SECURITY_LABELS),
+        namespace("default"),
+    )
+    monkeypatch.setattr(kube, "own_api_client", lambda *a, **k: object())
+    monkeypatch.setattr(kube, "call_json", cluster.call_json)
+    return cluster
+
+
+def run(*args: str) -> str:
+    out = StringIO()
+    call_command("label_tenant_namespaces", "--kubeconfig", "admin.kubeconfig", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_labels_only_tenants_that_lack_the_labels_and_a_second_run_changes_nothing(fake, settings):
+    settings.PLATFORM_ADMIN_LABEL = "platform_admin"
+    output = run()
+    assert sorted(fake.patches) == ["half", "old-tenant"]
+    assert fake.selectors == ["created_by=platform_admin"]
+    for name in ("old-tenant", "half", "new-tenant"):
+        labels = fake.namespaces[name]["metadata"]["labels"]
+        assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert "pod-security.kubernetes.io/enforce" not in fake.namespaces["default"]["metadata"]["labels"]
+    assert "3 tenant namespaces, 2 labelled, 1 already enforce" in output
+
+    assert "3 tenant namespaces, 0 labelled, 3 already enforce" in run()
+    assert sorted(fake.patches) == ["half", "old-tenant"]
+
+
+def test_dry_run_changes_nothing(fake):
+    output = run("--dry-run")
+    assert fake.patches == []
+    assert "would label old-tenant" in output
+    assert "2 would be labelled" in output
+
+
+def test_a_kubeconfig_without_the_right_is_a_clear_error(fake):
+    fake.refuse = True
+    with pytest.raises(CommandError, match="cannot patch"):
+        run()
+
+
+def test_no_kubeconfig_is_a_clear_error(fake, monkeypatch):
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    with pytest.raises(CommandError, match="no kubeconfig"):
+        call_command("label_tenant_namespaces", "--kubeconfig", "")
+
+
+def test_named_tenants_only_and_a_name_that_is_no_tenant_changes_nothing(fake):
+    assert "1 tenant namespaces, 1 labelled" in run("half")
+    assert fake.patches == ["half"]
+    with pytest.raises(CommandError, match="not a tenant namespace: default"):
+        run("old-tenant", "default")
+    assert fake.patches == ["half"]
