@@ -21,7 +21,7 @@ from inferencemgmt.errors import Forbidden, NotFound
 pytestmark = [pytest.mark.integration]
 
 ADMIN = Identity("admin@example.com", ("admin",), is_admin=True)
-TENANT_LABEL = {"created_by": "platform_admin"}
+TENANT_LABEL = {"created_by": "platform_admin", "pod-security.kubernetes.io/enforce": "restricted"}
 
 
 @pytest.fixture
@@ -115,3 +115,16 @@ def test_the_platforms_own_identity_still_reads_the_inference_certificate(platfo
     assert set(secret.data) >= {"tls.crt", "tls.key"}
     with pytest.raises(NotFound):
         kube.service_api("CoreV1Api").read_namespaced_secret("no-such-secret", "imm-system")
+
+
+def test_admin_cannot_lift_a_tenants_pod_security(admin_core, platform_settings, tenant_namespace):
+    enforce = "pod-security.kubernetes.io/enforce"
+    with pytest.raises(Forbidden):
+        admin_core.patch_namespace(tenant_namespace, {"metadata": {"labels": {enforce: "privileged"}}})
+    with pytest.raises(Forbidden):
+        admin_core.patch_namespace(tenant_namespace, {"metadata": {"labels": {enforce: None}}})
+    without_profile = {"name": f"nopsa-{uuid.uuid4().hex[:8]}", "labels": {"created_by": "platform_admin"}}
+    with pytest.raises(Forbidden):
+        admin_core.create_namespace({"metadata": without_profile})
+    # Everything else about a tenant namespace stays the admin's to change.
+    admin_core.patch_namespace(tenant_namespace, {"metadata": {"annotations": {"imm.ai.intel.com/probe": "1"}}})
