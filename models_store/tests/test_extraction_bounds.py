@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from inferencemgmt import objectstore
 from inferencemgmt.errors import BadRequest
 from models_store import importing
 from models_store.importing import ArchiveLimits, archive_extract
@@ -40,7 +41,7 @@ class FakeStore:
     def __init__(self, monkeypatch: pytest.MonkeyPatch, objects: dict[str, bytes]) -> None:
         self.objects = objects
         for name in ("object_stream", "objects_iter", "object_put_empty", "object_upload", "objects_delete"):
-            monkeypatch.setattr(importing.objectstore, name, getattr(self, name))
+            monkeypatch.setattr(objectstore, name, getattr(self, name))
 
     def object_stream(self, bucket: str, key: str) -> tuple[Any, int]:
         data = self.objects[key]
@@ -72,7 +73,7 @@ def archive(
 ) -> bytes:
     """(name, data) -> an archive; data None makes a symlink (the hostile archive's members)."""
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode=f"w:{compression}", format=tar_format) as tar:
+    with tarfile.open(fileobj=buffer, mode=f"w:{compression}", format=tar_format) as tar:  # type: ignore[call-overload]
         for name, data in members:
             info = tarfile.TarInfo(name)
             if data is None:
@@ -85,9 +86,14 @@ def archive(
 
 
 def extract(
-    monkeypatch: pytest.MonkeyPatch, data: bytes, limits: ArchiveLimits = DEFAULTS, **existing: bytes
+    monkeypatch: pytest.MonkeyPatch,
+    data: bytes,
+    limits: ArchiveLimits = DEFAULTS,
+    existing: dict[str, bytes] | None = None,
 ) -> tuple[FakeStore, dict[str, Any] | BadRequest]:
-    store = FakeStore(monkeypatch, {"upload.tar": data, **{PREFIX + k: v for k, v in existing.items()}})
+    """Extract ``data`` into PREFIX of a fake bucket that already holds ``existing`` (paths under PREFIX)."""
+    before = {PREFIX + path: value for path, value in (existing or {}).items()}
+    store = FakeStore(monkeypatch, {"upload.tar": data, **before})
     try:
         return store, archive_extract("t", "upload.tar", PREFIX, Progress(), limits)
     except BadRequest as exc:
@@ -163,7 +169,7 @@ def test_an_archive_larger_than_the_total_allowed_is_refused(monkeypatch):
 
 def test_a_refusal_says_which_earlier_files_it_overwrote(monkeypatch):
     data = archive([("config.json", b"new"), ("new.bin", b"n"), ("x" * 2000, b"x")], compression="gz")
-    store, outcome = extract(monkeypatch, data, **{"config.json": b"old", "kept.bin": b"k"})
+    store, outcome = extract(monkeypatch, data, existing={"config.json": b"old", "kept.bin": b"k"})
     assert isinstance(outcome, BadRequest)
     assert "1 that existed before were overwritten" in str(outcome.description)
     assert "resnet/1/config.json" in str(outcome.description)
