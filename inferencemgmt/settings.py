@@ -271,6 +271,8 @@ SPECTACULAR_SETTINGS = {
 
 # --- Logging ----------------------------------------------------------------------------------------
 LOG_LEVEL = env.choice("DJANGO_LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), "INFO")
+# Installs the log redaction (inferencemgmt.requestlog) for the whole process, then applies LOGGING.
+LOGGING_CONFIG = "inferencemgmt.requestlog.configure_logging"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
