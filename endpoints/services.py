@@ -9,6 +9,7 @@ then created, and raced). The inference host is claimed just as atomically (``en
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping
 from contextlib import suppress
@@ -31,6 +32,8 @@ from servings import selectors as serving_selectors
 from servings.controller.rendering import GROUP, PLURAL
 from tenants.manifests import ENDPOINT_COUNT_KEY
 from tenants.selectors import tenant_required
+
+logger = logging.getLogger(__name__)
 
 # Right after a tenant is made, the quota controller may not have counted its ResourceQuota yet; the
 # API server then refuses every create ("status unknown for quota"). That lasts a moment, so wait.
@@ -178,15 +181,33 @@ def endpoint_delete(identity: Identity, tenant: str, name: str) -> str:
             GROUP, VERSION, tenant, PLURAL, name, propagation_policy="Background"
         )
     except NotFound:
-        hosts.host_release(tenant, name)  # a claim left by an endpoint deleted around the API
+        _host_release_quietly(tenant, name)  # a claim left by an endpoint deleted around the API
         raise endpoint_not_found(name) from None
-    hosts.host_release(tenant, name)
+    _host_release_quietly(tenant, name)
     return endpoint_url(name, tenant)
 
 
+def _host_release_quietly(tenant: str, name: str) -> None:
+    """The endpoint is gone whatever happens here: a claim that cannot be released now names a
+    missing endpoint and is taken over once stale (``endpoints.hosts``), so the delete succeeds."""
+    try:
+        hosts.host_release(tenant, name)
+    except ImmError as exc:
+        logger.warning("The host claim of endpoint %s/%s was not released (%s)", tenant, name, exc.code)
+
+
 def endpoint_hosts_release(tenant: str) -> None:
-    """Release the host claims of every endpoint of ``tenant`` (called when the tenant is deleted)."""
-    hosts.tenant_hosts_release(tenant)
+    """Release the host claims of every endpoint of ``tenant`` (called when the tenant is deleted).
+
+    A retryable failure (Kubernetes unreachable) is raised, so the deletion is retried; any other is
+    logged: the claims then name endpoints that no longer exist and are taken over once stale.
+    """
+    try:
+        hosts.tenant_hosts_release(tenant)
+    except ImmError as exc:
+        if exc.retryable:
+            raise
+        logger.warning("The host claims of tenant %s were not released (%s)", tenant, exc.code)
 
 
 def _replicas(cr: Mapping[str, Any]) -> int:

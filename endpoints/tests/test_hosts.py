@@ -14,7 +14,7 @@ import pytest
 
 from endpoints import hosts
 from inferencemgmt import kube
-from inferencemgmt.errors import Conflict, Forbidden, NotFound, UpstreamError
+from inferencemgmt.errors import Conflict, Forbidden, NotFound, UpstreamError, UpstreamUnavailable
 
 pytestmark = pytest.mark.unit
 
@@ -145,3 +145,23 @@ def test_missing_rights_of_the_platform_identity_are_a_502_naming_kubernetes(clu
         hosts.host_claim("b", "svc-a")
     assert failed.value.status == 502
     assert failed.value.code == "endpoint_host_claims_forbidden"
+
+
+def test_a_tenant_deletion_goes_on_without_the_rights_but_is_retried_in_an_outage(cluster, monkeypatch):
+    from endpoints import services
+
+    hosts.host_claim("b", "one")
+
+    def forbidden(namespace: str, label_selector: str) -> None:
+        raise Forbidden("K8s forbidden: Forbidden", code="kubernetes_forbidden")
+
+    monkeypatch.setattr(cluster, "delete_collection_namespaced_lease", forbidden)
+    services.endpoint_hosts_release("b")  # logged, not raised: the stale claim is taken over later
+    assert cluster.holders() == {"inference-host.one-b": "b/one"}
+
+    def unreachable(namespace: str, label_selector: str) -> None:
+        raise UpstreamUnavailable("kubernetes", "connection refused")
+
+    monkeypatch.setattr(cluster, "delete_collection_namespaced_lease", unreachable)
+    with pytest.raises(UpstreamUnavailable):
+        services.endpoint_hosts_release("b")
