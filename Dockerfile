@@ -21,6 +21,8 @@ LABEL org.opencontainers.image.title="Inference Model Manager" \
       org.opencontainers.image.licenses="Apache-2.0"
 # gunicorn: --no-control-socket, because gunicorn 27 otherwise opens a Unix control socket (reload,
 # stop) in the user's home, which this image neither needs nor may write (read-only root filesystem).
+# --access-logfile=-: gunicorn's access lines (request line with its query string) are written by
+# the worker, whose Django setup redacts every log record (inferencemgmt/requestlog.py).
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

@@ -4,16 +4,18 @@ Every check that can refuse a request (tenant, the caller's rights, quota compli
 runs before the one write, so a refused request leaves nothing behind. The number of endpoints is
 capped by the tenant's ResourceQuota object count, which the API server enforces atomically on
 create: two parallel creates can never both take the last slot (the original counted Deployments,
-then created, and raced).
+then created, and raced). The inference host is claimed just as atomically (``endpoints.hosts``).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping
+from contextlib import suppress
 from typing import Any
 
-from endpoints import selectors
+from endpoints import hosts, selectors
 from endpoints.selectors import VERSION, endpoint_not_found
 from endpoints.spec import (
     PAUSED_REPLICAS_ANNOTATION,
@@ -25,11 +27,13 @@ from endpoints.spec import (
 from inferencemgmt import kube
 from inferencemgmt.auth.identity import Identity
 from inferencemgmt.digits import ascii_int
-from inferencemgmt.errors import KUBERNETES, Conflict, Forbidden, NotFound, UpstreamUnavailable
+from inferencemgmt.errors import KUBERNETES, Conflict, Forbidden, ImmError, NotFound, UpstreamUnavailable
 from servings import selectors as serving_selectors
 from servings.controller.rendering import GROUP, PLURAL
 from tenants.manifests import ENDPOINT_COUNT_KEY
 from tenants.selectors import tenant_required
+
+logger = logging.getLogger(__name__)
 
 # Right after a tenant is made, the quota controller may not have counted its ResourceQuota yet; the
 # API server then refuses every create ("status unknown for quota"). That lasts a moment, so wait.
@@ -107,7 +111,17 @@ def endpoint_create(
         replicas=replicas,
         resources=resources,
     )
-    _create(identity, tenant, body)
+    # The host is claimed last before the write, once the caller has proved (as themselves) that
+    # they may act in the tenant: no other tenant's endpoint may have the same host (endpoints.hosts).
+    hosts.host_claim(tenant, endpoint_name)
+    try:
+        _create(identity, tenant, body)
+    except ImmError as exc:
+        if exc.code != "endpoint_already_exists":  # that endpoint holds the claim: keep it
+            # Best effort: a claim left behind names no endpoint and is taken over once stale.
+            with suppress(ImmError):
+                hosts.host_release(tenant, endpoint_name)
+        raise
     # After the create: the bucket is read with the platform's credentials, and only once the
     # caller has proved (as themselves) that they may act in the tenant.
     return {"url": endpoint_url(endpoint_name, tenant), "warning": selectors.model_warning(tenant, model_name)}
@@ -167,8 +181,33 @@ def endpoint_delete(identity: Identity, tenant: str, name: str) -> str:
             GROUP, VERSION, tenant, PLURAL, name, propagation_policy="Background"
         )
     except NotFound:
+        _host_release_quietly(tenant, name)  # a claim left by an endpoint deleted around the API
         raise endpoint_not_found(name) from None
+    _host_release_quietly(tenant, name)
     return endpoint_url(name, tenant)
+
+
+def _host_release_quietly(tenant: str, name: str) -> None:
+    """The endpoint is gone whatever happens here: a claim that cannot be released now names a
+    missing endpoint and is taken over once stale (``endpoints.hosts``), so the delete succeeds."""
+    try:
+        hosts.host_release(tenant, name)
+    except ImmError as exc:
+        logger.warning("The host claim of endpoint %s/%s was not released (%s)", tenant, name, exc.code)
+
+
+def endpoint_hosts_release(tenant: str) -> None:
+    """Release the host claims of every endpoint of ``tenant`` (called when the tenant is deleted).
+
+    A retryable failure (Kubernetes unreachable) is raised, so the deletion is retried; any other is
+    logged: the claims then name endpoints that no longer exist and are taken over once stale.
+    """
+    try:
+        hosts.tenant_hosts_release(tenant)
+    except ImmError as exc:
+        if exc.retryable:
+            raise
+        logger.warning("The host claims of tenant %s were not released (%s)", tenant, exc.code)
 
 
 def _replicas(cr: Mapping[str, Any]) -> int:

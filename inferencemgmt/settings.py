@@ -230,6 +230,10 @@ IMM_OPERATION_RETRY_MAX_SECONDS = env.number("IMM_OPERATION_RETRY_MAX_SECONDS", 
 # run claims the row by compare-and-set). Keep it above IMM_OPERATION_RETRY_MAX_SECONDS and
 # IMM_OPERATION_STALE_SECONDS, or live retries are sent twice.
 IMM_OPERATION_REQUEUE_AFTER_SECONDS = env.number("IMM_OPERATION_REQUEUE_AFTER_SECONDS", 300.0, minimum=1)
+# What an operation stores as its result is shown by every `GET /tasks` (up to 200 rows): a result
+# larger than this is shortened (long strings cut, long lists cut to their first items, marked
+# `truncated`) or, if still too large, replaced by its size. Error descriptions are cut too.
+IMM_OPERATION_RESULT_MAX_BYTES = env.integer("IMM_OPERATION_RESULT_MAX_BYTES", 8192, minimum=1024)
 
 IMM_READINESS_TIMEOUT_SECONDS = env.number("IMM_READINESS_TIMEOUT_SECONDS", 3.0, minimum=0.1)
 
@@ -267,6 +271,8 @@ SPECTACULAR_SETTINGS = {
 
 # --- Logging ----------------------------------------------------------------------------------------
 LOG_LEVEL = env.choice("DJANGO_LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), "INFO")
+# Installs the log redaction (inferencemgmt.requestlog) for the whole process, then applies LOGGING.
+LOGGING_CONFIG = "inferencemgmt.requestlog.configure_logging"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -331,6 +337,12 @@ CELERY_BEAT_SCHEDULE = {
 # (a tenant could otherwise make the worker fetch cluster-internal services into their bucket).
 IMM_MODEL_IMPORT_ALLOW_PRIVATE_ADDRESSES = env.boolean("IMM_MODEL_IMPORT_ALLOW_PRIVATE_ADDRESSES", False)
 IMM_MODEL_IMPORT_TIMEOUT_SECONDS = env.number("IMM_MODEL_IMPORT_TIMEOUT_SECONDS", 30.0, minimum=1)
+# Bounds of an archive extraction (an archive is a file from a tenant: a few hundred bytes can
+# unpack to gigabytes or carry megabyte-long names). An archive that exceeds one is refused whole.
+IMM_ARCHIVE_MAX_MEMBERS = env.integer("IMM_ARCHIVE_MAX_MEMBERS", 10000, minimum=1)
+IMM_ARCHIVE_MAX_NAME_LENGTH = env.integer("IMM_ARCHIVE_MAX_NAME_LENGTH", 1024, minimum=1)
+IMM_ARCHIVE_MAX_BYTES = env.integer("IMM_ARCHIVE_MAX_BYTES", 100 * 1024**3, minimum=1)
+IMM_ARCHIVE_MAX_RATIO = env.number("IMM_ARCHIVE_MAX_RATIO", 100.0, minimum=1)
 
 # --- Security headers (console) ---------------------------------------------------------------------
 # The console runs only its own static scripts and styles; the browser uploads straight to the object

@@ -2,7 +2,8 @@
 
 Both stream: an archive is read from the store member by member (``tarfile`` stream mode) and each
 member is written back in bounded chunks; a download is written as it arrives. Nothing is held
-whole, on disk or in memory.
+whole, on disk or in memory, and an extraction is bounded (members, names, decompressed bytes and
+ratio: the ``IMM_ARCHIVE_*`` settings); an archive over a bound is refused and what it wrote deleted.
 
 Archive members are names from an untrusted file: every one goes through ``keys.relative_path``
 (``./`` prefixes are dropped); links, devices and names that would escape the version directory are
@@ -14,9 +15,15 @@ followed by hand so every hop is checked, and each hop connects to the address t
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import ipaddress
+import lzma
 import socket
 import tarfile
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import SplitResult, unquote, urljoin, urlsplit
 
@@ -28,6 +35,7 @@ from inferencemgmt import objectstore
 from inferencemgmt.api.validation import CONTROL_CHARACTERS
 from inferencemgmt.digits import ascii_int
 from inferencemgmt.errors import BadRequest, UpstreamError
+from inferencemgmt.objectstore import ReadableBody
 from models_store import keys
 
 MAX_REDIRECTS = 5
@@ -62,36 +70,241 @@ def member_path(name: str) -> str | None:
         return None
 
 
-def archive_extract(bucket: str, archive: str, prefix: str, progress: Any) -> dict[str, Any]:
-    """Unpack ``archive`` (tar, tar.gz, tar.bz2, tar.xz) into ``prefix`` (``<model>/<version>/``)."""
+# --- bounded extraction -------------------------------------------------------------------------------
+# An archive is a file from a tenant. A 318-byte .tar.bz2 of symlinks with 1,000,000-character PAX
+# names once unpacked to megabytes of names (and a 20 MB operation result). Everything an extraction
+# reads is therefore bounded before it is read: the decompressed bytes (a total and a ratio to the
+# archive's size), each metadata header (PAX, GNU long name) before tarfile loads it into memory, the
+# member count and each name. An archive over a bound is refused whole: what this extraction wrote
+# is deleted again.
+
+#: The ratio bound allows this much on top, so a small archive of small files is never refused
+#: (a tar pads every member to 512 bytes and itself to 10 KiB: a tiny .tar.gz can have ratio 70).
+RATIO_ALLOWANCE_BYTES = 1024 * 1024
+#: A metadata header may hold a path and a link path (4 bytes per character at most in UTF-8) and
+#: other records (extended attributes): this much on top of them.
+HEADER_ALLOWANCE_BYTES = 64 * 1024
+#: How many skipped members the result names (it also counts them all) and how much of each name.
+SKIPPED_SHOWN = 10
+NAME_SHOWN = 200
+#: The largest read tarfile is given at once (it asks for 10 KiB records).
+TAR_READ_BYTES = 1024 * 1024
+_COMPRESSIONS: tuple[tuple[bytes, Callable[[Any], ReadableBody]], ...] = (
+    (b"\x1f\x8b", lambda raw: gzip.GzipFile(fileobj=raw, mode="rb")),
+    (b"BZh", bz2.BZ2File),
+    (b"\xfd7zXZ\x00", lzma.LZMAFile),
+)
+_MAGIC_BYTES = 6
+_METADATA_TYPES = frozenset(
+    {tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK}
+)
+# What a damaged archive raises while being decompressed or parsed.
+_UNREADABLE = (tarfile.TarError, EOFError, OSError, lzma.LZMAError, zlib.error)
+
+
+@dataclass(frozen=True)
+class ArchiveLimits:
+    """The bounds of one extraction (the ``IMM_ARCHIVE_*`` settings)."""
+
+    members: int
+    name_length: int
+    total_bytes: int
+    ratio: float
+
+    @classmethod
+    def from_settings(cls) -> ArchiveLimits:
+        return cls(
+            members=settings.IMM_ARCHIVE_MAX_MEMBERS,
+            name_length=settings.IMM_ARCHIVE_MAX_NAME_LENGTH,
+            total_bytes=settings.IMM_ARCHIVE_MAX_BYTES,
+            ratio=settings.IMM_ARCHIVE_MAX_RATIO,
+        )
+
+    def unpacked_budget(self, archive_size: int) -> tuple[int, str]:
+        """How many decompressed bytes an archive of ``archive_size`` bytes may have, and why not more."""
+        by_ratio = int(self.ratio * archive_size) + RATIO_ALLOWANCE_BYTES
+        if by_ratio < self.total_bytes:
+            return by_ratio, f"it unpacks to more than {self.ratio:g} times its size (IMM_ARCHIVE_MAX_RATIO)"
+        return self.total_bytes, f"it unpacks to more than {self.total_bytes} bytes (IMM_ARCHIVE_MAX_BYTES)"
+
+    @property
+    def header_bytes(self) -> int:
+        return 2 * 4 * self.name_length + HEADER_ALLOWANCE_BYTES
+
+
+class ArchiveOverLimit(Exception):
+    """An extraction bound was exceeded; the message says which (internal: tarfile must not catch it)."""
+
+
+class _Prefixed:
+    """Bytes already read (the magic number), then the rest of the stream."""
+
+    def __init__(self, head: bytes, rest: ReadableBody) -> None:
+        self._head, self._rest = head, rest
+
+    def read(self, size: int = -1, /) -> bytes:
+        if not self._head:
+            return self._rest.read(size)
+        if size < 0:
+            head, self._head = self._head, b""
+            return head + self._rest.read()
+        chunk, self._head = self._head[:size], self._head[size:]
+        return chunk
+
+
+class _Budgeted:
+    """Counts decompressed bytes and stops at the budget, before the bytes reach tarfile.
+
+    ``read()`` without a size reads a bounded chunk, not "everything": an unbounded read of a
+    decompressing stream is exactly the amplification this class exists to stop.
+    """
+
+    def __init__(self, source: ReadableBody, budget: int, reason: str) -> None:
+        self._source, self._budget, self._reason = source, budget, reason
+        self.total = 0
+
+    def read(self, size: int = -1, /) -> bytes:
+        chunk = self._source.read(size if 0 <= size <= TAR_READ_BYTES else TAR_READ_BYTES)
+        self.total += len(chunk)
+        if self.total > self._budget:
+            raise ArchiveOverLimit(self._reason)
+        return chunk
+
+
+def decompressed(raw: ReadableBody) -> ReadableBody:
+    """The archive's tar stream: gzip, bzip2 and xz are recognised by their magic number and
+    decompressed here, so that the decompressed bytes can be counted (tarfile's own "r|*" would
+    decompress out of our sight)."""
+    head = b""
+    while len(head) < _MAGIC_BYTES:
+        chunk = raw.read(_MAGIC_BYTES - len(head))
+        if not chunk:
+            break
+        head += chunk
+    stream = _Prefixed(head, raw)
+    for magic, opener in _COMPRESSIONS:
+        if head.startswith(magic):
+            return opener(stream)
+    return stream
+
+
+def _tarinfo_bounded(limit: int) -> type[tarfile.TarInfo]:
+    """A TarInfo whose metadata headers (PAX, GNU long names) larger than ``limit`` are refused
+    when their 512-byte header block is parsed, before tarfile reads their body into memory."""
+
+    class BoundedTarInfo(tarfile.TarInfo):
+        @classmethod
+        def frombuf(cls, buf: bytes | bytearray, encoding: str, errors: str) -> BoundedTarInfo:
+            info = super().frombuf(buf, encoding, errors)
+            if info.type in _METADATA_TYPES and info.size > limit:
+                raise ArchiveOverLimit(
+                    f"a member has a {info.size}-byte name header (names are at most "
+                    "IMM_ARCHIVE_MAX_NAME_LENGTH characters)"
+                )
+            return info
+
+    return BoundedTarInfo
+
+
+def _shown(name: str) -> str:
+    return name if len(name) <= NAME_SHOWN else f"{name[:NAME_SHOWN]}... ({len(name)} characters)"
+
+
+class _Extraction:
+    """One extraction's state: what it wrote (to undo a refused archive) and what it skipped."""
+
+    def __init__(self, bucket: str, prefix: str, limits: ArchiveLimits) -> None:
+        self.bucket, self.prefix, self.limits = bucket, prefix, limits
+        self.members = self.files = self.directories = self.skipped = 0
+        self.skipped_shown: list[dict[str, str]] = []
+        self.written: list[str] = []
+
+    def skip(self, name: str, reason: str) -> None:
+        self.skipped += 1
+        if len(self.skipped_shown) < SKIPPED_SHOWN:
+            self.skipped_shown.append({"name": _shown(name), "reason": reason})
+
+    def member(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
+        self.members += 1
+        if self.members > self.limits.members:
+            raise ArchiveOverLimit(f"it has more than {self.limits.members} members (IMM_ARCHIVE_MAX_MEMBERS)")
+        longest = max(len(member.name), len(member.linkname))
+        if longest > self.limits.name_length:
+            raise ArchiveOverLimit(
+                f"a member name is {longest} characters long (more than {self.limits.name_length}, "
+                "IMM_ARCHIVE_MAX_NAME_LENGTH)"
+            )
+        path = member_path(member.name)
+        if path is None:
+            self.skip(member.name, "unsafe path")
+        elif len(f"{self.prefix}{path}/".encode()) > keys.KEY_MAX_BYTES:
+            self.skip(member.name, f"the object key would be longer than {keys.KEY_MAX_BYTES} bytes")
+        elif member.isdir():
+            self.written.append(f"{self.prefix}{path}/")
+            objectstore.object_put_empty(self.bucket, f"{self.prefix}{path}/")
+            self.directories += 1
+        elif member.isfile():
+            extracted = tar.extractfile(member)
+            if extracted is None:  # pragma: no cover - isfile() members always have data
+                return
+            # Recorded before the upload: a refusal in the middle of it must undo it too.
+            self.written.append(f"{self.prefix}{path}")
+            objectstore.object_upload(self.bucket, f"{self.prefix}{path}", extracted)
+            self.files += 1
+        else:
+            self.skip(member.name, "links and special files are not extracted")
+
+    def undo(self, existing: set[str]) -> str:
+        """Delete what this extraction created; say what is left (files it overwrote are not restored)."""
+        created = sorted({key for key in self.written if key not in existing})
+        objectstore.objects_delete(self.bucket, created)
+        overwritten = sorted({key for key in self.written if key in existing})
+        if not overwritten:
+            return "Nothing of it was kept."
+        return (
+            f"The {len(created)} objects it had created were deleted; {len(overwritten)} that existed "
+            f"before were overwritten by its members and are left as extracted (first: {_shown(overwritten[0])})."
+        )
+
+
+def archive_extract(
+    bucket: str, archive: str, prefix: str, progress: Any, limits: ArchiveLimits | None = None
+) -> dict[str, Any]:
+    """Unpack ``archive`` (tar, tar.gz, tar.bz2, tar.xz) into ``prefix`` (``<model>/<version>/``),
+    within ``limits`` (the settings by default); an archive over a bound is refused (400) whole."""
+    limits = limits or ArchiveLimits.from_settings()
     stream, size = objectstore.object_stream(bucket, archive)
     progress.set_total(size)
-    files = directories = 0
-    skipped: list[dict[str, str]] = []
+    existing = {item["key"] for item in objectstore.objects_iter(bucket, prefix)}
+    extraction = _Extraction(bucket, prefix, limits)
+    budget, reason = limits.unpacked_budget(size)
     try:
-        with tarfile.open(fileobj=CountingReader(stream, progress), mode="r|*") as tar:  # type: ignore[call-overload]
+        tar_stream = _Budgeted(decompressed(CountingReader(stream, progress)), budget, reason)
+        with tarfile.open(  # type: ignore[call-overload]
+            fileobj=tar_stream, mode="r|", tarinfo=_tarinfo_bounded(limits.header_bytes)
+        ) as tar:
             for member in tar:
-                path = member_path(member.name)
-                if path is None:
-                    skipped.append({"name": member.name, "reason": "unsafe path"})
-                elif member.isdir():
-                    objectstore.object_put_empty(bucket, f"{prefix}{path}/")
-                    directories += 1
-                elif member.isfile():
-                    extracted = tar.extractfile(member)
-                    if extracted is None:  # pragma: no cover - isfile() members always have data
-                        continue
-                    objectstore.object_upload(bucket, f"{prefix}{path}", extracted)
-                    files += 1
-                else:
-                    skipped.append({"name": member.name, "reason": "links and special files are not extracted"})
-    except tarfile.TarError as exc:
+                extraction.member(tar, member)
+    except ArchiveOverLimit as exc:
+        left = extraction.undo(existing)
         raise BadRequest(
-            "Invalid archive", f"{archive} is not a readable tar archive: {exc}", code="archive_invalid"
+            "Archive refused", f"{archive} was not extracted: {exc}. {left}", code="archive_too_large"
+        ) from None
+    except _UNREADABLE as exc:
+        left = extraction.undo(existing)
+        raise BadRequest(
+            "Invalid archive",
+            f"{archive} is not a readable tar archive: {_shown(str(exc))}. {left}",
+            code="archive_invalid",
         ) from None
     finally:
         stream.close()  # type: ignore[attr-defined]
-    return {"files": files, "directories": directories, "skipped": skipped}
+    return {
+        "files": extraction.files,
+        "directories": extraction.directories,
+        "skipped": extraction.skipped_shown,
+        "skippedCount": extraction.skipped,
+    }
 
 
 # IPv6 ranges whose addresses carry an IPv4 address that packets to them really reach: a loopback

@@ -20,6 +20,7 @@ from typing import Any
 
 from django.conf import settings
 
+from endpoints import services as endpoint_services
 from inferencemgmt import kube, objectstore
 from inferencemgmt.auth.identity import Identity
 from inferencemgmt.errors import KUBERNETES, Conflict, ImmError, NotFound, UpstreamUnavailable
@@ -326,6 +327,10 @@ def deprovision(run: OperationRun) -> dict[str, Any]:
                     manifests.API_GROUP, "v1", name, manifests.ENDPOINTS_RESOURCE
                 )
             )
+    if not run.completed("host claims"):
+        with run.step("host claims"):
+            # The endpoints' inference hosts become free for other tenants (endpoints.hosts).
+            endpoint_services.endpoint_hosts_release(name)
     if not run.completed("namespace"):
         with run.step("namespace"):
             _namespace_undo(tenant, run)

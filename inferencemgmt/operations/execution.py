@@ -34,7 +34,7 @@ from inferencemgmt.auth.identity import Identity, identity_from_record
 from inferencemgmt.celery import app
 from inferencemgmt.errors import ImmError
 from inferencemgmt.operations.models import Operation
-from inferencemgmt.operations.services import error_record
+from inferencemgmt.operations.services import detail_bounded, error_record, result_bounded
 from inferencemgmt.requestlog import request_id_bound
 
 logger = logging.getLogger(__name__)
@@ -162,6 +162,11 @@ def _claim(task: Task, operation_id: str, run_id: str) -> Operation | None:
 
 
 def _finish(run: OperationRun, state: str, **fields: Any) -> None:
+    """Record the outcome; result and operator detail pass the size bounds of ``services``."""
+    if "result" in fields:
+        fields["result"] = result_bounded(fields["result"])
+    if "error_detail" in fields:
+        fields["error_detail"] = detail_bounded(fields["error_detail"])
     updated = Operation.objects.filter(pk=run.operation.pk, state=State.RUNNING, owner=run.run_id).update(
         state=state, steps=run.steps, finished_at=timezone.now(), heartbeat_at=timezone.now(), **fields
     )

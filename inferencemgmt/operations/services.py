@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -9,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from celery import Task
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -40,7 +42,7 @@ def _enqueue(task: Task, operation: Operation) -> None:
             State.PENDING,
             State.FAILED,
             error=error_record(error),
-            error_detail=f"{type(exc).__name__}: {exc}",
+            error_detail=detail_bounded(f"{type(exc).__name__}: {exc}"),
             finished_at=timezone.now(),
         )
         logger.error("Could not enqueue operation %s: %s", operation.pk, type(exc).__name__)
@@ -64,9 +66,92 @@ def operation_create(*, task: Task, target: str, identity: Identity, params: dic
     return operation
 
 
+# --- what an operation stores ------------------------------------------------------------------------
+# A result or an error is written once and then shown by every `GET /tasks` (up to 200 rows) and by
+# the waiting request, so its size must not be decided by input: a hostile archive once made one
+# result 20 MB. Each operation kind summarises its own result (counts and the first few names); these
+# bounds are the floor under all of them.
+SHOWN_ITEMS = 10
+SHOWN_CHARACTERS = 256
+SHOWN_DICT_KEYS = 50
+ERROR_DESCRIPTION_MAX = 1024
+ERROR_DETAIL_MAX = 8192
+
+
+def text_shortened(text: str, limit: int = SHOWN_CHARACTERS) -> str:
+    """``text`` cut to ``limit`` characters, saying how much was cut."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
+def _larger_than(value: Any, limit: int) -> bool:
+    """Whether ``value`` as JSON exceeds ``limit`` bytes.
+
+    A hostile result can be a gigabyte of repeated strings, and serialising it just to measure it
+    is the harm; so a walk first sums a lower bound (one byte per character) and stops as soon as
+    that passes the limit. Only a value whose lower bound is within the limit, and which is
+    therefore small, is serialised to be measured exactly.
+    """
+    least, pending = 0, [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            least += len(item) + 2
+        elif isinstance(item, dict):
+            least += 1 + 2 * len(item)
+            pending.extend(str(key) for key in item)
+            pending.extend(item.values())
+        elif isinstance(item, list | tuple):
+            least += 1 + len(item)
+            pending.extend(item)
+        else:
+            least += 1
+        if least > limit:
+            return True
+    return len(json.dumps(value, default=str, ensure_ascii=False).encode()) > limit
+
+
+def _shortened(value: Any) -> Any:
+    if isinstance(value, str):
+        return text_shortened(value)
+    if isinstance(value, list | tuple):
+        return [_shortened(item) for item in value[:SHOWN_ITEMS]]
+    if isinstance(value, dict):
+        return {text_shortened(str(key)): _shortened(item) for key, item in list(value.items())[:SHOWN_DICT_KEYS]}
+    return value
+
+
+def result_bounded(result: Any) -> Any:
+    """The result as stored: unchanged within ``IMM_OPERATION_RESULT_MAX_BYTES``; otherwise shortened
+    (strings cut, lists cut to their first items, a dict marked ``truncated``) or, when even that is
+    too large, only ``{"truncated": true, "maxBytes": <the setting>}``."""
+    limit = settings.IMM_OPERATION_RESULT_MAX_BYTES
+    if not _larger_than(result, limit):
+        return result
+    logger.warning("An operation result larger than %d bytes was shortened", limit)
+    shortened = _shortened(result)
+    if isinstance(shortened, dict):
+        shortened["truncated"] = True
+    if not _larger_than(shortened, limit):
+        return shortened
+    return {"truncated": True, "maxBytes": limit}
+
+
+def detail_bounded(detail: str) -> str:
+    """Operator-only error text (an exception's message can echo hostile input whole)."""
+    return text_shortened(detail, ERROR_DETAIL_MAX)
+
+
 def error_record(error: ImmError) -> dict[str, Any]:
-    """The API error shape plus the HTTP status, so a waiting request can answer with it."""
+    """The API error shape plus the HTTP status, so a waiting request can answer with it.
+
+    The description is cut to ``ERROR_DESCRIPTION_MAX`` characters: it may quote input.
+    """
     record = error.as_body()
+    record["title"] = text_shortened(str(record["title"]), SHOWN_CHARACTERS)
+    if "description" in record:
+        record["description"] = text_shortened(str(record["description"]), ERROR_DESCRIPTION_MAX)
     record["status"] = error.status
     if error.retry_after is not None:
         record["retry_after"] = error.retry_after

@@ -139,7 +139,13 @@ MODEL_EXTRACTED_ANSWER = envelope_answer(
             "files": _count(),
             "directories": _count(),
             "skipped": shape(
-                "ModelExtractSkipped", {"name": serializers.CharField(), "reason": serializers.CharField()}, many=True
+                "ModelExtractSkipped",
+                {"name": serializers.CharField(), "reason": serializers.CharField()},
+                many=True,
+                help_text="The first ten members not extracted (names longer than 200 characters are cut).",
+            ),
+            "skippedCount": serializers.IntegerField(
+                min_value=0, help_text="How many members were not extracted (links, unsafe names)."
             ),
         },
     ),

@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+import yaml
 from django.test import override_settings
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from tests.conftest import WorkerPool, _test_database_url, use_broker
+from tests.conftest import ROOT, WorkerPool, _test_database_url, use_broker
 from tests.inference_endpoints import GROUP, PLURAL, VERSION
 from tests.platform_admin import admin_s3_client, remove_tenant
 from tests.servings.conftest import ControllerProcess, controller_sandbox
@@ -108,6 +109,18 @@ class Platform:
                 remove_tenant(self.env, name)
 
 
+def apply_management_api_rbac(k8s: client.ApiClient) -> None:
+    """The cluster's roles of the API's own identity, as this checkout has them (the devstack applies
+    the same file when it starts; a devstack started from an older checkout lacks the host-claim rules)."""
+    from kubernetes import dynamic
+
+    api = dynamic.DynamicClient(k8s)
+    for manifest in yaml.safe_load_all((ROOT / "helm/imm/files/rbac/management-api.yaml").read_text()):
+        if manifest:
+            resource = api.resources.get(api_version=manifest["apiVersion"], kind=manifest["kind"])
+            api.server_side_apply(resource, body=manifest, field_manager="imm-devstack", force_conflicts=True)
+
+
 @pytest.fixture(scope="module")
 def platform(
     devstack_env: dict[str, str],
@@ -136,6 +149,7 @@ def platform(
             k8s=config.new_client_from_config(devstack_env["KUBECONFIG"]),
             s3=admin_s3_client(devstack_env),
         )
+        apply_management_api_rbac(found.k8s)
         try:
             yield found
         finally:

@@ -1,8 +1,8 @@
 """The security suite's client, and a secret scan over the logs and answers of the whole suite.
 
 Every request the suite sends through `call` keeps its response body; every log record of the test
-process (from any test of this directory) is kept too. At the end of the run, none of them may hold
-a token the suite used or a secret of `.devstack/env` (`*SECRET*`, `*PASSWORD*`, `*TOKEN*`).
+process (from any test of this directory) is kept too, as it was before redaction. At the end of the
+run, none of them may hold a token the suite used or a secret of `.devstack/env` (`*SECRET*`, `*PASSWORD*`, `*TOKEN*`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
+from inferencemgmt.requestlog import before_redaction
 from tests.conftest import ROOT, _read_env
 from tests.hardening.secrets_scan import find_secrets
 
@@ -25,15 +26,30 @@ SEEN_TOKENS: set[str] = set()
 RESPONSE_BODIES: list[bytes] = []
 
 
-class Recorder(logging.Handler):
-    """Every log record, formatted, before any handler's redaction (a stricter test than the output)."""
+class Recorder:
+    """Every log record's message and traceback, of any logger, as it was before redaction.
+
+    Redaction (``inferencemgmt.requestlog``) masks secrets when a record is made; it is the last
+    line of defence, so the scan looks at what the code tried to log. Use it as a context manager.
+    """
 
     def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
         self.lines: list[str] = []
+        self._previous_level = logging.NOTSET
 
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(self.format(record))
+    def observe(self, record: logging.LogRecord, text: str) -> None:
+        self.lines.append(text)
+
+    def __enter__(self) -> Recorder:
+        root = logging.getLogger()
+        self._previous_level = root.level
+        root.setLevel(logging.DEBUG)
+        before_redaction.append(self.observe)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        before_redaction.remove(self.observe)
+        logging.getLogger().setLevel(self._previous_level)
 
 
 def env_secrets() -> list[str]:
@@ -44,14 +60,8 @@ def env_secrets() -> list[str]:
 
 @pytest.fixture(scope="session", autouse=True)
 def suite_secret_scan() -> Iterator[None]:
-    recorder = Recorder()
-    root = logging.getLogger()
-    previous = root.level
-    root.addHandler(recorder)
-    root.setLevel(logging.DEBUG)
-    yield
-    root.removeHandler(recorder)
-    root.setLevel(previous)
+    with Recorder() as recorder:
+        yield
     texts = recorder.lines + [body.decode(errors="replace") for body in RESPONSE_BODIES]
     found = find_secrets(texts, [*env_secrets(), *SEEN_TOKENS])
     assert found == [], "a token or secret appeared in a log line or response of the security suite"

@@ -11,7 +11,6 @@ nobody (dave, no group), anonymous (no token).
 from __future__ import annotations
 
 import json
-import logging
 import re
 import uuid
 from collections.abc import Callable, Iterator
@@ -123,14 +122,8 @@ def schema_operations() -> set[tuple[str, str]]:
 
 @pytest.fixture
 def log_lines() -> Iterator[list[str]]:
-    recorder = Recorder()
-    root = logging.getLogger()
-    previous = root.level
-    root.addHandler(recorder)
-    root.setLevel(logging.DEBUG)
-    yield recorder.lines
-    root.removeHandler(recorder)
-    root.setLevel(previous)
+    with Recorder() as recorder:
+        yield recorder.lines
 
 
 def fill(path: str, tenant: str, upload_id: str) -> str:

@@ -66,6 +66,7 @@ def test_a_tarball_is_extracted_safely_into_the_version(call, clean_bucket, s3, 
     result = answer.json()["data"]
     assert (result["files"], result["directories"]) == (2, 2)
     assert [item["name"] for item in result["skipped"]] == ["../../escape.txt", "link"]
+    assert result["skippedCount"] == 2
     assert keys_of(s3, tenant) == {
         "resnet/1/saved_model.pb": 5,
         "resnet/1/variables/": 0,
@@ -86,6 +87,41 @@ def test_extracting_what_is_not_an_archive_fails_with_400(call, clean_bucket, s3
     assert answer.json()["code"] == "archive_invalid"
     missing = call("alice", "post", f"/tenants/{tenant}/models/extract", {**body, "archive": "nothing.tar"})
     assert missing.status_code == 404
+
+
+def test_a_hostile_archive_is_refused_whole_and_the_task_list_stays_small(call, clean_bucket, s3, operations_worker):
+    """Issue 17, finding 4: a few hundred bytes of .tar.bz2 (symlinks with 1,000,000-character PAX
+    names) gave a 20 MB operation result and a 50 MB ``GET /tasks``."""
+    tenant = clean_bucket
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:bz2", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo("config.json")
+        info.size = 2
+        tar.addfile(info, io.BytesIO(b"{}"))
+        for i in range(20):
+            link = tarfile.TarInfo(f"{i}" + "a" * 1_000_000)
+            link.type, link.linkname = tarfile.SYMTYPE, "b" * 1_000_000
+            tar.addfile(link)
+    hostile = buffer.getvalue()
+    assert len(hostile) < 2000
+    s3.put_object(Bucket=tenant, Key="uploads/hostile.tar.bz2", Body=hostile)
+    body = {"modelName": "hostile", "modelVersion": 1, "archive": "uploads/hostile.tar.bz2"}
+    answer = call("alice", "post", f"/tenants/{tenant}/models/extract", body)
+    assert answer.status_code == 400, answer.content[:2000]
+    error = answer.json()
+    assert (error["code"], error["title"]) == ("archive_too_large", "Archive refused")
+    assert "Nothing of it was kept" in error["description"]
+    assert len(answer.content) < 1000
+    # config.json had been written before the first hostile member: it is gone again, and no version.
+    assert keys_of(s3, tenant) == {"uploads/hostile.tar.bz2": len(hostile)}
+    assert not ModelVersion.objects.filter(tenant=tenant, name="hostile").exists()
+    tasks = call("admin", "get", "/tasks?limit=200")
+    assert tasks.status_code == 200
+    assert len(tasks.content) < 200 * 10_000
+    mine = [task for task in tasks.json()["data"]["tasks"] if task["target"] == f"{tenant}/hostile/1/"]
+    assert mine
+    assert mine[0]["state"] == "FAILED"
+    assert mine[0]["error"]["code"] == "archive_too_large"
 
 
 def test_import_copies_a_path_of_a_bucket_the_user_may_read(call, clean_bucket, s3, operations_worker):
