@@ -120,7 +120,8 @@ def _correct_used(tenant: str, quota: dict[str, Any], count: int) -> None:
     another correction) makes it a 409 and nothing is lost. It is made with the management API's
     own identity: no tenant user may write quota status, or they could lift their own limit.
     """
-    corrected = copy.deepcopy(quota)
+    # Items of a list carry no apiVersion/kind of their own.
+    corrected = {**copy.deepcopy(quota), "apiVersion": "v1", "kind": "ResourceQuota"}
     corrected.setdefault("status", {}).setdefault("used", {})[ENDPOINT_COUNT_KEY] = str(count)
     try:
         kube.service_api("CoreV1Api").replace_namespaced_resource_quota_status(
