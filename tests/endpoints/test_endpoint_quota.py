@@ -13,7 +13,8 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
@@ -26,6 +27,8 @@ from devstack.layout import MANAGEMENT_USER
 from tenants.manifests import ENDPOINT_COUNT_KEY
 from tests.endpoints.conftest import Platform
 from tests.inference_endpoints import GROUP, PLURAL, VERSION
+from tests.platform_admin import remove_tenant, team_a_tenant_create
+from tests.servings.conftest import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -48,9 +51,22 @@ def quota_used(platform: Platform, tenant: str) -> str:
     return str((quota.status.used or {}).get(ENDPOINT_COUNT_KEY))
 
 
-def quota_tenant(platform: Platform, limit: int, existing: int) -> str:
-    """A team-a tenant with ``maxEndpoints: limit`` holding ``existing`` endpoints ``old-0``..."""
-    tenant = platform.tenant(maxEndpoints=limit)
+@pytest.fixture(scope="module")
+def made(platform: Platform) -> Iterator[list[str]]:
+    """The module's tenants, removed directly at the end (a deletion task per tenant takes ~20 s)."""
+    names: list[str] = []
+    yield names
+    for name in names:
+        remove_tenant(platform.env, name)
+
+
+def quota_tenant(platform: Platform, made: list[str], limit: int, existing: int) -> str:
+    """A team-a tenant ``q<hex>`` with ``maxEndpoints: limit``, counted by the quota controller,
+    holding ``existing`` endpoints ``old-0``..."""
+    tenant = f"q{uuid.uuid4().hex[:10]}"
+    made.append(tenant)
+    team_a_tenant_create(platform.k8s, platform.s3, tenant, "test", {"maxEndpoints": limit})
+    wait_for(lambda: quota_used(platform, tenant) == "0", 60, interval=0.2, what="the quota controller's first count")
     for index in range(existing):
         created(platform, tenant, f"old-{index}")
     return tenant
@@ -81,8 +97,8 @@ def descriptions(answers: list[Any]) -> list[str]:
 
 
 # --- the bug of issue 22 ----------------------------------------------------------------------------
-def test_a_refused_duplicate_costs_no_slot_sequential(platform):
-    tenant = quota_tenant(platform, limit=3, existing=1)
+def test_a_refused_duplicate_costs_no_slot_sequential(platform, made):
+    tenant = quota_tenant(platform, made, limit=3, existing=1)
     duplicate = create(platform, tenant, "old-0")
     assert duplicate.status_code == 409
     assert duplicate.json()["description"] == EXISTS.format("old-0")
@@ -96,9 +112,9 @@ def test_a_refused_duplicate_costs_no_slot_sequential(platform):
     assert quota_used(platform, tenant) == "3"
 
 
-def test_a_refused_duplicate_costs_no_slot_parallel(platform):
+def test_a_refused_duplicate_costs_no_slot_parallel(platform, made):
     """The issue's reproduction: after the duplicate, 6 parallel creates; two fit, four are refused."""
-    tenant = quota_tenant(platform, limit=3, existing=1)
+    tenant = quota_tenant(platform, made, limit=3, existing=1)
     assert create(platform, tenant, "old-0").status_code == 409
     answers = in_parallel([partial(create, platform, tenant, f"new-{index}") for index in range(6)])
     assert sorted(answer.status_code for answer in answers) == [200, 200, 409, 409, 409, 409]
@@ -107,11 +123,11 @@ def test_a_refused_duplicate_costs_no_slot_parallel(platform):
     assert quota_used(platform, tenant) == "3"
 
 
-def test_a_charge_leaked_by_a_create_outside_the_api_is_given_back(platform):
+def test_a_charge_leaked_by_a_create_outside_the_api_is_given_back(platform, made):
     """A create of an existing name sent straight to Kubernetes (``kubectl create``) leaks a charge
     the API cannot prevent; the next create through the API finds the count stale, corrects it and
     succeeds."""
-    tenant = quota_tenant(platform, limit=2, existing=1)
+    tenant = quota_tenant(platform, made, limit=2, existing=1)
     cr = platform.cr(tenant, "old-0")
     assert cr is not None
     again = {key: cr[key] for key in ("apiVersion", "kind", "spec")} | {"metadata": {"name": "old-0"}}
@@ -131,24 +147,24 @@ def test_a_charge_leaked_by_a_create_outside_the_api_is_given_back(platform):
     assert platform.crs(tenant) == ["old-0", "second"]
 
 
-def test_parallel_creates_of_one_new_name_make_one_endpoint_and_leave_the_rest_usable(platform):
+def test_parallel_creates_of_one_new_name_make_one_endpoint_and_leave_the_rest_usable(platform, made):
     """Parallel creates of the same new name can all pass the existence check; the losers' charges
     leak, and the creates of other names that follow still get every remaining slot."""
-    tenant = quota_tenant(platform, limit=4, existing=0)
+    tenant = quota_tenant(platform, made, limit=4, existing=0)
     twins = in_parallel([partial(create, platform, tenant, "twin")] * 5)
     assert sorted(answer.status_code for answer in twins) == [200, 409, 409, 409, 409]
     assert descriptions(twins) == [""] + [EXISTS.format("twin")] * 4
-    for name in ("a", "b", "c"):
+    for name in ("alpha", "beta", "gamma"):
         created(platform, tenant, name)
-    refused = create(platform, tenant, "d")
+    refused = create(platform, tenant, "delta")
     assert refused.json()["description"] == LIMIT
-    assert platform.crs(tenant) == ["a", "b", "c", "twin"]
+    assert platform.crs(tenant) == ["alpha", "beta", "gamma", "twin"]
 
 
-def test_only_the_management_api_may_correct_quota_usage(platform):
+def test_only_the_management_api_may_correct_quota_usage(platform, made):
     """The correction needs a write to quota status; a tenant member holding it could lift their own
     limit. Asked of the live cluster's RBAC (SubjectAccessReview) in a real tenant."""
-    tenant = quota_tenant(platform, limit=1, existing=0)
+    tenant = quota_tenant(platform, made, limit=1, existing=0)
     usage = Probe("correct quota usage", True, "update", "resourcequotas", namespace=tenant, subresource="status")
     limits = Probe("change quota limits", False, "update", "resourcequotas", namespace=tenant)
     member = ("alice", ["team-a", "system:authenticated"])
@@ -162,7 +178,7 @@ def test_only_the_management_api_may_correct_quota_usage(platform):
 
 # --- the property: any interleaving ends with exactly min(N, L - existing) new endpoints --------------
 @pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
-def test_any_interleaving_creates_exactly_what_the_limit_allows(platform, seed):
+def test_any_interleaving_creates_exactly_what_the_limit_allows(platform, made, seed):
     """N creates of new names and D duplicates (of existing names and of the new ones), released
     together in a random order with random start delays, against a limit L with E endpoints present:
     exactly min(N, L - E) new endpoints, every name at most once, a limit refusal only when the
@@ -171,7 +187,7 @@ def test_any_interleaving_creates_exactly_what_the_limit_allows(platform, seed):
     limit = rng.randint(2, 4)
     existing = rng.randint(0, limit - 1)
     new_names = [f"n{seed}-{index}" for index in range(rng.randint(1, 5))]
-    tenant = quota_tenant(platform, limit, existing)
+    tenant = quota_tenant(platform, made, limit, existing)
     duplicate_names = [f"old-{index}" for index in range(existing)] + new_names
     duplicates = [rng.choice(duplicate_names) for _ in range(rng.randint(1, 4))]
     names = new_names + duplicates
