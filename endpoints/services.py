@@ -182,6 +182,10 @@ def _create(identity: Identity, tenant: str, body: dict[str, Any]) -> None:
             _create_once(identity, tenant, body)
             return
         except _CountRefused:
+            # Once the quota is full, Kubernetes refuses a create of an existing name for the count
+            # (kubernetes/kubernetes#106842): that name's truth is "already exists", no recount needed.
+            if selectors.endpoint_exists(identity, tenant, body["metadata"]["name"]):
+                raise endpoint_exists_error(body["metadata"]["name"]) from None
             if not _room_after_recount(identity, tenant):
                 raise quantity_limit_reached() from None
     raise _count_contended(tenant)

@@ -18,7 +18,7 @@ import pytest
 from endpoints import services
 from inferencemgmt import kube
 from inferencemgmt.auth.identity import Identity
-from inferencemgmt.errors import Conflict, Forbidden, ImmError, UpstreamUnavailable
+from inferencemgmt.errors import Conflict, Forbidden, ImmError, NotFound, UpstreamUnavailable
 from tenants.manifests import ENDPOINT_COUNT_KEY
 
 pytestmark = pytest.mark.unit
@@ -82,6 +82,10 @@ class FakeCluster:
                 "status": {"hard": {ENDPOINT_COUNT_KEY: self.hard}, "used": {ENDPOINT_COUNT_KEY: self.used}},
             }
             return {"items": [quota]}
+        if method == "get_namespaced_custom_object":
+            if args[-1] not in self.stored:
+                raise NotFound(description=f'inference-endpoints.ai.intel.com "{args[-1]}" not found')
+            return {"metadata": {"name": args[-1]}}
         if method == "list_namespaced_custom_object":
             return {"items": [{"metadata": {"name": name}} for name in sorted(self.stored)], "metadata": {}}
         raise AssertionError(f"unexpected call {api_name}.{method}")
@@ -183,3 +187,11 @@ def test_a_duplicate_that_raced_past_the_existence_check_is_already_exists(clust
     refused = refusal("a")
     assert (refused.status, refused.code) == (409, "endpoint_already_exists")
     assert cluster.used == "2"  # Kubernetes kept the charge; the next count refusal gives it back
+
+
+def test_a_duplicate_refused_for_the_count_is_already_exists_without_a_correction(cluster: FakeCluster) -> None:
+    """Kubernetes answers "exceeded quota" for an existing name once the quota is full (#106842)."""
+    cluster.used = "3"  # a leaked charge makes the quota look full
+    refused = refusal("a")
+    assert (refused.status, refused.code) == (409, "endpoint_already_exists")
+    assert cluster.status_writes == []
