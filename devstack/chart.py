@@ -419,6 +419,11 @@ def rbac_probes(namespace: str) -> dict[str, list[Probe]]:
             Probe("read its own namespace's secrets", True, "get", "secrets", namespace=namespace),
             Probe("create namespaces as itself", False, "create", "namespaces"),
             Probe("create endpoints as itself", False, "create", "inference-endpoints", "ai.intel.com", "any-tenant"),
+            # docs/endpoint-quota.md: it corrects a stale endpoint count, and can change no limit.
+            Probe(
+                "correct quota usage", True, "update", "resourcequotas", namespace="any-tenant", subresource="status"
+            ),
+            Probe("change quota limits", False, "update", "resourcequotas", namespace="any-tenant"),
             *never_for_anyone,
         ],
         "platform-admin": [

@@ -27,6 +27,9 @@ LOG_TAIL_MAX = 10_000
 # Events are read per involved object (events carry no labels); past this many pods the newest
 # pods' events are what an operator needs.
 EVENT_PODS_MAX = 50
+# Counting endpoints walks the list in pages of this many (only the first when the API server says
+# how many remain).
+COUNT_PAGE_SIZE = 500
 
 
 def endpoint_not_found(name: str) -> NotFound:
@@ -146,18 +149,63 @@ def endpoint_logs(identity: Identity, tenant: str, name: str, tail: int) -> list
     return entries
 
 
-def quota_hard(identity: Identity, tenant: str) -> dict[str, str]:
-    """The tenant's ResourceQuota limits (all quotas of the namespace, the tenant's own first).
+def resource_quotas(identity: Identity, tenant: str) -> list[dict[str, Any]]:
+    """Every ResourceQuota of the tenant's namespace as the API server's JSON, the tenant's own first.
 
     Read as the caller, so an outsider is refused here, before anything is written.
     """
     quotas = _json(identity, "CoreV1Api", "list_namespaced_resource_quota", tenant).get("items") or []
     quotas.sort(key=lambda quota: quota["metadata"]["name"] != tenant)
+    return quotas
+
+
+def quota_hard(identity: Identity, tenant: str) -> dict[str, str]:
+    """The tenant's ResourceQuota limits (all quotas of the namespace, the tenant's own first)."""
     hard: dict[str, str] = {}
-    for quota in quotas:
+    for quota in resource_quotas(identity, tenant):
         for key, value in ((quota.get("spec") or {}).get("hard") or {}).items():
             hard.setdefault(str(key), str(value))
     return hard
+
+
+def endpoint_exists(identity: Identity, tenant: str, name: str) -> bool:
+    """Whether the CR is there (as the caller), terminating or not: a create of it would be refused."""
+    try:
+        endpoint_cr(identity, tenant, name)
+    except NotFound:
+        return False
+    return True
+
+
+def endpoint_count(identity: Identity, tenant: str) -> int:
+    """How many InferenceEndpoints the API server holds in the namespace, terminating ones included,
+    as the quota controller counts them.
+
+    Read from storage (no resourceVersion: a quorum read), in pages; the API server's
+    ``remainingItemCount`` ends the walk after the first page when it is given.
+    """
+    count, token = 0, None
+    while True:
+        extra: dict[str, Any] = {"_continue": token} if token else {}
+        page = _json(
+            identity,
+            "CustomObjectsApi",
+            "list_namespaced_custom_object",
+            GROUP,
+            VERSION,
+            tenant,
+            PLURAL,
+            limit=COUNT_PAGE_SIZE,
+            **extra,
+        )
+        count += len(page.get("items") or [])
+        metadata = page.get("metadata") or {}
+        token = metadata.get("continue")
+        if not token:
+            return count
+        remaining = metadata.get("remainingItemCount")
+        if isinstance(remaining, int):
+            return count + remaining
 
 
 def model_available(tenant: str, model: str) -> bool:

@@ -5,14 +5,23 @@ runs before the one write, so a refused request leaves nothing behind. The numbe
 capped by the tenant's ResourceQuota object count, which the API server enforces atomically on
 create: two parallel creates can never both take the last slot (the original counted Deployments,
 then created, and raced). The inference host is claimed just as atomically (``endpoints.hosts``).
+
+The API server charges that count when it admits a create, before storing the object, and never
+gives the charge back when the store then refuses (the name exists): the count stays too high until
+the quota controller recounts (every 5 minutes by default). So a create is never sent for a name
+that exists, and a "quantity limit" refusal is checked against the endpoints that really exist:
+when there is room, the stale count is corrected and the create sent again. The design, its
+guarantees and its one residual window are in docs/endpoint-quota.md.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections.abc import Callable, Mapping
 from contextlib import suppress
+from decimal import Decimal
 from typing import Any
 
 from endpoints import hosts, selectors
@@ -28,6 +37,7 @@ from inferencemgmt import kube
 from inferencemgmt.auth.identity import Identity
 from inferencemgmt.digits import ascii_int
 from inferencemgmt.errors import KUBERNETES, Conflict, Forbidden, ImmError, NotFound, UpstreamUnavailable
+from inferencemgmt.quantities import quantity_value
 from servings import selectors as serving_selectors
 from servings.controller.rendering import GROUP, PLURAL
 from tenants.manifests import ENDPOINT_COUNT_KEY
@@ -41,6 +51,13 @@ QUOTA_UNKNOWN_ATTEMPTS = 10
 QUOTA_UNKNOWN_PAUSE_SECONDS = 0.5
 # Read-modify-write of pause/resume under optimistic concurrency: a concurrent change means retry.
 CONFLICT_ATTEMPTS = 5
+# A create refused for the endpoint count is sent again after each recount that found room; more
+# refusals than this means other creates keep taking the room, and the caller is told to retry.
+QUOTA_REFUSAL_ATTEMPTS = 5
+# A create the API server charged before the quota was read is stored a few milliseconds later; the
+# recount waits this long between reading the quota and counting, so it never misses such a create
+# (which would let the tenant go over its limit). Only a refusal below the limit pays it.
+RECOUNT_SETTLE_SECONDS = 1.0
 
 #: Given the CR, the replicas to set and the value of the paused-replicas annotation (None: remove it).
 Decision = Callable[[Mapping[str, Any]], tuple[int, str | None]]
@@ -60,7 +77,11 @@ def _custom(identity: Identity) -> Any:
     return kube.api(identity, "CustomObjectsApi")
 
 
-def _create(identity: Identity, tenant: str, body: dict[str, Any]) -> None:
+class _CountRefused(Exception):
+    """The API server's quota admission refused a create for the endpoint count (to be re-checked)."""
+
+
+def _create_once(identity: Identity, tenant: str, body: dict[str, Any]) -> None:
     name = body["metadata"]["name"]
     for attempt in range(QUOTA_UNKNOWN_ATTEMPTS):
         try:
@@ -71,7 +92,7 @@ def _create(identity: Identity, tenant: str, body: dict[str, Any]) -> None:
         except Forbidden as exc:
             message = exc.description or ""
             if "exceeded quota" in message and ENDPOINT_COUNT_KEY in message:
-                raise quantity_limit_reached() from None
+                raise _CountRefused from None
             if "status unknown for quota" not in message:
                 raise
             if attempt + 1 == QUOTA_UNKNOWN_ATTEMPTS:
@@ -82,6 +103,98 @@ def _create(identity: Identity, tenant: str, body: dict[str, Any]) -> None:
                     code="endpoint_quota_not_counted",
                 ) from None
             time.sleep(QUOTA_UNKNOWN_PAUSE_SECONDS)
+
+
+def _count_contended(tenant: str) -> UpstreamUnavailable:
+    return UpstreamUnavailable(
+        KUBERNETES,
+        f"the endpoint count of tenant {tenant} kept changing while it was being checked; retry in a moment",
+        retry_after=2,
+        code="endpoint_count_contended",
+    )
+
+
+def _count_of(values: Mapping[str, Any] | None) -> Decimal | None:
+    value = (values or {}).get(ENDPOINT_COUNT_KEY)
+    return None if value is None else quantity_value(str(value))
+
+
+def _correct_used(tenant: str, quota: dict[str, Any], count: int) -> None:
+    """Write the real count into the quota's ``status.used``, only if the quota is unchanged since it was read.
+
+    The write carries the resourceVersion read, so a charge the API server made meanwhile (or
+    another correction) makes it a 409 and nothing is lost. It is made with the management API's
+    own identity: no tenant user may write quota status, or they could lift their own limit.
+    """
+    # Items of a list carry no apiVersion/kind of their own.
+    corrected = {**copy.deepcopy(quota), "apiVersion": "v1", "kind": "ResourceQuota"}
+    corrected.setdefault("status", {}).setdefault("used", {})[ENDPOINT_COUNT_KEY] = str(count)
+    try:
+        kube.service_api("CoreV1Api").replace_namespaced_resource_quota_status(
+            quota["metadata"]["name"], tenant, corrected
+        )
+    except Forbidden:
+        raise UpstreamUnavailable(
+            KUBERNETES,
+            f"the quota of tenant {tenant} counts more endpoints than exist ({count}) and the management API "
+            "may not correct it (it needs 'update' on resourcequotas/status); Kubernetes recounts within minutes",
+            retry_after=30,
+            code="endpoint_quota_not_correctable",
+        ) from None
+
+
+def _room_after_recount(identity: Identity, tenant: str) -> bool:
+    """After a count refusal: True when there is room for one more endpoint (the count was stale and
+    is now corrected), False when the tenant really holds its limit.
+
+    The quota is read first, then (after ``RECOUNT_SETTLE_SECONDS``) the endpoints are counted: every
+    charge in the quota read belongs to an endpoint stored by then or to a create that failed, and
+    every later charge changes the quota's resourceVersion, which fails the correction (a 409) and
+    starts the check again. So the correction only ever removes charges of failed creates.
+    """
+    for _ in range(CONFLICT_ATTEMPTS):
+        quotas = [
+            quota
+            for quota in selectors.resource_quotas(identity, tenant)
+            if ENDPOINT_COUNT_KEY in ((quota.get("spec") or {}).get("hard") or {})
+        ]
+        full: list[tuple[dict[str, Any], Decimal]] = []
+        for quota in quotas:
+            hard, used = _count_of(quota["spec"]["hard"]), _count_of((quota.get("status") or {}).get("used"))
+            if hard is not None and used is not None and used >= hard:
+                full.append((quota, hard))
+        if not full:
+            return True  # corrected meanwhile (by another request or the quota controller)
+        limit = min(hard for _, hard in full)
+        if selectors.endpoint_count(identity, tenant) >= limit:
+            return False
+        time.sleep(RECOUNT_SETTLE_SECONDS)
+        count = selectors.endpoint_count(identity, tenant)
+        if count >= limit:
+            return False
+        try:
+            for quota, _ in full:
+                _correct_used(tenant, quota, count)
+        except Conflict:
+            continue
+        return True
+    raise _count_contended(tenant)
+
+
+def _create(identity: Identity, tenant: str, body: dict[str, Any]) -> None:
+    """Create the CR; a count refusal is answered only once the real count confirms it."""
+    for _ in range(QUOTA_REFUSAL_ATTEMPTS):
+        try:
+            _create_once(identity, tenant, body)
+            return
+        except _CountRefused:
+            # Once the quota is full, Kubernetes refuses a create of an existing name for the count
+            # (kubernetes/kubernetes#106842): that name's truth is "already exists", no recount needed.
+            if selectors.endpoint_exists(identity, tenant, body["metadata"]["name"]):
+                raise endpoint_exists_error(body["metadata"]["name"]) from None
+            if not _room_after_recount(identity, tenant):
+                raise quantity_limit_reached() from None
+    raise _count_contended(tenant)
 
 
 def endpoint_create(
@@ -111,6 +224,11 @@ def endpoint_create(
         replicas=replicas,
         resources=resources,
     )
+    # A create of an existing name would be charged to the quota and then refused: never send one.
+    # (Two parallel creates of one new name can still both be sent; the loser's charge is corrected
+    # by the recount of the next count refusal.)
+    if selectors.endpoint_exists(identity, tenant, endpoint_name):
+        raise endpoint_exists_error(endpoint_name)
     # The host is claimed last before the write, once the caller has proved (as themselves) that
     # they may act in the tenant: no other tenant's endpoint may have the same host (endpoints.hosts).
     hosts.host_claim(tenant, endpoint_name)

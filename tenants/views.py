@@ -8,9 +8,7 @@ Creation and deletion are Operations: the page hands over to the task page, whic
 from __future__ import annotations
 
 import base64
-import re
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django import forms
@@ -21,32 +19,11 @@ from rest_framework import serializers
 from endpoints.views import endpoint_rows_of
 from inferencemgmt.auth.identity import Identity
 from inferencemgmt.errors import Forbidden, ImmError, NotFound
+from inferencemgmt.quantities import quantity_value
 from inferencemgmt.views import AsciiIntegerField, console_page
 from models_store import selectors as model_selectors
 from tenants import manifests, selectors, services
 from tenants.api.serializers import TenantCreateSerializer
-
-_SUFFIXES = {
-    "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": Decimal(1),
-    "k": Decimal(10**3), "M": Decimal(10**6), "G": Decimal(10**9), "T": Decimal(10**12), "P": Decimal(10**15),
-    "E": Decimal(10**18), "Ki": Decimal(2**10), "Mi": Decimal(2**20), "Gi": Decimal(2**30), "Ti": Decimal(2**40),
-    "Pi": Decimal(2**50), "Ei": Decimal(2**60),
-}  # fmt: skip
-_QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$")
-
-
-def quantity_value(text: str) -> Decimal | None:
-    """A Kubernetes quantity as a number, to draw a usage bar; None for what cannot be compared."""
-    match = _QUANTITY.match(str(text).strip())
-    if match is None:
-        return None
-    try:
-        number = Decimal(match.group(1))
-    except InvalidOperation:
-        return None
-    if match.group(2) and "e" in match.group(1).lower():
-        return None  # an exponent and a suffix together is not a quantity
-    return number * _SUFFIXES[match.group(2) or ""]
 
 
 @dataclass(frozen=True)

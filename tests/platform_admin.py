@@ -27,13 +27,18 @@ def admin_s3_client(env: Mapping[str, str], **botocore_options: Any) -> Any:
     )
 
 
-def team_a_tenant_create(admin_k8s: client.ApiClient, s3: Any, name: str, created_by: str) -> None:
+def team_a_tenant_create(
+    admin_k8s: client.ApiClient, s3: Any, name: str, created_by: str, quota: Mapping[str, Any] | None = None
+) -> None:
     """A tenant of scope team-a made directly from the tenants app's own manifests: namespace, Role,
-    RoleBinding and bucket (no quota), for suites about models that need no provisioning task."""
+    RoleBinding, bucket and, when ``quota`` is given, the ResourceQuota (as `POST /tenants` would
+    make it), for suites that need no provisioning task (and no tenant deletion task afterwards)."""
     core, rbac = client.CoreV1Api(admin_k8s), client.RbacAuthorizationV1Api(admin_k8s)
-    core.create_namespace(manifests.namespace(name, ["team-a"], {}, created_by, "platform_admin"))
+    core.create_namespace(manifests.namespace(name, ["team-a"], quota or {}, created_by, "platform_admin"))
     rbac.create_namespaced_role(name, manifests.role(name))
     rbac.create_namespaced_role_binding(name, manifests.role_binding(name, ["team-a"]))
+    if quota:
+        core.create_namespaced_resource_quota(name, manifests.resource_quota(name, quota))
     s3.create_bucket(Bucket=name)
 
 

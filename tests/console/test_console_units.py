@@ -10,8 +10,9 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from inferencemgmt.auth.identity import SESSION_KEY
+from inferencemgmt.quantities import quantity_value
 from servings.views import highlight
-from tenants.views import TenantCreateForm, quantity_value, quota_lines
+from tenants.views import TenantCreateForm, quota_lines
 
 pytestmark = [pytest.mark.unit, pytest.mark.django_db]
 

@@ -167,6 +167,10 @@ def test_rbac_probes_cover_what_the_issue_promises() -> None:
     assert api[("list", "secrets", "", "")] is False
     assert api[("bind", "clusterroles", "", "cluster-admin")] is False
     assert api[("escalate", "clusterroles", "", "")] is False
+    # docs/endpoint-quota.md: a stale endpoint count may be corrected, no limit changed.
+    status = {(p.verb, p.resource, p.subresource): p.expected for p in probes["management-api"]}
+    assert status[("update", "resourcequotas", "status")] is True
+    assert status[("update", "resourcequotas", "")] is False
 
 
 def test_serving_templates_have_one_source_inside_the_chart() -> None:
