@@ -9,6 +9,7 @@ machine reuses it; containerd imports it into the CRI's `k8s.io` namespace under
 - `pause`: the pod sandbox, a few-line static Go program of ours (devstack/pause).
 - `base`: Debian bookworm from `debootstrap --variant=minbase` plus Python 3 and CA certificates,
   fetched from the Debian mirror this machine's apt already uses.
+- `triton`: Triton Inference Server from the `nvidia-pytriton` wheel, on `base`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import hashlib
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -69,15 +71,23 @@ def _tool(name: str) -> str:
     return path
 
 
-def _assemble(image: Image, layers: list[Path], config: list[str]) -> None:
-    """Write `image.archive`: an OCI layout with one layer per directory in `layers`."""
+def _assemble(image: Image, layers: list[Path], config: list[str], parent: Image | None = None) -> None:
+    """Write `image.archive`: `parent`'s layers (if any), then one layer per directory in `layers`."""
     umoci = _tool("umoci")
     IMAGE_CACHE.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=IMAGE_CACHE, prefix=f".{image.name}-") as tmp:
         layout = Path(tmp) / "oci"
         target = f"{layout}:{image.key}"
-        _run([umoci, "init", "--layout", str(layout)], f"image {image.name}")
-        _run([umoci, "new", "--image", target], f"image {image.name}")
+        if parent is None:
+            _run([umoci, "init", "--layout", str(layout)], f"image {image.name}")
+            _run([umoci, "new", "--image", target], f"image {image.name}")
+        else:
+            # The parent's archive is an OCI layout: unpack it, retag, and drop the parent's tag so
+            # the archive names only this image.
+            layout.mkdir()
+            _run(["tar", "-C", str(layout), "-xf", str(parent.archive)], f"image {image.name}")
+            _run([umoci, "tag", "--image", f"{layout}:{parent.key}", image.key], f"image {image.name}")
+            _run([umoci, "rm", "--image", f"{layout}:{parent.key}"], f"image {image.name}")
         for layer in layers:
             _run([umoci, "insert", "--image", target, str(layer), "/"], f"image {image.name}")
         _run([umoci, "config", "--image", target, "--os", "linux", "--architecture", "amd64", *config], image.name)
@@ -179,12 +189,84 @@ def base() -> Image:
     return image
 
 
+# The Triton Inference Server image: the `nvidia-pytriton` wheel bundles a real `tritonserver` (2.51)
+# with the python backend, S3 support and a python-backend stub per Python version. Wheels are
+# downloaded on the host (pip inside an image cannot pass the TLS-intercepting proxy) and
+# installed offline into a layer; the stub needs Debian's libpython3.11 (bookworm's Python).
+# numpy 1.x: with numpy 2 the bundled python backend rejects every output tensor ("output tensor
+# shape does not match size of output").
+TRITON_WHEELS = ("nvidia-pytriton==0.7.0", "numpy==1.26.4")
+TRITON_DEBS = ("libpython3.11",)
+TRITON_PYTHON = "3.11"
+TRITON_UID = 1000
+# pip's view of the image's platform: bookworm's glibc 2.36 runs manylinux_2_35 and older wheels.
+_WHEEL_PLATFORMS = ("manylinux_2_35_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
+
+
+def _pip(*args: str) -> list[str]:
+    platforms = [arg for platform in _WHEEL_PLATFORMS for arg in ("--platform", platform)]
+    return [
+        sys.executable, "-m", "pip", *args, "--no-deps", "--only-binary=:all:",
+        "--python-version", TRITON_PYTHON, *platforms, "--disable-pip-version-check", "--quiet",
+    ]  # fmt: skip
+
+
+TRITON_CONFIG = [
+    "--config.user", f"{TRITON_UID}:{TRITON_UID}",
+    "--config.env", "PATH=/opt/tritonserver/bin:/usr/local/bin:/usr/bin:/bin",
+    "--config.env", "HOME=/tmp",
+    "--config.workingdir", "/",
+    "--config.cmd", "tritonserver",
+]  # fmt: skip
+
+
+def triton() -> Image:
+    """Triton Inference Server on the base image: `tritonserver` at /opt/tritonserver/bin, non-root."""
+    parent = base()
+    recipe = " ".join(
+        [parent.ref, *TRITON_WHEELS, *TRITON_DEBS, *TRITON_CONFIG, "stub for python", TRITON_PYTHON, "layout 1"]
+    )
+    image = Image("triton", hashlib.sha256(recipe.encode()).hexdigest()[:16])
+    if image.archive.exists():
+        return image
+    say(f"building image {image.ref} (first time on this machine; cached in {IMAGE_CACHE})")
+    began = time.monotonic()
+    IMAGE_CACHE.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=IMAGE_CACHE, prefix=".triton-") as tmp:
+        work = Path(tmp)
+        wheels, debs, layer = work / "wheels", work / "debs", work / "layer"
+        for directory in (wheels, debs, layer):
+            directory.mkdir()
+        _run(_pip("download", "--dest", str(wheels), *TRITON_WHEELS), "image triton: pip download")
+        site = layer / "usr" / "local" / "lib" / f"python{TRITON_PYTHON}" / "dist-packages"
+        for wheel, target in (("nvidia_pytriton-*.whl", layer / "opt" / "pytriton"), ("numpy-*.whl", site)):
+            (found,) = wheels.glob(wheel)
+            _run(_pip("install", "--no-index", "--target", str(target), str(found)), f"image triton: {found.name}")
+        _run(["apt-get", "download", *TRITON_DEBS], "image triton: apt-get download", cwd=debs)
+        for deb in sorted(debs.glob("*.deb")):
+            _run(["dpkg-deb", "-x", str(deb), str(layer)], f"image triton: {deb.name}")
+        server = layer / "opt" / "pytriton" / "pytriton" / "tritonserver"
+        stub = server / "python_backend_stubs" / TRITON_PYTHON / "triton_python_backend_stub"
+        shutil.copy2(stub, server / "backends" / "python" / "triton_python_backend_stub")
+        shutil.rmtree(server / "python_backend_stubs")
+        # Triton's default backend and cache directories live under /opt/tritonserver.
+        (layer / "opt" / "tritonserver").symlink_to("pytriton/pytriton/tritonserver")
+        _assemble(image, [layer], TRITON_CONFIG, parent=parent)
+    say(f"image {image.ref} built in {time.monotonic() - began:.0f}s")
+    return image
+
+
 def ensure_imported(images: list[Image], ctr: list[str]) -> None:
     """Import each image into containerd unless it is there already; `ctr` is the base command line."""
     listed = subprocess.run([*ctr, "images", "list", "-q"], capture_output=True, text=True, check=False)
     if listed.returncode != 0:
         raise StackError(f"containerd: cannot list images: {listed.stderr.strip()}")
     present = set(listed.stdout.split())
+    # Earlier builds of our images (a recipe changed) only take disk space: drop them.
+    stale = sorted(ref for ref in present if ref.startswith(f"{REPOSITORY}/") and ref not in {i.ref for i in images})
+    if stale:
+        _run([*ctr, "images", "rm", *stale], "containerd: remove stale images")
+        say(f"removed {len(stale)} earlier build(s) of the devstack's images from containerd")
     for image in images:
         if image.ref in present:
             continue

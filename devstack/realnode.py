@@ -349,8 +349,10 @@ def _unmount_state() -> int:
 
 
 def _write(path: Path, text: str) -> Path:
+    """Write a config file only when its content changes: kube-proxy exits when its file is rewritten."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
     return path
 
 
@@ -538,6 +540,7 @@ def parts(write_kubeconfig: Any) -> list[Part]:
     node = str(binary())
     pause = images.pause()
     images.base()
+    images.triton()
     network_up()
     _record_kernel_state(_load_record())
     kubelet_client = pki.issue("user-node", f"system:node:{NODE_NAME}", organizations=("system:nodes",), client=True)
@@ -587,7 +590,7 @@ def finish(admin_kubeconfig: Path, timeout: float = 120.0) -> None:
     """Import the images and wait until the node is Ready (after the cluster bootstrap)."""
     from kubernetes import client, config
 
-    images.ensure_imported([images.pause(), images.base()], ctr())
+    images.ensure_imported([images.pause(), images.base(), images.triton()], ctr())
     core = client.CoreV1Api(config.new_client_from_config(str(admin_kubeconfig)))
     began = time.monotonic()
     deadline = began + timeout
@@ -621,6 +624,7 @@ def env() -> dict[str, str]:
         "IMM_DEVSTACK_REAL_NODE_NAME": NODE_NAME,
         "IMM_DEVSTACK_REAL_NODE_TAINT": f"{TAINT['key']}={TAINT['value']}:{TAINT['effect']}",
         "IMM_DEVSTACK_BASE_IMAGE": images.base().ref,
+        "IMM_DEVSTACK_TRITON_IMAGE": images.triton().ref,
     }
 
 

@@ -11,6 +11,8 @@ streams through the API server and the kubelet; pods without the toleration stay
 from __future__ import annotations
 
 import ipaddress
+import json
+import urllib.request
 import uuid
 from typing import Any
 
@@ -131,6 +133,85 @@ def test_exec_streams_through_the_kubelet(admin: client.ApiClient, namespace: st
     )
     assert output.strip().startswith("12."), output
     core.delete_namespaced_pod("shell", namespace, grace_period_seconds=0)
+
+
+# A python-backend model that adds its inputs: the smallest model Triton really runs here.
+TRITON_CONFIG = """name: "adder"
+backend: "python"
+max_batch_size: 0
+input [ { name: "X", data_type: TYPE_FP32, dims: [ 2 ] } ]
+output [ { name: "Y", data_type: TYPE_FP32, dims: [ 1 ] } ]
+"""
+TRITON_MODEL = """import numpy as np
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def execute(self, requests):
+        responses = []
+        for request in requests:
+            x = pb_utils.get_input_tensor_by_name(request, "X").as_numpy()
+            y = pb_utils.Tensor("Y", np.array([x.sum()], dtype=np.float32))
+            responses.append(pb_utils.InferenceResponse(output_tensors=[y]))
+        return responses
+"""
+RESTRICTED = client.V1SecurityContext(
+    run_as_non_root=True,
+    allow_privilege_escalation=False,
+    capabilities=client.V1Capabilities(drop=["ALL"]),
+    seccomp_profile=client.V1SeccompProfile(type="RuntimeDefault"),
+)
+
+
+def test_triton_image_answers_v2_inference(admin: client.ApiClient, namespace: str, node_env: dict[str, str]) -> None:
+    """The registry-free Triton image serves a python-backend model over the V2 REST protocol."""
+    core = client.CoreV1Api(admin)
+    core.create_namespaced_config_map(
+        namespace,
+        client.V1ConfigMap(
+            metadata=client.V1ObjectMeta(name="adder"), data={"config.pbtxt": TRITON_CONFIG, "model.py": TRITON_MODEL}
+        ),
+    )
+    pod = _on_real_node(
+        "triton",
+        node_env,
+        ["tritonserver", "--model-repository=/models", "--log-verbose=0"],
+        security_context=RESTRICTED,
+        volume_mounts=[client.V1VolumeMount(name="model", mount_path="/models/adder", read_only=True)],
+        readiness_probe=client.V1Probe(
+            http_get=client.V1HTTPGetAction(path="/v2/health/ready", port=8000), period_seconds=1
+        ),
+    )
+    pod.spec.containers[0].image = node_env["IMM_DEVSTACK_TRITON_IMAGE"]
+    pod.spec.volumes = [
+        client.V1Volume(
+            name="model",
+            config_map=client.V1ConfigMapVolumeSource(
+                name="adder",
+                items=[
+                    client.V1KeyToPath(key="config.pbtxt", path="config.pbtxt"),
+                    client.V1KeyToPath(key="model.py", path="1/model.py"),
+                ],
+            ),
+        )
+    ]
+    core.create_namespaced_pod(namespace, pod)
+
+    def ready() -> client.V1Pod | None:
+        current = core.read_namespaced_pod("triton", namespace)
+        statuses = current.status.container_statuses or []
+        assert current.status.phase != "Failed", core.read_namespaced_pod_log("triton", namespace)
+        return current if statuses and statuses[0].ready else None
+
+    running = wait_for(ready, timeout=180, what="Triton to load the model")
+    request = json.dumps({"inputs": [{"name": "X", "shape": [2], "datatype": "FP32", "data": [1.5, 2.25]}]})
+    url = f"http://{running.status.pod_ip}:8000/v2/models/adder/infer"
+    with urllib.request.urlopen(urllib.request.Request(url, data=request.encode()), timeout=30) as response:
+        answer = json.load(response)
+    assert answer["model_name"] == "adder"
+    assert answer["outputs"] == [{"name": "Y", "datatype": "FP32", "shape": [1], "data": [3.75]}]
+    logs = core.read_namespaced_pod_log("triton", namespace)
+    assert "successfully loaded 'adder'" in logs, logs
 
 
 def test_pods_without_the_toleration_stay_on_kwok_nodes(admin: client.ApiClient, namespace: str) -> None:
