@@ -39,14 +39,23 @@ BASE_PACKAGES = ("python3", "ca-certificates")
 
 @dataclass(frozen=True)
 class Image:
-    """An image the devstack builds: its name, content key, reference and cached archive."""
+    """An image the devstack builds: its name, content key, reference and cached archive.
+
+    `alias` is a stable tag (e.g. the server's version) that containerd also gets, for templates
+    that cannot know the content key.
+    """
 
     name: str
     key: str
+    alias: str = ""
 
     @property
     def ref(self) -> str:
         return f"{REPOSITORY}/{self.name}:{self.key}"
+
+    @property
+    def alias_ref(self) -> str | None:
+        return f"{REPOSITORY}/{self.name}:{self.alias}" if self.alias else None
 
     @property
     def archive(self) -> Path:
@@ -196,6 +205,10 @@ def base() -> Image:
 # numpy 1.x: with numpy 2 the bundled python backend rejects every output tensor ("output tensor
 # shape does not match size of output").
 TRITON_WHEELS = ("nvidia-pytriton==0.7.0", "numpy==1.26.4")
+# boto3 (with its dependencies) for the triton serving template's init container, which copies the
+# model's served versions from the tenant's bucket.
+TRITON_WHEELS_WITH_DEPENDENCIES = ("boto3==1.44.8",)
+TRITON_SERVER_VERSION = "2.51"
 TRITON_DEBS = ("libpython3.11",)
 TRITON_PYTHON = "3.11"
 TRITON_UID = 1000
@@ -203,10 +216,10 @@ TRITON_UID = 1000
 _WHEEL_PLATFORMS = ("manylinux_2_35_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
 
 
-def _pip(*args: str) -> list[str]:
+def _pip(*args: str, dependencies: bool = False) -> list[str]:
     platforms = [arg for platform in _WHEEL_PLATFORMS for arg in ("--platform", platform)]
     return [
-        sys.executable, "-m", "pip", *args, "--no-deps", "--only-binary=:all:",
+        sys.executable, "-m", "pip", *args, *([] if dependencies else ["--no-deps"]), "--only-binary=:all:",
         "--python-version", TRITON_PYTHON, *platforms, "--disable-pip-version-check", "--quiet",
     ]  # fmt: skip
 
@@ -224,9 +237,12 @@ def triton() -> Image:
     """Triton Inference Server on the base image: `tritonserver` at /opt/tritonserver/bin, non-root."""
     parent = base()
     recipe = " ".join(
-        [parent.ref, *TRITON_WHEELS, *TRITON_DEBS, *TRITON_CONFIG, "stub for python", TRITON_PYTHON, "layout 1"]
-    )
-    image = Image("triton", hashlib.sha256(recipe.encode()).hexdigest()[:16])
+        [
+            parent.ref, *TRITON_WHEELS, *TRITON_WHEELS_WITH_DEPENDENCIES, *TRITON_DEBS, *TRITON_CONFIG,
+            "stub for python", TRITON_PYTHON, "layout 1",
+        ]
+    )  # fmt: skip
+    image = Image("triton", hashlib.sha256(recipe.encode()).hexdigest()[:16], alias=TRITON_SERVER_VERSION)
     if image.archive.exists():
         return image
     say(f"building image {image.ref} (first time on this machine; cached in {IMAGE_CACHE})")
@@ -238,10 +254,15 @@ def triton() -> Image:
         for directory in (wheels, debs, layer):
             directory.mkdir()
         _run(_pip("download", "--dest", str(wheels), *TRITON_WHEELS), "image triton: pip download")
+        clients = work / "clients"
+        download = _pip("download", "--dest", str(clients), *TRITON_WHEELS_WITH_DEPENDENCIES, dependencies=True)
+        _run(download, "image triton: pip download")
         site = layer / "usr" / "local" / "lib" / f"python{TRITON_PYTHON}" / "dist-packages"
         for wheel, target in (("nvidia_pytriton-*.whl", layer / "opt" / "pytriton"), ("numpy-*.whl", site)):
             (found,) = wheels.glob(wheel)
             _run(_pip("install", "--no-index", "--target", str(target), str(found)), f"image triton: {found.name}")
+        install = _pip("install", "--no-index", "--find-links", str(clients), "--target", str(site), dependencies=True)
+        _run([*install, *TRITON_WHEELS_WITH_DEPENDENCIES], "image triton: boto3")
         _run(["apt-get", "download", *TRITON_DEBS], "image triton: apt-get download", cwd=debs)
         for deb in sorted(debs.glob("*.deb")):
             _run(["dpkg-deb", "-x", str(deb), str(layer)], f"image triton: {deb.name}")
@@ -263,7 +284,8 @@ def ensure_imported(images: list[Image], ctr: list[str]) -> None:
         raise StackError(f"containerd: cannot list images: {listed.stderr.strip()}")
     present = set(listed.stdout.split())
     # Earlier builds of our images (a recipe changed) only take disk space: drop them.
-    stale = sorted(ref for ref in present if ref.startswith(f"{REPOSITORY}/") and ref not in {i.ref for i in images})
+    wanted = {ref for image in images for ref in (image.ref, image.alias_ref) if ref}
+    stale = sorted(ref for ref in present if ref.startswith(f"{REPOSITORY}/") and ref not in wanted)
     if stale:
         _run([*ctr, "images", "rm", *stale], "containerd: remove stale images")
         say(f"removed {len(stale)} earlier build(s) of the devstack's images from containerd")
@@ -273,3 +295,6 @@ def ensure_imported(images: list[Image], ctr: list[str]) -> None:
         began = time.monotonic()
         _run([*ctr, "images", "import", "--base-name", f"{REPOSITORY}/{image.name}", str(image.archive)], image.name)
         say(f"image {image.ref} imported into containerd in {time.monotonic() - began:.1f}s")
+    for image in images:
+        if image.alias_ref is not None:
+            _run([*ctr, "images", "tag", "--force", image.ref, image.alias_ref], f"image {image.name}: tag")

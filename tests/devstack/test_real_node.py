@@ -183,6 +183,20 @@ def test_triton_image_answers_v2_inference(admin: client.ApiClient, namespace: s
         ),
     )
     pod.spec.containers[0].image = node_env["IMM_DEVSTACK_TRITON_IMAGE"]
+    # The triton template's init container runs Python with boto3 from the same image.
+    pod.spec.init_containers = [
+        client.V1Container(
+            name="clients",
+            image=node_env["IMM_DEVSTACK_TRITON_IMAGE"],
+            image_pull_policy="Never",
+            command=[
+                "python3",
+                "-c",
+                "import boto3, numpy; print('boto3', boto3.__version__, 'numpy', numpy.__version__)",
+            ],
+            security_context=RESTRICTED,
+        )
+    ]
     pod.spec.volumes = [
         client.V1Volume(
             name="model",
@@ -212,6 +226,8 @@ def test_triton_image_answers_v2_inference(admin: client.ApiClient, namespace: s
     assert answer["outputs"] == [{"name": "Y", "datatype": "FP32", "shape": [1], "data": [3.75]}]
     logs = core.read_namespaced_pod_log("triton", namespace)
     assert "successfully loaded 'adder'" in logs, logs
+    clients = core.read_namespaced_pod_log("triton", namespace, container="clients")
+    assert clients.startswith("boto3 1.44.8 numpy 1.26.4"), clients
 
 
 def test_pods_without_the_toleration_stay_on_kwok_nodes(admin: client.ApiClient, namespace: str) -> None:
