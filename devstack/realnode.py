@@ -182,6 +182,10 @@ def _nft_rules() -> str:
         type filter hook input priority filter - 10; policy accept;
         tcp dport {{ {guarded} }} iifname != {{ "lo", "{BRIDGE}" }} counter drop comment "loopback and pods only"
     }}
+    chain prerouting {{
+        type nat hook prerouting priority dstnat - 10; policy accept;
+        iifname "{BRIDGE}" ip daddr {NODE_IP} tcp dport {PORTS.s3} counter dnat ip to 127.0.0.1:{PORTS.s3}
+    }}
 }}
 """
 
@@ -204,6 +208,9 @@ def network_up() -> None:
     # Forwarding for this bridge only (it goes with the bridge): Service traffic from one pod to
     # another is DNAT-ed on the host and forwarded back onto the bridge. The global switch stays.
     Path(f"/proc/sys/net/ipv4/conf/{BRIDGE}/forwarding").write_text("1\n")
+    # The object store stays on loopback; pods reach it at NODE_IP through the guard table's DNAT,
+    # which needs loopback destinations routable from this bridge (also per bridge, gone with it).
+    Path(f"/proc/sys/net/ipv4/conf/{BRIDGE}/route_localnet").write_text("1\n")
     family, name = NFT_TABLE
     record["nft_table"] = f"{family} {name}"
     _save_record(record)
@@ -625,6 +632,8 @@ def env() -> dict[str, str]:
         "IMM_DEVSTACK_REAL_NODE_TAINT": f"{TAINT['key']}={TAINT['value']}:{TAINT['effect']}",
         "IMM_DEVSTACK_BASE_IMAGE": images.base().ref,
         "IMM_DEVSTACK_TRITON_IMAGE": images.triton().ref,
+        # The object store as pods see it (tenants' store secrets need this address, not loopback).
+        "IMM_DEVSTACK_S3_CLUSTER_URL": f"http://{NODE_IP}:{PORTS.s3}",
     }
 
 

@@ -50,6 +50,10 @@ def test_guard_table_drops_forwarding_off_the_bridge_and_guards_the_ports() -> N
     assert f'oifname "{realnode.BRIDGE}" iifname != "{realnode.BRIDGE}" counter drop' in rules
     assert f"tcp dport {{ {PORTS.apiserver}, {PORTS.kubelet} }}" in rules
     assert f'iifname != {{ "lo", "{realnode.BRIDGE}" }}' in rules
+    # The one address translation: pods' connections to the bridge address's S3 port, to loopback.
+    assert rules.count("dnat") == 1
+    match = f'iifname "{realnode.BRIDGE}" ip daddr {realnode.NODE_IP} tcp dport {PORTS.s3}'
+    assert f"{match} counter dnat ip to 127.0.0.1:{PORTS.s3}" in rules
 
 
 @pytest.mark.skipif(shutil.which("nft") is None, reason="nft is not installed (IMM_DEVSTACK_REAL_NODE=1 installs it)")

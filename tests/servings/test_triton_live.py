@@ -13,6 +13,7 @@ import copy
 import json
 import subprocess
 import sys
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,8 @@ from kubernetes.client.exceptions import ApiException
 
 from servings.catalogue import shipped_templates
 from servings.controller.rendering import Platform, ServingTemplate, render_endpoint
+from tenants import manifests
+from tests.servings.conftest import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -42,14 +45,14 @@ def restricted_namespace(admin: client.ApiClient) -> Iterator[str]:
     core.delete_namespace(name)
 
 
-def rendered(namespace: str, policy: str = "{latest{}}") -> dict[str, dict[str, Any]]:
+def rendered(namespace: str, policy: str = "{latest{}}", model: str = "ranker") -> dict[str, dict[str, Any]]:
     cr = {
         "apiVersion": "ai.intel.com/v1",
         "kind": "InferenceEndpoint",
-        "metadata": {"name": "ranker", "namespace": namespace, "uid": "00000000-0000-0000-0000-000000000001"},
+        "metadata": {"name": model, "namespace": namespace, "uid": "00000000-0000-0000-0000-000000000001"},
         "spec": {
-            "endpointName": "ranker",
-            "modelName": "ranker",
+            "endpointName": model,
+            "modelName": model,
             "modelVersionPolicy": policy,
             "subjectName": "client",
             "servingName": "triton",
@@ -158,3 +161,120 @@ def test_arrange_fails_with_the_reason_when_the_newest_version_has_no_configurat
     assert nothing.returncode != 0
     assert "no version of model 'ranker'" in nothing.stderr
     assert "versions found: 1, 3, 12" in nothing.stderr
+
+
+# A python-backend model whose versions answer differently: version 1 adds, version 2 adds x10.
+ADDER_CONFIG = """name: "uploaded-name"
+backend: "python"
+max_batch_size: 0
+input [ { name: "X", data_type: TYPE_FP32, dims: [ 2 ] } ]
+output [ { name: "Y", data_type: TYPE_FP32, dims: [ 1 ] } ]
+"""
+ADDER_MODEL = """import numpy as np
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def execute(self, requests):
+        responses = []
+        for request in requests:
+            x = pb_utils.get_input_tensor_by_name(request, "X").as_numpy()
+            y = pb_utils.Tensor("Y", np.array([x.sum() * FACTOR], dtype=np.float32))
+            responses.append(pb_utils.InferenceResponse(output_tensors=[y]))
+        return responses
+"""
+
+
+def _infer(url: str) -> list[float]:
+    request = json.dumps({"inputs": [{"name": "X", "shape": [2], "datatype": "FP32", "data": [1.5, 2.25]}]})
+    post = urllib.request.Request(url, data=request.encode())  # noqa: S310 -- http:// to a Service on this machine
+    with urllib.request.urlopen(post, timeout=30) as response:  # noqa: S310
+        answer = json.load(response)
+    assert answer["model_name"] == "adder"
+    data: list[float] = answer["outputs"][0]["data"]
+    return data
+
+
+def test_triton_endpoint_on_the_real_node_serves_the_version_its_policy_names(
+    admin: client.ApiClient, devstack_env: dict[str, str]
+) -> None:
+    """The rendered ConfigMap, Service and Deployment, applied as the controller would, on the real node.
+
+    A restricted namespace, the tenant's store secret pointing at the object store as pods reach it,
+    versions 1 and 2 of a model in the tenant's bucket; V2 inference through the Service answers
+    with version 1, then, after the policy names version 2 (the pods roll), with version 2.
+    """
+    if "IMM_DEVSTACK_S3_CLUSTER_URL" not in devstack_env:
+        pytest.skip("the devstack's real node is off; start it with IMM_DEVSTACK_REAL_NODE=1 (README, Devstack)")
+    core, apps = client.CoreV1Api(admin), client.AppsV1Api(admin)
+    tenant = f"trt-{uuid.uuid4().hex[:8]}"
+    labels = {
+        "pod-security.kubernetes.io/enforce": "restricted",
+        "pod-security.kubernetes.io/enforce-version": "latest",
+    }
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=tenant, labels=labels)))
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=devstack_env["S3_ENDPOINT_URL"],
+        aws_access_key_id=devstack_env["S3_ACCESS_KEY_ID"],
+        aws_secret_access_key=devstack_env["S3_SECRET_ACCESS_KEY"],
+        region_name=devstack_env["S3_REGION"],
+    )
+    s3.create_bucket(Bucket=tenant)
+    files = {}
+    for version, factor in ((1, 1), (2, 10)):
+        files[f"adder/{version}/config.pbtxt"] = ADDER_CONFIG
+        files[f"adder/{version}/model.py"] = ADDER_MODEL.replace("FACTOR", str(factor))
+    try:
+        for key, body in files.items():
+            s3.put_object(Bucket=tenant, Key=key, Body=body.encode())
+        secret = manifests.store_secret(
+            tenant,
+            access_key=devstack_env["S3_ACCESS_KEY_ID"],
+            secret_key=devstack_env["S3_SECRET_ACCESS_KEY"],
+            endpoint_url=devstack_env["IMM_DEVSTACK_S3_CLUSTER_URL"],
+            region=devstack_env["S3_REGION"],
+        )
+        core.create_namespaced_secret(tenant, secret)
+
+        def apply(policy: str) -> None:
+            objects = rendered(tenant, policy, model="adder")
+            for obj in objects.values():
+                obj["metadata"].pop("ownerReferences")  # no CR here: the garbage collector would take them
+            configmap, service, deployment = objects["ConfigMap"], objects["Service"], objects["Deployment"]
+            try:
+                core.replace_namespaced_config_map("adder", tenant, configmap)
+                apps.patch_namespaced_deployment("adder", tenant, deployment)
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+                core.create_namespaced_config_map(tenant, configmap)
+                core.create_namespaced_service(tenant, service)
+                apps.create_namespaced_deployment(tenant, deployment)
+
+        def rolled_out() -> bool:
+            current = apps.read_namespaced_deployment("adder", tenant)
+            status = current.status
+            pods = core.list_namespaced_pod(tenant, label_selector="endpoint=adder").items
+            return bool(
+                status.observed_generation == current.metadata.generation
+                and status.updated_replicas == status.ready_replicas == status.replicas == 1
+                and len(pods) == 1
+                and pods[0].spec.node_name == devstack_env["IMM_DEVSTACK_REAL_NODE_NAME"]
+            )
+
+        apply("{specific{versions:1 }}")
+        wait_for(rolled_out, timeout=240, what="the triton endpoint to be ready on the real node")
+        url = f"http://{core.read_namespaced_service('adder', tenant).spec.cluster_ip}:8000/v2/models/adder/infer"
+        assert _infer(url) == [3.75]
+        (pod,) = core.list_namespaced_pod(tenant, label_selector="endpoint=adder").items
+        arranged = core.read_namespaced_pod_log(pod.metadata.name, tenant, container="arrange-model")
+        assert "arrange: model 'adder': versions [1]" in arranged
+
+        apply("{specific{versions:2 }}")
+        wait_for(lambda: rolled_out() and _infer(url) == [37.5], timeout=240, what="the endpoint to serve version 2")
+    finally:
+        core.delete_namespace(tenant)
+        for key in files:
+            s3.delete_object(Bucket=tenant, Key=key)
+        s3.delete_bucket(Bucket=tenant)
