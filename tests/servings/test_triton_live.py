@@ -41,6 +41,8 @@ def restricted_namespace(admin: client.ApiClient) -> Iterator[str]:
         "pod-security.kubernetes.io/enforce-version": "latest",
     }
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels=labels)))
+    # The service-account controller must make `default` before pods can be admitted.
+    wait_for(lambda: core.list_namespaced_service_account(name).items, what="default service account")
     yield name
     core.delete_namespace(name)
 
