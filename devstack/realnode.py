@@ -625,6 +625,22 @@ def finish(admin_kubeconfig: Path, timeout: float = 120.0) -> None:
         time.sleep(1)
 
 
+def pods_rss_kib() -> tuple[int, int]:
+    """(processes, resident KiB) of everything running in the kubelet's pod cgroups (pause included)."""
+    count = total = 0
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if "/kubepods" not in (proc / "cgroup").read_text():
+                continue
+            status = (proc / "status").read_text()
+        except OSError:
+            continue
+        rss = next((line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")), "0")
+        count += 1
+        total += int(rss)
+    return count, total
+
+
 def env() -> dict[str, str]:
     """What tests and tools need to place pods on the node."""
     return {

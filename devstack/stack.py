@@ -146,5 +146,9 @@ def status() -> int:
         rss = _rss_kib(pid)
         total += rss
         print(f"{name:26} pid {pid:<8} rss {rss / 1024:7.1f} MiB")
+    if realnode.active():
+        processes, rss = realnode.pods_rss_kib()
+        total += rss
+        print(f"{'real-node pods':26} {f'{processes} procs':12} rss {rss / 1024:7.1f} MiB")
     print(f"{'total':26} {'':12} rss {total / 1024:7.1f} MiB")
     return 1 if missing else 0

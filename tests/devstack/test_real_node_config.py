@@ -117,3 +117,21 @@ def test_version_stamps_are_part_of_the_cache_key_and_none_keeps_old_keys(tmp_pa
     stamped = build.module_key(tmp_path, realnode.VERSION_LDFLAGS)
     assert stamped != plain
     assert "-X k8s.io/component-base/version.gitVersion=v1.37.2" in realnode.VERSION_LDFLAGS
+
+
+def test_stop_removes_sockets_and_empty_directories_but_keeps_other_files(tmp_path: Path) -> None:
+    import socket
+
+    root = tmp_path / "run-containerd"
+    (root / "s").mkdir(parents=True)
+    (root / "runc" / "k8s.io").mkdir(parents=True)
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(str(root / "s" / "shim.sock"))
+    assert realnode._remove_tree_of_sockets_and_empty_dirs(root) is True
+    assert not root.exists()
+
+    kept = tmp_path / "var-lib-kubelet"
+    (kept / "device-plugins").mkdir(parents=True)
+    (kept / "device-plugins" / "someone-elses.json").write_text("{}")
+    assert realnode._remove_tree_of_sockets_and_empty_dirs(kept) is False
+    assert (kept / "device-plugins" / "someone-elses.json").read_text() == "{}"
