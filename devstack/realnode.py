@@ -513,6 +513,22 @@ def check_commands() -> None:
         )
 
 
+def check_running_apiserver() -> None:
+    """A kube-apiserver left running from a start without the node lacks its flags: say so, do not limp on."""
+    pid = recorded_pid("kube-apiserver")
+    if pid is None:
+        return
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_text().split("\0")
+    except OSError:
+        return
+    if f"--advertise-address={NODE_IP}" not in argv:
+        raise StackError(
+            "real node: kube-apiserver is running without the real node's flags (started without "
+            "IMM_DEVSTACK_REAL_NODE=1); run `make devstack-down`, then start again with IMM_DEVSTACK_REAL_NODE=1"
+        )
+
+
 def apiserver_flags() -> list[str]:
     """How kube-apiserver reaches and is reached by the node (replaces the loopback-only defaults)."""
     ca = pki.ensure_ca()

@@ -82,6 +82,8 @@ def up() -> None:
     if idp is not None:
         parts += idp.parts()
     node = realnode.active()
+    if node:
+        realnode.check_running_apiserver()
     if node and not realnode.ENABLED:
         say("real node: still running from an IMM_DEVSTACK_REAL_NODE=1 start; kept (make devstack-down stops it)")
     parts += cluster.parts(
