@@ -197,6 +197,52 @@ def _infer(url: str) -> list[float]:
     return data
 
 
+CLIENT = """import json, sys, urllib.request
+body = json.dumps({"inputs": [{"name": "X", "shape": [2], "datatype": "FP32", "data": [1.5, 2.25]}]}).encode()
+with urllib.request.urlopen(urllib.request.Request(sys.argv[1], data=body), timeout=30) as response:
+    print(json.dumps(json.load(response)["outputs"][0]["data"]))
+"""
+
+
+def _infer_from_a_pod(core: client.CoreV1Api, namespace: str, devstack_env: dict[str, str], url: str) -> list[float]:
+    restricted = client.V1SecurityContext(
+        run_as_non_root=True,
+        run_as_user=1000,
+        allow_privilege_escalation=False,
+        capabilities=client.V1Capabilities(drop=["ALL"]),
+        seccomp_profile=client.V1SeccompProfile(type="RuntimeDefault"),
+    )
+    pod = client.V1Pod(
+        metadata=client.V1ObjectMeta(name="v2-client"),
+        spec=client.V1PodSpec(
+            restart_policy="Never",
+            automount_service_account_token=False,
+            node_selector={"imm.ai.intel.com/real-node": "true"},
+            tolerations=[client.V1Toleration(key="imm.ai.intel.com/real-node", operator="Exists", effect="NoSchedule")],
+            containers=[
+                client.V1Container(
+                    name="client",
+                    image=devstack_env["IMM_DEVSTACK_BASE_IMAGE"],
+                    image_pull_policy="Never",
+                    command=["python3", "-c", CLIENT, url],
+                    security_context=restricted,
+                )
+            ],
+        ),
+    )
+    core.create_namespaced_pod(namespace, pod)
+
+    def finished() -> client.V1Pod | None:
+        current = core.read_namespaced_pod("v2-client", namespace)
+        return current if current.status.phase in ("Succeeded", "Failed") else None
+
+    done = wait_for(finished, timeout=120, what="the client pod to finish")
+    logs = core.read_namespaced_pod_log("v2-client", namespace)
+    assert done.status.phase == "Succeeded", logs
+    data: list[float] = json.loads(logs.strip().splitlines()[-1])
+    return data
+
+
 def test_triton_endpoint_on_the_real_node_serves_the_version_its_policy_names(
     admin: client.ApiClient, devstack_env: dict[str, str]
 ) -> None:
@@ -204,7 +250,8 @@ def test_triton_endpoint_on_the_real_node_serves_the_version_its_policy_names(
 
     A restricted namespace, the tenant's store secret pointing at the object store as pods reach it,
     versions 1 and 2 of a model in the tenant's bucket; V2 inference through the Service answers
-    with version 1, then, after the policy names version 2 (the pods roll), with version 2.
+    with version 1 (from the host, and from a client pod: pod -> Service -> pod on the bridge), then,
+    after the policy names version 2 (the pods roll), with version 2.
     """
     if "IMM_DEVSTACK_S3_CLUSTER_URL" not in devstack_env:
         pytest.skip("the devstack's real node is off; start it with IMM_DEVSTACK_REAL_NODE=1 (README, Devstack)")
@@ -272,6 +319,8 @@ def test_triton_endpoint_on_the_real_node_serves_the_version_its_policy_names(
         (pod,) = core.list_namespaced_pod(tenant, label_selector="endpoint=adder").items
         arranged = core.read_namespaced_pod_log(pod.metadata.name, tenant, container="arrange-model")
         assert "arrange: model 'adder': versions [1]" in arranged
+        # An in-cluster client: a pod on the real node calls the Service (pod -> Service -> pod).
+        assert _infer_from_a_pod(core, tenant, devstack_env, url) == [3.75]
 
         apply("{specific{versions:2 }}")
         wait_for(lambda: rolled_out() and _infer(url) == [37.5], timeout=240, what="the endpoint to serve version 2")
