@@ -30,7 +30,7 @@ $(STAMP): $(REQUIREMENTS)
 
 venv: $(STAMP) ## Create or update the virtualenv .venv
 
-devstack: system-deps venv ## Start the local platform (idempotent); writes .devstack/env
+devstack: system-deps venv ## Start the local platform (idempotent); writes .devstack/env; IMM_DEVSTACK_REAL_NODE=1 adds a real node
 	@$(PY) -m devstack up
 
 devstack-down: ## Stop the local platform's processes

@@ -22,8 +22,12 @@ from devstack.proc import StackError, say
 GO_MODULES = ROOT / "devstack"
 
 
-def module_key(module_dir: Path) -> str:
+def module_key(module_dir: Path, ldflags: tuple[str, ...] = ()) -> str:
     digest = hashlib.sha256()
+    # Link-time settings change the binary, so they are part of its identity; none (the usual
+    # case) keeps the keys of existing cached builds.
+    for flag in ldflags:
+        digest.update(flag.encode())
     for path in sorted([module_dir / "go.mod", module_dir / "go.sum", *module_dir.glob("*.go")]):
         if path.exists():
             digest.update(path.name.encode())
@@ -52,10 +56,13 @@ def _watch(process: subprocess.Popen[str], label: str, began: float) -> list[str
     return lines
 
 
-def go_binary(module: str, package: str, output: str) -> Path:
-    """Return the path of `output` built from `package` in devstack/<module>, building it if needed."""
+def go_binary(module: str, package: str, output: str, ldflags: tuple[str, ...] = ()) -> Path:
+    """Return the path of `output` built from `package` in devstack/<module>, building it if needed.
+
+    `ldflags` are extra linker flags (e.g. `-X` version stamps) added to the usual `-s -w`.
+    """
     module_dir = GO_MODULES / module
-    target_dir = CACHE / "bin" / f"{module}-{module_key(module_dir)}"
+    target_dir = CACHE / "bin" / f"{module}-{module_key(module_dir, ldflags)}"
     target = target_dir / output
     if target.exists():
         return target
@@ -67,7 +74,16 @@ def go_binary(module: str, package: str, output: str) -> Path:
     partial = target.with_suffix(".partial")
     env = dict(os.environ)
     process = subprocess.Popen(
-        [_go(), "build", "-v", "-trimpath", "-ldflags=-s -w", "-o", str(partial), package],
+        [
+            _go(),
+            "build",
+            "-v",
+            "-trimpath",
+            f"-ldflags={' '.join(('-s', '-w', *ldflags))}",
+            "-o",
+            str(partial),
+            package,
+        ],
         cwd=module_dir,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

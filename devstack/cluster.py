@@ -141,8 +141,21 @@ def _kwok_config() -> Path:
     return config
 
 
-def parts(oidc_flags: list[str]) -> list[Part]:
-    """The cluster's processes in start order; `oidc_flags` make kube-apiserver trust the issuer."""
+# kube-apiserver's network flags without a real node: loopback only, and no endpoint for the
+# `kubernetes` Service (nothing in-cluster calls it: kwok runs no pods).
+LOOPBACK_APISERVER_FLAGS = [
+    "--bind-address=127.0.0.1",
+    "--advertise-address=127.0.0.1",
+    "--endpoint-reconciler-type=none",
+]
+
+
+def parts(oidc_flags: list[str], node_flags: list[str] | None = None) -> list[Part]:
+    """The cluster's processes in start order.
+
+    `oidc_flags` make kube-apiserver trust the issuer; `node_flags` (devstack.realnode) replace
+    its loopback-only network flags when a real node joins.
+    """
     kube = str(go_binary("kube", ".", "imm-kube"))
     kwok = str(go_binary("kwok", "sigs.k8s.io/kwok/cmd/kwok", "kwok"))
     kubeconfigs = credentials()
@@ -184,8 +197,7 @@ def parts(oidc_flags: list[str]) -> list[Part]:
                 kube,
                 "kube-apiserver",
                 f"--etcd-servers={etcd_url}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
+                *(LOOPBACK_APISERVER_FLAGS if node_flags is None else node_flags),
                 f"--secure-port={PORTS.apiserver}",
                 f"--tls-cert-file={serving.cert}",
                 f"--tls-private-key-file={serving.key}",
@@ -208,7 +220,6 @@ def parts(oidc_flags: list[str]) -> list[Part]:
                 "--requestheader-extra-headers-prefix=X-Remote-Extra-",
                 f"--proxy-client-cert-file={front_proxy.cert}",
                 f"--proxy-client-key-file={front_proxy.key}",
-                "--endpoint-reconciler-type=none",
                 "--v=1",
                 *oidc_flags,
             ],

@@ -72,6 +72,13 @@ class Ports:
     ldap: int = _port("IMM_DEVSTACK_LDAP_PORT", 13389)
     dex: int = _port("IMM_DEVSTACK_DEX_PORT", 15556)
     postgres: int = _port("IMM_DEVSTACK_POSTGRES_PORT", 15432)
+    # The real node (IMM_DEVSTACK_REAL_NODE=1): the kubelet serves on the pod bridge's address,
+    # everything else on loopback.
+    kubelet: int = _port("IMM_DEVSTACK_KUBELET_PORT", 10550)
+    kubelet_healthz: int = _port("IMM_DEVSTACK_KUBELET_HEALTHZ_PORT", 10548)
+    kube_proxy_healthz: int = _port("IMM_DEVSTACK_KUBE_PROXY_HEALTHZ_PORT", 10556)
+    kube_proxy_metrics: int = _port("IMM_DEVSTACK_KUBE_PROXY_METRICS_PORT", 10549)
+    containerd_stream: int = _port("IMM_DEVSTACK_CONTAINERD_STREAM_PORT", 10510)
 
 
 PORTS = Ports()

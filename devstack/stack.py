@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from types import ModuleType
 
-from devstack import cluster, database, pki, storage
+from devstack import cluster, database, pki, realnode, storage
 from devstack.layout import ENV_FILE, PLATFORM_DOMAIN, SERVINGS_NAMESPACE, STATE, SYSTEM_NAMESPACE
 from devstack.proc import Part, recorded_pid, say, stop
 
@@ -60,6 +60,8 @@ def environment() -> dict[str, str]:
     idp = _idp()
     if idp is not None:
         env.update(idp.env())
+    if realnode.active():
+        env.update(realnode.env())
     return env
 
 
@@ -79,7 +81,16 @@ def up() -> None:
     parts: list[Part] = [storage.redis_part(), database.part(), storage.s3_part()]
     if idp is not None:
         parts += idp.parts()
-    parts += cluster.parts(idp.apiserver_flags() if idp is not None else [])
+    node = realnode.active()
+    if node:
+        realnode.check_running_apiserver()
+    if node and not realnode.ENABLED:
+        say("real node: still running from an IMM_DEVSTACK_REAL_NODE=1 start; kept (make devstack-down stops it)")
+    parts += cluster.parts(
+        idp.apiserver_flags() if idp is not None else [], realnode.apiserver_flags() if node else None
+    )
+    if node:
+        parts += realnode.parts(cluster.write_kubeconfig)
     for part in parts:
         reused = recorded_pid(part.name) is not None
         waited = part.start()
@@ -87,11 +98,16 @@ def up() -> None:
     database.ensure_database()
     cluster.bootstrap()
     cluster.wait_established()
+    if node:
+        realnode.finish(cluster.kubeconfig_path("admin"))
     write_env()
     say(f"ready in {time.monotonic() - began:.0f}s; clients: source {ENV_FILE}")
 
 
 def down() -> None:
+    # The real node first: its kubelet still talks to the API server while it stops.
+    for line in realnode.shutdown():
+        say(line)
     for name in reversed(ORDER):
         if stop(name):
             say(f"{name}: stopped")
@@ -122,7 +138,8 @@ def status() -> int:
     """Print each part's PID and memory; exit code 0 only when all are running."""
     missing = 0
     total = 0
-    for name in ORDER:
+    names = [*ORDER, *realnode.PARTS] if realnode.active() else ORDER
+    for name in names:
         pid = recorded_pid(name)
         if pid is None:
             missing += 1
@@ -131,5 +148,9 @@ def status() -> int:
         rss = _rss_kib(pid)
         total += rss
         print(f"{name:26} pid {pid:<8} rss {rss / 1024:7.1f} MiB")
+    if realnode.active():
+        processes, rss = realnode.pods_rss_kib()
+        total += rss
+        print(f"{'real-node pods':26} {f'{processes} procs':12} rss {rss / 1024:7.1f} MiB")
     print(f"{'total':26} {'':12} rss {total / 1024:7.1f} MiB")
     return 1 if missing else 0

@@ -1,0 +1,3 @@
+module imm.local/devstack/pause
+
+go 1.26.0
