@@ -11,6 +11,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from io import StringIO
 from pathlib import Path
 from typing import Any
 
@@ -228,3 +229,42 @@ def test_no_tenant_namespace_holds_the_platform_key(admin_k8s, devstack_env):
         if any(needle in base64.b64decode(value) for needle in platform)
     ]
     assert leaks == []
+
+
+def test_migration_gives_a_tenant_made_before_its_own_key(as_admin, operations_worker, admin_k8s, devstack_env, names):
+    """A tenant as made before issue 18 (the platform's key in its secret, no identity) is migrated once."""
+    from django.core.management import call_command
+
+    from tenants import manifests
+
+    name = new_name(names)
+    assert as_admin("post", "/tenants", tenant_body(name)).status_code == 200
+    identity_remove(devstack_env, f"imm-tenant-{name}")
+    old = manifests.store_secret(
+        name,
+        access_key=devstack_env["S3_ACCESS_KEY_ID"],
+        secret_key=devstack_env["S3_SECRET_ACCESS_KEY"],
+        endpoint_url=devstack_env["S3_ENDPOINT_URL"],
+        region=devstack_env["S3_REGION"],
+    )
+    core = client.CoreV1Api(admin_k8s)
+    core.replace_namespaced_secret("minio-access-info", name, old)
+
+    out = StringIO()
+    call_command("migrate_tenant_credentials", name, "--kubeconfig", devstack_env["KUBECONFIG"], stdout=out)
+    assert "1 tenants, 1 migrated, 0 already had their own key" in out.getvalue()
+    secret = store_secret(admin_k8s, name)
+    assert devstack_env["S3_ACCESS_KEY_ID"] not in secret.values()
+    assert devstack_env["S3_SECRET_ACCESS_KEY"] not in secret.values()
+    keys = admin_iam_client(devstack_env).list_access_keys(UserName=f"imm-tenant-{name}")["AccessKeyMetadata"]
+    assert [key["AccessKeyId"] for key in keys] == [secret["minio.access_key_id"]]
+    time.sleep(0.5)  # the store applies identity changes asynchronously
+    tenant = s3_with(secret)
+    assert tenant.list_objects_v2(Bucket=name)["KeyCount"] == 0
+    assert refused(lambda: tenant.put_object(Bucket=name, Key="x", Body=b"x")) == "AccessDenied"
+
+    again = StringIO()
+    call_command("migrate_tenant_credentials", name, "--kubeconfig", devstack_env["KUBECONFIG"], stdout=again)
+    assert "1 tenants, 0 migrated, 1 already had their own key" in again.getvalue()
+    assert store_secret(admin_k8s, name) == secret
+    assert as_admin("delete", f"/tenants/{name}").status_code == 200
