@@ -28,30 +28,6 @@ def admin_s3_client(env: Mapping[str, str], **botocore_options: Any) -> Any:
     )
 
 
-def admin_iam_client(env: Mapping[str, str]) -> Any:
-    """An IAM client with the object store's admin credentials (SeaweedFS serves IAM on its S3 port)."""
-    return boto3.client(
-        "iam",
-        endpoint_url=env.get("S3_IAM_ENDPOINT_URL") or env["S3_ENDPOINT_URL"],
-        aws_access_key_id=env["S3_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["S3_SECRET_ACCESS_KEY"],
-        region_name=env.get("S3_REGION", "us-east-1"),
-    )
-
-
-def identity_remove(env: Mapping[str, str], user: str) -> None:
-    """Delete a store identity with its keys and policies; a missing one is fine."""
-    iam = admin_iam_client(env)
-    try:
-        for key in iam.list_access_keys(UserName=user)["AccessKeyMetadata"]:
-            iam.delete_access_key(UserName=user, AccessKeyId=key["AccessKeyId"])
-        for policy in iam.list_user_policies(UserName=user)["PolicyNames"]:
-            iam.delete_user_policy(UserName=user, PolicyName=policy)
-        iam.delete_user(UserName=user)
-    except iam.exceptions.NoSuchEntityException:
-        pass
-
-
 def team_a_tenant_create(admin_k8s: client.ApiClient, s3: Any, name: str, created_by: str) -> None:
     """A tenant of scope team-a made directly from the tenants app's own manifests: namespace, Role,
     RoleBinding and bucket (no quota), for suites about models that need no provisioning task."""
@@ -80,3 +56,27 @@ def remove_tenant(env: Mapping[str, str], name: str) -> None:
     except s3.exceptions.NoSuchBucket:
         pass
     identity_remove(env, objectstore.tenant_identity_name(name))
+
+
+def admin_iam_client(env: Mapping[str, str]) -> Any:
+    """An IAM client with the object store's admin credentials (SeaweedFS serves IAM on its S3 port)."""
+    return boto3.client(
+        "iam",
+        endpoint_url=env.get("S3_IAM_ENDPOINT_URL") or env["S3_ENDPOINT_URL"],
+        aws_access_key_id=env["S3_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["S3_SECRET_ACCESS_KEY"],
+        region_name=env.get("S3_REGION", "us-east-1"),
+    )
+
+
+def identity_remove(env: Mapping[str, str], user: str) -> None:
+    """Delete a store identity with its keys and policies; a missing one is fine."""
+    iam = admin_iam_client(env)
+    try:
+        for key in iam.list_access_keys(UserName=user)["AccessKeyMetadata"]:
+            iam.delete_access_key(UserName=user, AccessKeyId=key["AccessKeyId"])
+        for policy in iam.list_user_policies(UserName=user)["PolicyNames"]:
+            iam.delete_user_policy(UserName=user, PolicyName=policy)
+        iam.delete_user(UserName=user)
+    except iam.exceptions.NoSuchEntityException:
+        pass
