@@ -198,6 +198,35 @@ def test_the_store_refusing_the_identity_step_rolls_the_tenant_back_with_nothing
     assert not identity_exists(devstack_env, name)
 
 
+@pytest.fixture
+def worker_without_identities(devstack_env: dict[str, str], platform_settings: Any, tmp_path: Path) -> Iterator[None]:
+    """A real worker configured as for a store that offers no identity API (IMM_STORE_IDENTITY_BACKEND=none)."""
+    broker = suite_broker_url(devstack_env)
+    previous = use_broker(broker)
+    pool = WorkerPool(worker_env(devstack_env, broker, IMM_STORE_IDENTITY_BACKEND="none"), tmp_path)
+    pool.start("no-identities")
+    yield
+    pool.stop_all()
+    use_broker(previous)
+    pool.print_logs()
+
+
+def test_backend_none_gives_the_tenant_no_key_at_all(
+    as_admin, worker_without_identities, admin_k8s, devstack_env, names
+):
+    """No identity API: the tenant's secret carries the endpoint but no key, never the platform's."""
+    name = new_name(names)
+    created = as_admin("post", "/tenants", tenant_body(name))
+    assert created.status_code == 200, created.content
+    secret = store_secret(admin_k8s, name)
+    assert "minio.access_key_id" not in secret
+    assert "minio.access_secret_key" not in secret
+    assert secret["minio.endpoint_url"] == devstack_env["S3_ENDPOINT_URL"]
+    assert devstack_env["S3_ACCESS_KEY_ID"] not in secret.values()
+    assert not identity_exists(devstack_env, name)
+    assert as_admin("delete", f"/tenants/{name}").status_code == 200
+
+
 def test_a_retried_secret_step_leaves_one_key_the_one_in_the_secret(
     as_admin, operations_worker, admin_k8s, devstack_env, names
 ):
