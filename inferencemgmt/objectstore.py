@@ -638,7 +638,8 @@ def tenant_identity_ensure(tenant: str) -> bool:
     """Create-or-verify the tenant's identity and (re)set its read-only policy; True when it was made.
 
     An existing identity of that name is adopted: the name is the platform's (its prefix), so it can
-    only be left by an earlier run for this tenant; its policy is put again, so it grants exactly ours.
+    only be left by an earlier run for this tenant; any other inline policy it carries is deleted and
+    ours is put again, so it grants exactly read and list of the bucket.
     """
     user = tenant_identity_name(tenant)
     created = True
@@ -647,6 +648,13 @@ def tenant_identity_ensure(tenant: str) -> bool:
             _iam().create_user(UserName=user)
     except Conflict:
         created = False
+    if not created:
+        with _iam_errors():
+            others = [
+                p for p in _iam().list_user_policies(UserName=user).get("PolicyNames", []) if p != TENANT_POLICY_NAME
+            ]
+            for policy in others:
+                _iam().delete_user_policy(UserName=user, PolicyName=policy)
     with _iam_errors():
         _iam().put_user_policy(
             UserName=user, PolicyName=TENANT_POLICY_NAME, PolicyDocument=json.dumps(tenant_policy(tenant))

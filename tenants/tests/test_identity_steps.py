@@ -80,6 +80,9 @@ class FakeIam:
             raise _error("NoSuchEntity", 404, "DeleteAccessKey")
         del keys[AccessKeyId]
 
+    def list_user_policies(self, UserName: str) -> dict[str, Any]:  # noqa: N803
+        return {"PolicyNames": list(self._user(UserName, "ListUserPolicies")["policies"])}
+
     def delete_user_policy(self, UserName: str, PolicyName: str) -> None:  # noqa: N803
         policies = self._user(UserName, "DeleteUserPolicy")["policies"]
         if PolicyName not in policies:
@@ -128,6 +131,14 @@ def test_the_identity_step_is_create_or_verify_and_grants_read_and_list_of_its_b
     ]
     names = [step.name for step in provisioning.CREATE_STEPS]
     assert names.index("bucket") < names.index("object-store-identity") < names.index("object-store-secret")
+
+
+def test_an_adopted_identity_loses_any_other_policy(iam):
+    iam.create_user(UserName="imm-tenant-acme")
+    everything = {"Statement": [{"Effect": "Allow", "Action": ["s3:*"], "Resource": ["*"]}]}
+    iam.put_user_policy(UserName="imm-tenant-acme", PolicyName="wide", PolicyDocument=json.dumps(everything))
+    assert objectstore.tenant_identity_ensure("acme") is False
+    assert list(iam.users["imm-tenant-acme"]["policies"]) == ["imm-tenant-read"]
 
 
 def test_the_secret_holds_the_identitys_one_key_and_a_retry_revokes_the_earlier_one(iam):

@@ -297,3 +297,28 @@ def test_migration_gives_a_tenant_made_before_its_own_key(as_admin, operations_w
     assert "1 tenants, 0 migrated, 1 already had their own key" in again.getvalue()
     assert store_secret(admin_k8s, name) == secret
     assert as_admin("delete", f"/tenants/{name}").status_code == 200
+
+
+def test_a_leftover_identity_of_the_name_is_adopted_with_exactly_the_read_policy(
+    as_admin, operations_worker, admin_k8s, devstack_env, names
+):
+    """An identity `imm-tenant-<name>` left behind (say, with a policy allowing everything) is made the
+    tenant's read-only identity: its other policies and keys are gone, the store enforces ours."""
+    name = new_name(names)
+    iam = admin_iam_client(devstack_env)
+    iam.create_user(UserName=f"imm-tenant-{name}")
+    everything = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["s3:*"], "Resource": ["*"]}]}
+    iam.put_user_policy(UserName=f"imm-tenant-{name}", PolicyName="wide", PolicyDocument=json.dumps(everything))
+    stale = iam.create_access_key(UserName=f"imm-tenant-{name}")["AccessKey"]["AccessKeyId"]
+
+    assert as_admin("post", "/tenants", tenant_body(name)).status_code == 200
+    assert iam.list_user_policies(UserName=f"imm-tenant-{name}")["PolicyNames"] == ["imm-tenant-read"]
+    secret = store_secret(admin_k8s, name)
+    keys = [k["AccessKeyId"] for k in iam.list_access_keys(UserName=f"imm-tenant-{name}")["AccessKeyMetadata"]]
+    assert keys == [secret["minio.access_key_id"]]
+    assert stale not in keys
+    time.sleep(0.5)  # the store applies identity changes asynchronously
+    tenant = s3_with(secret)
+    assert tenant.list_objects_v2(Bucket=name)["KeyCount"] == 0
+    assert refused(lambda: tenant.put_object(Bucket=name, Key="x", Body=b"x")) == "AccessDenied"
+    assert as_admin("delete", f"/tenants/{name}").status_code == 200
