@@ -88,8 +88,8 @@ class Raw:
             name,
             manifests.store_secret(
                 name,
-                access_key=os.environ["S3_ACCESS_KEY_ID"],
-                secret_key=os.environ["S3_SECRET_ACCESS_KEY"],
+                access_key=None,  # never the platform's key in a tenant namespace (SECURITY.md)
+                secret_key=None,
                 endpoint_url=os.environ["S3_ENDPOINT_URL"],
                 region=os.environ["S3_REGION"],
             ),

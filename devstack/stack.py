@@ -53,6 +53,9 @@ def environment() -> dict[str, str]:
         "S3_ACCESS_KEY_ID": access,
         "S3_SECRET_ACCESS_KEY": secret,
         "S3_REGION": "us-east-1",
+        # SeaweedFS serves the IAM API on its S3 port; the platform's identity holds `Admin` there.
+        "S3_IAM_ENDPOINT_URL": storage.S3_URL,
+        "IMM_STORE_IDENTITY_BACKEND": "aws-iam",
         "REDIS_URL": storage.REDIS_URL,
         # Not DATABASE_URL: the product stays on SQLite unless told otherwise (see the README).
         "IMM_DEVSTACK_DATABASE_URL": database.url(),

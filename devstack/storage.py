@@ -2,7 +2,10 @@
 
 SeaweedFS comes from its PyPI wheel and stands in for MinIO: product code speaks plain S3 through
 boto3, so any S3 works. Access-key authentication is on, so anonymous and wrong-secret requests
-are refused as they would be in production. Redis comes from Debian's redis-server.
+are refused as they would be in production. Its embedded IAM API (on the S3 port) is writable, and
+the platform's identity holds `Admin`, which SeaweedFS requires of IAM callers: the provisioning saga
+makes each tenant a read-only identity there. SeaweedFS keeps IAM-made users and their policies in
+its filer (they survive restarts) and enforces the policies on every S3 request. Redis comes from Debian's redis-server.
 """
 
 from __future__ import annotations
@@ -90,6 +93,10 @@ def s3_part() -> Part:
             "-s3",
             f"-s3.port={PORTS.s3}",
             f"-s3.config={_s3_config()}",
+            # The embedded IAM API (same port as S3) may create and delete users: the provisioning
+            # saga makes each tenant its own read-only identity there (issue 18).
+            "-s3.iam=true",
+            "-s3.iam.readOnly=false",
             # SeaweedFS also serves an Iceberg catalog (8181) and a Lance namespace (9101) by default:
             # fixed ports that clash with other programs and with a second checkout's devstack.
             "-s3.port.iceberg=0",

@@ -1,16 +1,20 @@
 """The one door to the object store: the only module that imports boto3/botocore.
 
 Object-store calls use the platform's credentials (users never get S3 keys), so callers must first
-have asked Kubernetes whether the user may act in the tenant (DECISIONS §3). Addressing is
+have asked Kubernetes whether the user may act in the tenant (DECISIONS §3). The platform's key never
+leaves the server: serving pods get a tenant identity's read-only key, made here (issue 18). Addressing is
 path-style, because bucket names are tenant names and MinIO-like stores rarely have wildcard DNS.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import boto3
@@ -498,3 +502,215 @@ def object_copy(source_bucket: str, source_key: str, bucket: str, key: str) -> N
     """Server-side copy (multipart for large objects): the bytes never leave the store."""
     with _upload_errors():
         client().copy({"Bucket": source_bucket, "Key": source_key}, bucket, key)
+
+
+# --- tenant identities (issue 18) ----------------------------------------------------------------------
+# Serving pods read models with a key of their tenant's own, never the platform's: the platform's key
+# may read and write every bucket and must never leave the server. Each tenant gets one store identity,
+# named after it so that a retried or rolled-back saga and the cleanup can always find it, whose policy
+# allows exactly read and list of the tenant's bucket. The backend is a setting, because stores manage
+# identities differently; `none` means the store can do neither and the tenant gets no key at all.
+IDENTITY_BACKEND_AWS_IAM = "aws-iam"
+IDENTITY_BACKEND_NONE = "none"
+IDENTITY_BACKENDS = (IDENTITY_BACKEND_AWS_IAM, IDENTITY_BACKEND_NONE)
+TENANT_IDENTITY_PREFIX = "imm-tenant-"
+TENANT_POLICY_NAME = "imm-tenant-read"
+
+
+@dataclass(frozen=True)
+class AccessKey:
+    """A tenant identity's key pair; the secret half is only ever known when the key is made."""
+
+    access_key_id: str
+    secret_access_key: str = field(repr=False)
+
+
+IDENTITY_NAME_MAX = 64  # AWS IAM's limit on user names
+
+
+def tenant_identity_name(tenant: str) -> str:
+    """The identity's name: deterministic, so create-or-verify and cleanup find it without state.
+
+    Tenant names may have 63 characters and IAM user names at most 64, so a long name keeps its start
+    and ends in a hash of the whole name (still unique, still the same on every run).
+    """
+    name = f"{TENANT_IDENTITY_PREFIX}{tenant}"
+    if len(name) <= IDENTITY_NAME_MAX:
+        return name
+    digest = hashlib.sha256(tenant.encode()).hexdigest()[:8]
+    return f"{name[: IDENTITY_NAME_MAX - len(digest) - 1]}-{digest}"
+
+
+def tenant_policy(bucket: str) -> dict[str, Any]:
+    """Read and list of one bucket, nothing else (no write, delete, other buckets, bucket creation)."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": [f"arn:aws:s3:::{bucket}"]},
+            {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": [f"arn:aws:s3:::{bucket}/*"]},
+        ],
+    }
+
+
+def identities_enabled() -> bool:
+    """Whether tenants get identities of their own (False: the `none` backend, tenants get no key)."""
+    return str(settings.IMM_STORE_IDENTITY_BACKEND) != IDENTITY_BACKEND_NONE
+
+
+def _translate_iam(exc: ClientError) -> ImmError:
+    error = exc.response.get("Error", {})
+    code = str(error.get("Code", ""))
+    message = str(error.get("Message") or code or "no message")
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    if code == "NoSuchEntity":
+        return NotFound(description=message, code="object_store_identity_not_found")
+    if code == "EntityAlreadyExists":
+        return Conflict(description=message, code="object_store_identity_exists")
+    if code in {"AccessDenied", "AccessDeniedException", "InvalidClientTokenId"} or status == 403:
+        # SeaweedFS answers a caller without the Admin action with a bare 403 (no error code).
+        return Forbidden(
+            description="the object store refused to manage tenant identities with the platform's credentials "
+            f"({code or status}: {message})",
+            code="object_store_identity_forbidden",
+        )
+    if code == "LimitExceeded":
+        return Conflict(description=message, code="object_store_identity_limit")
+    if code in {"ServiceFailure", "Throttling", "ServiceUnavailable"} or status >= 500:
+        return UpstreamUnavailable(OBJECT_STORE, f"identity management: {code or status}: {message}")
+    return translate(exc)
+
+
+@contextmanager
+def _iam_errors() -> Iterator[None]:
+    with s3_errors():
+        try:
+            yield
+        except ClientError as exc:
+            raise _translate_iam(exc) from None
+
+
+_iam_client: Any = None
+
+
+@receiver(setting_changed)
+def _forget_iam_client(**kwargs: Any) -> None:
+    global _iam_client
+    setting = str(kwargs.get("setting", ""))
+    if setting.startswith("S3_") or setting == "IMM_STORE_IDENTITY_BACKEND":
+        _iam_client = None
+
+
+def _iam() -> Any:
+    """The IAM API client: the store's IAM endpoint (SeaweedFS: the S3 port), with the identity that
+    may manage users (by default the platform's own key)."""
+    global _iam_client
+    if not identities_enabled():
+        raise ImmError(
+            "Platform misconfigured",
+            "tenant identities are off (IMM_STORE_IDENTITY_BACKEND=none)",
+            code="object_store_identities_off",
+            status=503,
+        )
+    with _client_lock:
+        if _iam_client is None:
+            endpoint = settings.S3_IAM_ENDPOINT_URL or settings.S3_ENDPOINT_URL
+            if not endpoint:
+                raise UpstreamUnavailable(
+                    OBJECT_STORE, "S3_IAM_ENDPOINT_URL is not configured", code="object_store_not_configured"
+                )
+            _iam_client = boto3.session.Session().client(
+                "iam",
+                endpoint_url=endpoint,
+                aws_access_key_id=(settings.S3_IAM_ACCESS_KEY_ID or settings.S3_ACCESS_KEY_ID) or None,
+                aws_secret_access_key=(settings.S3_IAM_SECRET_ACCESS_KEY or settings.S3_SECRET_ACCESS_KEY) or None,
+                region_name=settings.S3_REGION,
+                verify=settings.S3_CA_FILE or None,
+                config=Config(
+                    connect_timeout=settings.S3_CONNECT_TIMEOUT_SECONDS,
+                    read_timeout=settings.S3_READ_TIMEOUT_SECONDS,
+                    retries={"max_attempts": settings.S3_MAX_ATTEMPTS, "mode": "standard"},
+                ),
+            )
+        return _iam_client
+
+
+def tenant_identity_ensure(tenant: str) -> bool:
+    """Create-or-verify the tenant's identity and (re)set its read-only policy; True when it was made.
+
+    An existing identity of that name is adopted: the name is the platform's (its prefix), so it can
+    only be left by an earlier run for this tenant; any other inline policy it carries is deleted and
+    ours is put again, so it grants exactly read and list of the bucket.
+    """
+    user = tenant_identity_name(tenant)
+    created = True
+    try:
+        with _iam_errors():
+            _iam().create_user(UserName=user)
+    except Conflict:
+        created = False
+    if not created:
+        with _iam_errors():
+            others = [
+                p for p in _iam().list_user_policies(UserName=user).get("PolicyNames", []) if p != TENANT_POLICY_NAME
+            ]
+            for policy in others:
+                _iam().delete_user_policy(UserName=user, PolicyName=policy)
+    with _iam_errors():
+        _iam().put_user_policy(
+            UserName=user, PolicyName=TENANT_POLICY_NAME, PolicyDocument=json.dumps(tenant_policy(tenant))
+        )
+    return created
+
+
+def tenant_identity_exists(tenant: str) -> bool:
+    try:
+        with _iam_errors():
+            _iam().get_user(UserName=tenant_identity_name(tenant))
+    except NotFound:
+        return False
+    return True
+
+
+def tenant_keys(tenant: str) -> list[str]:
+    """The access key ids the tenant's identity holds (empty when it does not exist)."""
+    try:
+        with _iam_errors():
+            answer = _iam().list_access_keys(UserName=tenant_identity_name(tenant))
+    except NotFound:
+        return []
+    return [str(item["AccessKeyId"]) for item in answer.get("AccessKeyMetadata", [])]
+
+
+def tenant_key_create(tenant: str) -> AccessKey:
+    with _iam_errors():
+        key = _iam().create_access_key(UserName=tenant_identity_name(tenant))["AccessKey"]
+    return AccessKey(str(key["AccessKeyId"]), str(key["SecretAccessKey"]))
+
+
+def tenant_key_delete(tenant: str, access_key_id: str) -> bool:
+    """Revoke one key; False when it (or the identity) was already gone."""
+    try:
+        with _iam_errors():
+            _iam().delete_access_key(UserName=tenant_identity_name(tenant), AccessKeyId=access_key_id)
+    except NotFound:
+        return False
+    return True
+
+
+def tenant_identity_delete(tenant: str) -> bool:
+    """Delete the identity with its keys and policy (AWS refuses to delete a user that has them);
+    False when it did not exist. Safe to run again."""
+    user = tenant_identity_name(tenant)
+    for key_id in tenant_keys(tenant):
+        tenant_key_delete(tenant, key_id)
+    try:
+        with _iam_errors():
+            _iam().delete_user_policy(UserName=user, PolicyName=TENANT_POLICY_NAME)
+    except NotFound:
+        pass
+    try:
+        with _iam_errors():
+            _iam().delete_user(UserName=user)
+    except NotFound:
+        return False
+    return True

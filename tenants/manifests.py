@@ -165,22 +165,30 @@ def ca_secret(tenant: str, cert_b64: str) -> dict[str, Any]:
     }
 
 
-def store_secret(tenant: str, *, access_key: str, secret_key: str, endpoint_url: str, region: str) -> dict[str, Any]:
-    """The object-store settings the serving pods read, under the original IMM's key names."""
+def store_secret(
+    tenant: str, *, access_key: str | None, secret_key: str | None, endpoint_url: str, region: str
+) -> dict[str, Any]:
+    """The object-store settings the serving pods read, under the original IMM's key names.
+
+    The key is the tenant identity's own (read and list of its bucket only), never the platform's.
+    ``None`` (no identity backend): the secret carries no key at all, so a serving container that needs
+    one fails to start (CreateContainerConfigError) instead of reading models with another key.
+    """
     host = endpoint_url.split("://", 1)[-1].rstrip("/")
+    data = {
+        "minio.endpoint": _b64(host),
+        "minio.endpoint_url": _b64(endpoint_url),
+        "minio.minio_region": _b64(region),
+        "minio.signature_version": _b64("s3v4"),
+    }
+    if access_key is not None and secret_key is not None:
+        data = {"minio.access_key_id": _b64(access_key), "minio.access_secret_key": _b64(secret_key), **data}
     return {
         "apiVersion": "v1",
         "kind": "Secret",
         "type": "Opaque",
         "metadata": _meta(STORE_SECRET, tenant),
-        "data": {
-            "minio.access_key_id": _b64(access_key),
-            "minio.access_secret_key": _b64(secret_key),
-            "minio.endpoint": _b64(host),
-            "minio.endpoint_url": _b64(endpoint_url),
-            "minio.minio_region": _b64(region),
-            "minio.signature_version": _b64("s3v4"),
-        },
+        "data": data,
     }
 
 

@@ -12,6 +12,7 @@ already exists without our stamp belongs to someone else: the run stops with 409
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from contextlib import suppress
@@ -23,9 +24,11 @@ from django.conf import settings
 from endpoints import services as endpoint_services
 from inferencemgmt import kube, objectstore
 from inferencemgmt.auth.identity import Identity
-from inferencemgmt.errors import KUBERNETES, Conflict, ImmError, NotFound, UpstreamUnavailable
+from inferencemgmt.errors import KUBERNETES, Conflict, Forbidden, ImmError, NotFound, UpstreamUnavailable
 from inferencemgmt.operations.execution import OperationRolledBack, OperationRun
 from tenants import manifests
+
+logger = logging.getLogger(__name__)
 
 OPERATION_ANNOTATION = "imm.ai.intel.com/operation"
 NAMESPACE_POLL_SECONDS = 1.0
@@ -149,15 +152,59 @@ def _ca_secret_apply(tenant: Tenant, started_before: bool) -> None:
     _put_secret(tenant, manifests.ca_secret(tenant.name, tenant.cert))
 
 
-def _store_secret_apply(tenant: Tenant, started_before: bool) -> None:
-    body = manifests.store_secret(
-        tenant.name,
-        access_key=settings.S3_ACCESS_KEY_ID,
-        secret_key=settings.S3_SECRET_ACCESS_KEY,
+def _identity_apply(tenant: Tenant, started_before: bool) -> None:
+    """Create-or-verify the tenant's own store identity (read and list of its bucket, nothing else)."""
+    if objectstore.identities_enabled():
+        objectstore.tenant_identity_ensure(tenant.name)
+
+
+IDENTITY_FORBIDDEN = "object_store_identity_forbidden"
+
+
+def identity_remove(name: str) -> None:
+    """Delete the tenant's identity and its keys; a missing one (or identities off) is fine."""
+    if objectstore.identities_enabled():
+        objectstore.tenant_identity_delete(name)
+
+
+def _identity_undo(tenant: Tenant, run: OperationRun | None) -> None:
+    """Remove the identity; when the store refuses to manage identities at all, go on undoing the rest.
+
+    A refusal means the platform's credentials may not manage identities, so this run (with the same
+    credentials) made none: stopping here would leave the namespace and bucket behind for nothing. An
+    identity left by credentials revoked mid-run is adopted by the next create and removed by deletion.
+    """
+    try:
+        identity_remove(tenant.name)
+    except Forbidden as exc:
+        if exc.code != IDENTITY_FORBIDDEN:
+            raise
+        logger.warning("tenant %s: the store refused to remove identity: %s", tenant.name, exc.description)
+
+
+def store_secret_body(name: str) -> dict[str, Any]:
+    """The tenant's access secret with a fresh key of its identity, every older key revoked first.
+
+    The secret half of a key is only known when it is made, so a retried run cannot reuse the key an
+    interrupted one made: it revokes every key the identity holds and makes one, so no key outlives
+    the secret that carried it. Never the platform's key: with identities off the secret has none.
+    """
+    key: objectstore.AccessKey | None = None
+    if objectstore.identities_enabled():
+        for key_id in objectstore.tenant_keys(name):
+            objectstore.tenant_key_delete(name, key_id)
+        key = objectstore.tenant_key_create(name)
+    return manifests.store_secret(
+        name,
+        access_key=key.access_key_id if key else None,
+        secret_key=key.secret_access_key if key else None,
         endpoint_url=settings.S3_ENDPOINT_URL,
         region=settings.S3_REGION,
     )
-    _put_secret(tenant, body)
+
+
+def _store_secret_apply(tenant: Tenant, started_before: bool) -> None:
+    _put_secret(tenant, store_secret_body(tenant.name))
 
 
 def _tls_secret_apply(tenant: Tenant, started_before: bool) -> None:
@@ -232,6 +279,7 @@ class Step:
 CREATE_STEPS: tuple[Step, ...] = (
     Step("namespace", _namespace_apply, _namespace_undo),
     Step("bucket", _bucket_apply, lambda tenant, run: bucket_remove(tenant.name)),
+    Step("object-store-identity", _identity_apply, _identity_undo),
     Step("ca-cert-secret", _ca_secret_apply, _secret_undo(manifests.CA_SECRET)),
     Step("object-store-secret", _store_secret_apply, _secret_undo(manifests.STORE_SECRET)),
     Step("tls-secret", _tls_secret_apply, _secret_undo(manifests.TLS_SECRET)),
@@ -311,7 +359,7 @@ def provision(run: OperationRun) -> dict[str, Any]:
     return {"name": tenant.name}
 
 
-DELETE_STEPS = ("endpoints", "namespace", "uploads", "objects", "bucket")
+DELETE_STEPS = ("endpoints", "namespace", "identity", "uploads", "objects", "bucket")
 
 
 def deprovision(run: OperationRun) -> dict[str, Any]:
@@ -334,6 +382,10 @@ def deprovision(run: OperationRun) -> dict[str, Any]:
     if not run.completed("namespace"):
         with run.step("namespace"):
             _namespace_undo(tenant, run)
+    if not run.completed("identity"):
+        with run.step("identity"):
+            # After the namespace: no serving pod holds the key any more when it is revoked.
+            identity_remove(name)
     aborted = deleted = 0
     try:
         if not run.completed("uploads"):

@@ -76,6 +76,7 @@ def platform_settings(devstack_env: dict[str, str], settings: Any) -> Any:
     settings.S3_ACCESS_KEY_ID = devstack_env["S3_ACCESS_KEY_ID"]
     settings.S3_SECRET_ACCESS_KEY = devstack_env["S3_SECRET_ACCESS_KEY"]
     settings.S3_REGION = devstack_env["S3_REGION"]
+    settings.S3_IAM_ENDPOINT_URL = devstack_env.get("S3_IAM_ENDPOINT_URL", "")
     settings.REDIS_URL = devstack_env["REDIS_URL"]
     settings.PLATFORM_DOMAIN = devstack_env["PLATFORM_DOMAIN"]
     settings.SERVING_TEMPLATES_NAMESPACE = devstack_env["SERVING_TEMPLATES_NAMESPACE"]

@@ -11,6 +11,7 @@ from botocore.config import Config
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from inferencemgmt import objectstore
 from tenants import manifests
 
 
@@ -43,7 +44,7 @@ def team_a_tenant_create(
 
 
 def remove_tenant(env: Mapping[str, str], name: str) -> None:
-    """Remove a test tenant directly (namespace, bucket, unfinished uploads) when the API cannot."""
+    """Remove a test tenant directly (namespace, bucket, unfinished uploads, store identity) when the API cannot."""
     core = client.CoreV1Api(config.new_client_from_config(env["KUBECONFIG"]))
     try:
         core.delete_namespace(name)
@@ -58,4 +59,29 @@ def remove_tenant(env: Mapping[str, str], name: str) -> None:
             s3.delete_object(Bucket=name, Key=item["Key"])
         s3.delete_bucket(Bucket=name)
     except s3.exceptions.NoSuchBucket:
+        pass
+    identity_remove(env, objectstore.tenant_identity_name(name))
+
+
+def admin_iam_client(env: Mapping[str, str]) -> Any:
+    """An IAM client with the object store's admin credentials (SeaweedFS serves IAM on its S3 port)."""
+    return boto3.client(
+        "iam",
+        endpoint_url=env.get("S3_IAM_ENDPOINT_URL") or env["S3_ENDPOINT_URL"],
+        aws_access_key_id=env["S3_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["S3_SECRET_ACCESS_KEY"],
+        region_name=env.get("S3_REGION", "us-east-1"),
+    )
+
+
+def identity_remove(env: Mapping[str, str], user: str) -> None:
+    """Delete a store identity with its keys and policies; a missing one is fine."""
+    iam = admin_iam_client(env)
+    try:
+        for key in iam.list_access_keys(UserName=user)["AccessKeyMetadata"]:
+            iam.delete_access_key(UserName=user, AccessKeyId=key["AccessKeyId"])
+        for policy in iam.list_user_policies(UserName=user)["PolicyNames"]:
+            iam.delete_user_policy(UserName=user, PolicyName=policy)
+        iam.delete_user(UserName=user)
+    except iam.exceptions.NoSuchEntityException:
         pass

@@ -204,7 +204,8 @@ def test_a_failed_step_undoes_everything_and_the_same_create_then_succeeds(
     undone = [step["name"] for step in operation.steps if step["name"].startswith("undo ")]
     assert undone == [
         "undo role-binding", "undo role", "undo resource-quota", "undo tls-secret",
-        "undo object-store-secret", "undo ca-cert-secret", "undo bucket", "undo namespace",
+        "undo object-store-secret", "undo ca-cert-secret", "undo object-store-identity", "undo bucket",
+        "undo namespace",
     ]  # fmt: skip
 
     client.AdmissionregistrationV1Api(admin_k8s).delete_validating_admission_policy_binding(deny_rolebindings)

@@ -158,6 +158,24 @@ names and subjects, so the rules have one source.
     secretKeyRef:
       name: {{ .Values.objectStore.credentials.existingSecret }}
       key: {{ .Values.objectStore.credentials.secretAccessKeyKey }}
+- name: IMM_STORE_IDENTITY_BACKEND
+  value: {{ .Values.objectStore.identityBackend | quote }}
+{{- if .Values.objectStore.iam.endpointUrl }}
+- name: S3_IAM_ENDPOINT_URL
+  value: {{ .Values.objectStore.iam.endpointUrl | quote }}
+{{- end }}
+{{- if .Values.objectStore.iam.credentials.existingSecret }}
+- name: S3_IAM_ACCESS_KEY_ID
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.objectStore.iam.credentials.existingSecret }}
+      key: {{ .Values.objectStore.iam.credentials.accessKeyIdKey }}
+- name: S3_IAM_SECRET_ACCESS_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.objectStore.iam.credentials.existingSecret }}
+      key: {{ .Values.objectStore.iam.credentials.secretAccessKeyKey }}
+{{- end }}
 {{- if .Values.objectStore.caBundle.configMap }}
 - name: S3_CA_FILE
   value: /etc/imm/s3-ca/{{ .Values.objectStore.caBundle.key }}
