@@ -71,7 +71,9 @@ def go_binary(module: str, package: str, output: str, ldflags: tuple[str, ...] =
     log = LOGS / f"build-{module}.log"
     say(f"building {output} from devstack/{module} (first time on this machine; cached in {target_dir})")
     began = time.monotonic()
-    partial = target.with_suffix(".partial")
+    # One partial file per process: two checkouts (or CI and a developer) may build the same binary
+    # at once; each renames its own complete file into place, and rename is atomic.
+    partial = target.with_suffix(f".partial-{os.getpid()}")
     env = dict(os.environ)
     process = subprocess.Popen(
         [
