@@ -666,6 +666,8 @@ def env() -> dict[str, str]:
         "IMM_DEVSTACK_TRITON_IMAGE": images.triton().ref,
         # The object store as pods see it (tenants' store secrets need this address, not loopback).
         "IMM_DEVSTACK_S3_CLUSTER_URL": f"http://{NODE_IP}:{PORTS.s3}",
+        # ... and the product writes it into them: endpoints made through the API load their models.
+        "S3_SERVING_ENDPOINT_URL": f"http://{NODE_IP}:{PORTS.s3}",
     }
 
 

@@ -194,6 +194,9 @@ S3_ENDPOINT_URL = env.string("S3_ENDPOINT_URL", "")
 S3_ACCESS_KEY_ID = env.secret("S3_ACCESS_KEY_ID", "")
 S3_SECRET_ACCESS_KEY = env.secret("S3_SECRET_ACCESS_KEY", "")
 S3_REGION = env.string("S3_REGION", "us-east-1")
+# Where serving pods reach the store, written into each tenant's access secret (empty:
+# S3_ENDPOINT_URL). The API may reach it at another address than pods do (the devstack's is loopback).
+S3_SERVING_ENDPOINT_URL = env.string("S3_SERVING_ENDPOINT_URL", "")
 S3_CA_FILE = env.existing_file("S3_CA_FILE", "")
 S3_CONNECT_TIMEOUT_SECONDS = env.number("S3_CONNECT_TIMEOUT_SECONDS", 5.0, minimum=0.1)
 S3_READ_TIMEOUT_SECONDS = env.number("S3_READ_TIMEOUT_SECONDS", 60.0, minimum=0.1)

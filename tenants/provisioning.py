@@ -198,7 +198,7 @@ def store_secret_body(name: str) -> dict[str, Any]:
         name,
         access_key=key.access_key_id if key else None,
         secret_key=key.secret_access_key if key else None,
-        endpoint_url=settings.S3_ENDPOINT_URL,
+        endpoint_url=settings.S3_SERVING_ENDPOINT_URL or settings.S3_ENDPOINT_URL,
         region=settings.S3_REGION,
     )
 

@@ -73,6 +73,7 @@ def platform_settings(devstack_env: dict[str, str], settings: Any) -> Any:
     settings.OIDC_AUDIENCES = [devstack_env["OIDC_API_CLIENT_ID"], devstack_env["OIDC_CLI_CLIENT_ID"]]
     settings.IMM_KUBECONFIG = devstack_env["IMM_KUBECONFIG"]
     settings.S3_ENDPOINT_URL = devstack_env["S3_ENDPOINT_URL"]
+    settings.S3_SERVING_ENDPOINT_URL = devstack_env.get("S3_SERVING_ENDPOINT_URL", "")
     settings.S3_ACCESS_KEY_ID = devstack_env["S3_ACCESS_KEY_ID"]
     settings.S3_SECRET_ACCESS_KEY = devstack_env["S3_SECRET_ACCESS_KEY"]
     settings.S3_REGION = devstack_env["S3_REGION"]

@@ -146,6 +146,8 @@ names and subjects, so the rules have one source.
   value: {{ .Values.ingressControllerNamespace | quote }}
 - name: S3_ENDPOINT_URL
   value: {{ include "imm.required" (list .Values.objectStore.endpointUrl "objectStore.endpointUrl") | quote }}
+- name: S3_SERVING_ENDPOINT_URL
+  value: {{ .Values.objectStore.servingEndpointUrl | quote }}
 - name: S3_REGION
   value: {{ .Values.objectStore.region | quote }}
 - name: S3_ACCESS_KEY_ID
