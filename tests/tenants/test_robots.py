@@ -144,6 +144,7 @@ def test_a_deployer_robot_uploads_creates_and_scales_in_its_tenant_and_nowhere_e
     cr = client.CustomObjectsApi(platform.k8s).get_namespaced_custom_object(GROUP, VERSION, mine, PLURAL, "by-robot")
     assert cr["spec"]["replicas"] == 2
     assert as_token(token, "get", f"/tenants/{mine}/endpoints/by-robot").status_code == 200
+    assert as_token(token, "get", "/tenants").json()["data"]["tenants"] == [mine]  # its own tenant only
 
     # Another tenant, tenant administration, and robot management are not the deployer's.
     forbidden = [
