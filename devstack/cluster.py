@@ -347,6 +347,8 @@ def bootstrap_manifests() -> list[dict[str, Any]]:
     ]
     manifests += _documents(CHART / "files" / "policies" / "platform-admin-tenants.yaml")
     manifests += admin_policy_binding("imm-platform-admin-tenants", "admin", "platform_admin", SERVINGS_NAMESPACE)
+    manifests += _documents(CHART / "files" / "policies" / "tenant-robot-bindings.yaml")
+    manifests.append(robot_policy_binding("imm-tenant-robot-bindings", "imm-platform-admin-tenants"))
     manifests += serving_template_configmaps(SERVINGS_NAMESPACE)
     manifests += [_fake_node(name) for name in FAKE_NODES]
     manifests.append(_inference_tls_secret())
@@ -381,6 +383,20 @@ def admin_policy_binding(
         },
     }
     return [params, binding]
+
+
+def robot_policy_binding(policy: str, params: str) -> dict[str, Any]:
+    """Bind the tenant-robot-bindings policy; its parameters are the platform-admin policy's ConfigMap."""
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": policy},
+        "spec": {
+            "policyName": policy,
+            "validationActions": ["Deny"],
+            "paramRef": {"name": params, "namespace": SYSTEM_NAMESPACE, "parameterNotFoundAction": "Allow"},
+        },
+    }
 
 
 def _binding(kind: str, role: str, subject_kind: str, subject: str, namespace: str | None = None) -> dict[str, Any]:

@@ -35,7 +35,7 @@ from kubernetes.client.exceptions import ApiException
 from urllib3.util.retry import Retry
 
 from inferencemgmt.auth.identity import Identity
-from inferencemgmt.auth.names import passable_groups, username_problem
+from inferencemgmt.auth.names import passable_groups, service_account_groups, service_account_of, username_problem
 from inferencemgmt.digits import ascii_int
 from inferencemgmt.errors import (
     KUBERNETES,
@@ -55,13 +55,29 @@ def impersonation_groups(identity: Identity) -> list[str]:
     """Groups sent to Kubernetes: only names ``auth/names.py`` lets pass (never a ``system:`` group).
 
     Identities built from tokens, sessions and records are already filtered; this is the last
-    check, at the door, for every Identity however it was made.
+    check, at the door, for every Identity however it was made. A robot (``identity.service_account``)
+    is sent exactly its namespace's two service-account groups, derived from its user name.
     """
+    if identity.service_account:
+        found = service_account_of(identity.username)
+        return list(service_account_groups(found[0])) if found else []
     return list(passable_groups(identity.groups))
 
 
 def impersonation_user(identity: Identity) -> str:
-    """The ``Impersonate-User`` value: a plain identity, or a 403 before anything is sent."""
+    """The ``Impersonate-User`` value: a plain identity, or a 403 before anything is sent.
+
+    The one exception (names.py): a robot identity is sent as its service account, and only in the
+    exact form ``system:serviceaccount:<namespace>:<name>``.
+    """
+    if identity.service_account:
+        if service_account_of(identity.username) is None:
+            raise Forbidden(
+                "Not allowed",
+                "The robot's name is not a service account of a namespace.",
+                code="impersonation_refused",
+            )
+        return identity.username
     problem = username_problem(identity.username)
     if problem is not None:
         raise Forbidden(
@@ -506,3 +522,52 @@ def access_allowed(
     }
     review = api(identity, "AuthorizationV1Api").create_self_subject_access_review(body=body)
     return bool(review.status.allowed)
+
+
+# --- robots: service-account tokens -------------------------------------------------------------------
+class TokenReviewAnswer:
+    """What Kubernetes said of a bearer token: who it is, or that it is not valid (and why)."""
+
+    def __init__(self, *, authenticated: bool, username: str, audiences: list[str], error: str) -> None:
+        self.authenticated = authenticated
+        self.username = username
+        self.audiences = audiences
+        self.error = error
+
+
+def token_review(token: str, audiences: list[str]) -> TokenReviewAnswer:
+    """Ask Kubernetes whether ``token`` is valid for one of ``audiences`` (as the management API itself).
+
+    A TokenReview is the only way to verify a service-account token: a bound token is valid only while
+    its ServiceAccount (same UID) exists, which no local signature check can know. It is made with the
+    management API's own identity (``tokenreviews create`` in helm/imm/files/rbac/management-api.yaml):
+    there is no user yet to act as.
+    """
+    body = {
+        "apiVersion": "authentication.k8s.io/v1",
+        "kind": "TokenReview",
+        "spec": {"token": token, "audiences": audiences},
+    }
+    review = service_api("AuthenticationV1Api").create_token_review(body=body)
+    status = review.status
+    user = status.user if status is not None else None
+    return TokenReviewAnswer(
+        authenticated=bool(status is not None and status.authenticated),
+        username=str(user.username) if user is not None and user.username else "",
+        audiences=list(status.audiences or []) if status is not None else [],
+        error=str(status.error or "") if status is not None else "",
+    )
+
+
+def service_account_token(identity: Identity, namespace: str, name: str, *, audience: str, seconds: int) -> Any:
+    """A bound token of the ServiceAccount ``namespace/name`` (the TokenRequest API), requested AS ``identity``.
+
+    Returns the TokenRequest's status (``token``, ``expiration_timestamp``). Never a Secret: the token
+    expires and dies with the ServiceAccount.
+    """
+    body = {
+        "apiVersion": "authentication.k8s.io/v1",
+        "kind": "TokenRequest",
+        "spec": {"audiences": [audience], "expirationSeconds": seconds},
+    }
+    return api(identity, "CoreV1Api").create_namespaced_service_account_token(name, namespace, body).status

@@ -259,6 +259,7 @@ REST_FRAMEWORK: dict[str, Any] = {
     # JSON whatever `Accept` says, and a body without a Content-Type is JSON (as the original).
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "inferencemgmt.api.negotiation.JSONFallbackNegotiation",
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "tenants.authentication.RobotTokenAuthentication",
         "inferencemgmt.auth.authentication.OIDCTokenAuthentication",
         "inferencemgmt.auth.authentication.ConsoleSessionAuthentication",
     ],
@@ -323,6 +324,15 @@ IMM_INFERENCE_TLS_SECRET = env.string("IMM_INFERENCE_TLS_SECRET", "tls-secret")
 IMM_INGRESS_NAMESPACE = env.string("IMM_INGRESS_NAMESPACE", "ingress-nginx")
 # How long tenant deletion (and a rolled-back creation) waits for the namespace to be gone.
 IMM_NAMESPACE_DELETE_TIMEOUT_SECONDS = env.number("IMM_NAMESPACE_DELETE_TIMEOUT_SECONDS", 120.0, minimum=1)
+
+# --- Robots (tenant service accounts) ---------------------------------------------------------------
+# The longest lifetime a robot token may be asked for (Kubernetes' TokenRequest minimum is 10 minutes).
+IMM_ROBOT_TOKEN_MAX_SECONDS = env.integer("IMM_ROBOT_TOKEN_MAX_SECONDS", 24 * 3600, minimum=600)
+# The audience robot tokens are bound to: such a token is refused by the Kubernetes API itself (its
+# audience is not the API server's) and accepted only where a TokenReview names this audience.
+IMM_ROBOT_TOKEN_AUDIENCE = env.string("IMM_ROBOT_TOKEN_AUDIENCE", "inference-model-manager")
+# How long a TokenReview's answer is remembered per token: a deleted robot's token is refused within this.
+IMM_ROBOT_TOKEN_REVIEW_CACHE_SECONDS = env.number("IMM_ROBOT_TOKEN_REVIEW_CACHE_SECONDS", 10.0, minimum=0)
 
 # --- Models and uploads -----------------------------------------------------------------------------
 # Address clients reach the object store at, for presigned direct-upload URLs (empty: S3_ENDPOINT_URL).

@@ -109,12 +109,107 @@ TENANT_RULES: list[dict[str, list[str]]] = [
 ]
 
 
+# Members manage their tenant's robots (README "Robots") AS themselves: a robot is a ServiceAccount,
+# its rights a RoleBinding, its tokens TokenRequests. Kubernetes lets a member bind only a Role whose
+# every permission the member holds (RBAC escalation prevention), so a member can give a robot at most
+# the tenant's own Role; the admission policy helm/imm/files/policies/tenant-robot-bindings.yaml
+# confines what a member may bind to whom (this namespace's service accounts, the three robot roles).
+ROBOT_ADMIN_RULES: list[dict[str, list[str]]] = [
+    {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["get", "list", "create", "delete"]},
+    {"apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["create"]},
+    {
+        "apiGroups": ["rbac.authorization.k8s.io"],
+        "resources": ["rolebindings"],
+        "verbs": ["get", "list", "create", "delete"],
+    },
+]
+ROBOT_LABEL = "imm.ai.intel.com/robot"
+ROBOT_ROLE_ANNOTATION = "imm.ai.intel.com/robot-role"
+DESCRIPTION_ANNOTATION = "imm.ai.intel.com/description"
+#: A robot's role: the tenant's own Role (everything a member may do, robots included), or a narrower one.
+ROBOT_ROLE_TENANT = "tenant"
+ROBOT_ROLE_DEPLOYER = "deployer"
+ROBOT_ROLE_READER = "reader"
+ROBOT_ROLES = (ROBOT_ROLE_TENANT, ROBOT_ROLE_DEPLOYER, ROBOT_ROLE_READER)
+_READ_VERBS = {"get", "list", "watch"}
+
+
+def _read_only(rules: list[dict[str, list[str]]]) -> list[dict[str, list[str]]]:
+    kept = []
+    for rule in rules:
+        verbs = [verb for verb in rule["verbs"] if verb in _READ_VERBS]
+        if verbs:
+            kept.append({**rule, "verbs": verbs})
+    return kept
+
+
+#: ``deployer`` manages endpoints and uploads models (an upload is allowed to whoever may create
+#: endpoints, models_store/access.py): the tenant's rules without robot management.
+DEPLOYER_RULES = TENANT_RULES
+#: ``reader`` reads endpoints, models and what the platform made; it writes nothing.
+READER_RULES = _read_only(TENANT_RULES)
+
+
+def robot_role_name(tenant: str, role_choice: str) -> str:
+    """The Role a robot of ``role_choice`` is bound to in ``tenant``."""
+    return tenant if role_choice == ROBOT_ROLE_TENANT else f"imm-robot-{role_choice}"
+
+
 def role(tenant: str) -> dict[str, Any]:
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "Role",
         "metadata": _meta(tenant, tenant),
-        "rules": TENANT_RULES,
+        "rules": TENANT_RULES + ROBOT_ADMIN_RULES,
+    }
+
+
+def robot_roles(tenant: str) -> list[dict[str, Any]]:
+    """The narrower Roles a robot may be given (subsets of the tenant's Role, so members may bind them)."""
+    return [
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": _meta(robot_role_name(tenant, choice), tenant),
+            "rules": rules,
+        }
+        for choice, rules in ((ROBOT_ROLE_DEPLOYER, DEPLOYER_RULES), (ROBOT_ROLE_READER, READER_RULES))
+    ]
+
+
+def robot_service_account(
+    tenant: str, name: str, description: str, role_choice: str, created_by: str
+) -> dict[str, Any]:
+    """A robot: a ServiceAccount that mounts no token anywhere (its tokens are asked for, bounded)."""
+    metadata = _meta(name, tenant)
+    metadata["labels"][ROBOT_LABEL] = "true"
+    metadata["annotations"] = {
+        DESCRIPTION_ANNOTATION: description,
+        ROBOT_ROLE_ANNOTATION: role_choice,
+        CREATED_BY_ANNOTATION: created_by,
+    }
+    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata, "automountServiceAccountToken": False}
+
+
+def robot_binding_name(name: str) -> str:
+    return f"imm-robot-{name}"
+
+
+def robot_role_binding(tenant: str, name: str, role_choice: str, owner_uid: str) -> dict[str, Any]:
+    """The robot's rights; owned by its ServiceAccount, so the garbage collector removes it with the robot."""
+    metadata = _meta(robot_binding_name(name), tenant)
+    metadata["labels"][ROBOT_LABEL] = "true"
+    metadata["ownerReferences"] = [{"apiVersion": "v1", "kind": "ServiceAccount", "name": name, "uid": owner_uid}]
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": metadata,
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "Role",
+            "name": robot_role_name(tenant, role_choice),
+        },
+        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": tenant}],
     }
 
 

@@ -243,6 +243,21 @@ def _role_apply(tenant: Tenant, started_before: bool) -> None:
     )
 
 
+def _robot_roles_apply(tenant: Tenant, started_before: bool) -> None:
+    rbac = tenant.rbac()
+    for body in manifests.robot_roles(tenant.name):
+        try:
+            rbac.create_namespaced_role(tenant.name, body)
+        except Conflict:
+            rbac.replace_namespaced_role(body["metadata"]["name"], tenant.name, body)
+
+
+def _robot_roles_undo(tenant: Tenant, run: OperationRun | None) -> None:
+    for body in manifests.robot_roles(tenant.name):
+        with suppress(NotFound):
+            tenant.rbac().delete_namespaced_role(body["metadata"]["name"], tenant.name)
+
+
 def _role_binding_apply(tenant: Tenant, started_before: bool) -> None:
     body = manifests.role_binding(tenant.name, tenant.scope)
     rbac = tenant.rbac()
@@ -289,6 +304,7 @@ CREATE_STEPS: tuple[Step, ...] = (
         lambda t, run: _ignore_missing(lambda: t.core().delete_namespaced_resource_quota(t.name, t.name)),
     ),
     Step("role", _role_apply, lambda t, run: _ignore_missing(lambda: t.rbac().delete_namespaced_role(t.name, t.name))),
+    Step("robot-roles", _robot_roles_apply, _robot_roles_undo),
     Step(
         "role-binding",
         _role_binding_apply,

@@ -102,11 +102,12 @@ def tenant_list(identity: Identity) -> list[str]:
     if identity.is_admin:
         namespaces = kube.api(identity, "CoreV1Api").list_namespace(label_selector=_selector()).items
     else:
+        # A person sees the tenants of their groups; a robot its own tenant (README "Robots").
         groups = set(identity.groups)
         namespaces = [
             ns
             for ns in kube.service_api("CoreV1Api").list_namespace(label_selector=_selector()).items
-            if groups.intersection(tenant_scope(ns))
+            if groups.intersection(tenant_scope(ns)) or ns.metadata.name == identity.robot_namespace
         ]
     return sorted(ns.metadata.name for ns in namespaces if not _terminating(ns))
 

@@ -35,6 +35,7 @@ DEFAULT_ENDPOINT_RESOURCES = {"requests.cpu": "0", "requests.memory": "0"}
 DEFAULT_SERVING = "tf-serving"
 DEFAULT_SUBJECT = "client"
 ASYNC = {"Prefer": "respond-async"}
+READ_STDIN = "-"
 
 
 # --- plumbing -----------------------------------------------------------------------------------------
@@ -919,6 +920,74 @@ def view_task_alias(state: State, task_id: str) -> None:
     show(state, state.api().send("GET", tasks.task_path(task_id)).text)
 
 
+# --- robots -------------------------------------------------------------------------------------------
+robot_group = operation("robots", "robot", help="A tenant's robot accounts (for CI): list, create, delete, token.")
+
+
+@robot_group.command(name="list")
+@click.argument("tenant", required=False)
+@pass_state
+def robots_list(state: State, tenant: str | None) -> None:
+    """TENANT: the tenant's robots."""
+    tenant = need(tenant, "tenant name", "DEFAULT_TENANT_NAME")
+    show(state, state.api().send("GET", f"/tenants/{tenant}/robots").text)
+
+
+robot_group.add_alias("list", "ls")
+
+
+@robot_group.command(name="create")
+@click.argument("name", required=False)
+@click.argument("tenant", required=False)
+@click.option("--description", default="", help="What the robot is for (up to 256 characters).")
+@click.option(
+    "--role",
+    type=click.Choice(["tenant", "deployer", "reader"]),
+    default="tenant",
+    show_default=True,
+    help="tenant: the tenant's own rights; deployer: endpoints and model uploads; reader: reads only.",
+)
+@pass_state
+def robots_create(state: State, name: str | None, tenant: str | None, description: str, role: str) -> None:
+    """NAME TENANT: create a robot (a Kubernetes ServiceAccount of the tenant)."""
+    name = need(name, "robot name")
+    tenant = need(tenant, "tenant name", "DEFAULT_TENANT_NAME")
+    body = {"name": name, "description": description, "role": role}
+    show(state, state.api().send("POST", f"/tenants/{tenant}/robots", json_body=body).text)
+
+
+@robot_group.command(name="delete")
+@click.argument("name", required=False)
+@click.argument("tenant", required=False)
+@pass_state
+def robots_delete(state: State, name: str | None, tenant: str | None) -> None:
+    """NAME TENANT: delete a robot; every token it was given stops working."""
+    name = need(name, "robot name")
+    tenant = need(tenant, "tenant name", "DEFAULT_TENANT_NAME")
+    show(state, state.api().send("DELETE", f"/tenants/{tenant}/robots/{name}").text)
+
+
+robot_group.add_alias("delete", "rm", "remove")
+
+
+@robot_group.command(name="token")
+@click.argument("name", required=False)
+@click.argument("tenant", required=False)
+@click.option("--expires-in", type=click.IntRange(600), help="Lifetime in seconds (default: the server's maximum).")
+@click.option("--raw", is_flag=True, help="Print only the token (for IMM_TOKEN or `imm login --token -`).")
+@pass_state
+def robots_token(state: State, name: str | None, tenant: str | None, expires_in: int | None, raw: bool) -> None:
+    """NAME TENANT: a bounded token for the robot (it is a credential; shown once)."""
+    name = need(name, "robot name")
+    tenant = need(tenant, "tenant name", "DEFAULT_TENANT_NAME")
+    body = {"expiresIn": expires_in} if expires_in else {}
+    response = state.api().send("POST", f"/tenants/{tenant}/robots/{name}/tokens", json_body=body)
+    if raw:
+        click.echo(response.json()["data"]["token"])
+        return
+    show(state, response.text)
+
+
 # --- login / logout -----------------------------------------------------------------------------------
 
 
@@ -933,6 +1002,11 @@ def view_task_alias(state: State, task_id: str) -> None:
 @click.option("--idp-ca-cert", envvar="IMM_OIDC_CA_FILE", help="CA file for the identity provider's TLS.")
 @click.option("--scope", "scopes", multiple=True, help="Scopes for --username (default: openid email groups ...).")
 @click.option("--print-token", is_flag=True, help="Print the id_token on stdout (it is a credential).")
+@click.option(
+    "--token",
+    "given_token",
+    help="Save this bearer token instead of logging in (a robot token; '-' reads it from stdin). Never refreshed.",
+)
 @click.option("--proxy_host", "--proxy-host", "proxy_host", help="HTTP proxy host, saved in the config.")
 @click.option("--proxy_port", "--proxy-port", "proxy_port", help="HTTP proxy port.")
 @click.option("--timeout", type=float, default=300.0, show_default=True, help="Wait this long for the browser.")
@@ -952,11 +1026,17 @@ def login(
     proxy_host: str | None,
     proxy_port: str | None,
     timeout: float,
+    given_token: str | None,
 ) -> None:
-    """Log in (browser by default; --offline; --username/--password) and save the tokens (mode 0600)."""
+    """Log in (browser by default; --offline; --username/--password; --token) and save the tokens (mode 0600)."""
     store = state.store()
     if proxy_host:
         store.data["proxy_host"], store.data["proxy_port"] = proxy_host, proxy_port
+    if given_token is not None:
+        if username:
+            raise click.UsageError("give --token or --username, not both")
+        _token_login(state, store, sys.stdin.read().strip() if given_token == READ_STDIN else given_token.strip())
+        return
     connection = state.connection()
     saved: dict[str, Any] = cfg.split_base_url(connection.base_url)
     if isinstance(connection.verify, str):
@@ -991,6 +1071,22 @@ def login(
     click.echo(f"Logged in as {who} (groups: {groups}); config saved to {store.path}", err=True)
     if print_token:
         click.echo(token["id_token"])
+
+
+def _token_login(state: State, store: ConfigStore, token: str) -> None:
+    """Save a bearer token as it is (a robot token from `imm robots token`): nothing to refresh it with."""
+    if not token or any(character.isspace() for character in token):
+        raise click.UsageError("--token: give one bearer token (no spaces)")
+    connection = state.connection()
+    saved: dict[str, Any] = cfg.split_base_url(connection.base_url)
+    if isinstance(connection.verify, str):
+        saved["ca_cert_path"] = connection.verify
+    for stale in ("access_token", "refresh_token", "expires_at", "expires_in", "scope", "token_endpoint"):
+        store.data.pop(stale, None)
+    store.update({**saved, "id_token": token, "login": "token"})
+    claims = token_claims(token)
+    who = claims.get("email") or claims.get("sub") or "?"
+    click.echo(f"Token saved for {who}; config saved to {store.path}", err=True)
 
 
 def _password_login(

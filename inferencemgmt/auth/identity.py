@@ -8,7 +8,12 @@ from typing import Any
 
 from django.conf import settings
 
-from inferencemgmt.auth.names import passable_groups, username_problem
+from inferencemgmt.auth.names import (
+    passable_groups,
+    service_account_groups,
+    service_account_of,
+    username_problem,
+)
 from inferencemgmt.errors import NotAuthenticated
 
 SESSION_KEY = "imm_identity"
@@ -26,6 +31,10 @@ class Identity:
     groups: tuple[str, ...] = ()
     is_admin: bool = False
     token: str | None = field(default=None, repr=False, compare=False)
+    #: A tenant's robot (a ServiceAccount proven by a TokenReview): the only Identity whose ``system:``
+    #: names are sent to Kubernetes (``names.py``, "the one exception"). Set only by
+    #: ``identity_from_service_account``.
+    service_account: bool = False
 
     # Django and DRF code (templates, the browsable API) asks any "user" these.
     is_authenticated = True
@@ -37,9 +46,18 @@ class Identity:
     def as_session(self) -> dict[str, Any]:
         return {"username": self.username, "groups": list(self.groups)}
 
+    @property
+    def robot_namespace(self) -> str | None:
+        """The tenant namespace of a robot identity, None for a person."""
+        found = service_account_of(self.username) if self.service_account else None
+        return found[0] if found else None
+
     def as_record(self) -> dict[str, Any]:
         """What an Operation stores to act as this user later (never the token)."""
-        return {"username": self.username, "groups": list(self.groups), "is_admin": self.is_admin}
+        record: dict[str, Any] = {"username": self.username, "groups": list(self.groups), "is_admin": self.is_admin}
+        if self.service_account:
+            record["serviceAccount"] = True
+        return record
 
 
 def _identity(username: str, groups: tuple[str, ...], token: str | None) -> Identity:
@@ -76,8 +94,23 @@ def identity_from_claims(claims: Mapping[str, Any], token: str | None = None) ->
     return _identity(username, tuple(raw_groups), token)
 
 
+def identity_from_service_account(username: str) -> Identity:
+    """A robot: the service account a TokenReview proved (the caller checked its namespace is a tenant).
+
+    The groups are not taken from the review: they are exactly the two Kubernetes gives every service
+    account of the namespace, derived from the user name, so nothing else can ride on the exception.
+    A name that is not exactly ``system:serviceaccount:<ns>:<name>`` refuses the token.
+    """
+    found = service_account_of(username)
+    if found is None:
+        raise NotAuthenticated(description="Token not valid.", code="auth_token_bad_username")
+    return Identity(username=username, groups=service_account_groups(found[0]), service_account=True)
+
+
 def identity_from_record(record: Mapping[str, Any]) -> Identity:
     """Rebuild the Identity an Operation was requested by (Celery tasks act as that user)."""
+    if record.get("serviceAccount") is True:
+        return identity_from_service_account(str(record["username"]))
     return _identity(str(record["username"]), tuple(record.get("groups", ())), None)
 
 

@@ -78,3 +78,42 @@ def group_problem(name: object) -> str | None:
 def passable_groups(groups: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     """The groups that may be asserted for a user, in order, each once; the others are dropped."""
     return tuple(dict.fromkeys(group for group in groups if group_problem(group) is None))
+
+
+# --- the one exception: a tenant's robot, proven by a TokenReview -------------------------------------
+# A robot account (README "Robots") is a Kubernetes ServiceAccount in a tenant namespace. Its token is
+# proven by Kubernetes itself (a TokenReview made with the management API's own identity), and it acts
+# AS that service account, so RBAC authorises it like any other subject. Its names start with
+# ``system:``, which the rules above refuse; they pass only as this narrow, explicit exception:
+#
+# - only an Identity built by ``identity.identity_from_service_account`` (the TokenReview path, or the
+#   Operation record such an Identity wrote) may use it: no OIDC claim or session can reach it;
+# - only the exact form ``system:serviceaccount:<namespace>:<name>``, both parts DNS-1123 labels;
+# - only with exactly the two groups Kubernetes itself gives every service account of that namespace,
+#   derived from the user name (never taken from the token or a request).
+SERVICE_ACCOUNT_USER_PREFIX = "system:serviceaccount:"
+SERVICE_ACCOUNTS_GROUP = "system:serviceaccounts"
+_DNS_LABEL_MAX = 63
+
+
+def _dns_label(value: str) -> bool:
+    if not 1 <= len(value) <= _DNS_LABEL_MAX or not value.isascii():
+        return False
+    if not (value[0].isalnum() and value[-1].isalnum()):
+        return False
+    return all(c.isdigit() or ("a" <= c <= "z") or c == "-" for c in value)
+
+
+def service_account_of(username: object) -> tuple[str, str] | None:
+    """``(namespace, name)`` when ``username`` is exactly ``system:serviceaccount:<ns>:<name>``, else None."""
+    if not isinstance(username, str) or not username.startswith(SERVICE_ACCOUNT_USER_PREFIX):
+        return None
+    namespace, separator, name = username[len(SERVICE_ACCOUNT_USER_PREFIX) :].partition(":")
+    if not separator or not _dns_label(namespace) or not _dns_label(name):
+        return None
+    return namespace, name
+
+
+def service_account_groups(namespace: str) -> tuple[str, str]:
+    """The two groups Kubernetes gives every service account of ``namespace`` (and no others)."""
+    return (SERVICE_ACCOUNTS_GROUP, f"{SERVICE_ACCOUNTS_GROUP}:{namespace}")

@@ -72,6 +72,13 @@ TENANT_ROUTES: dict[tuple[str, str], tuple[str, Any]] = {
     ("POST", "/tenants/{tenant}/endpoints/{name}/pause"): ("member", None),
     ("POST", "/tenants/{tenant}/endpoints/{name}/resume"): ("member", None),
     ("PATCH", "/tenants/{tenant}/endpoints/{name}/replicas"): ("member", {"replicas": 1}),
+    # Robots: the create makes one real robot (the admin's call then finds it: 409); `{name}` is the
+    # tenant's name, a robot that never exists (404 for those allowed in).
+    ("GET", "/tenants/{tenant}/robots"): ("member", None),
+    ("POST", "/tenants/{tenant}/robots"): ("member", {"name": "matrix-robot", "description": "access matrix"}),
+    ("GET", "/tenants/{tenant}/robots/{name}"): ("member", None),
+    ("DELETE", "/tenants/{tenant}/robots/{name}"): ("member", None),
+    ("POST", "/tenants/{tenant}/robots/{name}/tokens"): ("member", {"expiresIn": 600}),
 }
 
 # Routes without a tenant: who may call them ("user": any signed-in user; "admin": admins only).

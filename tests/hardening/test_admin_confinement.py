@@ -68,6 +68,21 @@ def test_admin_cannot_mint_a_service_account_token_in_kube_system(admin_core, cl
     assert missing.value.status == 404
 
 
+def test_admin_manages_service_accounts_and_their_tokens_only_in_tenant_namespaces(
+    admin_core, platform_settings, tenant_namespace
+):
+    """Robots need admins to hold `serviceaccounts/token create`; the admission policy keeps it in tenants."""
+    request = {"spec": {"audiences": ["inference-model-manager"], "expirationSeconds": 600}}
+    with pytest.raises(Forbidden):
+        admin_core.create_namespaced_service_account_token("namespace-controller", "kube-system", request)
+    with pytest.raises(Forbidden):
+        admin_core.create_namespaced_service_account("kube-system", {"metadata": {"name": "probe"}})
+    admin_core.create_namespaced_service_account(tenant_namespace, {"metadata": {"name": "probe"}})
+    answer = admin_core.create_namespaced_service_account_token("probe", tenant_namespace, request)
+    assert answer.status.token
+    admin_core.delete_namespaced_service_account("probe", tenant_namespace)
+
+
 def test_admin_reads_no_secret_anywhere(admin_core, tenant_namespace):
     for namespace in ("kube-system", "imm-system", tenant_namespace):
         with pytest.raises(Forbidden):

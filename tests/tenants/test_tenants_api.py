@@ -104,6 +104,9 @@ def test_tenant_lifecycle(as_user, operations_worker, admin_k8s, s3, tenant_name
     assert [(s.kind, s.name) for s in binding.subjects] == [("Group", "team-a")]
     role = rbac.read_namespaced_role(name, name)
     assert any("inference-endpoints" in r.resources and r.api_groups == ["ai.intel.com"] for r in role.rules)
+    assert any("serviceaccounts/token" in r.resources for r in role.rules)  # members manage robots
+    for robot_role in ("imm-robot-deployer", "imm-robot-reader"):
+        assert rbac.read_namespaced_role(robot_role, name).rules
     assert client.NetworkingV1Api(admin_k8s).read_namespaced_network_policy("tenant-isolation", name)
 
     # A second create of the same name: 409, nothing changed.
@@ -203,7 +206,7 @@ def test_a_failed_step_undoes_everything_and_the_same_create_then_succeeds(
     assert operation.state == Operation.State.ROLLED_BACK
     undone = [step["name"] for step in operation.steps if step["name"].startswith("undo ")]
     assert undone == [
-        "undo role-binding", "undo role", "undo resource-quota", "undo tls-secret",
+        "undo role-binding", "undo robot-roles", "undo role", "undo resource-quota", "undo tls-secret",
         "undo object-store-secret", "undo ca-cert-secret", "undo object-store-identity", "undo bucket",
         "undo namespace",
     ]  # fmt: skip
