@@ -348,7 +348,8 @@ def bootstrap_manifests() -> list[dict[str, Any]]:
     manifests += _documents(CHART / "files" / "policies" / "platform-admin-tenants.yaml")
     manifests += admin_policy_binding("imm-platform-admin-tenants", "admin", "platform_admin", SERVINGS_NAMESPACE)
     manifests += _documents(CHART / "files" / "policies" / "tenant-robot-bindings.yaml")
-    manifests.append(robot_policy_binding("imm-tenant-robot-bindings", "imm-platform-admin-tenants"))
+    # The robot-bindings policy reads the platform-admin policy's parameters.
+    manifests.append(policy_binding("imm-tenant-robot-bindings", "imm-platform-admin-tenants"))
     manifests += serving_template_configmaps(SERVINGS_NAMESPACE)
     manifests += [_fake_node(name) for name in FAKE_NODES]
     manifests.append(_inference_tls_secret())
@@ -370,23 +371,11 @@ def admin_policy_binding(
             "servingsNamespace": servings_namespace,
         },
     }
-    binding = {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicyBinding",
-        "metadata": {"name": policy},
-        "spec": {
-            "policyName": policy,
-            "validationActions": ["Deny"],
-            # Allow, not Deny: without its parameters the policy cannot tell admins from the cluster's
-            # own controllers, and denying every namespace and secret write would stop the cluster.
-            "paramRef": {"name": policy, "namespace": SYSTEM_NAMESPACE, "parameterNotFoundAction": "Allow"},
-        },
-    }
-    return [params, binding]
+    return [params, policy_binding(policy, policy)]
 
 
-def robot_policy_binding(policy: str, params: str) -> dict[str, Any]:
-    """Bind the tenant-robot-bindings policy; its parameters are the platform-admin policy's ConfigMap."""
+def policy_binding(policy: str, params: str) -> dict[str, Any]:
+    """Enforce an admission policy with the parameters of the ConfigMap `params` in the system namespace."""
     return {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "ValidatingAdmissionPolicyBinding",
@@ -394,6 +383,8 @@ def robot_policy_binding(policy: str, params: str) -> dict[str, Any]:
         "spec": {
             "policyName": policy,
             "validationActions": ["Deny"],
+            # Allow, not Deny: without its parameters a policy cannot tell admins from the cluster's
+            # own controllers, and denying every namespace and secret write would stop the cluster.
             "paramRef": {"name": params, "namespace": SYSTEM_NAMESPACE, "parameterNotFoundAction": "Allow"},
         },
     }
