@@ -31,8 +31,12 @@ def closed_port() -> int:
 
 
 def model_routes() -> list[tuple[str, str, Any]]:
-    """The model and upload routes (the endpoint routes need no object store)."""
-    return [(m, t, body) for (m, t), (_, body) in TENANT_ROUTES.items() if "{tenant}" in t and "/endpoints" not in t]
+    """The model and upload routes (the endpoint and robot routes need no object store)."""
+    return [
+        (m, t, body)
+        for (m, t), (_, body) in TENANT_ROUTES.items()
+        if "{tenant}" in t and "/endpoints" not in t and "/robots" not in t
+    ]
 
 
 # Answered from the database alone (an unknown direct upload), or queued for the worker (import),
