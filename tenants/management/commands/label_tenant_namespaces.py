@@ -14,15 +14,14 @@ forbids are refused from then on, and the API server's warnings name them when t
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 
 from inferencemgmt import kube
 from inferencemgmt.errors import ImmError
 from tenants import manifests
-from tenants.selectors import tenant_label_selector
+from tenants.management import upgrade
 
 
 def missing_labels(namespace: dict[str, Any]) -> dict[str, str]:
@@ -35,31 +34,18 @@ class Command(BaseCommand):
     help = "Label every tenant namespace with Pod Security Admission enforce=restricted (idempotent)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("tenants", nargs="*", help="only these tenants (default: every tenant namespace)")
-        parser.add_argument(
-            "--kubeconfig",
-            default=os.environ.get("KUBECONFIG", ""),
-            help="a kubeconfig allowed to patch namespaces (default $KUBECONFIG)",
-        )
-        parser.add_argument("--context", default="", help="kubeconfig context")
+        upgrade.add_arguments(parser, "patch namespaces")
         parser.add_argument("--as", dest="impersonate", default="", help="act as this user")
         parser.add_argument("--dry-run", action="store_true", help="only list the namespaces that would change")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if not options["kubeconfig"]:
-            raise CommandError("no kubeconfig: pass --kubeconfig or set KUBECONFIG (a cluster administrator's)")
+        upgrade.require_kubeconfig(options)
         try:
             api_client = kube.own_api_client(
                 options["kubeconfig"], context=options["context"] or None, impersonate=options["impersonate"] or None
             )
-            listing = kube.call_json(api_client, "CoreV1Api", "list_namespace", label_selector=tenant_label_selector())
             changed = 0
-            tenants = listing.get("items") or []
-            if options["tenants"]:
-                unknown = sorted(set(options["tenants"]) - {ns["metadata"]["name"] for ns in tenants})
-                if unknown:
-                    raise CommandError(f"not a tenant namespace: {', '.join(unknown)}; nothing labelled")
-                tenants = [ns for ns in tenants if ns["metadata"]["name"] in options["tenants"]]
+            tenants = upgrade.tenant_namespaces(api_client, options["tenants"], "nothing labelled")
             for namespace in tenants:
                 name = namespace["metadata"]["name"]
                 labels = missing_labels(namespace)
@@ -79,7 +65,7 @@ class Command(BaseCommand):
                 )
                 self.stdout.write(f"labelled {name}")
         except ImmError as exc:
-            raise CommandError(f"{exc.title}: {exc.description or ''}".rstrip(": ")) from None
+            raise upgrade.command_error(exc) from None
         verb = "would be labelled" if options["dry_run"] else "labelled"
         self.stdout.write(
             f"{len(tenants)} tenant namespaces, {changed} {verb}, {len(tenants) - changed} already enforce"

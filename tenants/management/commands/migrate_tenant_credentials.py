@@ -15,7 +15,6 @@ be rotated, because those pods had it (README, "Tenant object-store credentials"
 from __future__ import annotations
 
 import base64
-import os
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -23,8 +22,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from inferencemgmt import kube, objectstore
 from inferencemgmt.errors import ImmError, NotFound
 from tenants import manifests
+from tenants.management import upgrade
 from tenants.provisioning import store_secret_body
-from tenants.selectors import tenant_label_selector
 
 
 def secret_key_id(secret: dict[str, Any] | None) -> str:
@@ -37,29 +36,17 @@ class Command(BaseCommand):
     help = "Give every tenant its own read-only object-store identity and put its key in the tenant's secret."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("tenants", nargs="*", help="only these tenants (default: every tenant namespace)")
-        parser.add_argument(
-            "--kubeconfig",
-            default=os.environ.get("KUBECONFIG", ""),
-            help="a kubeconfig allowed to read and write secrets in tenant namespaces (default $KUBECONFIG)",
-        )
-        parser.add_argument("--context", default="", help="kubeconfig context")
+        upgrade.add_arguments(parser, "read and write secrets in tenant namespaces")
         parser.add_argument("--dry-run", action="store_true", help="only list the tenants that would change")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if not options["kubeconfig"]:
-            raise CommandError("no kubeconfig: pass --kubeconfig or set KUBECONFIG (a cluster administrator's)")
+        upgrade.require_kubeconfig(options)
         if not objectstore.identities_enabled():
             raise CommandError("IMM_STORE_IDENTITY_BACKEND is `none`: the store makes no tenant identities")
         try:
             api_client = kube.own_api_client(options["kubeconfig"], context=options["context"] or None)
-            listing = kube.call_json(api_client, "CoreV1Api", "list_namespace", label_selector=tenant_label_selector())
-            tenants = [ns["metadata"]["name"] for ns in listing.get("items") or []]
-            if options["tenants"]:
-                unknown = sorted(set(options["tenants"]) - set(tenants))
-                if unknown:
-                    raise CommandError(f"not a tenant namespace: {', '.join(unknown)}; nothing migrated")
-                tenants = [name for name in tenants if name in options["tenants"]]
+            namespaces = upgrade.tenant_namespaces(api_client, options["tenants"], "nothing migrated")
+            tenants = [ns["metadata"]["name"] for ns in namespaces]
             changed = 0
             for name in tenants:
                 if self._migrated(api_client, name):
@@ -78,7 +65,7 @@ class Command(BaseCommand):
                     kube.call_json(api_client, "CoreV1Api", "create_namespaced_secret", name, body)
                 self.stdout.write(f"migrated {name}: identity {objectstore.tenant_identity_name(name)}")
         except ImmError as exc:
-            raise CommandError(f"{exc.title}: {exc.description or ''}".rstrip(": ")) from None
+            raise upgrade.command_error(exc) from None
         verb = "would be migrated" if options["dry_run"] else "migrated"
         kept = len(tenants) - changed
         self.stdout.write(f"{len(tenants)} tenants, {changed} {verb}, {kept} already had their own key")
