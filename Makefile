@@ -42,10 +42,11 @@ devstack-clean: ## Stop the local platform and wipe its data
 devstack-status: ## Show which parts of the local platform run
 	@$(PY) -m devstack status
 
-lint: venv ## ruff (lint + format check) and mypy
+lint: system-deps venv ## ruff (lint + format check), mypy, shellcheck and the migration check
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
 	@$(VENV)/bin/mypy
+	@shellcheck $$(git ls-files '*.sh') .ci/run
 	@DJANGO_DEBUG=true $(PY) manage.py makemigrations --check --dry-run >/dev/null || (echo "models changed without a migration: run manage.py makemigrations" >&2; exit 1)
 
 test: devstack ## Every test (unit and integration against the devstack), on SQLite

@@ -2,7 +2,7 @@
 # Install the Debian packages the project needs, only those missing, so a fresh machine sets
 # itself up and a prepared one pays nothing. Needs root (or sudo) for apt-get.
 set -euo pipefail
-packages=(redis-server slapd ldap-utils chromium libnss3-tools postgresql)
+packages=(redis-server slapd ldap-utils chromium libnss3-tools postgresql shellcheck)
 # The devstack's real node (opt-in): container runtime, CNI plugins, nftables for kube-proxy and
 # the devstack's guard table, iptables for the kubelet's and portmap's chains, and the image tools.
 if [ "${IMM_DEVSTACK_REAL_NODE:-0}" = 1 ]; then
