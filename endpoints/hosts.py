@@ -30,7 +30,7 @@ from django.conf import settings
 
 from inferencemgmt import kube
 from inferencemgmt.errors import KUBERNETES, Conflict, Forbidden, NotFound, UpstreamError
-from servings.controller.rendering import GROUP, PLURAL
+from inferencemgmt.resources import GROUP, PLURAL
 
 VERSION = "v1"
 CLAIM_PREFIX = "inference-host."

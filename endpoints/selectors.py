@@ -14,7 +14,7 @@ from endpoints import status
 from inferencemgmt import kube, objectstore
 from inferencemgmt.auth.identity import Identity
 from inferencemgmt.errors import ImmError, NotFound, UpstreamError, UpstreamUnavailable
-from servings.controller.rendering import ENDPOINT_LABEL, GROUP, PLURAL
+from inferencemgmt.resources import ENDPOINT_LABEL, GROUP, PLURAL
 from tenants.selectors import tenant_required
 
 VERSION = "v1"

@@ -38,9 +38,9 @@ from inferencemgmt.auth.identity import Identity
 from inferencemgmt.digits import ascii_int
 from inferencemgmt.errors import KUBERNETES, Conflict, Forbidden, ImmError, NotFound, UpstreamUnavailable
 from inferencemgmt.quantities import quantity_value
+from inferencemgmt.resources import GROUP, PLURAL
+from inferencemgmt.resources import QUOTA_COUNT_KEY as ENDPOINT_COUNT_KEY
 from servings import selectors as serving_selectors
-from servings.controller.rendering import GROUP, PLURAL
-from tenants.manifests import ENDPOINT_COUNT_KEY
 from tenants.selectors import tenant_required
 
 logger = logging.getLogger(__name__)

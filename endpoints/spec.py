@@ -14,8 +14,8 @@ from typing import Any
 
 from django.conf import settings
 
+from inferencemgmt import resources as endpoint_resource
 from inferencemgmt.errors import BadRequest
-from servings.controller import rendering
 
 # The original's grammar (VERSION_POLICY_REGEX), kept character for character: clients see it in errors.
 VERSION_POLICY = r"^\s*{\s*(specific\s*{\s*(versions:\s*\d+\s+)*versions:\s*\d+\s*}|all\s*{\s*}|latest\s*{\s*})\s*}\s*$"
@@ -40,7 +40,7 @@ REPLICAS_MAX = 2**31 - 1
 _COMPUTE = ("cpu", "memory", "ephemeral-storage")
 
 DEFAULT_SERVING = "tf-serving"
-DEFAULT_VERSION_POLICY = rendering.DEFAULT_VERSION_POLICY
+DEFAULT_VERSION_POLICY = endpoint_resource.DEFAULT_VERSION_POLICY
 PAUSED_REPLICAS_ANNOTATION = "imm.ai.intel.com/paused-replicas"
 
 
@@ -111,8 +111,8 @@ def endpoint_manifest(
     if resources is not None:
         spec["resources"] = split_resources(resources)
     return {
-        "apiVersion": rendering.API_VERSION,
-        "kind": rendering.KIND,
+        "apiVersion": endpoint_resource.API_VERSION,
+        "kind": endpoint_resource.KIND,
         "metadata": {"name": endpoint_name, "namespace": tenant},
         "spec": spec,
     }

@@ -27,29 +27,13 @@ from endpoints.spec import DEFAULT_SERVING, DEFAULT_VERSION_POLICY, flatten_reso
 from inferencemgmt.auth.identity import Identity
 from inferencemgmt.digits import ascii_int
 from inferencemgmt.errors import ImmError
-from inferencemgmt.views import console_page
+from inferencemgmt.views import console_page, first_error, status_badge
 from servings import selectors as serving_selectors
-
-BADGES = {"available": "ok", "unavailable": "bad"}
-
-
-def badge(status: str) -> str:
-    """The badge colour of a status word: green when serving, red when down, amber in between."""
-    return BADGES.get(status, "pending")
 
 
 def endpoint_rows_of(identity: Identity, tenant: str) -> list[dict[str, Any]]:
-    """The tenant's endpoints with their badge colour (the tenant page's first paint uses it too)."""
-    return [{**entry, "badge": badge(entry["status"])} for entry in selectors.endpoint_list(identity, tenant)]
-
-
-def _first_error(detail: Any) -> str:
-    if isinstance(detail, dict):
-        field, errors = next(iter(detail.items()))
-        return f"{field}: {_first_error(errors)}"
-    if isinstance(detail, list) and detail:
-        return _first_error(detail[0])
-    return str(detail)
+    """The tenant's endpoints with their badge colour."""
+    return [{**entry, "badge": status_badge(entry["status"])} for entry in selectors.endpoint_list(identity, tenant)]
 
 
 def parse_resources(text: str) -> dict[str, str]:
@@ -75,7 +59,7 @@ def _validated(serializer: serializers.Serializer[Any]) -> dict[str, Any]:
     try:
         serializer.is_valid(raise_exception=True)
     except serializers.ValidationError as error:
-        raise forms.ValidationError(_first_error(error.detail)) from None
+        raise forms.ValidationError(first_error(error.detail)) from None
     return dict(serializer.validated_data)
 
 
@@ -148,7 +132,13 @@ def _status_context(identity: Identity, tenant: str, name: str) -> dict[str, Any
         "subject": view.get("subject name"),
         "conditions": view.get("conditions") or [],
     }
-    return {"identity": identity, "tenant_name": tenant, "name": name, "view": shown, "badge": badge(view["status"])}
+    return {
+        "identity": identity,
+        "tenant_name": tenant,
+        "name": name,
+        "view": shown,
+        "badge": status_badge(view["status"]),
+    }
 
 
 @console_page()

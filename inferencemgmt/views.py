@@ -24,6 +24,29 @@ P = ParamSpec("P")
 ConsoleView = Callable[Concatenate[HttpRequest, Identity, P], HttpResponse]
 
 
+#: Badge colours of status words: green when serving, red when down, amber in between.
+BADGES = {"available": "ok", "unavailable": "bad"}
+
+
+def status_badge(status: str) -> str:
+    """The badge colour of an endpoint's status word, the same on every console page that lists one."""
+    return BADGES.get(status, "pending")
+
+
+def first_error(detail: Any) -> str:
+    """The first failing field of a serializer's errors, as ``field: message``.
+
+    The API names the first failing field; the console's forms, checked by the API's serializers,
+    say the same thing in the same words.
+    """
+    if isinstance(detail, dict) and detail:
+        field, errors = next(iter(detail.items()))
+        return f"{field}: {first_error(errors)}"
+    if isinstance(detail, list) and detail:
+        return first_error(detail[0])
+    return str(detail)
+
+
 class AsciiIntegerField(forms.IntegerField):
     """A console form's whole number: ASCII digits only (``digits.ascii_int``), like the API.
 

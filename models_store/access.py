@@ -21,10 +21,9 @@ from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-from inferencemgmt import kube
+from inferencemgmt import kube, resources
 from inferencemgmt.auth.identity import Identity
 from inferencemgmt.errors import Forbidden
-from tenants import manifests
 from tenants.selectors import tenant_namespace, tenant_not_found
 
 READ = "list"
@@ -54,8 +53,8 @@ def _review(identity: Identity, tenant: str, verb: str) -> bool:
             "resourceAttributes": {
                 "namespace": tenant,
                 "verb": verb,
-                "group": manifests.API_GROUP,
-                "resource": manifests.ENDPOINTS_RESOURCE,
+                "group": resources.GROUP,
+                "resource": resources.PLURAL,
             }
         },
     }

@@ -9,12 +9,11 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from inferencemgmt import kube, objectstore
+from inferencemgmt import kube, objectstore, resources
 from inferencemgmt.auth.identity import Identity
 from inferencemgmt.digits import ascii_int
 from models_store import access, keys
 from models_store.policy import served_versions
-from tenants import manifests
 
 
 def model_list(identity: Identity, tenant: str) -> list[dict[str, Any]]:
@@ -32,7 +31,7 @@ def model_list(identity: Identity, tenant: str) -> list[dict[str, Any]]:
 def tenant_endpoints(identity: Identity, tenant: str) -> list[dict[str, Any]]:
     """The tenant's InferenceEndpoints, read AS the user: ``{"name", "modelName", "modelVersionPolicy"}``."""
     answer = kube.api(identity, "CustomObjectsApi").list_namespaced_custom_object(
-        manifests.API_GROUP, "v1", tenant, manifests.ENDPOINTS_RESOURCE
+        resources.GROUP, resources.VERSION, tenant, resources.PLURAL
     )
     endpoints = []
     for item in answer.get("items", []):

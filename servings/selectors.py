@@ -14,8 +14,8 @@ from django.conf import settings
 from inferencemgmt import kube
 from inferencemgmt.auth.identity import Identity
 from inferencemgmt.errors import NotFound
+from inferencemgmt.resources import GROUP, PLURAL
 from servings.catalogue import TEMPLATE_LABEL, TEMPLATE_LABEL_SELECTOR
-from servings.controller.rendering import GROUP, PLURAL
 
 # What Kubernetes accepts as a ConfigMap name (a DNS-1123 subdomain, at most 253 characters).
 CONFIGMAP_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")

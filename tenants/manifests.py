@@ -14,11 +14,13 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-API_GROUP = "ai.intel.com"
-ENDPOINTS_RESOURCE = "inference-endpoints"
+from inferencemgmt import resources
+
+API_GROUP = resources.GROUP
+ENDPOINTS_RESOURCE = resources.PLURAL
 # The ResourceQuota object count that caps the number of endpoints: the API server enforces it
 # atomically on create, so there is no check-then-create race.
-ENDPOINT_COUNT_KEY = f"count/{ENDPOINTS_RESOURCE}.{API_GROUP}"
+ENDPOINT_COUNT_KEY = resources.QUOTA_COUNT_KEY
 MAX_ENDPOINTS = "maxEndpoints"
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "inference-model-manager"}

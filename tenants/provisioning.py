@@ -22,7 +22,7 @@ from typing import Any
 from django.conf import settings
 
 from endpoints import services as endpoint_services
-from inferencemgmt import kube, objectstore
+from inferencemgmt import kube, objectstore, resources
 from inferencemgmt.auth.identity import Identity
 from inferencemgmt.errors import KUBERNETES, Conflict, Forbidden, ImmError, NotFound, UpstreamUnavailable
 from inferencemgmt.operations.execution import OperationRolledBack, OperationRun
@@ -388,7 +388,7 @@ def deprovision(run: OperationRun) -> dict[str, Any]:
             # serving pods before the namespace goes, so nothing serves from a deleted bucket.
             _ignore_missing(
                 lambda: tenant.custom().delete_collection_namespaced_custom_object(
-                    manifests.API_GROUP, "v1", name, manifests.ENDPOINTS_RESOURCE
+                    resources.GROUP, resources.VERSION, name, resources.PLURAL
                 )
             )
     if not run.completed("host claims"):

@@ -15,7 +15,7 @@ from typing import Any
 
 from django.conf import settings
 
-from inferencemgmt import kube, objectstore
+from inferencemgmt import kube, objectstore, resources
 from inferencemgmt.api.validation import DNS_1123_LABEL, matches
 from inferencemgmt.auth.identity import Identity
 from inferencemgmt.digits import ascii_int
@@ -127,7 +127,7 @@ def tenant_get(identity: Identity, name: str) -> dict[str, Any]:
     except NotFound:
         pass
     endpoints = kube.api(identity, "CustomObjectsApi").list_namespaced_custom_object(
-        manifests.API_GROUP, "v1", name, manifests.ENDPOINTS_RESOURCE
+        resources.GROUP, resources.VERSION, name, resources.PLURAL
     )
     bucket: dict[str, Any] | None
     try:

@@ -16,11 +16,12 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from rest_framework import serializers
 
-from endpoints.views import endpoint_rows_of
+from endpoints import selectors as endpoint_selectors
+from inferencemgmt import resources
 from inferencemgmt.auth.identity import Identity
 from inferencemgmt.errors import Forbidden, ImmError, NotFound
 from inferencemgmt.quantities import quantity_value
-from inferencemgmt.views import AsciiIntegerField, console_page
+from inferencemgmt.views import AsciiIntegerField, console_page, first_error, status_badge
 from models_store import selectors as model_selectors
 from tenants import manifests, selectors, services
 from tenants.api.serializers import TenantCreateSerializer
@@ -38,7 +39,7 @@ class QuotaLine:
 
     @property
     def label(self) -> str:
-        return "Endpoints" if self.resource == manifests.ENDPOINT_COUNT_KEY else self.resource
+        return "Endpoints" if self.resource == resources.QUOTA_COUNT_KEY else self.resource
 
     @property
     def percent(self) -> int:
@@ -124,7 +125,10 @@ def tenant_detail(request: HttpRequest, identity: Identity, name: str) -> HttpRe
             for item in version["files"]:
                 item["human_size"] = human_bytes(item["size"])
     context = {
-        "endpoints": endpoint_rows_of(identity, name),
+        "endpoints": [
+            {**entry, "badge": status_badge(entry["status"])}
+            for entry in endpoint_selectors.endpoint_list(identity, name)
+        ],
         "tenant_name": name,
         "models": models,
         "models_error": models_error,
@@ -196,16 +200,6 @@ class TenantCreateForm(forms.Form):
         }
 
 
-def _first_error(detail: Any) -> str:
-    """The API names the first failing field; so does the form."""
-    if isinstance(detail, dict):
-        field, errors = next(iter(detail.items()))
-        return f"{field}: {_first_error(errors)}"
-    if isinstance(detail, list) and detail:
-        return _first_error(detail[0])
-    return str(detail)
-
-
 @console_page(admin_only=True)
 def tenant_create(request: HttpRequest, identity: Identity) -> HttpResponse:
     form = TenantCreateForm(request.POST or None, request.FILES or None)
@@ -217,7 +211,7 @@ def tenant_create(request: HttpRequest, identity: Identity) -> HttpResponse:
         except forms.ValidationError as error:
             form.add_error(None, error)
         except serializers.ValidationError as error:
-            form.add_error(None, _first_error(error.detail))
+            form.add_error(None, first_error(error.detail))
         except ImmError as error:
             form.add_error(None, error.description or error.title)
         else:

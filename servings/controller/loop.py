@@ -24,10 +24,11 @@ from typing import Any
 
 from inferencemgmt import kube
 from inferencemgmt.errors import ImmError
+from inferencemgmt.resources import ENDPOINT_LABEL, GROUP, PLURAL
 from servings.catalogue import TEMPLATE_LABEL_SELECTOR
 from servings.controller.leader import LeaderElector
 from servings.controller.reconciler import Reconciler
-from servings.controller.rendering import ENDPOINT_LABEL, GROUP, MANAGED_SELECTOR, PLURAL
+from servings.controller.rendering import MANAGED_SELECTOR
 from servings.controller.workqueue import WorkQueue
 
 logger = logging.getLogger(__name__)

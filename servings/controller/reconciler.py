@@ -20,13 +20,11 @@ from typing import Any
 
 from inferencemgmt import kube
 from inferencemgmt.errors import KUBERNETES, BadRequest, Forbidden, NotFound, UpstreamUnavailable
+from inferencemgmt.resources import ENDPOINT_LABEL, GROUP, PLURAL
 from servings.catalogue import TEMPLATE_LABEL
 from servings.controller import status as status_rules
 from servings.controller.rendering import (
-    ENDPOINT_LABEL,
     FIELD_MANAGER,
-    GROUP,
-    PLURAL,
     Platform,
     RenderError,
     ServingTemplate,

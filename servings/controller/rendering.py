@@ -30,16 +30,12 @@ from jinja2 import StrictUndefined, Template, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from inferencemgmt.nesting import nested_deeper_than
+from inferencemgmt.resources import API_VERSION, DEFAULT_VERSION_POLICY, ENDPOINT_LABEL, GROUP, KIND
 from servings.catalogue import PARTS, data_key
 from servings.podsecurity import Violation, describe, object_violations
 
-GROUP = "ai.intel.com"
-API_VERSION = f"{GROUP}/v1"
-KIND = "InferenceEndpoint"
-PLURAL = "inference-endpoints"
 FIELD_MANAGER = "imm-controller"
 
-ENDPOINT_LABEL = f"{GROUP}/inference-endpoint"
 CONFIG_HASH_ANNOTATION = f"{GROUP}/config-hash"
 OWNERSHIP_LABELS = {
     "app.kubernetes.io/managed-by": FIELD_MANAGER,
@@ -47,7 +43,6 @@ OWNERSHIP_LABELS = {
 }
 MANAGED_SELECTOR = "app.kubernetes.io/managed-by=" + FIELD_MANAGER
 DEFAULT_REPLICAS = 1
-DEFAULT_VERSION_POLICY = "{latest{}}"
 
 
 class RenderError(Exception):

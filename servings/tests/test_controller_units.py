@@ -275,8 +275,8 @@ def test_events_become_endpoint_keys_and_a_template_change_requeues_its_users():
     from types import SimpleNamespace
     from typing import cast
 
+    from inferencemgmt.resources import ENDPOINT_LABEL
     from servings.controller.loop import Controller
-    from servings.controller.rendering import ENDPOINT_LABEL
     from servings.controller.tenancy import TenantNamespaces
 
     forgotten: list[str] = []

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from inferencemgmt.resources import ENDPOINT_LABEL
 from servings.catalogue import PARTS, data_key, serving_template_configmaps, shipped_templates
 from servings.controller.rendering import (
     CONFIG_HASH_ANNOTATION,
-    ENDPOINT_LABEL,
     Platform,
     RenderError,
     ServingTemplate,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from django import forms
 
-from endpoints.views import badge, parse_resources
+from endpoints.views import parse_resources
+from inferencemgmt.views import status_badge as badge
 
 pytestmark = pytest.mark.unit
 

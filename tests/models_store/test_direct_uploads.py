@@ -131,7 +131,7 @@ def test_unknown_upload_ids_are_404(call, tenant):
 def test_stale_uploads_of_both_protocols_are_aborted(call, clean_bucket, s3):
     from datetime import timedelta
 
-    from models_store.services import uploads_abort_stale
+    from models_store.jobs import uploads_abort_stale
 
     tenant = clean_bucket
     call("alice", "post", f"/tenants/{tenant}/upload/start", {"modelName": "old", "modelVersion": 1, "fileName": "f"})
