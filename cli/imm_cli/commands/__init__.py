@@ -1,0 +1,1 @@
+"""The ``imm`` commands, one module per area; importing a module registers its commands."""
