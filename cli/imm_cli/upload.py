@@ -247,6 +247,14 @@ class Summary:
     protocol: str = "direct"
 
 
+class _Retry(Exception):
+    """A part's transfer failed in a way another attempt may fix; ``error`` is what to raise at the last."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class Uploader:
     def __init__(self, api: Api, options: Options, announce: Callable[[str], None]) -> None:
         self.api = api
@@ -359,30 +367,26 @@ class Uploader:
         upload_id = str(record["uploadId"])
         done: dict[str, Any] = record["parts"]
 
-        def send(number: int, offset: int, length: int) -> None:
-            data = read_part(item.source, offset, length)
-            md5 = hashlib.md5(data).hexdigest()  # noqa: S324 -- S3's part checksum is MD5
+        def put(number: int, data: bytes) -> str:
             params = {**ids, "partNumber": number, "uploadId": upload_id}
-            for attempt in range(1, PART_ATTEMPTS + 1):
-                try:
-                    answer = self.api.json(
-                        "PUT",
-                        f"{self.base}/upload",
-                        params=params,
-                        content=data,
-                        headers={"Content-Type": "application/octet-stream"},
-                    )
-                except (CliError, ApiError) as exc:
-                    if attempt == PART_ATTEMPTS or (isinstance(exc, ApiError) and exc.status < 500):
-                        raise
-                    continue
-                etag = str(answer["data"]["ETag"])
-                if etag.strip('"').lower() == md5:
-                    state.record_part(item.path, number, etag, md5)
-                    self.summary.sent_parts += 1
-                    advance(length)
-                    return
-            raise CliError(f"{item.path}: part {number} arrived corrupted {PART_ATTEMPTS} times (MD5 mismatch)")
+            try:
+                answer = self.api.json(
+                    "PUT",
+                    f"{self.base}/upload",
+                    params=params,
+                    content=data,
+                    headers={"Content-Type": "application/octet-stream"},
+                )
+            except ApiError as exc:
+                if exc.status < 500:
+                    raise
+                raise _Retry(exc) from None
+            except CliError as exc:
+                raise _Retry(exc) from None
+            return str(answer["data"]["ETag"])
+
+        def send(number: int, offset: int, length: int) -> None:
+            self._send_part(item, number, offset, length, state, advance, put)
 
         self._count_resumed(item, part_size, done, advance)
         todo = [part for part in part_ranges(item.size, part_size) if str(part[0]) not in done]
@@ -446,27 +450,20 @@ class Uploader:
             if not urls:
                 break
 
-            def send(number: int, offset: int, length: int, urls: dict[int, str] = urls) -> None:
-                data = read_part(item.source, offset, length)
-                md5 = hashlib.md5(data).hexdigest()  # noqa: S324
-                for attempt in range(1, PART_ATTEMPTS + 1):
-                    try:
-                        response = self._store().put(urls[number], content=data)
-                    except httpx.HTTPError as exc:
-                        if attempt == PART_ATTEMPTS:
-                            raise CliError(f"{item.path}: part {number}: {exc}") from None
-                        continue
-                    if response.status_code >= 400:
-                        if attempt == PART_ATTEMPTS or response.status_code < 500:
-                            raise CliError(f"{item.path}: part {number}: the store answered {response.status_code}")
-                        continue
-                    etag = response.headers.get("ETag", "")
-                    if etag.strip('"').lower() == md5:
-                        state.record_part(item.path, number, etag, md5)
-                        self.summary.sent_parts += 1
-                        advance(length)
-                        return
-                raise CliError(f"{item.path}: part {number} arrived corrupted {PART_ATTEMPTS} times (MD5 mismatch)")
+            def put(number: int, data: bytes, urls: dict[int, str] = urls) -> str:
+                try:
+                    response = self._store().put(urls[number], content=data)
+                except httpx.HTTPError as exc:
+                    raise _Retry(CliError(f"{item.path}: part {number}: {exc}")) from None
+                if response.status_code >= 400:
+                    error = CliError(f"{item.path}: part {number}: the store answered {response.status_code}")
+                    if response.status_code < 500:
+                        raise error
+                    raise _Retry(error)
+                return str(response.headers.get("ETag", ""))
+
+            def send(number: int, offset: int, length: int, put: Callable[[int, bytes], str] = put) -> None:
+                self._send_part(item, number, offset, length, state, advance, put)
 
             self._parallel([part for part in part_ranges(item.size, part_size) if part[0] in urls], send)
             if int(answer.get("missingCount") or 0) <= len(urls):
@@ -489,6 +486,38 @@ class Uploader:
                 raise CliError(f"{item.path}: {tasks.failure_message(final)}")
 
     # --- shared ------------------------------------------------------------------------------------
+    def _send_part(
+        self,
+        item: FileItem,
+        number: int,
+        offset: int,
+        length: int,
+        state: State,
+        advance: Callable[[int], None],
+        put: Callable[[int, bytes], str],
+    ) -> None:
+        """Send one part (either protocol's ``put``, which returns the stored ETag) and record it.
+
+        A part is retried up to PART_ATTEMPTS times when the transfer failed in a way another attempt
+        may fix (``_Retry``: a dropped connection, a 5xx) or when the stored ETag is not the part's MD5
+        (it arrived corrupted); anything else fails at once.
+        """
+        data = read_part(item.source, offset, length)
+        md5 = hashlib.md5(data).hexdigest()  # noqa: S324 -- S3's part checksum is MD5
+        for attempt in range(1, PART_ATTEMPTS + 1):
+            try:
+                etag = put(number, data)
+            except _Retry as exc:
+                if attempt == PART_ATTEMPTS:
+                    raise exc.error from None
+                continue
+            if etag.strip('"').lower() == md5:
+                state.record_part(item.path, number, etag, md5)
+                self.summary.sent_parts += 1
+                advance(length)
+                return
+        raise CliError(f"{item.path}: part {number} arrived corrupted {PART_ATTEMPTS} times (MD5 mismatch)")
+
     def _count_resumed(
         self, item: FileItem, part_size: int, done: dict[str, Any], advance: Callable[[int], None]
     ) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -20,10 +19,9 @@ from inferencemgmt.api.schema import error_response
 from inferencemgmt.digits import ascii_int
 from inferencemgmt.errors import BadRequest
 from inferencemgmt.objectstore import PART_NUMBER_MAX, PART_NUMBER_MIN
-from inferencemgmt.operations.api.answers import accepted, prefers_async
+from inferencemgmt.operations.api.answers import answer_operation
 from inferencemgmt.operations.api.schemas import ACCEPTED
 from inferencemgmt.operations.models import Operation
-from inferencemgmt.operations.services import error_from_record, operation_wait
 from models_store import keys, selectors, services
 from models_store.api import schemas as answers
 from models_store.api import serializers as bodies
@@ -269,14 +267,7 @@ class DirectUploadCompleteView(APIView):
 
 def _answer(request: Request, operation: Operation, name: str) -> Response:
     """Wait for the operation (bounded) and answer ``CREATED`` with its result, or 202 to follow it."""
-    if prefers_async(request):
-        return accepted(request, operation, name)
-    operation = operation_wait(operation.pk, settings.IMM_OPERATION_WAIT_SECONDS)
-    if operation.state == Operation.State.SUCCEEDED:
-        return envelope("CREATED", operation.result)
-    if operation.state in (Operation.State.FAILED, Operation.State.ROLLED_BACK):
-        raise error_from_record(operation.error)
-    return accepted(request, operation, name)
+    return answer_operation(request, operation, name=name, done_status="CREATED", result_as_data=True)
 
 
 class ModelExtractView(APIView):

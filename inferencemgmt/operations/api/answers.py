@@ -46,12 +46,19 @@ def answer_operation(
     name: str,
     done_status: EnvelopeStatus,
     done_data: Any = None,
+    result_as_data: bool = False,
 ) -> Response:
-    """Call after the creating transaction committed (the task is sent on commit)."""
+    """Call after the creating transaction committed (the task is sent on commit).
+
+    When done, ``data`` is ``done_data``, or the operation's own result with ``result_as_data`` (the
+    model routes answer what the task found), or ``{"name": name}``.
+    """
     if prefers_async(request):
         return accepted(request, operation, name)
     operation = operation_wait(operation.pk, settings.IMM_OPERATION_WAIT_SECONDS)
     if operation.state == Operation.State.SUCCEEDED:
+        if result_as_data:
+            return envelope(done_status, operation.result)
         return envelope(done_status, {"name": name} if done_data is None else done_data)
     if operation.state in (Operation.State.FAILED, Operation.State.ROLLED_BACK):
         raise error_from_record(operation.error)
