@@ -124,8 +124,12 @@ class UpstreamError(ImmError):
     default_code = "upstream_error"
     default_title = "Upstream error"
 
-    def __init__(self, part: str, description: str | None = None, *, code: str | None = None) -> None:
+    def __init__(
+        self, part: str, description: str | None = None, *, code: str | None = None, upstream_status: int | None = None
+    ) -> None:
         self.part = part
+        #: The HTTP status the upstream answered, when it answered one (callers branch on it, never on text).
+        self.upstream_status = upstream_status
         super().__init__(
             f"Error from {_display(part)}",
             description,

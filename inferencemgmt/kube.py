@@ -122,7 +122,7 @@ def translate(exc: ApiException) -> ImmError:
         return BadRequest("Invalid parameter", message, code="kubernetes_invalid")
     if status == 0 or status in TRANSIENT_STATUSES:
         return UpstreamUnavailable(KUBERNETES, message, retry_after=_retry_after(exc))
-    return UpstreamError(KUBERNETES, f"HTTP {status}: {message}")
+    return UpstreamError(KUBERNETES, f"HTTP {status}: {message}", upstream_status=status)
 
 
 # A restarted API server serves requests a moment before its RBAC authorizer has loaded the roles,
@@ -472,7 +472,7 @@ def watch_json(
                 **kwargs,
             )
     except UpstreamError as exc:
-        if "HTTP 410" in str(exc):
+        if exc.upstream_status == 410:
             raise WatchExpired(str(exc)) from None
         raise
     try:

@@ -46,20 +46,7 @@ def access_cache_clear() -> None:
 
 
 def _review(identity: Identity, tenant: str, verb: str) -> bool:
-    body = {
-        "apiVersion": "authorization.k8s.io/v1",
-        "kind": "SelfSubjectAccessReview",
-        "spec": {
-            "resourceAttributes": {
-                "namespace": tenant,
-                "verb": verb,
-                "group": resources.GROUP,
-                "resource": resources.PLURAL,
-            }
-        },
-    }
-    review = kube.api(identity, "AuthorizationV1Api").create_self_subject_access_review(body=body)
-    return bool(review.status and review.status.allowed)
+    return kube.access_allowed(identity, verb=verb, resource=resources.PLURAL, namespace=tenant, group=resources.GROUP)
 
 
 def _answer(identity: Identity, tenant: str, verb: str) -> str:
