@@ -7,6 +7,7 @@ devstack-down` stops it, and CI does so at the end.
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import signal
@@ -90,6 +91,52 @@ def api() -> Any:
     from rest_framework.test import APIClient
 
     return APIClient()
+
+
+#: ``caller(user, method, path, body=None, *, raw=None, bare=False, **headers)``: one request as a persona.
+PersonaCaller = Callable[..., Any]
+
+
+def persona_caller(client: Any, token_of: Callable[[str], str]) -> PersonaCaller:
+    """Requests through a test client as a demo user (admin, alice, bob, carol, dave) with a real token.
+
+    ``body`` is sent as JSON; ``raw`` as it is (``bytes`` as application/octet-stream, ``str`` labelled
+    JSON, for malformed bodies); ``bare`` sends the token without ``Bearer``, as the original clients
+    do; other keywords are request headers (``HTTP_PREFER=...``).
+    """
+
+    def call(
+        user: str,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        raw: bytes | str | None = None,
+        bare: bool = False,
+        **headers: str,
+    ) -> Any:
+        token = token_of(user)
+        if isinstance(raw, bytes):
+            data: Any = raw
+            content_type = "application/octet-stream"
+        else:
+            data = raw if raw is not None else None if body is None else json.dumps(body)
+            content_type = "application/json"
+        return getattr(client, method)(
+            path,
+            data=data,
+            content_type=content_type,
+            HTTP_AUTHORIZATION=token if bare else f"Bearer {token}",
+            **headers,
+        )
+
+    return call
+
+
+@pytest.fixture
+def as_user(api: Any, user_token: Callable[[str], str], platform_settings: Any) -> PersonaCaller:
+    """``as_user("alice", "get", "/tenants")``: the one way a live test calls the API as a persona."""
+    return persona_caller(api, user_token)
 
 
 # Tests queue their operations on a Redis database of their own, so a `make dev` worker on the

@@ -9,7 +9,6 @@ by hand should that fail.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import uuid
@@ -24,7 +23,7 @@ from django.test import override_settings
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from tests.conftest import ROOT, WorkerPool, _test_database_url, use_broker
+from tests.conftest import ROOT, WorkerPool, _test_database_url, persona_caller, use_broker
 from tests.inference_endpoints import GROUP, PLURAL, VERSION
 from tests.platform_admin import admin_s3_client, remove_tenant
 from tests.servings.conftest import ControllerProcess, controller_sandbox
@@ -68,12 +67,7 @@ class Platform:
         """``raw`` is sent as the body as it is (for malformed JSON)."""
         from rest_framework.test import APIClient
 
-        return getattr(APIClient(), method)(
-            path,
-            data=raw if raw is not None else None if body is None else json.dumps(body),
-            content_type="application/json",
-            HTTP_AUTHORIZATION=f"Bearer {self.token(user)}",
-        )
+        return persona_caller(APIClient(), self.token)(user, method, path, body, raw=raw)
 
     def tenant(self, scope: str = "team-a", **quota: Any) -> str:
         """A new tenant made by the admin through the API (deleted when the module ends)."""

@@ -7,7 +7,6 @@ the cluster admin's kubeconfig: these tests are about models, and provisioning t
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -16,6 +15,7 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from tests.conftest import PersonaCaller
 from tests.platform_admin import admin_s3_client, team_a_tenant_create
 
 MIB = 1024 * 1024
@@ -63,35 +63,6 @@ def clean_bucket(tenant: str, s3: Any) -> Iterator[str]:
 
 
 @pytest.fixture
-def call(api: Any, user_token: Any, platform_settings: Any) -> Any:
-    """``call(user, method, path, body=None, raw=None, bare=False, query=None)``: a request with a real token.
-
-    ``bare`` sends the token without ``Bearer`` (as the original clients do); ``raw`` sends bytes.
-    """
-
-    def request(
-        user: str,
-        method: str,
-        path: str,
-        body: Any = None,
-        *,
-        raw: bytes | None = None,
-        bare: bool = False,
-        **headers: str,
-    ) -> Any:
-        token = user_token(user)
-        if raw is not None:
-            data: Any = raw
-            content_type = "application/octet-stream"
-        else:
-            data = None if body is None else json.dumps(body)
-            content_type = "application/json"
-        return getattr(api, method)(
-            path,
-            data=data,
-            content_type=content_type,
-            HTTP_AUTHORIZATION=token if bare else f"Bearer {token}",
-            **headers,
-        )
-
-    return request
+def call(as_user: PersonaCaller) -> PersonaCaller:
+    """The model tests' name for :func:`tests.conftest.as_user`."""
+    return as_user
