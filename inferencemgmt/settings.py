@@ -214,6 +214,9 @@ S3_IAM_SECRET_ACCESS_KEY = env.secret("S3_IAM_SECRET_ACCESS_KEY", "")
 # --- Redis and Celery -------------------------------------------------------------------------------
 REDIS_URL = env.secret("REDIS_URL", "redis://127.0.0.1:6379/0")
 CELERY_BROKER_URL = REDIS_URL
+# The queue the API sends operations to and the workers take them from. Deployments that share one
+# Redis keep their work apart with a queue (or a database) each.
+CELERY_TASK_DEFAULT_QUEUE = env.string("IMM_CELERY_QUEUE", "celery")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Redis redelivers a message whose worker died only after this many seconds; a duplicate delivered
 # while the first run is alive is harmless (see operations.execution), so it can be short.

@@ -13,6 +13,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -142,6 +143,18 @@ def as_user(api: Any, user_token: Callable[[str], str], platform_settings: Any) 
 # Tests queue their operations on a Redis database of their own, so a `make dev` worker on the
 # same local platform never takes a test's message (and the reverse).
 TEST_REDIS_DB = 15
+#: And on a queue of this run's own: two runs on one platform (two checkouts, or a run beside an
+#: engineer's) never take each other's messages either.
+TEST_QUEUE = f"imm-tests-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def celery_test_queue() -> str:
+    """This process sends to the run's own queue; workers started by the tests take from it."""
+    from inferencemgmt.celery import app as celery_app
+
+    celery_app.conf.task_default_queue = TEST_QUEUE
+    return TEST_QUEUE
 
 
 def use_broker(url: str) -> str:
@@ -184,6 +197,7 @@ def worker_env(devstack_env: dict[str, str], broker: str, **overrides: str) -> d
         "IMM_CELERY_VISIBILITY_TIMEOUT_SECONDS": "4",
         "IMM_OPERATION_STALE_SECONDS": "2",
         "IMM_OPERATION_PROGRESS_INTERVAL_SECONDS": "0.2",
+        "IMM_CELERY_QUEUE": TEST_QUEUE,
         **overrides,
     }
 
@@ -225,7 +239,8 @@ class WorkerPool:
     """Celery worker subprocesses of one test; `kill` ends one as abruptly as a lost node."""
 
     def __init__(self, env: dict[str, str], logs: Path) -> None:
-        self.env, self.logs = env, logs
+        # Workers take from this run's queue unless the caller names another (see TEST_QUEUE).
+        self.env, self.logs = {"IMM_CELERY_QUEUE": TEST_QUEUE, **env}, logs
         self.workers: list[subprocess.Popen[bytes]] = []
 
     def start(self, name: str, *extra: str) -> subprocess.Popen[bytes]:

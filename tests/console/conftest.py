@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from tests.browser import browser_home_trusting, launch_chromium
-from tests.conftest import ROOT, WorkerPool
+from tests.conftest import ROOT, TEST_QUEUE, WorkerPool
 
 BASE_URL = "http://127.0.0.1:8000"
 # Redis databases in use by other suites: 15 (tests/conftest.py), 13 (tests/endpoints).
@@ -56,6 +56,7 @@ def console_server(devstack_env: dict[str, str], tmp_path_factory: pytest.TempPa
         "DATABASE_URL": f"sqlite:///{work / 'console.sqlite3'}",
         "REDIS_URL": broker,
         "IMM_OPERATION_PROGRESS_INTERVAL_SECONDS": "0.2",
+        "IMM_CELERY_QUEUE": TEST_QUEUE,
         "PYTHONUNBUFFERED": "1",
     }
     migrate = subprocess.run(
