@@ -70,7 +70,7 @@ helm-check: devstack ## Helm chart: lint, render, validate against the devstack 
 	@$(PY) -m devstack.chart check
 
 helm-e2e: devstack ## Helm chart: install into the devstack cluster, verify, upgrade, uninstall
-	@$(PY) -m devstack.chart e2e
+	@$(PY) -m devstack.chart_e2e
 
 bench: devstack ## API load: 50 clients for 60 s of list/view/scale/upload, shipped gunicorn config; memory per process
 	@set -a; . .devstack/env; set +a; $(PY) benchmarks/api_load.py --clients 50 --seconds 60

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from devstack import chart
+from devstack import chart, chart_e2e, chart_schema
 from devstack.layout import CHART
 
 pytestmark = pytest.mark.integration
@@ -44,7 +44,7 @@ def test_helm_check_passes(admin_env: dict[str, str]) -> None:
 
 def test_kubeconform_with_cluster_schemas_rejects_a_typo(openapi: dict[str, Any], tmp_path: Path) -> None:
     """The validator is not a rubber stamp: an unknown field and a wrong type are caught."""
-    for name, schema in chart.standalone_schemas(openapi, [("apps/v1", "Deployment")]).items():
+    for name, schema in chart_schema.standalone_schemas(openapi, [("apps/v1", "Deployment")]).items():
         (tmp_path / name).write_text(json.dumps(schema))
     bad = tmp_path / "bad.yaml"
     bad.write_text(
@@ -83,10 +83,10 @@ def test_kubeconform_with_cluster_schemas_rejects_a_typo(openapi: dict[str, Any]
 
 def test_rendered_rbac_rules_are_the_shared_files(helm: chart.Helm, openapi: dict[str, Any]) -> None:
     """One source: the chart's roles carry exactly the rules the devstack applies from files/rbac/."""
-    rendered = chart.documents(chart.render(helm, chart.cluster_version(openapi), release="imm"))
+    rendered = chart_schema.documents(chart.render(helm, chart.cluster_version(openapi), release="imm"))
     roles = {(o["kind"], o["metadata"]["name"]): o["rules"] for o in rendered if o["kind"] in {"Role", "ClusterRole"}}
     for path in sorted((ROOT / "helm" / "imm" / "files" / "rbac").glob("*.yaml")):
-        for shared in chart.documents(path.read_text()):
+        for shared in chart_schema.documents(path.read_text()):
             if shared["kind"] in {"Role", "ClusterRole"}:
                 assert roles[(shared["kind"], shared["metadata"]["name"])] == shared["rules"], path.name
 
@@ -94,7 +94,7 @@ def test_rendered_rbac_rules_are_the_shared_files(helm: chart.Helm, openapi: dic
 def test_rendered_serving_templates_are_the_shipped_files(helm: chart.Helm, openapi: dict[str, Any]) -> None:
     from servings.catalogue import TEMPLATE_LABEL, serving_template_configmaps
 
-    rendered = chart.documents(chart.render(helm, chart.cluster_version(openapi), namespace="imm-system"))
+    rendered = chart_schema.documents(chart.render(helm, chart.cluster_version(openapi), namespace="imm-system"))
     templates = {
         o["metadata"]["name"]: o["data"]
         for o in rendered
@@ -110,7 +110,7 @@ def test_required_values_are_named(helm: chart.Helm, openapi: dict[str, Any]) ->
 
 
 def test_helm_e2e_install_upgrade_uninstall(admin_env: dict[str, str]) -> None:
-    report = chart.e2e(admin_env)
+    report = chart_e2e.e2e(admin_env)
     assert report.failures == [], f"in {report.namespace}, timings {report.timings}"
     # Budget: the whole cycle in about three minutes on the shared two-core machine.
     assert report.timings["total"] < 240, report.timings
@@ -124,7 +124,7 @@ def test_the_product_accepts_the_environment_the_chart_sets(
     with exactly the API container's environment."""
     text = chart.render(helm, chart.cluster_version(openapi), "--set=django.maxJsonBodyBytes=104857600")
     deployment = next(
-        o for o in chart.documents(text) if o["kind"] == "Deployment" and o["metadata"]["name"].endswith("-api")
+        o for o in chart_schema.documents(text) if o["kind"] == "Deployment" and o["metadata"]["name"].endswith("-api")
     )
     env: dict[str, str] = {}
     for item in deployment["spec"]["template"]["spec"]["containers"][0]["env"]:

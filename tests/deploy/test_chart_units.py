@@ -1,4 +1,4 @@
-"""Unit tests of devstack.chart's pure parts: kubeconform's schema layout from a cluster's OpenAPI
+"""Unit tests of the pure parts of devstack.chart and its modules: kubeconform's schema layout from a cluster's OpenAPI
 document, and the chart's own least-privilege and hardening rules."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from devstack import chart
+from devstack import chart, chart_e2e, chart_policy, chart_schema
 from devstack.proc import StackError
 from servings import catalogue
 
@@ -60,11 +60,11 @@ OPENAPI: dict[str, Any] = {
     ],
 )
 def test_schema_filename_follows_kubeconform_layout(api_version: str, kind: str, name: str) -> None:
-    assert chart.schema_filename(api_version, kind) == name
+    assert chart_schema.schema_filename(api_version, kind) == name
 
 
 def test_standalone_schema_is_self_contained_strict_and_minimal() -> None:
-    schemas = chart.standalone_schemas(OPENAPI, [("apps/v1", "Deployment"), ("v1", "ConfigMap")])
+    schemas = chart_schema.standalone_schemas(OPENAPI, [("apps/v1", "Deployment"), ("v1", "ConfigMap")])
     assert set(schemas) == {"deployment-apps-v1.json", "configmap-v1.json"}
     deployment = schemas["deployment-apps-v1.json"]
     assert deployment["$ref"] == "#/definitions/io.k8s.api.apps.v1.Deployment"
@@ -84,13 +84,13 @@ def test_standalone_schema_is_self_contained_strict_and_minimal() -> None:
 
 def test_standalone_schemas_leave_the_input_alone() -> None:
     before = copy.deepcopy(OPENAPI)
-    chart.standalone_schemas(OPENAPI, [("apps/v1", "Deployment")])
+    chart_schema.standalone_schemas(OPENAPI, [("apps/v1", "Deployment")])
     assert before == OPENAPI
 
 
 def test_a_kind_the_cluster_does_not_serve_is_an_error() -> None:
     with pytest.raises(StackError, match="serves no Ingress in extensions/v1beta1"):
-        chart.standalone_schemas(OPENAPI, [("extensions/v1beta1", "Ingress")])
+        chart_schema.standalone_schemas(OPENAPI, [("extensions/v1beta1", "Ingress")])
 
 
 def test_cluster_version_comes_from_the_openapi_document() -> None:
@@ -119,12 +119,12 @@ def _deployment(**container_overrides: Any) -> dict[str, Any]:
 
 
 def test_policy_accepts_a_hardened_deployment() -> None:
-    assert chart.policy_problems([_deployment()]) == []
+    assert chart_policy.policy_problems([_deployment()]) == []
 
 
 def test_policy_names_each_weakness() -> None:
     weak = _deployment(securityContext={"privileged": True}, resources={}, readinessProbe={})
-    problems = "\n".join(chart.policy_problems([weak]))
+    problems = "\n".join(chart_policy.policy_problems([weak]))
     for expected in (
         "allowPrivilegeEscalation is not false",
         "root filesystem is writable",
@@ -151,7 +151,7 @@ def test_policy_refuses_wildcards_escalation_and_builtin_admin_roles() -> None:
         },
         {"kind": "ClusterRoleBinding", "metadata": {"name": "z"}, "roleRef": {"name": "cluster-admin"}},
     ]
-    problems = chart.policy_problems(objects)
+    problems = chart_policy.policy_problems(objects)
     assert problems == [
         "ClusterRole/x: wildcard in apiGroups",
         "Role/y: grants ['bind']",
@@ -160,7 +160,7 @@ def test_policy_refuses_wildcards_escalation_and_builtin_admin_roles() -> None:
 
 
 def test_rbac_probes_cover_what_the_issue_promises() -> None:
-    probes = chart.rbac_probes("imm-x")
+    probes = chart_e2e.rbac_probes("imm-x")
     api = {(p.verb, p.resource, p.namespace, p.name): p.expected for p in probes["management-api"]}
     assert api[("impersonate", "users", "", "")] is True
     assert api[("impersonate", "groups", "", "")] is True
@@ -187,7 +187,7 @@ def test_e2e_values_point_at_the_devstack_and_hold_no_secret() -> None:
         "S3_SECRET_ACCESS_KEY": "do-not-leak",
         "OIDC_API_CLIENT_SECRET": "do-not-leak",
     }
-    values = chart.e2e_values(devstack, "team-admins")
+    values = chart_e2e.e2e_values(devstack, "team-admins")
     assert values["objectStore"]["endpointUrl"] == "http://127.0.0.1:18333"
     assert values["adminGroup"] == "team-admins"
     assert "do-not-leak" not in repr(values)

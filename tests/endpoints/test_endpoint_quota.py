@@ -22,7 +22,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from devstack.chart import Probe, access_allowed
+from devstack.chart_e2e import Probe, access_allowed
 from devstack.layout import MANAGEMENT_USER
 from tenants.manifests import ENDPOINT_COUNT_KEY
 from tests.endpoints.conftest import Platform
