@@ -251,7 +251,7 @@ def test_broken_templates_raise_render_error(part, text, message):
 
 def test_catalogue_configmaps_keep_the_original_data_keys():
     configmaps = {c["metadata"]["name"]: c for c in serving_template_configmaps("imm-servings")}
-    assert sorted(configmaps) == ["ovms", "tf-serving", "triton"]
+    assert sorted(configmaps) == ["mlserver", "ovms", "tf-serving", "triton"]
     for configmap in configmaps.values():
         assert configmap["metadata"]["namespace"] == "imm-servings"
         assert configmap["metadata"]["labels"]["ai.intel.com/serving-template"] == "true"
