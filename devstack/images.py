@@ -342,9 +342,12 @@ def ensure_imported(images: list[Image], ctr: list[str]) -> None:
     if listed.returncode != 0:
         raise StackError(f"containerd: cannot list images: {listed.stderr.strip()}")
     present = set(listed.stdout.split())
-    # Earlier builds of our images (a recipe changed) only take disk space: drop them.
+    # Earlier builds of these images (a recipe changed) only take disk space: drop them. Only builds of
+    # the names given: a checkout that knows fewer images (an older branch on the same devstack) must
+    # not remove the images another checkout imported and is running pods from.
     wanted = {ref for image in images for ref in (image.ref, image.alias_ref) if ref}
-    stale = sorted(ref for ref in present if ref.startswith(f"{REPOSITORY}/") and ref not in wanted)
+    names = {f"{REPOSITORY}/{image.name}:" for image in images}
+    stale = sorted(ref for ref in present if ref.split(":")[0] + ":" in names and ref not in wanted)
     if stale:
         _run([*ctr, "images", "rm", *stale], "containerd: remove stale images")
         say(f"removed {len(stale)} earlier build(s) of the devstack's images from containerd")
