@@ -22,6 +22,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,6 +107,17 @@ def _assemble(image: Image, layers: list[Path], config: list[str], parent: Image
         partial = image.archive.with_suffix(".partial")
         _run(["tar", "-C", str(layout), "-cf", str(partial), "."], f"image {image.name}")
         partial.replace(image.archive)
+
+
+@contextmanager
+def _building(image: Image) -> Iterator[Path]:
+    """A scratch directory under the cache for one image's build, with the progress lines around it."""
+    say(f"building image {image.ref} (first time on this machine; cached in {IMAGE_CACHE})")
+    began = time.monotonic()
+    IMAGE_CACHE.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=IMAGE_CACHE, prefix=f".{image.name}-") as tmp:
+        yield Path(tmp)
+    say(f"image {image.ref} built in {time.monotonic() - began:.0f}s")
 
 
 def pause() -> Image:
@@ -246,11 +259,7 @@ def triton() -> Image:
     image = Image("triton", hashlib.sha256(recipe.encode()).hexdigest()[:16], alias=TRITON_SERVER_VERSION)
     if image.archive.exists():
         return image
-    say(f"building image {image.ref} (first time on this machine; cached in {IMAGE_CACHE})")
-    began = time.monotonic()
-    IMAGE_CACHE.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=IMAGE_CACHE, prefix=".triton-") as tmp:
-        work = Path(tmp)
+    with _building(image) as work:
         wheels, debs, layer = work / "wheels", work / "debs", work / "layer"
         for directory in (wheels, debs, layer):
             directory.mkdir()
@@ -274,7 +283,6 @@ def triton() -> Image:
         # Triton's default backend and cache directories live under /opt/tritonserver.
         (layer / "opt" / "tritonserver").symlink_to("pytriton/pytriton/tritonserver")
         _assemble(image, [layer], TRITON_CONFIG, parent=parent)
-    say(f"image {image.ref} built in {time.monotonic() - began:.0f}s")
     return image
 
 
@@ -312,11 +320,7 @@ def mlserver() -> Image:
     image = Image("mlserver", hashlib.sha256(recipe.encode()).hexdigest()[:16], alias=MLSERVER_VERSION)
     if image.archive.exists():
         return image
-    say(f"building image {image.ref} (first time on this machine; cached in {IMAGE_CACHE})")
-    began = time.monotonic()
-    IMAGE_CACHE.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=IMAGE_CACHE, prefix=".mlserver-") as tmp:
-        work = Path(tmp)
+    with _building(image) as work:
         wheels, layer = work / "wheels", work / "layer"
         wheels.mkdir()
         download = _pip("download", "--dest", str(wheels), *MLSERVER_WHEELS_WITH_DEPENDENCIES, dependencies=True)
@@ -332,7 +336,6 @@ def mlserver() -> Image:
         launcher.write_text(MLSERVER_LAUNCHER)
         launcher.chmod(0o755)
         _assemble(image, [layer], MLSERVER_CONFIG, parent=parent)
-    say(f"image {image.ref} built in {time.monotonic() - began:.0f}s")
     return image
 
 

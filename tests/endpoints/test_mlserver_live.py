@@ -34,9 +34,9 @@ def real_node(devstack_env: dict[str, str]) -> str:
 
 def linear_model() -> bytes:
     """y = 1 + 2*x0 + 3*x1, fitted exactly, as joblib bytes."""
-    import joblib
+    import joblib  # type: ignore[import-untyped]
     import numpy as np
-    from sklearn.linear_model import LinearRegression
+    from sklearn.linear_model import LinearRegression  # type: ignore[import-untyped]
 
     fitted = LinearRegression().fit(np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]), [1.0, 3.0, 4.0, 6.0])
     buffer = io.BytesIO()
