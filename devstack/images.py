@@ -10,6 +10,7 @@ machine reuses it; containerd imports it into the CRI's `k8s.io` namespace under
 - `base`: Debian bookworm from `debootstrap --variant=minbase` plus Python 3 and CA certificates,
   fetched from the Debian mirror this machine's apt already uses.
 - `triton`: Triton Inference Server from the `nvidia-pytriton` wheel, on `base`.
+- `mlserver`: Seldon MLServer with its scikit-learn and XGBoost runtimes from PyPI wheels, on `base`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,6 +107,17 @@ def _assemble(image: Image, layers: list[Path], config: list[str], parent: Image
         partial = image.archive.with_suffix(".partial")
         _run(["tar", "-C", str(layout), "-cf", str(partial), "."], f"image {image.name}")
         partial.replace(image.archive)
+
+
+@contextmanager
+def _building(image: Image) -> Iterator[Path]:
+    """A scratch directory under the cache for one image's build, with the progress lines around it."""
+    say(f"building image {image.ref} (first time on this machine; cached in {IMAGE_CACHE})")
+    began = time.monotonic()
+    IMAGE_CACHE.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=IMAGE_CACHE, prefix=f".{image.name}-") as tmp:
+        yield Path(tmp)
+    say(f"image {image.ref} built in {time.monotonic() - began:.0f}s")
 
 
 def pause() -> Image:
@@ -245,11 +259,7 @@ def triton() -> Image:
     image = Image("triton", hashlib.sha256(recipe.encode()).hexdigest()[:16], alias=TRITON_SERVER_VERSION)
     if image.archive.exists():
         return image
-    say(f"building image {image.ref} (first time on this machine; cached in {IMAGE_CACHE})")
-    began = time.monotonic()
-    IMAGE_CACHE.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=IMAGE_CACHE, prefix=".triton-") as tmp:
-        work = Path(tmp)
+    with _building(image) as work:
         wheels, debs, layer = work / "wheels", work / "debs", work / "layer"
         for directory in (wheels, debs, layer):
             directory.mkdir()
@@ -273,7 +283,59 @@ def triton() -> Image:
         # Triton's default backend and cache directories live under /opt/tritonserver.
         (layer / "opt" / "tritonserver").symlink_to("pytriton/pytriton/tritonserver")
         _assemble(image, [layer], TRITON_CONFIG, parent=parent)
-    say(f"image {image.ref} built in {time.monotonic() - began:.0f}s")
+    return image
+
+
+# Seldon MLServer (KServe V2 over REST and gRPC) with its scikit-learn and XGBoost runtimes, plus
+# boto3 for the mlserver template's init container, which fetches the model from the tenant's
+# bucket. The resolved set is downloaded on the host with its dependencies; mlserver-xgboost asks
+# for `xgboost`, whose PyPI wheel pulls a 200 MB NCCL wheel for GPUs: `xgboost-cpu` provides the
+# same module without it, so those two are installed without dependency resolution.
+MLSERVER_VERSION = "1.7.1"
+MLSERVER_WHEELS_WITH_DEPENDENCIES = (
+    f"mlserver=={MLSERVER_VERSION}",
+    f"mlserver-sklearn=={MLSERVER_VERSION}",
+    "boto3==1.44.8",
+)
+MLSERVER_WHEELS = (f"mlserver-xgboost=={MLSERVER_VERSION}", "xgboost-cpu==3.0.5")
+MLSERVER_UID = 1000
+# pip's console script would carry the host's interpreter in its #! line: the image gets its own.
+MLSERVER_LAUNCHER = "#!/usr/bin/python3\nimport sys\n\nfrom mlserver.cli import main\n\nsys.exit(main())\n"
+MLSERVER_CONFIG = [
+    "--config.user", f"{MLSERVER_UID}:{MLSERVER_UID}",
+    "--config.env", "PATH=/usr/local/bin:/usr/bin:/bin",
+    "--config.env", "HOME=/tmp",
+    # The only place uid 1000 may write in the image (MLServer writes beside its working directory).
+    "--config.workingdir", "/tmp",  # noqa: S108
+    "--config.cmd", "mlserver",
+]  # fmt: skip
+
+
+def mlserver() -> Image:
+    """Seldon MLServer on the base image: `mlserver start <folder>`, non-root, sklearn and xgboost runtimes."""
+    parent = base()
+    recipe = " ".join(
+        [parent.ref, *MLSERVER_WHEELS_WITH_DEPENDENCIES, *MLSERVER_WHEELS, MLSERVER_LAUNCHER, *MLSERVER_CONFIG]
+    )
+    image = Image("mlserver", hashlib.sha256(recipe.encode()).hexdigest()[:16], alias=MLSERVER_VERSION)
+    if image.archive.exists():
+        return image
+    with _building(image) as work:
+        wheels, layer = work / "wheels", work / "layer"
+        wheels.mkdir()
+        download = _pip("download", "--dest", str(wheels), *MLSERVER_WHEELS_WITH_DEPENDENCIES, dependencies=True)
+        _run(download, "image mlserver: pip download")
+        _run(_pip("download", "--dest", str(wheels), *MLSERVER_WHEELS), "image mlserver: pip download")
+        site = layer / "usr" / "local" / "lib" / f"python{TRITON_PYTHON}" / "dist-packages"
+        found = sorted(str(wheel) for wheel in wheels.glob("*.whl"))
+        _run(_pip("install", "--no-index", "--target", str(site), *found), "image mlserver: pip install")
+        # Console scripts pip wrote for the host's interpreter; the launcher below replaces mlserver's.
+        shutil.rmtree(site / "bin", ignore_errors=True)
+        launcher = layer / "usr" / "local" / "bin" / "mlserver"
+        launcher.parent.mkdir(parents=True)
+        launcher.write_text(MLSERVER_LAUNCHER)
+        launcher.chmod(0o755)
+        _assemble(image, [layer], MLSERVER_CONFIG, parent=parent)
     return image
 
 
@@ -283,9 +345,12 @@ def ensure_imported(images: list[Image], ctr: list[str]) -> None:
     if listed.returncode != 0:
         raise StackError(f"containerd: cannot list images: {listed.stderr.strip()}")
     present = set(listed.stdout.split())
-    # Earlier builds of our images (a recipe changed) only take disk space: drop them.
+    # Earlier builds of these images (a recipe changed) only take disk space: drop them. Only builds of
+    # the names given: a checkout that knows fewer images (an older branch on the same devstack) must
+    # not remove the images another checkout imported and is running pods from.
     wanted = {ref for image in images for ref in (image.ref, image.alias_ref) if ref}
-    stale = sorted(ref for ref in present if ref.startswith(f"{REPOSITORY}/") and ref not in wanted)
+    names = {f"{REPOSITORY}/{image.name}:" for image in images}
+    stale = sorted(ref for ref in present if ref.split(":")[0] + ":" in names and ref not in wanted)
     if stale:
         _run([*ctr, "images", "rm", *stale], "containerd: remove stale images")
         say(f"removed {len(stale)} earlier build(s) of the devstack's images from containerd")

@@ -564,6 +564,7 @@ def parts(write_kubeconfig: Any) -> list[Part]:
     pause = images.pause()
     images.base()
     images.triton()
+    images.mlserver()
     network_up()
     _record_kernel_state(_load_record())
     kubelet_client = pki.issue("user-node", f"system:node:{NODE_NAME}", organizations=("system:nodes",), client=True)
@@ -613,7 +614,7 @@ def finish(admin_kubeconfig: Path, timeout: float = 120.0) -> None:
     """Import the images and wait until the node is Ready (after the cluster bootstrap)."""
     from kubernetes import client, config
 
-    images.ensure_imported([images.pause(), images.base(), images.triton()], ctr())
+    images.ensure_imported([images.pause(), images.base(), images.triton(), images.mlserver()], ctr())
     core = client.CoreV1Api(config.new_client_from_config(str(admin_kubeconfig)))
     began = time.monotonic()
     deadline = began + timeout
@@ -657,6 +658,11 @@ def pods_rss_kib() -> tuple[int, int]:
     return count, total
 
 
+def serving_images() -> str:
+    """SERVING_IMAGES for the devstack: each serving the real node can run, on the image built here."""
+    return json.dumps({"triton": images.triton().ref, "mlserver": images.mlserver().ref}, sort_keys=True)
+
+
 def env() -> dict[str, str]:
     """What tests and tools need to place pods on the node."""
     return {
@@ -664,6 +670,9 @@ def env() -> dict[str, str]:
         "IMM_DEVSTACK_REAL_NODE_TAINT": f"{TAINT['key']}={TAINT['value']}:{TAINT['effect']}",
         "IMM_DEVSTACK_BASE_IMAGE": images.base().ref,
         "IMM_DEVSTACK_TRITON_IMAGE": images.triton().ref,
+        "IMM_DEVSTACK_MLSERVER_IMAGE": images.mlserver().ref,
+        # The serving templates' images are the local builds (the platform setting, as a mirror would be).
+        "SERVING_IMAGES": serving_images(),
         # The object store as pods see it (tenants' store secrets need this address, not loopback).
         "IMM_DEVSTACK_S3_CLUSTER_URL": f"http://{NODE_IP}:{PORTS.s3}",
         # ... and the product writes it into them: endpoints made through the API load their models.

@@ -78,8 +78,17 @@ def endpoint_view(identity: Identity, tenant: str, name: str) -> dict[str, Any]:
     """The documented view (imm-behaviour §1.5.7) plus status, reason, message, paused and conditions."""
     tenant_required(tenant)
     cr = endpoint_cr(identity, tenant, name)
-    deployment, pods = _children(identity, tenant, status.endpoint_name_of(cr))
-    return status.view(cr, deployment, pods, tenant)
+    child = status.endpoint_name_of(cr)
+    deployment, pods = _children(identity, tenant, child)
+    return status.view(cr, deployment, pods, tenant, _service(identity, tenant, child))
+
+
+def _service(identity: Identity, tenant: str, name: str) -> dict[str, Any] | None:
+    """The endpoint's Service (it says how to call the endpoint), or None before the controller made it."""
+    try:
+        return _json(identity, "CoreV1Api", "read_namespaced_service", name, tenant)
+    except NotFound:
+        return None
 
 
 def endpoint_events(identity: Identity, tenant: str, name: str) -> list[dict[str, Any]]:

@@ -8,10 +8,12 @@ original's table (imm-behaviour §1.5.6) means "non-zero" here.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from endpoints.spec import PAUSED_REPLICAS_ANNOTATION, endpoint_url
+from servings.catalogue import PROTOCOL_ANNOTATIONS
 
 AVAILABLE = "available"
 UNAVAILABLE = "unavailable"
@@ -97,13 +99,45 @@ def reason_and_message(cr: Mapping[str, Any]) -> tuple[str, str]:
     return "Pending", "the controller has not reported on this endpoint yet"
 
 
+def protocol(service: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """How to call the endpoint from inside the cluster, from its Service; None when it says nothing.
+
+    The facts come from the serving template (its Service's ``ai.intel.com/`` annotations and ports
+    named ``http`` and ``grpc``: ``servings.catalogue.PROTOCOL_ANNOTATIONS``), so every serving,
+    shipped or an admin's, is described the same way, without a list of known runtimes here.
+    """
+    if service is None:
+        return None
+    metadata = service.get("metadata") or {}
+    annotations = metadata.get("annotations") or {}
+    facts = {key: str(annotations[name]) for key, name in PROTOCOL_ANNOTATIONS.items() if annotations.get(name)}
+    if "name" not in facts:
+        return None
+    host = f"{metadata.get('name')}.{metadata.get('namespace')}.svc"
+    ports = {str(port.get("name")): port.get("port") for port in (service.get("spec") or {}).get("ports") or []}
+    http = f"http://{host}:{ports['http']}{facts.get('httpPath', '')}" if "http" in ports else None
+    example = None
+    if http is not None and "exampleRequest" in facts:
+        body = shlex.quote(facts["exampleRequest"])
+        example = f"curl -s -H 'Content-Type: application/json' -d {body} {shlex.quote(http)}"
+    return {
+        "name": facts["name"],
+        "httpUrl": http,
+        "grpcAddress": f"{host}:{ports['grpc']}" if "grpc" in ports else None,
+        "grpcService": facts.get("grpcService"),
+        "exampleRequest": example,
+    }
+
+
 def view(
     cr: Mapping[str, Any],
     deployment: Mapping[str, Any] | None,
     pods: Iterable[Mapping[str, Any]],
     tenant: str,
+    service: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The documented view keys (in order), then the new ones: status, reason, message, paused, conditions."""
+    """The documented view keys (in order), then the new ones: status, reason, message, paused,
+    conditions, protocol (how to call the endpoint, from its Service)."""
     spec = cr.get("spec") or {}
     dep_status = (deployment or {}).get("status") or {}
     reason, message = reason_and_message(cr)
@@ -122,6 +156,7 @@ def view(
         "message": message,
         "paused": PAUSED_REPLICAS_ANNOTATION in annotations,
         "conditions": list((cr.get("status") or {}).get("conditions") or []),
+        "protocol": protocol(service),
     }
 
 

@@ -131,6 +131,7 @@ def _status_context(identity: Identity, tenant: str, name: str) -> dict[str, Any
         "url": view["endpoint url"],
         "subject": view.get("subject name"),
         "conditions": view.get("conditions") or [],
+        "protocol": view.get("protocol"),
     }
     return {
         "identity": identity,

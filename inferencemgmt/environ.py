@@ -8,6 +8,7 @@ secret or Docker secret) so they never have to sit in the process environment.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Mapping
 from typing import TypeVar
@@ -116,6 +117,33 @@ def string_list(
             raise _missing(name)
         return list(default)
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def string_map(
+    name: str, default: dict[str, str] | _Missing = REQUIRED, *, environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """A JSON object of non-empty strings without blanks (``{"triton": "mirror/triton:2.51"}``).
+
+    JSON rather than ``key=value`` pairs: Helm values and Kubernetes env entries carry it as one string
+    whatever characters an image reference holds (``:``, ``@``, ``/``).
+    """
+    value = _raw(name, environ)
+    if value is None:
+        if isinstance(default, _Missing):
+            raise _missing(name)
+        return dict(default)
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"Environment variable {name} must be a JSON object, got {value!r}.") from None
+    if not isinstance(parsed, dict):
+        raise ImproperlyConfigured(f"Environment variable {name} must be a JSON object, got {value!r}.")
+    for key, item in parsed.items():
+        if not isinstance(item, str) or not item or item.split() != [item] or not key:
+            raise ImproperlyConfigured(
+                f"Environment variable {name}: {key!r} must map to a non-empty string without blanks, got {item!r}."
+            )
+    return parsed
 
 
 def choice(

@@ -188,6 +188,11 @@ IMM_KUBE_CLIENT_CACHE_TTL_SECONDS = env.number("IMM_KUBE_CLIENT_CACHE_TTL_SECOND
 OIDC_STORE_ID_TOKEN = IMM_KUBE_AUTH_MODE == "passthrough"
 SERVING_TEMPLATES_NAMESPACE = env.string("SERVING_TEMPLATES_NAMESPACE", "imm-servings")
 PLATFORM_DOMAIN = env.string("PLATFORM_DOMAIN", "default")
+# Where serving pods' images come from, applied by the controller when it renders an endpoint (the
+# templates' `image` filter): a registry prefix put before every serving image (one value for an
+# air-gapped mirror), and a JSON map serving name -> full image reference that overrides one serving.
+SERVING_IMAGE_REGISTRY = env.string("SERVING_IMAGE_REGISTRY", "").rstrip("/")
+SERVING_IMAGES = env.string_map("SERVING_IMAGES", {})
 
 # --- Object store (S3) ------------------------------------------------------------------------------
 S3_ENDPOINT_URL = env.string("S3_ENDPOINT_URL", "")

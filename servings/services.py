@@ -27,7 +27,13 @@ REQUIRED_KEYS = tuple(data_key(part) for part in PARTS)
 
 def platform() -> Platform:
     https = urlparse(settings.S3_ENDPOINT_URL).scheme == "https"
-    return Platform(domain=settings.PLATFORM_DOMAIN, s3_use_https=https, s3_verify_ssl=https)
+    return Platform(
+        domain=settings.PLATFORM_DOMAIN,
+        s3_use_https=https,
+        s3_verify_ssl=https,
+        image_registry=settings.SERVING_IMAGE_REGISTRY,
+        serving_images=dict(settings.SERVING_IMAGES),
+    )
 
 
 def serving_validate(name: str, data: object) -> dict[str, str]:

@@ -98,6 +98,17 @@ ENDPOINT_ANSWER = envelope_answer(
             "message": serializers.CharField(allow_blank=True),
             "paused": serializers.BooleanField(),
             "conditions": serializers.ListField(child=serializers.DictField(child=serializers.JSONField())),
+            "protocol": shape(
+                "EndpointProtocol",
+                {
+                    "name": serializers.CharField(),
+                    "httpUrl": serializers.CharField(allow_null=True),
+                    "grpcAddress": serializers.CharField(allow_null=True),
+                    "grpcService": serializers.CharField(allow_null=True),
+                    "exampleRequest": serializers.CharField(allow_null=True),
+                },
+                allow_null=True,
+            ),
         },
     ),
 )

@@ -113,6 +113,7 @@ def test_view_keeps_the_documented_keys_in_order_then_adds_new_ones():
         "message",
         "paused",
         "conditions",
+        "protocol",
     ]
     assert shown["endpoint status"] == {"running pods": 2, "pending pods": 0, "failed pods": 0}
     assert shown["endpoint url"] == "predict-team.imm.example:443"
@@ -121,6 +122,62 @@ def test_view_keeps_the_documented_keys_in_order_then_adds_new_ones():
     assert shown["replicas"] == {"available": 2, "unavailable": None}
     assert (shown["status"], shown["reason"], shown["paused"]) == ("available", "Available", True)
     assert shown["conditions"] == endpoint["status"]["conditions"]
+    assert shown["protocol"] is None  # no Service given
+
+
+def rendered_service(serving: str, model: str = "iris") -> dict[str, Any]:
+    """The Service a shipped template renders for endpoint `predict` of tenant `team`."""
+    from servings.catalogue import shipped_templates
+    from servings.controller.rendering import Platform, ServingTemplate, render_endpoint
+
+    endpoint = cr("predict", subjectName="c", modelName=model, servingName=serving)
+    endpoint["metadata"].update(uid="uid", namespace="team")
+    objects = render_endpoint(endpoint, ServingTemplate(serving, shipped_templates()[serving]), Platform("imm.example"))
+    return next(obj for obj in objects if obj["kind"] == "Service")
+
+
+def test_view_says_how_to_call_a_v2_endpoint_from_its_rendered_service():
+    shown = view(cr("predict", subjectName="c"), None, [], "team", rendered_service("mlserver"))
+    example = (
+        "curl -s -H 'Content-Type: application/json' -d "
+        """'{"inputs":[{"name":"input-0","shape":[1,2],"datatype":"FP32","data":[1.0,2.0]}]}' """
+        "http://predict.team.svc:8080/v2/models/iris/infer"
+    )
+    assert shown["protocol"] == {
+        "name": "Open Inference Protocol (KServe V2)",
+        "httpUrl": "http://predict.team.svc:8080/v2/models/iris/infer",
+        "grpcAddress": "predict.team.svc:8081",
+        "grpcService": "inference.GRPCInferenceService",
+        "exampleRequest": example,
+    }
+    triton = view(cr("predict", subjectName="c"), None, [], "team", rendered_service("triton"))["protocol"]
+    assert (triton["httpUrl"], triton["grpcAddress"]) == (
+        "http://predict.team.svc:8000/v2/models/iris/infer",
+        "predict.team.svc:8001",
+    )
+
+
+def test_view_quotes_the_example_for_a_shell_and_leaves_out_what_the_service_does_not_say():
+    service = {
+        "metadata": {
+            "name": "predict",
+            "namespace": "team",
+            "annotations": {
+                "ai.intel.com/protocol": "Mine",
+                "ai.intel.com/example-request": '{"text": "it\'s"}',
+                "ai.intel.com/http-path": "/predict",
+            },
+        },
+        "spec": {"ports": [{"name": "http", "port": 80}]},
+    }
+    shown = view(cr("predict", subjectName="c"), None, [], "team", service)["protocol"]
+    assert shown["grpcAddress"] is None
+    assert shown["grpcService"] is None
+    assert shown["exampleRequest"] == (
+        "curl -s -H 'Content-Type: application/json' -d '{\"text\": \"it'\"'\"'s\"}' http://predict.team.svc:80/predict"
+    )
+    silent = {**service, "metadata": {"name": "predict", "namespace": "team"}}
+    assert view(cr("predict", subjectName="c"), None, [], "team", silent)["protocol"] is None
 
 
 def test_view_of_an_endpoint_without_deployment_or_resources():

@@ -73,3 +73,27 @@ def test_existing_file(tmp_path):
     with pytest.raises(ImproperlyConfigured, match=r"IMM_P names .* which is not a file"):
         env.existing_file("IMM_P", environ={"IMM_P": str(tmp_path / "nope")})
     assert env.existing_file("IMM_P", "", environ={}) == ""
+
+
+def test_string_map_reads_a_json_object_of_strings():
+    raw = '{"triton": "mirror.local/nvidia/tritonserver:24.10-py3", "mlserver": "m/mlserver@sha256:ab"}'
+    assert env.string_map("IMM_M", {}, environ={"IMM_M": raw}) == {
+        "triton": "mirror.local/nvidia/tritonserver:24.10-py3",
+        "mlserver": "m/mlserver@sha256:ab",
+    }
+    assert env.string_map("IMM_M", {}, environ={}) == {}
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("triton=x", "IMM_M must be a JSON object"),
+        ('["x"]', "IMM_M must be a JSON object"),
+        ('{"triton": 3}', "'triton' must map to a non-empty string without blanks, got 3"),
+        ('{"triton": ""}', "'triton' must map to a non-empty string"),
+        ('{"triton": "a b"}', "'triton' must map to a non-empty string without blanks"),
+    ],
+)
+def test_string_map_refuses_anything_else_naming_the_variable(raw, message):
+    with pytest.raises(ImproperlyConfigured, match=message):
+        env.string_map("IMM_M", {}, environ={"IMM_M": raw})

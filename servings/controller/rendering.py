@@ -22,11 +22,12 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
-from jinja2 import StrictUndefined, Template, TemplateError
+from jinja2 import StrictUndefined, Template, TemplateError, pass_context
+from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from inferencemgmt.nesting import nested_deeper_than
@@ -70,6 +71,21 @@ class Platform:
     s3_use_https: bool = False
     s3_verify_ssl: bool = False
     inference_port: int = 443
+    # SERVING_IMAGE_REGISTRY and SERVING_IMAGES: see serving_image().
+    image_registry: str = ""
+    serving_images: Mapping[str, str] = field(default_factory=dict)
+
+    def serving_image(self, serving: str, default: str) -> str:
+        """The image a serving's pods run: the platform's override for this serving when it has one,
+        else the template's default (a repository path with its tag) behind the registry prefix.
+
+        Templates name no registry: where images come from is the platform's decision (a mirror for
+        an air-gapped cluster, the devstack's local builds), made once for every serving.
+        """
+        override = self.serving_images.get(serving)
+        if override:
+            return override
+        return f"{self.image_registry.rstrip('/')}/{default}" if self.image_registry else default
 
 
 @dataclass(frozen=True)
@@ -96,12 +112,20 @@ def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=False)
 
 
+@pass_context
+def _image(context: Context, default: Any) -> str:
+    """``{{ "seldonio/mlserver:1.7.1" | image | q }}``: the platform's choice of image for this serving."""
+    platform: Platform = context["_platform"]
+    return platform.serving_image(str(context["_serving"]), str(default))
+
+
 def _environment() -> ImmutableSandboxedEnvironment:
     env = ImmutableSandboxedEnvironment(
         undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True, trim_blocks=False
     )
     env.filters["q"] = _quote
     env.filters["json"] = _json
+    env.filters["image"] = _image
     return env
 
 
@@ -157,8 +181,12 @@ def desired_replicas(cr: Mapping[str, Any]) -> int:
     return DEFAULT_REPLICAS if replicas is None else int(replicas)
 
 
-def template_context(cr: Mapping[str, Any], platform: Platform) -> dict[str, Any]:
-    """The variables a template sees (documented in the README (Servings))."""
+def template_context(cr: Mapping[str, Any], platform: Platform, serving: str = "") -> dict[str, Any]:
+    """The variables a template sees (documented in the README (Servings)).
+
+    ``serving`` is the template's name (default ``spec.servingName``): the ``image`` filter looks up the
+    platform's image for it.
+    """
     spec = cr.get("spec", {})
     resources = spec.get("resources") or {}
     policy = spec.get("modelVersionPolicy") or DEFAULT_VERSION_POLICY
@@ -183,6 +211,9 @@ def template_context(cr: Mapping[str, Any], platform: Platform) -> dict[str, Any
         "platformDomain": platform.domain,
         "s3UseHttps": "1" if platform.s3_use_https else "0",
         "s3VerifySsl": "1" if platform.s3_verify_ssl else "0",
+        # For the `image` filter only (not documented template variables).
+        "_platform": platform,
+        "_serving": serving or str(spec.get("servingName", "")),
     }
 
 
@@ -248,7 +279,7 @@ def render_endpoint(cr: Mapping[str, Any], template: ServingTemplate, platform: 
     Raises RenderError for anything the endpoint's owner or the template's admin must fix, and its
     TemplateForbidden for a pod the restricted Pod Security Standards profile forbids.
     """
-    context = template_context(cr, platform)
+    context = template_context(cr, platform, template.name)
     name = context["endpoint"]["name"]
     objects = {part: _own(render_part(template, part, context), cr, name) for part in PARTS}
     deployment = objects["deployment"]

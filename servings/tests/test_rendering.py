@@ -142,13 +142,16 @@ def test_deployment_as_the_original_with_the_fixes():
     assert deployment["spec"]["selector"] == {"matchLabels": {"endpoint": "resnet"}}
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert container["name"] == "tf-serving"
-    assert container["image"] == "tensorflow/serving:1.11.1"
+    # TF Serving 2.x, by repository path (no registry named; the platform setting chooses where from).
+    assert container["image"] == "tensorflow/serving:2.18.0"
     assert container["command"] == [
-        "sh",
-        "-c",
-        "tensorflow_model_server --port=9000 --model_config_file=/config/tf.conf",
+        "tensorflow_model_server",
+        "--port=9000",
+        "--rest_api_port=8501",
+        "--model_config_file=/config/tf.conf",
     ]
-    assert container["ports"] == [{"name": "grpc", "containerPort": 9000}]
+    assert container["ports"] == [{"name": "grpc", "containerPort": 9000}, {"name": "http", "containerPort": 8501}]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/v1/models/resnet50", "port": 8501}
     # A value the original HTML-escaped ("+" -> "&#43;") arrives as written.
     assert container["resources"] == {"requests": {"cpu": "+1", "memory": "1Gi"}, "limits": {"nvidia.com/gpu": "1"}}
     env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
@@ -161,8 +164,18 @@ def test_deployment_as_the_original_with_the_fixes():
 
 def test_ovms_deployment_image_command_and_endpoint_variable():
     container = render(serving="ovms")["Deployment"]["spec"]["template"]["spec"]["containers"][0]
-    assert container["image"] == "intelaipg/openvino-model-server"
-    assert container["command"][2] == "ie_serving config --config_path /config/ovms.json --port 9000"
+    # OpenVINO Model Server of today, by repository path; gRPC on 9000 as before, REST (KServe V2) on 8000.
+    assert container["image"] == "openvino/model_server:2025.1"
+    assert container["command"] == [
+        "/ovms/bin/ovms",
+        "--config_path",
+        "/config/ovms.json",
+        "--port",
+        "9000",
+        "--rest_port",
+        "8000",
+    ]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": 8000}
     env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
     assert env["S3_ENDPOINT"] == {"secretKeyRef": {"name": "minio-access-info", "key": "minio.endpoint_url"}}
     assert "AWS_ENDPOINT_URL" not in env
@@ -204,7 +217,16 @@ def test_ingress_host_tls_and_client_certificate_annotations():
 def test_service_selects_the_pods_on_port_9000():
     service = render()["Service"]
     assert service["spec"]["selector"] == {"endpoint": "resnet"}
-    assert service["spec"]["ports"] == [{"name": "grpc", "port": 9000, "targetPort": 9000}]
+    assert service["spec"]["ports"] == [
+        {"name": "grpc", "port": 9000, "targetPort": 9000},
+        {"name": "http", "port": 8501, "targetPort": 8501},
+    ]
+    annotations = service["metadata"]["annotations"]
+    assert annotations["ai.intel.com/protocol"] == "TensorFlow Serving API"
+    assert annotations["ai.intel.com/http-path"] == "/v1/models/resnet50:predict"
+    ovms = render(serving="ovms")["Service"]
+    assert [(port["name"], port["port"]) for port in ovms["spec"]["ports"]] == [("grpc", 9000), ("http", 8000)]
+    assert ovms["metadata"]["annotations"]["ai.intel.com/http-path"] == "/v2/models/resnet50/infer"
     assert deployment_selector(render()["Deployment"]) == "endpoint=resnet"
 
 
@@ -251,7 +273,7 @@ def test_broken_templates_raise_render_error(part, text, message):
 
 def test_catalogue_configmaps_keep_the_original_data_keys():
     configmaps = {c["metadata"]["name"]: c for c in serving_template_configmaps("imm-servings")}
-    assert sorted(configmaps) == ["ovms", "tf-serving", "triton"]
+    assert sorted(configmaps) == ["mlserver", "ovms", "tf-serving", "triton"]
     for configmap in configmaps.values():
         assert configmap["metadata"]["namespace"] == "imm-servings"
         assert configmap["metadata"]["labels"]["ai.intel.com/serving-template"] == "true"

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from devstack import images, realnode
+from devstack import realnode
 from servings.catalogue import shipped_templates
 from servings.controller.rendering import Platform, ServingTemplate, render_endpoint
 
@@ -92,9 +92,8 @@ def test_triton_serves_v2_over_rest_and_grpc_from_the_arranged_repository() -> N
     pod = _pod(objects)
     (init,) = pod["initContainers"]
     (server,) = pod["containers"]
-    # The image the devstack builds and tags under this stable name.
-    triton = images.Image("triton", "any", alias=images.TRITON_SERVER_VERSION)
-    assert init["image"] == server["image"] == triton.alias_ref
+    # Without a platform setting: the vendor's image, by repository path (no registry named).
+    assert init["image"] == server["image"] == "nvidia/tritonserver:24.10-py3"
     assert init["command"] == ["python3", "/config/arrange.py", "/config/model.json", "/models"]
     assert server["command"][:2] == ["tritonserver", "--model-repository=/models"]
     assert {p["name"]: p["containerPort"] for p in server["ports"]} == {"http": 8000, "grpc": 8001, "metrics": 8002}

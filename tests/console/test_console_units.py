@@ -201,3 +201,30 @@ def test_task_filters_with_control_characters_are_a_400_page(query: str) -> None
     response = signed_in("admin@example.com", ["admin"]).get(f"/console/tasks/?{query}")
     assert response.status_code == 400
     assert b"Task filters cannot contain control characters." in response.content
+
+
+def test_endpoint_status_block_says_how_to_call_the_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    from endpoints import selectors
+
+    protocol = {
+        "name": "Open Inference Protocol (KServe V2)",
+        "httpUrl": "http://ep.team-a1.svc:8080/v2/models/m/infer",
+        "grpcAddress": "ep.team-a1.svc:8081",
+        "grpcService": "inference.GRPCInferenceService",
+        "exampleRequest": "curl -s -d '{\"inputs\": []}' http://ep.team-a1.svc:8080/v2/models/m/infer",
+    }
+    view = {"status": "available", "replicas": {}, "endpoint url": "ep", "endpoint status": {}, "protocol": protocol}
+    monkeypatch.setattr(selectors, "endpoint_view", lambda identity, tenant, name: view)
+    client = signed_in("alice@example.com", ["team-a"])
+    page = client.get("/console/tenants/team-a1/endpoints/ep/status/")
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "Open Inference Protocol (KServe V2)" in text
+    assert '<code id="endpoint-http-url">http://ep.team-a1.svc:8080/v2/models/m/infer</code>' in text
+    assert '<code id="endpoint-grpc-address">ep.team-a1.svc:8081</code>' in text
+    # The example is shown as text (escaped), never as markup.
+    assert "curl -s -d &#x27;{&quot;inputs&quot;: []}&#x27;" in text
+
+    monkeypatch.setattr(selectors, "endpoint_view", lambda identity, tenant, name: {**view, "protocol": None})
+    silent = client.get("/console/tenants/team-a1/endpoints/ep/status/")
+    assert "endpoint-protocol" not in silent.content.decode()

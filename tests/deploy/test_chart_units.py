@@ -177,7 +177,7 @@ def test_serving_templates_have_one_source_inside_the_chart() -> None:
     # Helm cannot read outside the chart, so the files live there; nothing may grow a second copy.
     assert catalogue.TEMPLATES_DIR == ROOT / "helm" / "imm" / "files" / "serving-templates"
     assert not (ROOT / "servings" / "serving_templates").exists()
-    assert set(catalogue.shipped_templates()) == {"tf-serving", "ovms", "triton"}
+    assert set(catalogue.shipped_templates()) == {"tf-serving", "ovms", "triton", "mlserver"}
 
 
 def test_e2e_values_point_at_the_devstack_and_hold_no_secret() -> None:

@@ -76,7 +76,7 @@ def test_endpoint_gets_four_children_and_becomes_ready(admin, tenant, controller
     assert 'name:"resnet"' in configmap.data["tf.conf"]
     deployment = apps.read_namespaced_deployment("resnet", tenant)
     container = deployment.spec.template.spec.containers[0]
-    assert container.image == "tensorflow/serving:1.11.1"
+    assert container.image == "tensorflow/serving:2.18.0"
     assert container.resources.requests == {"cpu": "100m"}
     assert container.resources.limits == {"memory": "1Gi"}
     service = core.read_namespaced_service("resnet", tenant)
@@ -307,7 +307,7 @@ def test_deleted_child_is_recreated_and_a_changed_template_is_followed(admin, te
         wait_for(
             lambda: (
                 apps.read_namespaced_deployment("drift", tenant).spec.template.spec.containers[0].image
-                == "tensorflow/serving:1.11.1"
+                == "tensorflow/serving:2.18.0"
             ),
             30,
             what="the edited image to be restored",

@@ -47,7 +47,9 @@ def restricted_namespace(admin: client.ApiClient) -> Iterator[str]:
     core.delete_namespace(name)
 
 
-def rendered(namespace: str, policy: str = "{latest{}}", model: str = "ranker") -> dict[str, dict[str, Any]]:
+def rendered(
+    namespace: str, policy: str = "{latest{}}", model: str = "ranker", platform: Platform | None = None
+) -> dict[str, dict[str, Any]]:
     cr = {
         "apiVersion": "ai.intel.com/v1",
         "kind": "InferenceEndpoint",
@@ -61,7 +63,8 @@ def rendered(namespace: str, policy: str = "{latest{}}", model: str = "ranker") 
         },
     }
     template = ServingTemplate("triton", shipped_templates()["triton"])
-    return {obj["kind"]: obj for obj in render_endpoint(cr, template, Platform(domain="imm.local"))}
+    platform = platform or Platform(domain="imm.local")
+    return {obj["kind"]: obj for obj in render_endpoint(cr, template, platform)}
 
 
 def triton_pod(namespace: str) -> dict[str, Any]:
@@ -286,8 +289,11 @@ def test_triton_endpoint_on_the_real_node_serves_the_version_its_policy_names(
         )
         core.create_namespaced_secret(tenant, secret)
 
+        # The devstack's own build, as the platform setting SERVING_IMAGES names it for the controller.
+        platform = Platform(domain="imm.local", serving_images={"triton": devstack_env["IMM_DEVSTACK_TRITON_IMAGE"]})
+
         def apply(policy: str) -> None:
-            objects = rendered(tenant, policy, model="adder")
+            objects = rendered(tenant, policy, model="adder", platform=platform)
             for obj in objects.values():
                 obj["metadata"].pop("ownerReferences")  # no CR here: the garbage collector would take them
             configmap, service, deployment = objects["ConfigMap"], objects["Service"], objects["Deployment"]

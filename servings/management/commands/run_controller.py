@@ -37,6 +37,8 @@ def platform_from_settings() -> Platform:
         s3_use_https=https,
         s3_verify_ssl=https,
         inference_port=int(getattr(settings, "INFERENCE_PORT", 443)),
+        image_registry=settings.SERVING_IMAGE_REGISTRY,
+        serving_images=dict(settings.SERVING_IMAGES),
     )
 
 
