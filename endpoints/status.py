@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from endpoints.spec import PAUSED_REPLICAS_ANNOTATION, endpoint_url
-from servings.catalogue import PROTOCOL_ANNOTATIONS
+from inferencemgmt.resources import PROTOCOL_ANNOTATIONS
 
 AVAILABLE = "available"
 UNAVAILABLE = "unavailable"
@@ -103,7 +103,7 @@ def protocol(service: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """How to call the endpoint from inside the cluster, from its Service; None when it says nothing.
 
     The facts come from the serving template (its Service's ``ai.intel.com/`` annotations and ports
-    named ``http`` and ``grpc``: ``servings.catalogue.PROTOCOL_ANNOTATIONS``), so every serving,
+    named ``http`` and ``grpc``: ``inferencemgmt.resources.PROTOCOL_ANNOTATIONS``), so every serving,
     shipped or an admin's, is described the same way, without a list of known runtimes here.
     """
     if service is None:

@@ -33,21 +33,6 @@ TEMPLATE_LABEL = "ai.intel.com/serving-template"
 TEMPLATE_LABEL_SELECTOR = f"{TEMPLATE_LABEL}=true"
 PART_OF_LABELS = {"app.kubernetes.io/part-of": "inference-model-manager"}
 
-#: How to call an endpoint, as its serving's Service template says it in these annotations (each
-#: optional): the facts of a protocol live in the template that speaks it, so a serving an admin adds
-#: describes itself the same way, and the API's endpoint view and the console read them from the
-#: endpoint's Service together with its ports named ``http`` and ``grpc``.
-PROTOCOL_ANNOTATIONS = {
-    # A name people know the protocol by, e.g. "Open Inference Protocol (KServe V2)".
-    "name": "ai.intel.com/protocol",
-    # The REST path of an inference request, with the model's name in it.
-    "httpPath": "ai.intel.com/http-path",
-    # The gRPC service clients call, e.g. "inference.GRPCInferenceService".
-    "grpcService": "ai.intel.com/grpc-service",
-    # An example request body for the REST path (JSON).
-    "exampleRequest": "ai.intel.com/example-request",
-}
-
 
 def data_key(part: str) -> str:
     """The ConfigMap data key of a part: the original's ``<part>.tmpl``."""
