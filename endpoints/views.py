@@ -147,6 +147,7 @@ def _status_context(identity: Identity, tenant: str, name: str) -> dict[str, Any
         "url": view["endpoint url"],
         "subject": view.get("subject name"),
         "conditions": view.get("conditions") or [],
+        "autoscaling": view.get("autoscaling"),
     }
     return {"identity": identity, "tenant_name": tenant, "name": name, "view": shown, "badge": badge(view["status"])}
 

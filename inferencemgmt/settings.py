@@ -188,6 +188,8 @@ IMM_KUBE_CLIENT_CACHE_TTL_SECONDS = env.number("IMM_KUBE_CLIENT_CACHE_TTL_SECOND
 OIDC_STORE_ID_TOKEN = IMM_KUBE_AUTH_MODE == "passthrough"
 SERVING_TEMPLATES_NAMESPACE = env.string("SERVING_TEMPLATES_NAMESPACE", "imm-servings")
 PLATFORM_DOMAIN = env.string("PLATFORM_DOMAIN", "default")
+# The highest maxReplicas an endpoint's autoscaling may ask for (README "Autoscaling"), whatever the quota.
+ENDPOINT_AUTOSCALING_MAX_REPLICAS = env.integer("ENDPOINT_AUTOSCALING_MAX_REPLICAS", 100, minimum=1)
 
 # --- Object store (S3) ------------------------------------------------------------------------------
 S3_ENDPOINT_URL = env.string("S3_ENDPOINT_URL", "")

@@ -282,3 +282,25 @@ def test_the_view_shows_bounds_replicas_and_the_last_decision():
     assert shown is not None
     assert (shown["currentReplicas"], shown["desiredReplicas"], shown["currentCPUUtilization"]) == (1, 2, 95)
     assert shown["lastDecision"] == decision
+
+
+def test_the_console_status_block_shows_the_autoscaler():
+    from django.template.loader import render_to_string
+
+    view = {"status": "available", "replicas": {"available": 2}, "pods": [], "url": "u", "conditions": []}
+    scaling = {
+        **SCALING,
+        "scaleDownStabilizationSeconds": 30,
+        "currentReplicas": 2,
+        "desiredReplicas": 3,
+        "currentCPUUtilization": 140,
+        "lastScaleTime": "2026-12-06T13:00:00Z",
+        "lastDecision": {"reason": "SucceededRescale", "message": "the HPA controller was able to update", "time": "t"},
+    }
+    html = render_to_string("endpoints/_status.html", {"view": {**view, "autoscaling": scaling}, "badge": "ok"})
+    assert "1 to 3 replicas at 60% CPU; scale-down window 30 s" in html
+    assert "2 current, 3 desired" in html
+    assert "140% of the request" in html
+    assert "<strong>SucceededRescale</strong>: the HPA controller was able to update" in html
+    plain = render_to_string("endpoints/_status.html", {"view": {**view, "autoscaling": None}, "badge": "ok"})
+    assert "endpoint-autoscaling" not in plain
