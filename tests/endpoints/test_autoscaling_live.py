@@ -18,16 +18,38 @@ import urllib.request
 from typing import Any
 
 import pytest
-from kubernetes import client
+import yaml
+from kubernetes import client, dynamic
 from kubernetes.client.exceptions import ApiException
 
 from inferencemgmt.quantities import quantity_value
+from tests.conftest import ROOT
 from tests.endpoints.conftest import Platform
 from tests.servings.conftest import ControllerProcess, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 SCALING = {"minReplicas": 1, "maxReplicas": 3, "targetCPUUtilization": 60, "scaleDownStabilizationSeconds": 30}
+
+
+CRD = ROOT / "helm" / "imm" / "crds" / "inference-endpoints.yaml"
+
+
+def ensure_crd(platform: Platform) -> None:
+    """This checkout's InferenceEndpoint schema, with ``autoscaling`` (the devstack applies the same file
+    when it starts; one started from an older checkout, or re-applied by one meanwhile, would prune
+    the field). Applied before every write that carries ``autoscaling``."""
+    api = dynamic.DynamicClient(platform.k8s)
+    for manifest in yaml.safe_load_all(CRD.read_text()):
+        if manifest:
+            resource = api.resources.get(api_version=manifest["apiVersion"], kind=manifest["kind"])
+            api.server_side_apply(resource, body=manifest, field_manager="imm-devstack", force_conflicts=True)
+
+
+def write(platform: Platform, method: str, path: str, payload: Any = None) -> Any:
+    """A write as alice, with the schema that keeps ``autoscaling`` in place."""
+    ensure_crd(platform)
+    return platform.call("alice", method, path, payload)
 
 
 def body(name: str, **changes: Any) -> dict[str, Any]:
@@ -84,8 +106,8 @@ def test_refusals_leave_nothing_behind(platform, live):
 
 def test_the_hpa_follows_the_endpoint(platform, live):
     base = f"/tenants/{live}/endpoints/elastic"
-    created = platform.call(
-        "alice",
+    created = write(
+        platform,
         "post",
         f"/tenants/{live}/endpoints",
         body("elastic", resources={"requests.cpu": "500m"}, autoscaling=SCALING),
@@ -123,7 +145,7 @@ def test_the_hpa_follows_the_endpoint(platform, live):
     over = platform.call("alice", "patch", base, {"autoscaling": {**SCALING, "maxReplicas": 5}})
     assert over.status_code == 400
     assert over.json()["code"] == "endpoint_autoscaling_exceeds_quota"
-    wider = platform.call("alice", "patch", base, {"autoscaling": {**SCALING, "maxReplicas": 4}})
+    wider = write(platform, "patch", base, {"autoscaling": {**SCALING, "maxReplicas": 4}})
     assert wider.status_code == 200, wider.content
     wait_for(lambda: autoscaler(platform, live, "elastic").spec.max_replicas == 4, 120, 1, "the HPA to allow 4")
 
@@ -144,7 +166,7 @@ def test_the_hpa_follows_the_endpoint(platform, live):
     assert platform.call("alice", "patch", f"{base}/replicas", {"replicas": 2}).status_code == 200
 
     # Autoscaled again, then deleted: the HPA is garbage-collected with the endpoint.
-    again = platform.call("alice", "patch", base, {"autoscaling": {**SCALING, "minReplicas": 2}})
+    again = write(platform, "patch", base, {"autoscaling": {**SCALING, "minReplicas": 2}})
     assert again.status_code == 200, again.content
     wait_for(lambda: autoscaler(platform, live, "elastic"), 120, 1, "the HPA again")
     assert platform.call("alice", "delete", base).status_code == 200
@@ -303,7 +325,7 @@ def test_a_triton_endpoint_scales_out_under_cpu_load_and_back_in(platform, contr
     )
     assert over.status_code == 400
     assert over.json()["code"] == "endpoint_autoscaling_exceeds_quota"
-    made = platform.call("alice", "post", endpoints, {"endpointName": "burner", **spec, "autoscaling": scaling})
+    made = write(platform, "post", endpoints, {"endpointName": "burner", **spec, "autoscaling": scaling})
     assert made.status_code == 200, made.content
     assert made.json()["data"]["warning"] == ""
 
