@@ -166,9 +166,11 @@ class EndpointCreateSerializer(serializers.Serializer[dict[str, Any]]):
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         attrs.setdefault("servingName", DEFAULT_SERVING)
         attrs.setdefault("modelVersionPolicy", DEFAULT_VERSION_POLICY)
-        scaling, replicas = attrs.get("autoscaling"), attrs.get("replicas")
-        outside = scaling is not None and replicas is not None
-        if outside and not scaling["minReplicas"] <= replicas <= scaling["maxReplicas"]:
+        scaling: dict[str, int] | None = attrs.get("autoscaling")
+        replicas: int | None = attrs.get("replicas")
+        if scaling is None or replicas is None:
+            return attrs
+        if not scaling["minReplicas"] <= replicas <= scaling["maxReplicas"]:
             raise serializers.ValidationError(
                 {
                     "replicas": [

@@ -270,7 +270,7 @@ class Watch:
                 self.decisions.append(decision)
         core = client.CoreV1Api(self.platform.k8s)
         pods = core.list_namespaced_pod(self.tenant, label_selector=f"ai.intel.com/inference-endpoint={self.name}")
-        self.max_pods = max(self.max_pods, sum(1 for pod in pods.items if pod.metadata.deletion_timestamp is None))
+        self.max_pods = max(self.max_pods, len([pod for pod in pods.items if pod.metadata.deletion_timestamp is None]))
         for quota in core.list_namespaced_resource_quota(self.tenant).items:
             for key, used in (quota.status.used or {}).items():
                 hard = (quota.status.hard or {}).get(key)
