@@ -200,8 +200,10 @@ class TritonPythonModel:
 """
 REQUEST = json.dumps({"inputs": [{"name": "X", "shape": [2], "datatype": "FP32", "data": [1.5, 2.25]}]}).encode()
 LOAD_THREADS = 3
-QUOTA = {"requests.cpu": "600m", "limits.cpu": "1500m", "maxEndpoints": 2}
-REPLICA_CPU = {"requests.cpu": "200m", "limits.cpu": "500m"}
+# A small request and a low target: on a busy two-core machine a pod gets little CPU, yet 20 ms per
+# request still puts it far over 30 % of 100m, while an idle Triton (about 10m) stays well under it.
+QUOTA = {"requests.cpu": "300m", "limits.cpu": "1500m", "maxEndpoints": 2}
+REPLICA_CPU = {"requests.cpu": "100m", "limits.cpu": "500m"}
 
 
 class Traffic:
@@ -302,6 +304,21 @@ def _metrics_api_available(platform: Platform) -> bool:
     return any(c.type == "Available" and c.status == "True" for c in found.status.conditions or [])
 
 
+def _explain(platform: Platform, tenant: str, name: str, traffic: list[Traffic]) -> str:
+    """What the HPA saw and what the traffic met, for a failure message."""
+    hpa = autoscaler(platform, tenant, name)
+    status = hpa.status.to_dict() if hpa is not None and hpa.status is not None else None
+    sent = [(t.sent, t.failures[:3]) for t in traffic]
+    return f"HPA status {status}; requests (sent, first failures) {sent}"
+
+
+def _waited(platform: Platform, tenant: str, traffic: list[Traffic], predicate: Any, timeout: float, what: str) -> None:
+    try:
+        wait_for(predicate, timeout, 2, what)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; {_explain(platform, tenant, 'burner', traffic)}") from None
+
+
 def _available_replicas(platform: Platform, tenant: str, name: str) -> int:
     deployment = client.AppsV1Api(platform.k8s).read_namespaced_deployment(name, tenant)
     return int(deployment.status.available_replicas or 0)
@@ -317,9 +334,9 @@ def test_a_triton_endpoint_scales_out_under_cpu_load_and_back_in(platform, contr
     for key, text in {"burner/1/config.pbtxt": BURNER_CONFIG, "burner/1/model.py": BURNER_MODEL}.items():
         platform.s3.put_object(Bucket=tenant, Key=key, Body=text.encode())
     endpoints = f"/tenants/{tenant}/endpoints"
-    scaling = {"minReplicas": 1, "maxReplicas": 3, "targetCPUUtilization": 50, "scaleDownStabilizationSeconds": 30}
+    scaling = {"minReplicas": 1, "maxReplicas": 3, "targetCPUUtilization": 30, "scaleDownStabilizationSeconds": 30}
     spec = {"modelName": "burner", "subjectName": "client", "servingName": "triton", "resources": REPLICA_CPU}
-    # 4 x 200m does not fit the 600m quota: refused before anything is written.
+    # 4 x 100m does not fit the 300m quota: refused before anything is written.
     over = platform.call(
         "alice", "post", endpoints, {"endpointName": "burner", **spec, "autoscaling": {**scaling, "maxReplicas": 4}}
     )
@@ -340,13 +357,15 @@ def test_a_triton_endpoint_scales_out_under_cpu_load_and_back_in(platform, contr
         load.start(LOAD_THREADS)
         # Out: the HPA (15 s period) sees the CPU metrics-server scraped (15 s) and raises the count;
         # the new pods start on the node and pass their readiness probe.
-        wait_for(
+        _waited(
+            platform,
+            tenant,
+            [load],
             lambda: (
                 (platform.cr(tenant, "burner") or {})["spec"]["replicas"] >= 2
                 and _available_replicas(platform, tenant, "burner") >= 2
             ),
             300,
-            2,
             "the endpoint to scale out under load",
         )
         scaled_out = view(platform, tenant, "burner")["autoscaling"]
@@ -355,13 +374,15 @@ def test_a_triton_endpoint_scales_out_under_cpu_load_and_back_in(platform, contr
         # In: once the load stops, utilization falls and, after the 30 s scale-down window, the HPA
         # goes back to minReplicas. A light probe keeps checking that the endpoint answers meanwhile.
         probe.start(1, pause=1.0)
-        wait_for(
+        _waited(
+            platform,
+            tenant,
+            [load, probe],
             lambda: (
                 (platform.cr(tenant, "burner") or {})["spec"]["replicas"] == 1
                 and _available_replicas(platform, tenant, "burner") == 1
             ),
             300,
-            2,
             "the endpoint to scale back in after the load",
         )
         in_seconds = time.monotonic() - began - out_seconds
