@@ -30,7 +30,7 @@ from typing import Any
 from devstack import pki
 from devstack.build import go_binary
 from devstack.layout import PORTS
-from devstack.proc import Part, StackError, say, stop
+from devstack.proc import Part, StackError, recorded_pid, say, stop
 
 NAME = "metrics-server"
 USER = "imm-metrics-server"
@@ -202,8 +202,9 @@ def up(admin_kubeconfig: Path, write_kubeconfig: Any, timeout: float = 60.0) -> 
     api_client = config.new_client_from_config(str(admin_kubeconfig))
     _apply(api_client, rbac_manifests())
     process = part(write_kubeconfig)
+    reused = recorded_pid(NAME) is not None
     waited = process.start()
-    say(f"{NAME}: ready in {waited:.1f}s (scraping the real node)")
+    say(f"{NAME}: {'already running' if reused else 'started'}, ready in {waited:.1f}s (scraping the real node)")
     _apply(api_client, registration_manifests())
     deadline = time.monotonic() + timeout
     while True:
