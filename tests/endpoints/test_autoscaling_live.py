@@ -15,6 +15,7 @@ import json
 import threading
 import time
 import urllib.request
+import uuid
 from typing import Any
 
 import pytest
@@ -26,6 +27,7 @@ from inferencemgmt.quantities import quantity_value
 from tests.conftest import ROOT
 from tests.endpoints.conftest import Platform
 from tests.servings.conftest import ControllerProcess, wait_for
+from tests.tenants.test_tenants_api import CERT
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -319,6 +321,27 @@ def _waited(platform: Platform, tenant: str, traffic: list[Traffic], predicate: 
         raise AssertionError(f"{exc}; {_explain(platform, tenant, 'burner', traffic)}") from None
 
 
+def _tenant(platform: Platform, quota: dict[str, Any]) -> str:
+    """A team-a tenant; on a busy machine provisioning may outlast the request (202 with a task),
+    which is then waited for."""
+    name = f"as{uuid.uuid4().hex[:9]}"
+    platform.tenants.append(name)  # deleted with the module's tenants, whatever happens below
+    tenant_body = {"name": name, "cert": CERT, "scope": "team-a", "quota": quota}
+    created = platform.call("admin", "post", "/tenants", tenant_body)
+    if created.status_code == 202:
+        task = created.json()["data"]["task"]["url"]
+
+        def done() -> bool:
+            state = platform.call("admin", "get", task).json()["data"]["state"]
+            assert state not in ("FAILED", "CANCELLED"), state
+            return bool(state == "SUCCEEDED")
+
+        wait_for(done, 300, 2, "the tenant's provisioning")
+    else:
+        assert created.status_code == 200, created.content
+    return name
+
+
 def _available_replicas(platform: Platform, tenant: str, name: str) -> int:
     deployment = client.AppsV1Api(platform.k8s).read_namespaced_deployment(name, tenant)
     return int(deployment.status.available_replicas or 0)
@@ -330,7 +353,7 @@ def test_a_triton_endpoint_scales_out_under_cpu_load_and_back_in(platform, contr
         pytest.skip("the devstack's real node is off; start it with IMM_DEVSTACK_REAL_NODE=1 (README, Devstack)")
     if not _metrics_api_available(platform):
         pytest.skip("metrics-server is not serving (a devstack started before it existed): run `make devstack`")
-    tenant = platform.tenant(**QUOTA)
+    tenant = _tenant(platform, QUOTA)
     for key, text in {"burner/1/config.pbtxt": BURNER_CONFIG, "burner/1/model.py": BURNER_MODEL}.items():
         platform.s3.put_object(Bucket=tenant, Key=key, Body=text.encode())
     endpoints = f"/tenants/{tenant}/endpoints"
