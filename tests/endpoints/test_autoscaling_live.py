@@ -435,6 +435,8 @@ def test_a_triton_endpoint_scales_out_under_cpu_load_and_back_in(platform, contr
             "the endpoint to scale back in after the load",
         )
         in_seconds = time.monotonic() - began - out_seconds
+        # The HPA reports the smaller count at its next sync; the endpoint shows it once copied.
+        wait_for(lambda: watch.decisions and watch.decisions[-1] == (1, 1), 90, 1, "the endpoint to show the HPA at 1")
     finally:
         load.stop()
         probe.stop()
