@@ -79,6 +79,8 @@ class Ports:
     kube_proxy_healthz: int = _port("IMM_DEVSTACK_KUBE_PROXY_HEALTHZ_PORT", 10556)
     kube_proxy_metrics: int = _port("IMM_DEVSTACK_KUBE_PROXY_METRICS_PORT", 10549)
     containerd_stream: int = _port("IMM_DEVSTACK_CONTAINERD_STREAM_PORT", 10510)
+    # metrics-server (with the real node), on loopback; kube-apiserver's aggregator reaches it there.
+    metrics_server: int = _port("IMM_DEVSTACK_METRICS_SERVER_PORT", 10551)
 
 
 PORTS = Ports()

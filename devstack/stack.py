@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from types import ModuleType
 
-from devstack import cluster, database, pki, realnode, storage
+from devstack import cluster, database, metrics, pki, realnode, storage
 from devstack.layout import ENV_FILE, PLATFORM_DOMAIN, SERVINGS_NAMESPACE, STATE, SYSTEM_NAMESPACE
 from devstack.proc import Part, recorded_pid, say, stop
 
@@ -103,11 +103,16 @@ def up() -> None:
     cluster.wait_established()
     if node:
         realnode.finish(cluster.kubeconfig_path("admin"))
+        metrics.up(cluster.kubeconfig_path("admin"), cluster.write_kubeconfig)
+    elif metrics.unregister(cluster.kubeconfig_path("admin")):
+        say(f"{metrics.NAME}: unregistered {metrics.API_SERVICE} (no real node, so no metrics-server)")
     write_env()
     say(f"ready in {time.monotonic() - began:.0f}s; clients: source {ENV_FILE}")
 
 
 def down() -> None:
+    if metrics.down():
+        say(f"{metrics.NAME}: stopped")
     # The real node first: its kubelet still talks to the API server while it stops.
     for line in realnode.shutdown():
         say(line)
@@ -141,7 +146,7 @@ def status() -> int:
     """Print each part's PID and memory; exit code 0 only when all are running."""
     missing = 0
     total = 0
-    names = [*ORDER, *realnode.PARTS] if realnode.active() else ORDER
+    names = [*ORDER, *realnode.PARTS, metrics.NAME] if realnode.active() else ORDER
     for name in names:
         pid = recorded_pid(name)
         if pid is None:

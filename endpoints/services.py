@@ -28,9 +28,11 @@ from endpoints import hosts, selectors
 from endpoints.selectors import VERSION, endpoint_not_found
 from endpoints.spec import (
     PAUSED_REPLICAS_ANNOTATION,
+    check_autoscaling_quota,
     check_quota_compliance,
     endpoint_manifest,
     endpoint_url,
+    flatten_resources,
     split_resources,
 )
 from inferencemgmt import kube
@@ -71,6 +73,17 @@ def quantity_limit_reached() -> Conflict:
 
 def endpoint_exists_error(name: str) -> Conflict:
     return Conflict("409 Conflict", f"Endpoint {name} already exists", code="endpoint_already_exists")
+
+
+def endpoint_autoscaled_error(name: str) -> Conflict:
+    """Manual scaling of an autoscaled endpoint is refused, not silently undone by the HPA a moment
+    later; the caller removes autoscaling (PATCH ``autoscaling: null``) or changes its bounds."""
+    return Conflict(
+        "409 Conflict",
+        f"Endpoint {name} is autoscaled: its HorizontalPodAutoscaler sets the replicas. Change minReplicas/"
+        'maxReplicas, or remove autoscaling ("autoscaling": null), to scale it by hand',
+        code="endpoint_autoscaled",
+    )
 
 
 def _custom(identity: Identity) -> Any:
@@ -208,11 +221,15 @@ def endpoint_create(
     model_version_policy: str,
     replicas: int | None = None,
     resources: Mapping[str, str] | None = None,
+    autoscaling: Mapping[str, int] | None = None,
 ) -> dict[str, str]:
     """Create the CR; ``{"url", "warning"}`` as documented. The body was validated and normalised by the view."""
     tenant_required(tenant)
     # Read as the caller: an outsider is refused (403) here, before anything else is revealed.
-    check_quota_compliance(tenant, selectors.quota_hard(identity, tenant), resources)
+    hard = selectors.quota_hard(identity, tenant)
+    check_quota_compliance(tenant, hard, resources)
+    if autoscaling is not None:
+        check_autoscaling_quota(tenant, hard, resources, autoscaling)
     serving_selectors.serving_configmap(identity, serving_name)
     body = endpoint_manifest(
         tenant,
@@ -223,6 +240,7 @@ def endpoint_create(
         model_version_policy=model_version_policy,
         replicas=replicas,
         resources=resources,
+        autoscaling=autoscaling,
     )
     # A create of an existing name would be charged to the quota and then refused: never send one.
     # (Two parallel creates of one new name can still both be sent; the loser's charge is corrected
@@ -261,34 +279,73 @@ def endpoint_update(identity: Identity, tenant: str, name: str, changes: Mapping
     A JSON Patch ``add`` replaces a member whole, so a new ``resources`` map replaces the old one
     (the original's merge patch could never drop a key), and fields nobody sent are never written
     back (the original re-sent the whole object it had read).
+
+    ``autoscaling: null`` removes autoscaling: ``add`` then ``remove`` in one patch, so it is one
+    atomic write whether or not the endpoint was autoscaled (a bare ``remove`` of a missing member
+    fails). Autoscaling (new, or kept while ``resources`` change) is checked against the quota with
+    the resources the endpoint will have; the CR is read for that, and the patch then sets the
+    resourceVersion read, which makes the write conditional: a change in between is a 409 from
+    Kubernetes, and the check runs again on the fresh object.
     """
     tenant_required(tenant)
+    hard: dict[str, str] | None = None
     if "resources" in changes:
-        check_quota_compliance(tenant, selectors.quota_hard(identity, tenant), changes["resources"])
-    operations = []
+        hard = selectors.quota_hard(identity, tenant)
+        check_quota_compliance(tenant, hard, changes["resources"])
+    writes: list[dict[str, Any]] = []
     for key, value in changes.items():
+        if key == "autoscaling" and value is None:
+            writes.append({"op": "add", "path": "/spec/autoscaling", "value": {}})
+            writes.append({"op": "remove", "path": "/spec/autoscaling"})
+            continue
         written = split_resources(value) if key == "resources" else value
-        operations.append({"op": "add", "path": f"/spec/{key}", "value": written})
-    _json_patch(identity, tenant, name, operations)
-    return endpoint_url(name, tenant)
+        writes.append({"op": "add", "path": f"/spec/{key}", "value": written})
+    if "autoscaling" not in changes and "resources" not in changes:
+        _json_patch(identity, tenant, name, writes)
+        return endpoint_url(name, tenant)
+    for attempt in range(CONFLICT_ATTEMPTS):
+        cr = selectors.endpoint_cr(identity, tenant, name)
+        spec = cr.get("spec") or {}
+        scaling = changes["autoscaling"] if "autoscaling" in changes else spec.get("autoscaling")
+        if scaling is not None:
+            resources = changes["resources"] if "resources" in changes else flatten_resources(spec.get("resources"))
+            hard = selectors.quota_hard(identity, tenant) if hard is None else hard
+            check_autoscaling_quota(tenant, hard, resources, scaling)
+        version = {"op": "replace", "path": "/metadata/resourceVersion", "value": cr["metadata"]["resourceVersion"]}
+        try:
+            _json_patch(identity, tenant, name, [version, *writes])
+        except Conflict:
+            if attempt + 1 == CONFLICT_ATTEMPTS:
+                raise
+            continue
+        return endpoint_url(name, tenant)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def endpoint_scale(identity: Identity, tenant: str, name: str, replicas: int) -> str:
-    """Through the ``scale`` subresource, the door ``kubectl scale`` and an HPA use too."""
+    """Through the ``scale`` subresource, the door ``kubectl scale`` and an HPA use too.
+
+    An autoscaled endpoint is a 409 (``endpoint_autoscaled_error``). The scale carries the
+    resourceVersion read, so autoscaling switched on in between is a conflict, and the check runs again.
+    """
     tenant_required(tenant)
-    try:
-        _custom(identity).patch_namespaced_custom_object_scale(
-            GROUP,
-            VERSION,
-            tenant,
-            PLURAL,
-            name,
-            {"spec": {"replicas": replicas}},
-            _content_type="application/merge-patch+json",
-        )
-    except NotFound:
-        raise endpoint_not_found(name) from None
-    return endpoint_url(name, tenant)
+    for attempt in range(CONFLICT_ATTEMPTS):
+        cr = selectors.endpoint_cr(identity, tenant, name)
+        if (cr.get("spec") or {}).get("autoscaling") is not None:
+            raise endpoint_autoscaled_error(name)
+        patch = {"metadata": {"resourceVersion": cr["metadata"]["resourceVersion"]}, "spec": {"replicas": replicas}}
+        try:
+            _custom(identity).patch_namespaced_custom_object_scale(
+                GROUP, VERSION, tenant, PLURAL, name, patch, _content_type="application/merge-patch+json"
+            )
+        except NotFound:
+            raise endpoint_not_found(name) from None
+        except Conflict:
+            if attempt + 1 == CONFLICT_ATTEMPTS:
+                raise
+            continue
+        return endpoint_url(name, tenant)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def endpoint_delete(identity: Identity, tenant: str, name: str) -> str:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
 
 from inferencemgmt import resources as endpoint_resource
 from inferencemgmt.errors import BadRequest
+from inferencemgmt.quantities import quantity_value
 
 # The original's grammar (VERSION_POLICY_REGEX), kept character for character: clients see it in errors.
 VERSION_POLICY = r"^\s*{\s*(specific\s*{\s*(versions:\s*\d+\s+)*versions:\s*\d+\s*}|all\s*{\s*}|latest\s*{\s*})\s*}\s*$"
@@ -42,6 +44,15 @@ _COMPUTE = ("cpu", "memory", "ephemeral-storage")
 DEFAULT_SERVING = "tf-serving"
 DEFAULT_VERSION_POLICY = endpoint_resource.DEFAULT_VERSION_POLICY
 PAUSED_REPLICAS_ANNOTATION = "imm.ai.intel.com/paused-replicas"
+
+# Autoscaling (README "Autoscaling"): the keys of ``spec.autoscaling``, as the API and the CRD name them.
+AUTOSCALING_KEYS = ("minReplicas", "maxReplicas", "targetCPUUtilization", "scaleDownStabilizationSeconds")
+# The most replicas one endpoint may autoscale to, whatever the quota: a typo (3000 for 30) must not
+# become a standing order to fill the tenant. ``ENDPOINT_AUTOSCALING_MAX_REPLICAS`` overrides it.
+AUTOSCALING_MAX_REPLICAS = 100
+# Kubernetes' own default scale-down window; the longest one accepted is an hour (as the HPA allows).
+SCALE_DOWN_STABILIZATION_DEFAULT = 300
+SCALE_DOWN_STABILIZATION_MAX = 3600
 
 
 def normalize_version_policy(policy: str) -> str:
@@ -97,8 +108,12 @@ def endpoint_manifest(
     model_version_policy: str,
     replicas: int | None = None,
     resources: Mapping[str, str] | None = None,
+    autoscaling: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
-    """The CR the API creates (imm-behaviour §4.3): metadata.name and spec.endpointName are equal."""
+    """The CR the API creates (imm-behaviour §4.3): metadata.name and spec.endpointName are equal.
+
+    An autoscaled endpoint starts at ``minReplicas`` unless a count was given (the HPA takes over).
+    """
     spec: dict[str, Any] = {
         "endpointName": endpoint_name,
         "modelName": model_name,
@@ -106,6 +121,10 @@ def endpoint_manifest(
         "servingName": serving_name,
         "modelVersionPolicy": model_version_policy,
     }
+    if autoscaling is not None:
+        spec["autoscaling"] = dict(autoscaling)
+        if replicas is None:
+            replicas = int(autoscaling["minReplicas"])
     if replicas is not None:
         spec["replicas"] = replicas
     if resources is not None:
@@ -160,3 +179,61 @@ def check_quota_compliance(tenant: str, hard: Mapping[str, str], resources: Mapp
     missing = {key: value for key, value in required.items() if key not in given}
     if missing:
         raise _quota_error(f"Missing resources values. You need to provide: {missing}")
+
+
+def autoscaling_max_replicas() -> int:
+    """The highest ``maxReplicas`` accepted (``ENDPOINT_AUTOSCALING_MAX_REPLICAS``, default 100)."""
+    return int(getattr(settings, "ENDPOINT_AUTOSCALING_MAX_REPLICAS", AUTOSCALING_MAX_REPLICAS))
+
+
+def _autoscaling_error(message: str, code: str = "endpoint_autoscaling_invalid") -> BadRequest:
+    return BadRequest("Invalid parameter", f'The "autoscaling" parameter is invalid. {message}', code=code)
+
+
+def _hard_key(key: str) -> str:
+    """A quota key in its ``requests.<resource>`` form (a bare ``cpu`` quota is ``requests.cpu``)."""
+    return f"requests.{key}" if key in _COMPUTE else key
+
+
+def check_autoscaling_quota(
+    tenant: str, hard: Mapping[str, str], resources: Mapping[str, str] | None, autoscaling: Mapping[str, Any]
+) -> None:
+    """``maxReplicas`` replicas must fit the tenant's ResourceQuota hard limits, and the HPA must have a
+    CPU request to compute utilization from.
+
+    Per replica the endpoint's own ``resources`` count (what the serving template gives its
+    container). This compares with the quota's hard limits, not with what other endpoints use now:
+    an endpoint that could never reach its maximum even in an empty tenant is refused here, and the
+    ResourceQuota admission still refuses any pod beyond the quota at run time (the HPA then stays
+    where it is; the endpoint reports QuotaExceeded).
+    """
+    given = dict(resources or {})
+    cpu = quantity_value(given.get("requests.cpu", ""))
+    if cpu is None or cpu <= 0:
+        raise _autoscaling_error(
+            "Autoscaling on CPU utilization needs a CPU request per replica: give resources with requests.cpu",
+            code="endpoint_autoscaling_needs_cpu_request",
+        )
+    maximum = int(autoscaling["maxReplicas"])
+    excess = []
+    for key, limit in hard.items():
+        hard_value = quantity_value(str(limit))
+        if hard_value is None:
+            continue
+        name = _hard_key(str(key))
+        if name in ("pods", "count/pods"):
+            needed = Decimal(maximum)
+            shown = f"{maximum} pods"
+        else:
+            per_replica = quantity_value(given.get(name, ""))
+            if per_replica is None:
+                continue
+            needed = per_replica * maximum
+            shown = f"{maximum} x {given[name]}"
+        if needed > hard_value:
+            excess.append(f"{name}: {shown} exceeds the quota's {limit}")
+    if excess:
+        raise _autoscaling_error(
+            f"maxReplicas {maximum} does not fit the resource quota of tenant {tenant}: {'; '.join(sorted(excess))}",
+            code="endpoint_autoscaling_exceeds_quota",
+        )

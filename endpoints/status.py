@@ -12,7 +12,7 @@ import shlex
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from endpoints.spec import PAUSED_REPLICAS_ANNOTATION, endpoint_url
+from endpoints.spec import AUTOSCALING_KEYS, PAUSED_REPLICAS_ANNOTATION, endpoint_url
 from inferencemgmt.resources import PROTOCOL_ANNOTATIONS
 
 AVAILABLE = "available"
@@ -137,7 +137,7 @@ def view(
     service: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The documented view keys (in order), then the new ones: status, reason, message, paused,
-    conditions, protocol (how to call the endpoint, from its Service)."""
+    conditions, protocol (how to call the endpoint, from its Service), autoscaling."""
     spec = cr.get("spec") or {}
     dep_status = (deployment or {}).get("status") or {}
     reason, message = reason_and_message(cr)
@@ -157,6 +157,25 @@ def view(
         "paused": PAUSED_REPLICAS_ANNOTATION in annotations,
         "conditions": list((cr.get("status") or {}).get("conditions") or []),
         "protocol": protocol(service),
+        "autoscaling": autoscaling_view(cr),
+    }
+
+
+def autoscaling_view(cr: Mapping[str, Any]) -> dict[str, Any] | None:
+    """None when the endpoint is scaled by hand; else its bounds, the replicas it has and wants, and
+    the autoscaler's last decision, as the controller copied them from the HPA (``status.autoscaler``;
+    ``null`` until the HPA has reported)."""
+    scaling = (cr.get("spec") or {}).get("autoscaling")
+    if not scaling:
+        return None
+    mirrored = (cr.get("status") or {}).get("autoscaler") or {}
+    return {
+        **{key: scaling.get(key) for key in AUTOSCALING_KEYS},
+        "currentReplicas": mirrored.get("currentReplicas"),
+        "desiredReplicas": mirrored.get("desiredReplicas"),
+        "currentCPUUtilization": mirrored.get("currentCPUUtilization"),
+        "lastScaleTime": mirrored.get("lastScaleTime"),
+        "lastDecision": mirrored.get("lastDecision"),
     }
 
 

@@ -132,6 +132,7 @@ def _status_context(identity: Identity, tenant: str, name: str) -> dict[str, Any
         "subject": view.get("subject name"),
         "conditions": view.get("conditions") or [],
         "protocol": view.get("protocol"),
+        "autoscaling": view.get("autoscaling"),
     }
     return {
         "identity": identity,

@@ -193,6 +193,8 @@ PLATFORM_DOMAIN = env.string("PLATFORM_DOMAIN", "default")
 # air-gapped mirror), and a JSON map serving name -> full image reference that overrides one serving.
 SERVING_IMAGE_REGISTRY = env.string("SERVING_IMAGE_REGISTRY", "").rstrip("/")
 SERVING_IMAGES = env.string_map("SERVING_IMAGES", {})
+# The highest maxReplicas an endpoint's autoscaling may ask for (README "Autoscaling"), whatever the quota.
+ENDPOINT_AUTOSCALING_MAX_REPLICAS = env.integer("ENDPOINT_AUTOSCALING_MAX_REPLICAS", 100, minimum=1)
 
 # --- Object store (S3) ------------------------------------------------------------------------------
 S3_ENDPOINT_URL = env.string("S3_ENDPOINT_URL", "")

@@ -16,6 +16,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from endpoints.spec import (
+    AUTOSCALING_KEYS,
     DEFAULT_SERVING,
     DEFAULT_VERSION_POLICY,
     DNS_LABEL_MAX,
@@ -23,8 +24,11 @@ from endpoints.spec import (
     REPLICAS_MAX,
     RESOURCE_KINDS,
     RESOURCE_NAME,
+    SCALE_DOWN_STABILIZATION_DEFAULT,
+    SCALE_DOWN_STABILIZATION_MAX,
     SUBJECT_NAME,
     VERSION_POLICY,
+    autoscaling_max_replicas,
     host_label_too_long,
     normalize_version_policy,
 )
@@ -91,6 +95,43 @@ class ReplicasField(StrictInteger):
         super().__init__(minimum=0, maximum=REPLICAS_MAX, **kwargs)
 
 
+class AutoscalingSerializer(serializers.Serializer[dict[str, Any]]):
+    """``autoscaling``: the HorizontalPodAutoscaler the controller renders for the endpoint (README
+    "Autoscaling"). Unlike the top level, an unknown key is refused: a misspelt ``maxReplica`` would
+    otherwise leave a limit silently unset."""
+
+    minReplicas = StrictInteger(minimum=1, error_messages=required_messages("minReplicas"))  # noqa: N815
+    maxReplicas = StrictInteger(minimum=1, error_messages=required_messages("maxReplicas"))  # noqa: N815
+    targetCPUUtilization = StrictInteger(  # noqa: N815
+        minimum=1, maximum=100, error_messages=required_messages("targetCPUUtilization")
+    )
+    scaleDownStabilizationSeconds = StrictInteger(  # noqa: N815
+        minimum=0, maximum=SCALE_DOWN_STABILIZATION_MAX, required=False
+    )
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        if isinstance(data, dict):
+            unknown = sorted(str(key) for key in data if key not in AUTOSCALING_KEYS)
+            if unknown:
+                raise serializers.ValidationError(
+                    f"unknown key(s) {', '.join(unknown)}; the keys are {', '.join(AUTOSCALING_KEYS)}"
+                )
+        return dict(super().to_internal_value(data))
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        ceiling = autoscaling_max_replicas()
+        if attrs["maxReplicas"] > ceiling:
+            raise serializers.ValidationError(
+                {"maxReplicas": [f"{attrs['maxReplicas']} is greater than the maximum of {ceiling}"]}
+            )
+        if attrs["minReplicas"] > attrs["maxReplicas"]:
+            raise serializers.ValidationError(
+                {"minReplicas": [f"{attrs['minReplicas']} is greater than maxReplicas ({attrs['maxReplicas']})"]}
+            )
+        attrs.setdefault("scaleDownStabilizationSeconds", SCALE_DOWN_STABILIZATION_DEFAULT)
+        return attrs
+
+
 def model_name_field(**kwargs: Any) -> StrictString:
     return StrictString(min_length=3, max_length=253, pattern=MODEL_NAME, **kwargs)
 
@@ -111,6 +152,7 @@ class EndpointCreateSerializer(serializers.Serializer[dict[str, Any]]):
     replicas = ReplicasField(required=False)
     resources = ResourcesField(required=False)
     servingName = StrictString(min_length=3, max_length=63, required=False)  # noqa: N815
+    autoscaling = AutoscalingSerializer(required=False, allow_null=True)
 
     def validate_endpointName(self, value: str) -> str:  # noqa: N802 -- DRF names it after the field
         tenant = str(self.context["tenant"])
@@ -124,6 +166,19 @@ class EndpointCreateSerializer(serializers.Serializer[dict[str, Any]]):
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         attrs.setdefault("servingName", DEFAULT_SERVING)
         attrs.setdefault("modelVersionPolicy", DEFAULT_VERSION_POLICY)
+        scaling: dict[str, int] | None = attrs.get("autoscaling")
+        replicas: int | None = attrs.get("replicas")
+        if scaling is None or replicas is None:
+            return attrs
+        if not scaling["minReplicas"] <= replicas <= scaling["maxReplicas"]:
+            raise serializers.ValidationError(
+                {
+                    "replicas": [
+                        f"{replicas} is outside minReplicas..maxReplicas "
+                        f"({scaling['minReplicas']}..{scaling['maxReplicas']}) of autoscaling"
+                    ]
+                }
+            )
         return attrs
 
 
@@ -137,10 +192,11 @@ def endpoint_create_arguments(data: dict[str, Any]) -> dict[str, Any]:
         "model_version_policy": data["modelVersionPolicy"],
         "replicas": data.get("replicas"),
         "resources": data.get("resources"),
+        "autoscaling": data.get("autoscaling"),
     }
 
 
-UPDATABLE = ("modelName", "modelVersionPolicy", "resources", "subjectName")
+UPDATABLE = ("modelName", "modelVersionPolicy", "resources", "subjectName", "autoscaling")
 
 
 class EndpointUpdateSerializer(serializers.Serializer[dict[str, Any]]):
@@ -150,6 +206,8 @@ class EndpointUpdateSerializer(serializers.Serializer[dict[str, Any]]):
     modelVersionPolicy = VersionPolicyField(required=False)  # noqa: N815
     resources = ResourcesField(required=False)
     subjectName = subject_name_field(required=False)  # noqa: N815
+    # null removes autoscaling (the HPA is deleted; the replica count stays where the HPA left it).
+    autoscaling = AutoscalingSerializer(required=False, allow_null=True)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if not attrs:

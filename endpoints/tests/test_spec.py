@@ -275,7 +275,7 @@ def test_update_body():
     assert serializer.is_valid(), serializer.errors
     assert serializer.validated_data == {"modelVersionPolicy": "{specific{versions:2 }}", "resources": {}}
     assert refusal(EndpointUpdateSerializer, {}) == (
-        "give at least one of modelName, modelVersionPolicy, resources, subjectName"
+        "give at least one of modelName, modelVersionPolicy, resources, subjectName, autoscaling"
     )
     assert refusal(EndpointUpdateSerializer, {"unknown": 1}).startswith("give at least one of")
     assert refusal(EndpointUpdateSerializer, {"modelName": 0}) == "modelName: 0 is not of type 'string'"

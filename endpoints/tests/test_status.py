@@ -114,6 +114,7 @@ def test_view_keeps_the_documented_keys_in_order_then_adds_new_ones():
         "paused",
         "conditions",
         "protocol",
+        "autoscaling",
     ]
     assert shown["endpoint status"] == {"running pods": 2, "pending pods": 0, "failed pods": 0}
     assert shown["endpoint url"] == "predict-team.imm.example:443"

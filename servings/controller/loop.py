@@ -232,10 +232,12 @@ class Controller:
             (GROUP, "v1", PLURAL),
             self._on_endpoint,
         )
-        for label, method in (("deployments", "list_deployment_for_all_namespaces"),):
-            self._start(
-                self._watch_forever, label, "AppsV1Api", method, (), self._on_child, label_selector=MANAGED_SELECTOR
-            )
+        for label, api, method in (
+            ("deployments", "AppsV1Api", "list_deployment_for_all_namespaces"),
+            # An HPA's status (its decisions) is copied into its endpoint's status.autoscaler.
+            ("autoscalers", "AutoscalingV2Api", "list_horizontal_pod_autoscaler_for_all_namespaces"),
+        ):
+            self._start(self._watch_forever, label, api, method, (), self._on_child, label_selector=MANAGED_SELECTOR)
         self._start(
             self._watch_forever,
             "pods",

@@ -29,9 +29,11 @@ from servings.controller.rendering import (
     RenderError,
     ServingTemplate,
     TemplateForbidden,
+    autoscaler_name,
     deployment_selector,
     endpoint_name,
     endpoint_url,
+    render_autoscaler,
     render_endpoint,
 )
 from servings.controller.tenancy import TenantNamespaces
@@ -135,11 +137,48 @@ class Reconciler:
             return None
         return last[2]
 
+    def _remove_autoscaler(self, cr: dict[str, Any]) -> None:
+        """Delete the endpoint's HPA if there is one (autoscaling was removed). Only on an apply (a
+        changed render, or every ``reapply_seconds``), so an endpoint never autoscaled costs one
+        delete an hour, not one per event."""
+        try:
+            self._call(
+                "AutoscalingV2Api",
+                "delete_namespaced_horizontal_pod_autoscaler",
+                autoscaler_name(cr),
+                cr["metadata"]["namespace"],
+            )
+        except NotFound:
+            return
+        logger.info("endpoint %s/%s: autoscaling removed, HPA deleted", cr["metadata"]["namespace"], endpoint_name(cr))
+
+    def _autoscaler_status(self, cr: dict[str, Any]) -> dict[str, Any] | None:
+        """The HPA's status as the endpoint shows it (status.autoscaler), or None while it has none.
+
+        Tenants read the CR, not the HPA (their Role holds no autoscaling rights), so the
+        controller copies what they need: current and desired replicas, the CPU utilization seen,
+        when it last scaled, and its conditions (its last decision and why).
+        """
+        try:
+            hpa = self._call(
+                "AutoscalingV2Api",
+                "read_namespaced_horizontal_pod_autoscaler",
+                autoscaler_name(cr),
+                cr["metadata"]["namespace"],
+            )
+        except NotFound:
+            return None
+        if not (hpa.get("status") or {}).get("conditions"):
+            return None  # made, not yet evaluated by the HPA controller: nothing to show
+        return status_rules.autoscaler_status(hpa)
+
     def _apply(
         self, cr: dict[str, Any], objects: list[dict[str, Any]], key: str, digest: str, url: str
     ) -> dict[str, Any]:
-        """Server-side apply the children in order; returns the applied Deployment."""
+        """Server-side apply the children in order (the HPA last, or its removal); returns the Deployment."""
         deployment: dict[str, Any] = {}
+        if not any(obj["kind"] == "HorizontalPodAutoscaler" for obj in objects):
+            self._remove_autoscaler(cr)
         for obj in objects:
             try:
                 applied = kube.server_side_apply(self._api_client, obj, FIELD_MANAGER)
@@ -197,6 +236,9 @@ class Reconciler:
             self._write_status(cr, status_rules.failure_status(cr, status_rules.RENDER_FAILED, message, url=url))
             return status_rules.DEGRADED
 
+        autoscaler = render_autoscaler(cr)
+        if autoscaler is not None:
+            objects.append(autoscaler)
         digest = _digest(objects)
         rendered_deployment = next(o for o in objects if o["kind"] == "Deployment")
         deployment: dict[str, Any] | None = None
@@ -232,5 +274,10 @@ class Reconciler:
             url=url,
             selector=deployment_selector(rendered_deployment),
         )
+        mirrored = self._autoscaler_status(cr) if autoscaler is not None else None
+        if mirrored is not None:
+            status["autoscaler"] = mirrored
+        elif "autoscaler" in (cr.get("status") or {}):
+            status["autoscaler"] = None  # a merge patch keeps what it does not name: remove it by name
         self._write_status(cr, status)
         return str(status["state"])

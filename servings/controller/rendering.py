@@ -306,6 +306,51 @@ def render_endpoint(cr: Mapping[str, Any], template: ServingTemplate, platform: 
     return [copy.deepcopy(objects[part]) for part in PARTS]
 
 
+def autoscaler_name(cr: Mapping[str, Any]) -> str:
+    """The HPA is named after the endpoint, like the four children."""
+    return endpoint_name(cr)
+
+
+def render_autoscaler(cr: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The ``autoscaling/v2`` HorizontalPodAutoscaler of an endpoint with ``spec.autoscaling``, else None.
+
+    It targets the InferenceEndpoint's ``scale`` subresource, not the Deployment: the HPA then writes
+    ``spec.replicas`` on the CR, the one place the replica count lives, and the controller renders
+    the Deployment from it like any other change (a Deployment target would be undone by the next
+    reconcile). Not a template part: its shape is the platform's, whatever the serving. Owned by the
+    endpoint, so it is garbage-collected with it.
+    """
+    scaling = (cr.get("spec") or {}).get("autoscaling")
+    if not scaling:
+        return None
+    name = autoscaler_name(cr)
+    behavior = {}
+    if scaling.get("scaleDownStabilizationSeconds") is not None:
+        behavior = {"scaleDown": {"stabilizationWindowSeconds": int(scaling["scaleDownStabilizationSeconds"])}}
+    hpa: dict[str, Any] = {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": API_VERSION, "kind": KIND, "name": cr["metadata"]["name"]},
+            "minReplicas": int(scaling["minReplicas"]),
+            "maxReplicas": int(scaling["maxReplicas"]),
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {"type": "Utilization", "averageUtilization": int(scaling["targetCPUUtilization"])},
+                    },
+                }
+            ],
+        },
+    }
+    if behavior:
+        hpa["spec"]["behavior"] = behavior
+    return _own(hpa, cr, name)
+
+
 def deployment_selector(deployment: Mapping[str, Any]) -> str:
     """The Deployment's selector as a label-selector string (``status.selector`` for the scale subresource)."""
     labels = deployment.get("spec", {}).get("selector", {}).get("matchLabels", {}) or {}

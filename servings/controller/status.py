@@ -216,3 +216,44 @@ def endpoint_status(
         "message": message,
         "conditions": [ready_cond, progressing, degraded],
     }
+
+
+def _cpu_utilization(metrics: Iterable[Mapping[str, Any]]) -> int | None:
+    for metric in metrics:
+        resource = metric.get("resource") or {}
+        if metric.get("type") == "Resource" and resource.get("name") == "cpu":
+            value = (resource.get("current") or {}).get("averageUtilization")
+            return None if value is None else int(value)
+    return None
+
+
+def autoscaler_status(hpa: Mapping[str, Any]) -> dict[str, Any]:
+    """What an endpoint shows of its HorizontalPodAutoscaler (``status.autoscaler``).
+
+    ``lastDecision`` is the HPA's ``AbleToScale`` condition (it names what the HPA did or would do
+    last: ``SucceededRescale``, ``ScaleDownStabilized``, ...), or the first condition that is not
+    True (``ScalingActive=False``: it cannot compute a count, e.g. no metrics yet; ``ScalingDisabled``
+    while the endpoint is paused). The other fields are the HPA's own.
+    """
+    status = hpa.get("status") or {}
+    conditions = [
+        {key: cond[key] for key in ("type", "status", "reason", "message", "lastTransitionTime") if key in cond}
+        for cond in status.get("conditions") or []
+    ]
+    failing = next((c for c in conditions if c.get("type") != "ScalingLimited" and c.get("status") != "True"), None)
+    able = next((c for c in conditions if c.get("type") == "AbleToScale"), None)
+    decision = failing or able
+    mirrored: dict[str, Any] = {
+        "currentReplicas": int(status.get("currentReplicas") or 0),
+        "desiredReplicas": int(status.get("desiredReplicas") or 0),
+        "currentCPUUtilization": _cpu_utilization(status.get("currentMetrics") or []),
+        "lastScaleTime": status.get("lastScaleTime"),
+        "conditions": conditions,
+    }
+    if decision is not None:
+        mirrored["lastDecision"] = {
+            "reason": decision.get("reason"),
+            "message": decision.get("message"),
+            "time": decision.get("lastTransitionTime"),
+        }
+    return mirrored

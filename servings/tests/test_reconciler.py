@@ -27,6 +27,8 @@ class FakeCluster:
         self.applied: list[str] = []
         self.status_writes = 0
         self.refuse: str | None = None
+        self.autoscalers: dict[str, dict[str, Any]] = {}
+        self.autoscaler_deletes = 0
 
     def call_json(self, api_client: Any, api: str, method: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
         if method == "get_namespaced_custom_object":
@@ -49,6 +51,16 @@ class FakeCluster:
             return copy.deepcopy(self.deployments[key])
         if method in ("list_namespaced_pod", "list_namespaced_replica_set"):
             return {"items": []}
+        if method == "delete_namespaced_horizontal_pod_autoscaler":
+            self.autoscaler_deletes += 1
+            if self.autoscalers.pop(f"{args[1]}/{args[0]}", None) is None:
+                raise NotFound()
+            return {}
+        if method == "read_namespaced_horizontal_pod_autoscaler":
+            key = f"{args[1]}/{args[0]}"
+            if key not in self.autoscalers:
+                raise NotFound()
+            return copy.deepcopy(self.autoscalers[key])
         raise AssertionError(f"unexpected call {method}")
 
     def server_side_apply(self, api_client: Any, manifest: dict[str, Any], field_manager: str) -> dict[str, Any]:
@@ -56,6 +68,10 @@ class FakeCluster:
         if manifest["kind"] == self.refuse:
             raise BadRequest("Invalid parameter", f"{manifest['kind']} is invalid", code="kubernetes_invalid")
         self.applied.append(manifest["kind"])
+        if manifest["kind"] == "HorizontalPodAutoscaler":
+            key = f"{manifest['metadata']['namespace']}/{manifest['metadata']['name']}"
+            self.autoscalers[key] = {**copy.deepcopy(manifest), "status": self.autoscalers.get(key, {}).get("status")}
+            return manifest
         if manifest["kind"] != "Deployment":
             return manifest
         key = f"{manifest['metadata']['namespace']}/{manifest['metadata']['name']}"
@@ -220,3 +236,87 @@ def test_the_rendered_pods_never_mount_an_api_token(cluster):
     add_endpoint(cluster)
     reconciler().reconcile("t", "e")
     assert cluster.deployments["t/e"]["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
+
+
+SCALING = {"minReplicas": 1, "maxReplicas": 3, "targetCPUUtilization": 60, "scaleDownStabilizationSeconds": 30}
+HPA_STATUS = {
+    "currentReplicas": 1,
+    "desiredReplicas": 2,
+    "lastScaleTime": "2026-12-06T13:00:00Z",
+    "currentMetrics": [{"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": 140}}}],
+    "conditions": [
+        {"type": "AbleToScale", "status": "True", "reason": "SucceededRescale", "message": "new size: 2",
+         "lastTransitionTime": "2026-12-06T13:00:00Z"},
+        {"type": "ScalingActive", "status": "True", "reason": "ValidMetricFound", "message": "cpu ok",
+         "lastTransitionTime": "2026-12-06T12:59:00Z"},
+        {"type": "ScalingLimited", "status": "False", "reason": "DesiredWithinRange", "message": "in range",
+         "lastTransitionTime": "2026-12-06T12:59:00Z"},
+    ],
+}  # fmt: skip
+
+
+def test_an_autoscaled_endpoint_gets_an_hpa_its_status_and_loses_both_when_autoscaling_goes(cluster):
+    add_endpoint(cluster, autoscaling=SCALING, resources={"requests": {"cpu": "500m"}})
+    worker = reconciler()
+    worker.reconcile("t", "e")
+    assert cluster.applied == ["ConfigMap", "Service", "Deployment", "Ingress", "HorizontalPodAutoscaler"]
+    hpa = cluster.autoscalers["t/e"]
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "ai.intel.com/v1", "kind": "InferenceEndpoint", "name": "e"}
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (1, 3)
+    assert hpa["spec"]["behavior"] == {"scaleDown": {"stabilizationWindowSeconds": 30}}
+    assert hpa["metadata"]["ownerReferences"][0]["uid"] == "u-1"
+    assert hpa["metadata"]["labels"]["ai.intel.com/inference-endpoint"] == "e"
+    assert "autoscaler" not in cluster.endpoints["t/e"]["status"]  # the HPA has not reported yet
+
+    # The HPA reports (its watch event queues the endpoint): the endpoint shows its decision.
+    cluster.autoscalers["t/e"]["status"] = HPA_STATUS
+    worker.reconcile("t", "e")
+    mirrored = cluster.endpoints["t/e"]["status"]["autoscaler"]
+    assert (mirrored["currentReplicas"], mirrored["desiredReplicas"], mirrored["currentCPUUtilization"]) == (1, 2, 140)
+    assert mirrored["lastScaleTime"] == "2026-12-06T13:00:00Z"
+    assert mirrored["lastDecision"] == {
+        "reason": "SucceededRescale",
+        "message": "new size: 2",
+        "time": "2026-12-06T13:00:00Z",
+    }
+    assert len(cluster.applied) == 5  # the HPA's status changed nothing to apply
+
+    # The HPA scales the CR: the Deployment follows spec.replicas.
+    cluster.endpoints["t/e"]["spec"]["replicas"] = 2
+    worker.reconcile("t", "e")
+    assert cluster.deployments["t/e"]["spec"]["replicas"] == 2
+
+    # Autoscaling removed: the HPA is deleted, the status forgets it, the replicas stay.
+    del cluster.endpoints["t/e"]["spec"]["autoscaling"]
+    worker.reconcile("t", "e")
+    assert "t/e" not in cluster.autoscalers
+    assert cluster.endpoints["t/e"]["status"]["autoscaler"] is None  # null in the merge patch: removed
+    assert cluster.deployments["t/e"]["spec"]["replicas"] == 2
+
+
+def test_an_endpoint_that_cannot_compute_shows_why(cluster):
+    add_endpoint(cluster, autoscaling=SCALING)
+    worker = reconciler()
+    worker.reconcile("t", "e")
+    cluster.autoscalers["t/e"]["status"] = {
+        "currentReplicas": 0,
+        "desiredReplicas": 0,
+        "conditions": [
+            {"type": "AbleToScale", "status": "True", "reason": "SucceededGetScale", "message": "ok"},
+            {"type": "ScalingActive", "status": "False", "reason": "ScalingDisabled",
+             "message": "scaling is disabled since the replica count of the target is zero"},
+        ],
+    }  # fmt: skip
+    worker.reconcile("t", "e")
+    decision = cluster.endpoints["t/e"]["status"]["autoscaler"]["lastDecision"]
+    assert decision["reason"] == "ScalingDisabled"
+    assert cluster.endpoints["t/e"]["status"]["autoscaler"]["currentCPUUtilization"] is None
+
+
+def test_an_endpoint_never_autoscaled_costs_one_delete_per_apply_only(cluster):
+    add_endpoint(cluster)
+    worker = reconciler()
+    worker.reconcile("t", "e")
+    worker.reconcile("t", "e")
+    assert cluster.autoscaler_deletes == 1  # the second reconcile applied nothing, so deleted nothing
+    assert "autoscaler" not in cluster.endpoints["t/e"]["status"]

@@ -242,7 +242,7 @@ def test_update_replaces_resources_and_echoes_the_body(platform, team):  # 32 (C
 
     for refused, status, text in (
         ({"modelName": 0}, 400, "modelName: 0 is not of type 'string'"),
-        ({}, 400, "give at least one of modelName, modelVersionPolicy, resources, subjectName"),
+        ({}, 400, "give at least one of modelName, modelVersionPolicy, resources, subjectName, autoscaling"),
     ):
         answer = platform.call("alice", "patch", f"/tenants/{team}/endpoints/updated", refused)
         assert (answer.status_code, answer.json()["description"]) == (status, text)
