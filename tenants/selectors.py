@@ -15,7 +15,7 @@ from typing import Any
 
 from django.conf import settings
 
-from inferencemgmt import kube, objectstore
+from inferencemgmt import kube, objectstore, paging
 from inferencemgmt.api.validation import DNS_1123_LABEL, matches
 from inferencemgmt.auth.identity import Identity
 from inferencemgmt.digits import ascii_int
@@ -99,17 +99,50 @@ def namespace_taken(name: str) -> bool:
 
 
 def tenant_list(identity: Identity) -> list[str]:
+    """Every tenant the caller may see, sorted (all pages: for callers that need the whole list)."""
+    return paging.all_pages(lambda page: tenant_page(identity, page), tenant_page_scope(identity))
+
+
+def tenant_page_scope(identity: Identity) -> str:
+    return paging.scope_of("tenants", identity.username)
+
+
+def _namespace_page(api: Any) -> Any:
+    def call(**arguments: Any) -> tuple[list[Any], str | None]:
+        answer = api.list_namespace(label_selector=_selector(), **arguments)
+        return answer.items, kube.list_continue(answer)
+
+    return call
+
+
+def tenant_page(identity: Identity, page: paging.PageRequest) -> tuple[list[str], str | None]:
+    """One page of the tenants the caller may see, by name, and the next page's token.
+
+    Admins list the tenant namespaces as themselves, ``page.limit`` at a time (one Kubernetes call).
+    Others cannot list namespaces: the management API lists them in chunks and keeps those of the
+    caller's groups (a robot: its own tenant), so a member's page costs one call per chunk read
+    until the page is full. Terminating tenants are left out.
+    """
     if identity.is_admin:
-        namespaces = kube.api(identity, "CoreV1Api").list_namespace(label_selector=_selector()).items
+        namespaces, following = paging.kube_page(
+            _namespace_page(kube.api(identity, "CoreV1Api")),
+            page,
+            keep=lambda ns: not _terminating(ns),
+            name=lambda ns: str(ns.metadata.name),
+            chunk=page.limit,
+        )
     else:
-        # A person sees the tenants of their groups; a robot its own tenant (README "Robots").
         groups = set(identity.groups)
-        namespaces = [
-            ns
-            for ns in kube.service_api("CoreV1Api").list_namespace(label_selector=_selector()).items
-            if groups.intersection(tenant_scope(ns)) or ns.metadata.name == identity.robot_namespace
-        ]
-    return sorted(ns.metadata.name for ns in namespaces if not _terminating(ns))
+        namespaces, following = paging.kube_page(
+            _namespace_page(kube.service_api("CoreV1Api")),
+            page,
+            keep=lambda ns: (
+                not _terminating(ns)
+                and bool(groups.intersection(tenant_scope(ns)) or ns.metadata.name == identity.robot_namespace)
+            ),
+            name=lambda ns: str(ns.metadata.name),
+        )
+    return [str(ns.metadata.name) for ns in namespaces], following
 
 
 def tenant_get(identity: Identity, name: str) -> dict[str, Any]:
