@@ -24,6 +24,7 @@ from endpoints.api.serializers import (
     endpoint_create_arguments,
 )
 from endpoints.spec import DEFAULT_SERVING, DEFAULT_VERSION_POLICY, flatten_resources
+from inferencemgmt import paging
 from inferencemgmt.auth.identity import Identity
 from inferencemgmt.digits import ascii_int
 from inferencemgmt.errors import ImmError
@@ -38,9 +39,20 @@ def badge(status: str) -> str:
     return BADGES.get(status, "pending")
 
 
-def endpoint_rows_of(identity: Identity, tenant: str) -> list[dict[str, Any]]:
-    """The tenant's endpoints with their badge colour (the tenant page's first paint uses it too)."""
-    return [{**entry, "badge": badge(entry["status"])} for entry in selectors.endpoint_list(identity, tenant)]
+#: Endpoint rows per page of the tenant page.
+ROWS_PAGE_SIZE = 50
+
+
+def endpoint_rows_of(identity: Identity, tenant: str, params: Any) -> dict[str, Any]:
+    """One page of the tenant's endpoints with their badge colour, and the links to page on (the
+    tenant page's first paint and the polled fragment both use it, for the same page)."""
+    page = paging.page_request(params, selectors.endpoint_page_scope(identity, tenant), default=ROWS_PAGE_SIZE)
+    entries, following = selectors.endpoint_page(identity, tenant, page)
+    return {
+        "endpoints": [{**entry, "badge": badge(entry["status"])} for entry in entries],
+        "endpoints_following": following,
+        "endpoints_current": params.get(paging.CONTINUE_PARAMETER) or "",
+    }
 
 
 def _first_error(detail: Any) -> str:
@@ -82,7 +94,7 @@ def _validated(serializer: serializers.Serializer[Any]) -> dict[str, Any]:
 @console_page()
 def endpoint_rows(request: HttpRequest, identity: Identity, tenant: str) -> HttpResponse:
     """The tenant page's endpoint table, polled for live status."""
-    context = {"identity": identity, "tenant_name": tenant, "endpoints": endpoint_rows_of(identity, tenant)}
+    context = {"identity": identity, "tenant_name": tenant, **endpoint_rows_of(identity, tenant, request.GET)}
     response = render(request, "endpoints/_rows.html", context)
     response["Cache-Control"] = "no-store"
     return response

@@ -145,6 +145,27 @@ def tenant_page(identity: Identity, page: paging.PageRequest) -> tuple[list[str]
     return [str(ns.metadata.name) for ns in namespaces], following
 
 
+def _endpoint_count(identity: Identity, name: str) -> int:
+    """How many endpoints the tenant has, without reading them all: one item and the API server's
+    ``remainingItemCount`` (pages of 500 only if a server does not give that count)."""
+    custom = kube.api(identity, "CustomObjectsApi")
+    count, token, limit = 0, None, 1
+    while True:
+        extra: dict[str, Any] = {"_continue": token} if token else {}
+        answer = custom.list_namespaced_custom_object(
+            manifests.API_GROUP, "v1", name, manifests.ENDPOINTS_RESOURCE, limit=limit, **extra
+        )
+        count += len(answer.get("items") or [])
+        metadata = answer.get("metadata") or {}
+        token = metadata.get("continue")
+        remaining = metadata.get("remainingItemCount")
+        if not token:
+            return count
+        if isinstance(remaining, int):
+            return count + remaining
+        limit = paging.MAX_LIMIT
+
+
 def tenant_get(identity: Identity, name: str) -> dict[str, Any]:
     """Details of one tenant; reads run as the caller, so a non-member gets Kubernetes' 403."""
     tenant_required(name)
@@ -159,9 +180,7 @@ def tenant_get(identity: Identity, name: str) -> dict[str, Any]:
         }
     except NotFound:
         pass
-    endpoints = kube.api(identity, "CustomObjectsApi").list_namespaced_custom_object(
-        manifests.API_GROUP, "v1", name, manifests.ENDPOINTS_RESOURCE
-    )
+    endpoint_count = _endpoint_count(identity, name)
     bucket: dict[str, Any] | None
     try:
         objects, size = objectstore.bucket_usage(name)
@@ -176,7 +195,7 @@ def tenant_get(identity: Identity, name: str) -> dict[str, Any]:
         "phase": namespace.status.phase if namespace.status else None,
         "quota": quota,
         "maxEndpoints": ascii_int(max_endpoints),
-        "endpoints": len(endpoints.get("items", [])),
+        "endpoints": endpoint_count,
         "bucket": bucket,
         "createdBy": annotations.get(manifests.CREATED_BY_ANNOTATION),
         "createdAt": namespace.metadata.creation_timestamp.isoformat()

@@ -159,6 +159,37 @@ def show(state: State, body: str) -> None:
     output.emit(body, state.output, sys.stdout)
 
 
+#: Items asked per page when the CLI lists everything (the API's maximum page, docs/api-conventions.md).
+LIST_PAGE_SIZE = 500
+
+
+def merge_pages(first: Any, later: Any) -> Any:
+    """``data`` of two pages of one list as one: arrays are joined, objects join their arrays."""
+    if isinstance(first, list) and isinstance(later, list):
+        return first + later
+    if isinstance(first, dict) and isinstance(later, dict):
+        merged = dict(first)
+        for key, value in later.items():
+            merged[key] = merge_pages(merged[key], value) if key in merged else value
+        return merged
+    return later
+
+
+def list_all(state: State, path: str, params: dict[str, Any] | None = None) -> str:
+    """The whole list as one answer: the pages are followed through their ``continue`` token
+    (absent on the last page), so the output looks as it did before the API paged."""
+    api = state.api()
+    query: dict[str, Any] = {"limit": LIST_PAGE_SIZE, **(params or {})}
+    answer = api.json("GET", path, params=query)
+    while isinstance(answer, dict) and answer.get("continue"):
+        following = api.json("GET", path, params={**query, "continue": answer["continue"]})
+        answer = {**answer, "data": merge_pages(answer.get("data"), following.get("data"))}
+        answer.pop("continue", None)
+        if isinstance(following, dict) and following.get("continue"):
+            answer["continue"] = following["continue"]
+    return json.dumps(answer)
+
+
 def submit(state: State, method: str, path: str, *, body: Any = None, wait: bool = False) -> None:
     """A request whose answer may be a task (``Prefer: respond-async``); ``--wait`` follows it."""
     api = state.api()
@@ -360,7 +391,7 @@ def remove_tenant(state: State, name: str | None, wait: bool) -> None:
 @pass_state
 def list_tenants(state: State) -> None:
     """The tenants you may see (admins: all)."""
-    show(state, state.api().send("GET", "/tenants").text)
+    show(state, list_all(state, "/tenants"))
 
 
 @resource(view, "tenant", TENANT_ALIASES)
@@ -481,7 +512,7 @@ def remove_endpoint(state: State, name: str | None, tenant: str | None, wait: bo
 def list_endpoints(state: State, tenant: str | None) -> None:
     """TENANT: a tenant's endpoints and their status."""
     tenant = need(tenant, "tenant name", "DEFAULT_TENANT_NAME")
-    show(state, state.api().send("GET", f"/tenants/{tenant}/endpoints").text)
+    show(state, list_all(state, f"/tenants/{tenant}/endpoints"))
 
 
 @resource(view, "endpoint", ENDPOINT_ALIASES)
@@ -617,7 +648,7 @@ def list_models(state: State, tenant: str | None, grouped: bool) -> None:
     """TENANT: every model file in the tenant's bucket (--grouped: by model and version)."""
     tenant = need(tenant, "tenant name", "DEFAULT_TENANT_NAME")
     params = {"view": "grouped"} if grouped else None
-    show(state, state.api().send("GET", f"/tenants/{tenant}/models", params=params).text)
+    show(state, list_all(state, f"/tenants/{tenant}/models", params))
 
 
 @resource(listing, "versions", ("version",))
@@ -626,7 +657,7 @@ def list_models(state: State, tenant: str | None, grouped: bool) -> None:
 def list_versions(state: State, tenant: str | None) -> None:
     """TENANT: models with their versions (same as `ls m TENANT --grouped`)."""
     tenant = need(tenant, "tenant name", "DEFAULT_TENANT_NAME")
-    show(state, state.api().send("GET", f"/tenants/{tenant}/models", params={"view": "grouped"}).text)
+    show(state, list_all(state, f"/tenants/{tenant}/models", {"view": "grouped"}))
 
 
 import_ = operation("import", help="Import a model version from s3://<tenant>/<path> or an http(s) URL.")
@@ -792,7 +823,7 @@ cli.add_alias("upload", "u")
 @pass_state
 def list_servings(state: State) -> None:
     """The serving templates endpoints can use."""
-    show(state, state.api().send("GET", "/servings").text)
+    show(state, list_all(state, "/servings"))
 
 
 @resource(view, "serving", SERVING_ALIASES)
@@ -930,7 +961,7 @@ robot_group = operation("robots", "robot", help="A tenant's robot accounts (for 
 def robots_list(state: State, tenant: str | None) -> None:
     """TENANT: the tenant's robots."""
     tenant = need(tenant, "tenant name", "DEFAULT_TENANT_NAME")
-    show(state, state.api().send("GET", f"/tenants/{tenant}/robots").text)
+    show(state, list_all(state, f"/tenants/{tenant}/robots"))
 
 
 robot_group.add_alias("list", "ls")
