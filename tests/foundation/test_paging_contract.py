@@ -100,7 +100,8 @@ def walk(platform: Platform, user: str, path: str, key: str | None, limit: int) 
         if "continue" not in body:
             return pages, tokens
         token = body["continue"]
-        assert isinstance(token, str) and token
+        assert isinstance(token, str)
+        assert token
         tokens.append(token)
         url = f"{path}{separator}limit={limit}&continue={quote(token)}"
     raise AssertionError(f"{path} never ended")
