@@ -7,7 +7,9 @@ Usage (with the devstack's env sourced):
     python benchmarks/scale_curves.py [--tenants 10,100,1000] [--endpoints 10,100,1000,10000] [--samples 15]
 
 Measured in-process (Django's test client: token check, the route, the JSON or HTML answer; no HTTP
-server in front), p50 of ``--samples`` requests of the first page at each size:
+server in front), p50 of ``--samples`` requests of the first page at each size. Every route is asked
+for pages of ``--page`` items (``?limit=``, default 10, the smallest size), so that each size gives a
+full page and the curve shows what the total costs, not how many items the page holds:
 
 - tenants at 10, 100 and 1,000 benchmark tenants (on top of whatever the shared cluster holds):
   ``GET /tenants`` as admin and as alice (team-a; one benchmark tenant in ten is team-a's, the others
@@ -183,17 +185,17 @@ class Objects:
             list(pool.map(one, self.tenants))
 
 
-def tenant_curves(objects: Objects, sizes: list[int], samples: int) -> dict[str, dict[int, float]]:
+def tenant_curves(objects: Objects, sizes: list[int], samples: int, page: int) -> dict[str, dict[int, float]]:
     api = Client()
     admin_headers = {"HTTP_AUTHORIZATION": f"Bearer {token('admin')}"}
     alice_headers = {"HTTP_AUTHORIZATION": f"Bearer {token('alice')}"}
     console = browser("admin@example.com", ["admin"])
     routes: dict[str, Callable[[], Any]] = {
-        "GET /tenants (admin)": lambda: ok(api.get("/tenants", **admin_headers)),
-        "GET /tenants (member)": lambda: ok(api.get("/tenants", **alice_headers)),
-        "console dashboard (admin)": lambda: ok(console.get("/console/")),
-        "GET /tasks (admin)": lambda: ok(api.get("/tasks", **admin_headers)),
-        "console tasks page (admin)": lambda: ok(console.get("/console/tasks/")),
+        "GET /tenants (admin)": lambda: ok(api.get(f"/tenants?limit={page}", **admin_headers)),
+        "GET /tenants (member)": lambda: ok(api.get(f"/tenants?limit={page}", **alice_headers)),
+        "console dashboard (admin)": lambda: ok(console.get(f"/console/?limit={page}")),
+        "GET /tasks (admin)": lambda: ok(api.get(f"/tasks?limit={page}", **admin_headers)),
+        "console tasks page (admin)": lambda: ok(console.get(f"/console/tasks/?limit={page}")),
     }
     curves: dict[str, dict[int, float]] = {label: {} for label in routes}
     for size in sizes:
@@ -206,14 +208,14 @@ def tenant_curves(objects: Objects, sizes: list[int], samples: int) -> dict[str,
     return curves
 
 
-def endpoint_curves(objects: Objects, sizes: list[int], samples: int) -> dict[str, dict[int, float]]:
+def endpoint_curves(objects: Objects, sizes: list[int], samples: int, page: int) -> dict[str, dict[int, float]]:
     api = Client()
     alice_headers = {"HTTP_AUTHORIZATION": f"Bearer {token('alice')}"}
     console = browser("alice@example.com", ["team-a"])
     tenant = objects.endpoint_tenant()
     routes: dict[str, Callable[[], Any]] = {
-        "GET /tenants/<t>/endpoints": lambda: ok(api.get(f"/tenants/{tenant}/endpoints", **alice_headers)),
-        "console tenant page": lambda: ok(console.get(f"/console/tenants/{tenant}/")),
+        "GET /tenants/<t>/endpoints": lambda: ok(api.get(f"/tenants/{tenant}/endpoints?limit={page}", **alice_headers)),
+        "console tenant page": lambda: ok(console.get(f"/console/tenants/{tenant}/?limit={page}")),
     }
     curves: dict[str, dict[int, float]] = {label: {} for label in routes}
     made = 0
@@ -245,25 +247,27 @@ def table(curves: dict[str, dict[int, float]], target: float) -> tuple[str, bool
     return "\n".join(lines), flat
 
 
-def plot(curves: dict[str, dict[int, float]], path: Path) -> None:
+def plot(panels: dict[str, dict[str, dict[int, float]]], path: Path, page: int) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(9, 5.5))
-    for label, points in curves.items():
-        sizes = sorted(points)
-        axes.plot(sizes, [points[size] * 1000 for size in sizes], marker="o", label=label)
-    axes.set_xscale("log")
-    axes.set_xlabel("objects in the list (tenants, or endpoints in the tenant)")
-    axes.set_ylabel("p50 of one page (ms)")
-    axes.set_ylim(bottom=0)
-    axes.set_title("One page of each list as the total grows (benchmarks/scale_curves.py)")
-    axes.grid(True, which="both", alpha=0.3)
-    axes.legend(fontsize=8)
+    shown = {title: curves for title, curves in panels.items() if curves}
+    figure, axes_row = plt.subplots(1, len(shown), figsize=(6 * len(shown), 5), squeeze=False)
+    for axes, (title, curves) in zip(axes_row[0], shown.items(), strict=True):
+        for label, points in curves.items():
+            sizes = sorted(points)
+            axes.plot(sizes, [points[size] * 1000 for size in sizes], marker="o", label=label)
+        axes.set_xscale("log")
+        axes.set_xlabel(title)
+        axes.set_ylabel(f"p50 of one page of {page} items (ms)")
+        axes.set_ylim(bottom=0)
+        axes.grid(True, which="both", alpha=0.3)
+        axes.legend(fontsize=8, loc="lower right")
+    figure.suptitle("One page of each list as the total grows (benchmarks/scale_curves.py)")
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    figure.savefig(path, dpi=100)
     print(f"plot written to {path}")
 
 
@@ -272,6 +276,9 @@ def main() -> None:
     parser.add_argument("--tenants", default="10,100,1000")
     parser.add_argument("--endpoints", default="10,100,1000,10000")
     parser.add_argument("--samples", type=int, default=15)
+    parser.add_argument(
+        "--page", type=int, default=10, help="items per page asked of every list (?limit=): the smallest size"
+    )
     parser.add_argument("--target", type=float, default=1.5)
     parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "scale-curves.png")
     args = parser.parse_args()
@@ -282,19 +289,19 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     admin = config.new_client_from_config(os.environ["KUBECONFIG"])
     objects = Objects(admin)
-    curves: dict[str, dict[int, float]] = {}
+    panels: dict[str, dict[str, dict[int, float]]] = {"benchmark tenants": {}, "endpoints in the tenant": {}}
     try:
         if endpoint_sizes:
-            curves.update(endpoint_curves(objects, endpoint_sizes, args.samples))
+            panels["endpoints in the tenant"] = endpoint_curves(objects, endpoint_sizes, args.samples, args.page)
         if tenant_sizes:
-            curves.update(tenant_curves(objects, tenant_sizes, args.samples))
+            panels["benchmark tenants"] = tenant_curves(objects, tenant_sizes, args.samples, args.page)
     finally:
         objects.remove_all()
         print(f"{len(objects.tenants)} benchmark namespaces deleted (the namespace controller finishes it)")
-    text, flat = table(curves, args.target)
+    text, flat = table({**panels["benchmark tenants"], **panels["endpoints in the tenant"]}, args.target)
     print(text)
     if args.plot:
-        plot(curves, args.plot)
+        plot(panels, args.plot, args.page)
     if not flat:
         raise SystemExit(f"a curve's largest/smallest p50 is over {args.target}")
 

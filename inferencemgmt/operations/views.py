@@ -40,9 +40,7 @@ def task_list(request: HttpRequest, identity: Identity) -> HttpResponse:
     # Keyset pages (newest first), as GET /tasks: no COUNT and no OFFSET, so a page costs the
     # same with 10 tasks or 100,000; "Older" carries the signed position of the last row shown.
     page = paging.page_request(
-        {paging.CONTINUE_PARAMETER: request.GET.get(paging.CONTINUE_PARAMETER)},
-        paging.scope_of("console-tasks", identity.username, **filters),
-        default=PAGE_SIZE,
+        request.GET, paging.scope_of("console-tasks", identity.username, **filters), default=PAGE_SIZE
     )
     rows, following = operation_page(operations, page)
     return render(

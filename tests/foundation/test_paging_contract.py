@@ -13,6 +13,7 @@ through the API, model files straight into the bucket.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -26,6 +27,7 @@ from tests.conftest import WorkerPool, _test_database_url, use_broker
 from tests.endpoints.conftest import Platform, apply_management_api_rbac, platform_values
 from tests.inference_endpoints import GROUP, PLURAL, VERSION, endpoint_body
 from tests.platform_admin import admin_s3_client
+from tests.tenants.test_tenants_api import CERT
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -68,9 +70,31 @@ def platform(
             use_broker(previous_broker)
 
 
+def tenant_made(platform: Platform) -> str:
+    """A team-a tenant through POST /tenants; on a busy machine the create may outlive the route's wait
+    (202), and its task is then followed to the end."""
+    name = f"pg{uuid.uuid4().hex[:10]}"
+    platform.tenants.append(name)
+    created = platform.call(
+        "admin", "post", "/tenants", {"name": name, "cert": CERT, "scope": "team-a", "quota": {"maxEndpoints": 20}}
+    )
+    if created.status_code == 202:
+        url = created.json()["data"]["task"]["url"]
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            state = platform.call("admin", "get", url).json()["data"]["state"]
+            if state not in ("PENDING", "RUNNING"):
+                break
+            time.sleep(0.5)
+        assert state == "SUCCEEDED", platform.call("admin", "get", url).content
+        return name
+    assert created.status_code == 200, created.content
+    return name
+
+
 @pytest.fixture(scope="module")
 def tenants(platform: Platform) -> list[str]:
-    return sorted([platform.tenant("team-a", maxEndpoints=20), platform.tenant("team-a", maxEndpoints=20)])
+    return sorted([tenant_made(platform), tenant_made(platform)])
 
 
 def altered(token: str) -> str:
