@@ -70,7 +70,7 @@ def subscribed(operation_id: uuid.UUID | str) -> Iterator[Waiter | None]:
     """A Waiter for the operation's end, or None when Redis cannot be reached (then poll)."""
     pubsub = None
     try:
-        pubsub = _client().pubsub()
+        pubsub = _client().pubsub()  # type: ignore[no-untyped-call]
         pubsub.subscribe(channel(operation_id))
         # The subscription is in force once Redis confirmed it: only then may the row be read.
         confirmed = pubsub.get_message(timeout=SOCKET_SECONDS)

@@ -96,7 +96,7 @@ def test_without_redis_the_wait_polls_the_row(monkeypatch: pytest.MonkeyPatch) -
         if len(sleeps) == 3:
             Operation.objects.filter(pk=operation.pk).update(state=Operation.State.SUCCEEDED)
 
-    monkeypatch.setattr(services.time, "sleep", sleep)
+    monkeypatch.setattr(time, "sleep", sleep)
     assert services.operation_wait(operation.pk, timeout=30).state == Operation.State.SUCCEEDED
     assert sleeps == [0.05, 0.1, 0.2]
 

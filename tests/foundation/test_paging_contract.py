@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from datetime import timedelta
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote
@@ -245,7 +246,7 @@ def test_tasks_page_newest_first_with_filters_bound_to_the_token(platform, tenan
     made = []
     for index, seconds in enumerate((30, 20, 20, 10, 0)):
         row = Operation.objects.create(kind=kind, target=f"t{index}", requested_by="alice@example.com")
-        Operation.objects.filter(pk=row.pk).update(created_at=now - timezone.timedelta(seconds=seconds))
+        Operation.objects.filter(pk=row.pk).update(created_at=now - timedelta(seconds=seconds))
         made.append(str(row.pk))
     every = platform.call("admin", "get", f"/tasks?limit=200&kind={kind}").json()["data"]["tasks"]
     ids = [task["id"] for task in every]
