@@ -108,7 +108,6 @@ def test_announcing_without_redis_is_harmless(monkeypatch: pytest.MonkeyPatch) -
 
 def test_a_finished_run_announces_its_end(monkeypatch: pytest.MonkeyPatch) -> None:
     from inferencemgmt.operations.execution import execute_operation
-
     from inferencemgmt.tests.test_operations import FakeTask, _operation
 
     fake = FakeRedis(FakePubSub(pending(), end_after=0))

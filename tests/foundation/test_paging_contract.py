@@ -15,8 +15,8 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from datetime import timedelta
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
