@@ -32,6 +32,7 @@ a curve's largest/smallest p50 exceeds ``--target`` (1.5).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -163,9 +164,16 @@ class Objects:
         parallel(one, range(start, total))
 
     def remove_endpoints(self, tenant: str) -> None:
-        """All of the tenant's CRs in one collection delete, waited for (the shared etcd gets them back)."""
+        """All of the tenant's CRs in one collection delete, waited for (the shared etcd gets them back).
+
+        With 10,000 the API server's request times out (504) while the deletion goes on: then wait."""
         custom = client.CustomObjectsApi(self.admin)
-        custom.delete_collection_namespaced_custom_object(GROUP, VERSION, tenant, PLURAL)
+        try:
+            custom.delete_collection_namespaced_custom_object(GROUP, VERSION, tenant, PLURAL)
+        except ApiException as exc:
+            if exc.status not in (500, 503, 504):
+                raise
+            print(f"the collection delete answered {exc.status}; the API server goes on deleting", flush=True)
         deadline = time.monotonic() + 600
         while custom.list_namespaced_custom_object(GROUP, VERSION, tenant, PLURAL, limit=1)["items"]:
             if time.monotonic() > deadline:
@@ -281,6 +289,14 @@ def main() -> None:
     )
     parser.add_argument("--target", type=float, default=1.5)
     parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "scale-curves.png")
+    parser.add_argument("--save", type=Path, help="write this run's points as JSON")
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        action="append",
+        default=[],
+        help="points of an earlier run (--save) to plot and tabulate with this one's (this run's win)",
+    )
     args = parser.parse_args()
     tenant_sizes = [int(size) for size in args.tenants.split(",") if size]
     endpoint_sizes = [int(size) for size in args.endpoints.split(",") if size]
@@ -298,6 +314,14 @@ def main() -> None:
     finally:
         objects.remove_all()
         print(f"{len(objects.tenants)} benchmark namespaces deleted (the namespace controller finishes it)")
+    if args.save:
+        args.save.write_text(json.dumps(panels, indent=1) + "\n")
+    for earlier in args.merge:
+        for title, curves in json.loads(earlier.read_text()).items():
+            for label, points in curves.items():
+                merged = {int(size): float(value) for size, value in points.items()}
+                panels.setdefault(title, {}).setdefault(label, {})
+                panels[title][label] = {**merged, **panels[title][label]}
     text, flat = table({**panels["benchmark tenants"], **panels["endpoints in the tenant"]}, args.target)
     print(text)
     if args.plot:
