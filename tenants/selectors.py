@@ -52,10 +52,6 @@ def _is_tenant(namespace: Any) -> bool:
     return is_tenant_labels(namespace.metadata.labels)
 
 
-def _terminating(namespace: Any) -> bool:
-    return bool(namespace.status and namespace.status.phase == "Terminating")
-
-
 def tenant_scope(namespace: Any) -> list[str]:
     """The tenant's groups, from our annotation (tenants made by the original IMM have none)."""
     return _scope_of_annotations(namespace.metadata.annotations)
@@ -111,21 +107,15 @@ def tenant_page_scope(identity: Identity) -> str:
     return paging.scope_of("tenants", identity.username)
 
 
-def _namespace_page(api: Any) -> Any:
-    def call(**arguments: Any) -> tuple[list[Any], str | None]:
-        answer = api.list_namespace(label_selector=_selector(), **arguments)
-        return answer.items, kube.list_continue(answer)
+def _namespace_json_page(api_client: Any) -> Any:
+    """Tenant namespaces as the API server's JSON, in chunks: no SDK models are built for the
+    namespaces a page leaves out (other groups' for a member, terminating ones for everyone)."""
+
+    def call(**arguments: Any) -> tuple[list[dict[str, Any]], str | None]:
+        answer = kube.call_json(api_client, "CoreV1Api", "list_namespace", label_selector=_selector(), **arguments)
+        return list(answer.get("items") or []), (answer.get("metadata") or {}).get("continue") or None
 
     return call
-
-
-def _namespace_json_page(**arguments: Any) -> tuple[list[dict[str, Any]], str | None]:
-    """Tenant namespaces as the API server's JSON, read by the management API (a member's scan):
-    no SDK models are built for the many namespaces that are not the caller's."""
-    answer = kube.call_json(
-        kube.service_api_client(), "CoreV1Api", "list_namespace", label_selector=_selector(), **arguments
-    )
-    return list(answer.get("items") or []), (answer.get("metadata") or {}).get("continue") or None
 
 
 def _member_of(identity: Identity, groups: set[str], namespace: dict[str, Any]) -> bool:
@@ -140,28 +130,30 @@ def _member_of(identity: Identity, groups: set[str], namespace: dict[str, Any]) 
 def tenant_page(identity: Identity, page: paging.PageRequest) -> tuple[list[str], str | None]:
     """One page of the tenants the caller may see, by name, and the next page's token.
 
-    Admins list the tenant namespaces as themselves, ``page.limit`` at a time (one Kubernetes call).
-    Others cannot list namespaces: the management API lists them and keeps those of the caller's
-    groups (a robot: its own tenant), in chunks of five times the page (at most ``paging.MAX_LIMIT``)
-    read as raw JSON until the page is full, so a member's page costs what it takes to find
-    ``limit`` of their tenants among the others. Terminating tenants are left out.
+    Admins list the tenant namespaces as themselves. Others cannot list namespaces: the management
+    API lists them and keeps those of the caller's groups (a robot: its own tenant). Either way the
+    namespaces are read as raw JSON in chunks of five times the page (at least 50, at most
+    ``paging.MAX_LIMIT``) until the page is full, so a page costs what it takes to find ``limit``
+    tenants the caller may see, whatever the total; terminating tenants (many, after a mass
+    deletion) are left out without a call each.
     """
+    chunk = min(paging.MAX_LIMIT, max(50, 5 * page.limit))
     if identity.is_admin:
-        namespaces, following = paging.kube_page(
-            _namespace_page(kube.api(identity, "CoreV1Api")),
+        found, following = paging.kube_page(
+            _namespace_json_page(kube.api_client_for(identity)),
             page,
-            keep=lambda ns: not _terminating(ns),
-            name=lambda ns: str(ns.metadata.name),
-            chunk=page.limit,
+            keep=lambda ns: (ns.get("status") or {}).get("phase") != "Terminating",
+            name=lambda ns: str(ns["metadata"]["name"]),
+            chunk=chunk,
         )
-        return [str(ns.metadata.name) for ns in namespaces], following
+        return [str(ns["metadata"]["name"]) for ns in found], following
     groups = set(identity.groups)
     found, following = paging.kube_page(
-        _namespace_json_page,
+        _namespace_json_page(kube.service_api_client()),
         page,
         keep=lambda ns: _member_of(identity, groups, ns),
         name=lambda ns: str(ns["metadata"]["name"]),
-        chunk=min(paging.MAX_LIMIT, max(50, 5 * page.limit)),
+        chunk=chunk,
     )
     return [str(ns["metadata"]["name"]) for ns in found], following
 
