@@ -8,16 +8,19 @@ unlabelled one). Objects are read as the API server's JSON: see ``endpoints.stat
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from endpoints import status
-from inferencemgmt import kube, objectstore
+from inferencemgmt import kube, objectstore, paging
 from inferencemgmt.auth.identity import Identity
 from inferencemgmt.errors import ImmError, NotFound, UpstreamError, UpstreamUnavailable
 from inferencemgmt.resources import ENDPOINT_LABEL, GROUP, PLURAL
+from inferencemgmt.views import status_badge
 from tenants.selectors import tenant_required
 
 VERSION = "v1"
+_LABEL_VALUE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 # The Deployment's ReplicaSets and pods carry the controller's endpoint label (it sets it on the pod
 # template whatever the serving template says), so one selector finds every child of an endpoint.
 ENDPOINT_SELECTOR = ENDPOINT_LABEL
@@ -53,17 +56,54 @@ def _label_selector(name: str) -> str:
 
 
 def endpoint_list(identity: Identity, tenant: str) -> list[dict[str, Any]]:
-    """``[{name, url, status}]``: two list calls whatever the number of endpoints."""
+    """``[{name, url, status}]``, every page (for callers that need the whole list)."""
+    return paging.all_pages(lambda page: endpoint_page(identity, tenant, page), endpoint_page_scope(identity, tenant))
+
+
+def endpoint_page_scope(identity: Identity, tenant: str) -> str:
+    return paging.scope_of("endpoints", identity.username, tenant=tenant)
+
+
+def endpoint_page(identity: Identity, tenant: str, page: paging.PageRequest) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of ``[{name, url, status}]`` and the next page's token: two list calls, whatever the
+    number of endpoints in the tenant or on the page.
+
+    The CRs come ``page.limit`` at a time (Kubernetes ``limit``/``continue``, by name); their
+    Deployments are then found with one set-based label selector naming exactly the page's endpoints
+    (``endpoint in (a,b,...)``), so a page never reads the whole namespace's Deployments and never
+    makes a call per endpoint.
+    """
     tenant_required(tenant)
-    crs = _json(identity, "CustomObjectsApi", "list_namespaced_custom_object", GROUP, VERSION, tenant, PLURAL)
-    deployments = _json(identity, "AppsV1Api", "list_namespaced_deployment", tenant, label_selector=ENDPOINT_SELECTOR)
-    by_endpoint = {
-        str(item["metadata"]["labels"][ENDPOINT_LABEL]): item
-        for item in deployments.get("items", [])
-        # A Deployment without its owner is a leftover (being collected), not the endpoint's.
-        if any(ref.get("kind") == "InferenceEndpoint" for ref in item["metadata"].get("ownerReferences") or [])
-    }
-    return status.list_entries(crs.get("items", []), by_endpoint, tenant)
+    crs = _json(
+        identity,
+        "CustomObjectsApi",
+        "list_namespaced_custom_object",
+        GROUP,
+        VERSION,
+        tenant,
+        PLURAL,
+        **page.kube_arguments(),
+    )
+    items = list(crs.get("items") or [])
+    # Only names a label value can hold go into the selector (a CR written around the API could
+    # name anything; its status is then "pending", as for an endpoint with no Deployment).
+    children = sorted({child for child in map(status.endpoint_name_of, items) if _LABEL_VALUE.fullmatch(child)})
+    by_endpoint: dict[str, Any] = {}
+    if children:
+        deployments = _json(
+            identity,
+            "AppsV1Api",
+            "list_namespaced_deployment",
+            tenant,
+            label_selector=f"{ENDPOINT_SELECTOR} in ({','.join(children)})",
+        )
+        by_endpoint = {
+            str(item["metadata"]["labels"][ENDPOINT_LABEL]): item
+            for item in deployments.get("items", [])
+            # A Deployment without its owner is a leftover (being collected), not the endpoint's.
+            if any(ref.get("kind") == "InferenceEndpoint" for ref in item["metadata"].get("ownerReferences") or [])
+        }
+    return status.list_entries(items, by_endpoint, tenant), page.kube_token(crs.get("metadata"))
 
 
 def _children(identity: Identity, tenant: str, name: str) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
@@ -244,3 +284,19 @@ def model_warning(tenant: str, model: str) -> str:
     except ImmError as exc:
         return f"{model} model availability could not be checked: {exc.title}"
     return "" if available else f"{model} model is not available on the platform"
+
+
+#: Endpoint rows per page of the tenant page.
+ROWS_PAGE_SIZE = 50
+
+
+def endpoint_rows_page(identity: Identity, tenant: str, params: Any) -> dict[str, Any]:
+    """One page of the tenant's endpoints for a console page, with their badge colours and the links to
+    page on: the endpoints page, the tenant page's first paint and their polled fragments show the same page."""
+    page = paging.page_request(params, endpoint_page_scope(identity, tenant), default=ROWS_PAGE_SIZE)
+    entries, following = endpoint_page(identity, tenant, page)
+    return {
+        "endpoints": [{**entry, "badge": status_badge(entry["status"])} for entry in entries],
+        "endpoints_following": following,
+        "endpoints_current": params.get(paging.CONTINUE_PARAMETER) or "",
+    }

@@ -31,11 +31,6 @@ from inferencemgmt.views import console_page, first_error, status_badge
 from servings import selectors as serving_selectors
 
 
-def endpoint_rows_of(identity: Identity, tenant: str) -> list[dict[str, Any]]:
-    """The tenant's endpoints with their badge colour."""
-    return [{**entry, "badge": status_badge(entry["status"])} for entry in selectors.endpoint_list(identity, tenant)]
-
-
 def parse_resources(text: str) -> dict[str, str]:
     """``requests.cpu=1`` lines as the API's flat resources map."""
     resources: dict[str, str] = {}
@@ -66,7 +61,11 @@ def _validated(serializer: serializers.Serializer[Any]) -> dict[str, Any]:
 @console_page()
 def endpoint_rows(request: HttpRequest, identity: Identity, tenant: str) -> HttpResponse:
     """The tenant page's endpoint table, polled for live status."""
-    context = {"identity": identity, "tenant_name": tenant, "endpoints": endpoint_rows_of(identity, tenant)}
+    context = {
+        "identity": identity,
+        "tenant_name": tenant,
+        **selectors.endpoint_rows_page(identity, tenant, request.GET),
+    }
     response = render(request, "endpoints/_rows.html", context)
     response["Cache-Control"] = "no-store"
     return response

@@ -88,6 +88,13 @@ def impersonation_user(identity: Identity) -> str:
     return identity.username
 
 
+def list_continue(answer: Any) -> str | None:
+    """The ``continue`` of a generated list answer (the SDK names the attribute differently across versions)."""
+    metadata = getattr(answer, "metadata", None)
+    value = getattr(metadata, "var_continue", None) or getattr(metadata, "_continue", None)
+    return value if isinstance(value, str) and value else None
+
+
 # --- errors -----------------------------------------------------------------------------------------
 def _status_message(exc: ApiException) -> str:
     try:
@@ -102,6 +109,20 @@ def _status_message(exc: ApiException) -> str:
 def _retry_after(exc: ApiException) -> int:
     seconds = ascii_int((exc.headers or {}).get("Retry-After", ""), max_digits=6)
     return 5 if seconds is None else seconds
+
+
+class Expired(ImmError):
+    """410 from the API server: a list's continue token (or a watch's version) outlived its history."""
+
+    default_status = 410
+    default_code = "continue_expired"
+    default_title = "Continue token expired"
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(
+            description="The list changed too much since this page was given; start again without continue."
+            + (f" ({detail})" if detail else "")
+        )
 
 
 def translate(exc: ApiException) -> ImmError:
@@ -120,6 +141,9 @@ def translate(exc: ApiException) -> ImmError:
         return Conflict(description=message, code="kubernetes_conflict")
     if status in (400, 422):
         return BadRequest("Invalid parameter", message, code="kubernetes_invalid")
+    if status == 410:
+        # A list's continue token outlived the API server's history (minutes): start the list again.
+        return Expired(message)
     if status == 0 or status in TRANSIENT_STATUSES:
         return UpstreamUnavailable(KUBERNETES, message, retry_after=_retry_after(exc))
     return UpstreamError(KUBERNETES, f"HTTP {status}: {message}", upstream_status=status)
@@ -471,10 +495,8 @@ def watch_json(
                 _request_timeout=(connect, timeout_seconds + 30),
                 **kwargs,
             )
-    except UpstreamError as exc:
-        if exc.upstream_status == 410:
-            raise WatchExpired(str(exc)) from None
-        raise
+    except Expired as exc:
+        raise WatchExpired(str(exc)) from None
     try:
         buffer = b""
         with kube_errors():

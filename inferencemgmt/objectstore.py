@@ -236,13 +236,16 @@ def _upload_errors() -> Iterator[None]:
             raise _translate_upload(exc) from None
 
 
-def objects_iter(bucket: str, prefix: str = "") -> Iterator[dict[str, Any]]:
-    """Every object under ``prefix`` as ``{"key", "size"}``, one page (1000 keys) at a time.
+def objects_iter(bucket: str, prefix: str = "", *, start_after: str = "") -> Iterator[dict[str, Any]]:
+    """Every object under ``prefix`` (after the key ``start_after``) as ``{"key", "size"}``, one page
+    (1000 keys) at a time.
 
-    A generator, so 100,000 objects never sit in memory as boto3 pages at once.
+    A generator, so 100,000 objects never sit in memory as boto3 pages at once, and a caller that
+    stops early (one page of a list route) reads no further.
     """
+    extra: dict[str, Any] = {"StartAfter": start_after} if start_after else {}
     with s3_errors():
-        pages = client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        pages = client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, **extra)
         for page in pages:
             for item in page.get("Contents", []):
                 yield {"key": item["Key"], "size": int(item.get("Size", 0))}
@@ -250,12 +253,17 @@ def objects_iter(bucket: str, prefix: str = "") -> Iterator[dict[str, Any]]:
 
 def common_prefixes(bucket: str, prefix: str = "") -> list[str]:
     """The next level of "directories" under ``prefix`` (``Delimiter="/"``), without walking the files."""
-    found: list[str] = []
+    return list(common_prefixes_iter(bucket, prefix))
+
+
+def common_prefixes_iter(bucket: str, prefix: str = "", *, start_after: str = "") -> Iterator[str]:
+    """``common_prefixes`` lazily, from after ``start_after`` (a page of a list stops early)."""
+    extra: dict[str, Any] = {"StartAfter": start_after} if start_after else {}
     with s3_errors():
-        pages = client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, Delimiter="/")
+        pages = client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, Delimiter="/", **extra)
         for page in pages:
-            found.extend(str(entry["Prefix"]) for entry in page.get("CommonPrefixes", []))
-    return found
+            for entry in page.get("CommonPrefixes", []):
+                yield str(entry["Prefix"])
 
 
 def objects_delete(bucket: str, keys: list[str]) -> int:

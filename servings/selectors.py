@@ -11,7 +11,7 @@ from typing import Any
 
 from django.conf import settings
 
-from inferencemgmt import kube
+from inferencemgmt import kube, paging
 from inferencemgmt.auth.identity import Identity
 from inferencemgmt.errors import NotFound
 from inferencemgmt.resources import GROUP, PLURAL
@@ -27,11 +27,22 @@ def serving_not_found(name: str) -> NotFound:
 
 
 def serving_list(identity: Identity) -> list[str]:
-    """Names of the serving templates, sorted."""
+    """Names of every serving template, sorted (all pages: for the console's choices)."""
+    return paging.all_pages(lambda page: serving_page(identity, page), serving_page_scope(identity))
+
+
+def serving_page_scope(identity: Identity) -> str:
+    return paging.scope_of("servings", identity.username)
+
+
+def serving_page(identity: Identity, page: paging.PageRequest) -> tuple[list[str], str | None]:
+    """One page of serving template names (sorted, as the API server lists them) and the next token."""
     configmaps = kube.api(identity, "CoreV1Api").list_namespaced_config_map(
-        settings.SERVING_TEMPLATES_NAMESPACE, label_selector=TEMPLATE_LABEL_SELECTOR
+        settings.SERVING_TEMPLATES_NAMESPACE, label_selector=TEMPLATE_LABEL_SELECTOR, **page.kube_arguments()
     )
-    return sorted(item.metadata.name for item in configmaps.items)
+    return sorted(item.metadata.name for item in configmaps.items), page.kube_token(
+        {"continue": kube.list_continue(configmaps)}
+    )
 
 
 def serving_configmap(identity: Identity, name: str) -> Any:

@@ -20,7 +20,7 @@ from typing import Any
 
 from django.conf import settings
 
-from inferencemgmt import kube
+from inferencemgmt import kube, paging
 from inferencemgmt.auth.identity import Identity
 from inferencemgmt.errors import BadRequest, Conflict, ImmError, NotFound
 from tenants import manifests
@@ -62,12 +62,18 @@ def _read(identity: Identity, tenant: str, name: str) -> Any:
     return account
 
 
-def robot_list(identity: Identity, tenant: str) -> list[dict[str, Any]]:
+def robot_page_scope(identity: Identity, tenant: str) -> str:
+    return paging.scope_of("robots", identity.username, tenant=tenant)
+
+
+def robot_page(identity: Identity, tenant: str, page: paging.PageRequest) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of the tenant's robots (by name) and the next page's token: one list call."""
     tenant_required(tenant)
     accounts = kube.api(identity, "CoreV1Api").list_namespaced_service_account(
-        tenant, label_selector=f"{manifests.ROBOT_LABEL}=true"
+        tenant, label_selector=f"{manifests.ROBOT_LABEL}=true", **page.kube_arguments()
     )
-    return sorted((_view(tenant, account) for account in accounts.items), key=lambda robot: str(robot["name"]))
+    robots = sorted((_view(tenant, account) for account in accounts.items), key=lambda robot: str(robot["name"]))
+    return robots, page.kube_token({"continue": kube.list_continue(accounts)})
 
 
 def robot_get(identity: Identity, tenant: str, name: str) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from django.conf import settings
 
-from inferencemgmt import kube, objectstore, resources
+from inferencemgmt import kube, objectstore, paging
 from inferencemgmt.api.validation import DNS_1123_LABEL, matches
 from inferencemgmt.auth.identity import Identity
 from inferencemgmt.digits import ascii_int
@@ -52,13 +52,13 @@ def _is_tenant(namespace: Any) -> bool:
     return is_tenant_labels(namespace.metadata.labels)
 
 
-def _terminating(namespace: Any) -> bool:
-    return bool(namespace.status and namespace.status.phase == "Terminating")
-
-
 def tenant_scope(namespace: Any) -> list[str]:
     """The tenant's groups, from our annotation (tenants made by the original IMM have none)."""
-    raw = (namespace.metadata.annotations or {}).get(manifests.SCOPE_ANNOTATION, "[]")
+    return _scope_of_annotations(namespace.metadata.annotations)
+
+
+def _scope_of_annotations(annotations: Mapping[str, str] | None) -> list[str]:
+    raw = (annotations or {}).get(manifests.SCOPE_ANNOTATION, "[]")
     try:
         scope = json.loads(raw)
     except ValueError:
@@ -99,17 +99,84 @@ def namespace_taken(name: str) -> bool:
 
 
 def tenant_list(identity: Identity) -> list[str]:
+    """Every tenant the caller may see, sorted (all pages: for callers that need the whole list)."""
+    return paging.all_pages(lambda page: tenant_page(identity, page), tenant_page_scope(identity))
+
+
+def tenant_page_scope(identity: Identity) -> str:
+    return paging.scope_of("tenants", identity.username)
+
+
+def _namespace_json_page(api_client: Any) -> Any:
+    """Tenant namespaces as the API server's JSON, in chunks: no SDK models are built for the
+    namespaces a page leaves out (other groups' for a member, terminating ones for everyone)."""
+
+    def call(**arguments: Any) -> tuple[list[dict[str, Any]], str | None]:
+        answer = kube.call_json(api_client, "CoreV1Api", "list_namespace", label_selector=_selector(), **arguments)
+        return list(answer.get("items") or []), (answer.get("metadata") or {}).get("continue") or None
+
+    return call
+
+
+def _member_of(identity: Identity, groups: set[str], namespace: dict[str, Any]) -> bool:
+    metadata = namespace.get("metadata") or {}
+    if (namespace.get("status") or {}).get("phase") == "Terminating":
+        return False
+    if metadata.get("name") == identity.robot_namespace:
+        return True
+    return bool(groups.intersection(_scope_of_annotations(metadata.get("annotations"))))
+
+
+def tenant_page(identity: Identity, page: paging.PageRequest) -> tuple[list[str], str | None]:
+    """One page of the tenants the caller may see, by name, and the next page's token.
+
+    Admins list the tenant namespaces as themselves. Others cannot list namespaces: the management
+    API lists them and keeps those of the caller's groups (a robot: its own tenant). Either way the
+    namespaces are read as raw JSON in chunks of five times the page (at least 50, at most
+    ``paging.MAX_LIMIT``) until the page is full, so a page costs what it takes to find ``limit``
+    tenants the caller may see, whatever the total; terminating tenants (many, after a mass
+    deletion) are left out without a call each.
+    """
+    chunk = min(paging.MAX_LIMIT, max(50, 5 * page.limit))
     if identity.is_admin:
-        namespaces = kube.api(identity, "CoreV1Api").list_namespace(label_selector=_selector()).items
-    else:
-        # A person sees the tenants of their groups; a robot its own tenant (README "Robots").
-        groups = set(identity.groups)
-        namespaces = [
-            ns
-            for ns in kube.service_api("CoreV1Api").list_namespace(label_selector=_selector()).items
-            if groups.intersection(tenant_scope(ns)) or ns.metadata.name == identity.robot_namespace
-        ]
-    return sorted(ns.metadata.name for ns in namespaces if not _terminating(ns))
+        found, following = paging.kube_page(
+            _namespace_json_page(kube.api_client_for(identity)),
+            page,
+            keep=lambda ns: (ns.get("status") or {}).get("phase") != "Terminating",
+            name=lambda ns: str(ns["metadata"]["name"]),
+            chunk=chunk,
+        )
+        return [str(ns["metadata"]["name"]) for ns in found], following
+    groups = set(identity.groups)
+    found, following = paging.kube_page(
+        _namespace_json_page(kube.service_api_client()),
+        page,
+        keep=lambda ns: _member_of(identity, groups, ns),
+        name=lambda ns: str(ns["metadata"]["name"]),
+        chunk=chunk,
+    )
+    return [str(ns["metadata"]["name"]) for ns in found], following
+
+
+def _endpoint_count(identity: Identity, name: str) -> int:
+    """How many endpoints the tenant has, without reading them all: one item and the API server's
+    ``remainingItemCount`` (pages of 500 only if a server does not give that count)."""
+    custom = kube.api(identity, "CustomObjectsApi")
+    count, token, limit = 0, None, 1
+    while True:
+        extra: dict[str, Any] = {"_continue": token} if token else {}
+        answer = custom.list_namespaced_custom_object(
+            manifests.API_GROUP, "v1", name, manifests.ENDPOINTS_RESOURCE, limit=limit, **extra
+        )
+        count += len(answer.get("items") or [])
+        metadata = answer.get("metadata") or {}
+        token = metadata.get("continue")
+        remaining = metadata.get("remainingItemCount")
+        if not token:
+            return count
+        if isinstance(remaining, int):
+            return count + remaining
+        limit = paging.MAX_LIMIT
 
 
 def tenant_get(identity: Identity, name: str) -> dict[str, Any]:
@@ -126,9 +193,7 @@ def tenant_get(identity: Identity, name: str) -> dict[str, Any]:
         }
     except NotFound:
         pass
-    endpoints = kube.api(identity, "CustomObjectsApi").list_namespaced_custom_object(
-        resources.GROUP, resources.VERSION, name, resources.PLURAL
-    )
+    endpoint_count = _endpoint_count(identity, name)
     bucket: dict[str, Any] | None
     try:
         objects, size = objectstore.bucket_usage(name)
@@ -143,7 +208,7 @@ def tenant_get(identity: Identity, name: str) -> dict[str, Any]:
         "phase": namespace.status.phase if namespace.status else None,
         "quota": quota,
         "maxEndpoints": ascii_int(max_endpoints),
-        "endpoints": len(endpoints.get("items", [])),
+        "endpoints": endpoint_count,
         "bucket": bucket,
         "createdBy": annotations.get(manifests.CREATED_BY_ANNOTATION),
         "createdAt": namespace.metadata.creation_timestamp.isoformat()

@@ -17,11 +17,11 @@ from django.shortcuts import redirect, render
 from rest_framework import serializers
 
 from endpoints import selectors as endpoint_selectors
-from inferencemgmt import resources
+from inferencemgmt import paging, resources
 from inferencemgmt.auth.identity import Identity
 from inferencemgmt.errors import Forbidden, ImmError, NotFound
 from inferencemgmt.quantities import quantity_value
-from inferencemgmt.views import AsciiIntegerField, console_page, first_error, status_badge
+from inferencemgmt.views import AsciiIntegerField, console_page, first_error
 from models_store import selectors as model_selectors
 from tenants import manifests, selectors, services
 from tenants.api.serializers import TenantCreateSerializer
@@ -100,11 +100,42 @@ def _summary(identity: Identity, name: str) -> dict[str, Any] | None:
     }
 
 
+#: Tenant cards per dashboard page.
+DASHBOARD_PAGE_SIZE = 24
+
+
 @console_page()
 def dashboard(request: HttpRequest, identity: Identity) -> HttpResponse:
-    summaries = (_summary(identity, name) for name in selectors.tenant_list(identity))
-    tenants = [summary for summary in summaries if summary is not None]
-    return render(request, "tenants/dashboard.html", {"identity": identity, "tenants": tenants})
+    """One page of tenant cards: the page itself is one list call whatever the number of tenants.
+
+    Each card's figures (quota, endpoint count, storage) take a few reads of that tenant, so they
+    come as a fragment per card (``tenant_card``) fetched by the browser once the page is shown,
+    never as calls per tenant before the first byte.
+    """
+    page = paging.page_request(request.GET, selectors.tenant_page_scope(identity), default=DASHBOARD_PAGE_SIZE)
+    names, following = selectors.tenant_page(identity, page)
+    context = {
+        "identity": identity,
+        "tenants": [{"name": name} for name in names],
+        "following": following,
+        "first_page": page.position is None,
+    }
+    return render(request, "tenants/dashboard.html", context)
+
+
+@console_page()
+def tenant_card(request: HttpRequest, identity: Identity, name: str) -> HttpResponse:
+    """The figures of one dashboard card (a fragment; a tenant deleted meanwhile says so)."""
+    summary = _summary(identity, selectors.known_tenant_name(name))
+    response = render(request, "tenants/_card.html", {"tenant": summary or {"name": name, "gone": True}})
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+#: Models per page of the tenant page, and the query parameter of their continue token (the
+#: endpoint table pages with ``continue``).
+MODELS_PAGE_SIZE = 20
+MODELS_CONTINUE = "models_continue"
 
 
 @console_page()
@@ -113,9 +144,15 @@ def tenant_detail(request: HttpRequest, identity: Identity, name: str) -> HttpRe
         raise selectors.tenant_not_found(name)
     tenant = selectors.tenant_get(identity, name)
     models: list[dict[str, Any]] = []
+    models_following: str | None = None
     models_error: ImmError | None = None
+    models_page = paging.page_request(
+        {paging.CONTINUE_PARAMETER: request.GET.get(MODELS_CONTINUE)},
+        model_selectors.model_page_scope(identity, name, "grouped"),
+        default=MODELS_PAGE_SIZE,
+    )
     try:
-        models = model_selectors.model_grouped(identity, name)
+        models, models_following = model_selectors.model_grouped_page(identity, name, models_page)
     except ImmError as error:
         models_error = error  # the rest of the page is still worth showing
     for model in models:
@@ -125,10 +162,8 @@ def tenant_detail(request: HttpRequest, identity: Identity, name: str) -> HttpRe
             for item in version["files"]:
                 item["human_size"] = human_bytes(item["size"])
     context = {
-        "endpoints": [
-            {**entry, "badge": status_badge(entry["status"])}
-            for entry in endpoint_selectors.endpoint_list(identity, name)
-        ],
+        **endpoint_selectors.endpoint_rows_page(identity, name, request.GET),
+        "models_following": models_following,
         "tenant_name": name,
         "models": models,
         "models_error": models_error,

@@ -161,6 +161,37 @@ def show(state: State, body: str) -> None:
     output.emit(body, state.output, sys.stdout)
 
 
+#: Items asked per page when the CLI lists everything (the API's maximum page, docs/api-conventions.md).
+LIST_PAGE_SIZE = 500
+
+
+def merge_pages(first: Any, later: Any) -> Any:
+    """``data`` of two pages of one list as one: arrays are joined, objects join their arrays."""
+    if isinstance(first, list) and isinstance(later, list):
+        return first + later
+    if isinstance(first, dict) and isinstance(later, dict):
+        merged = dict(first)
+        for key, value in later.items():
+            merged[key] = merge_pages(merged[key], value) if key in merged else value
+        return merged
+    return later
+
+
+def list_all(state: State, path: str, params: dict[str, Any] | None = None) -> str:
+    """The whole list as one answer: the pages are followed through their ``continue`` token
+    (absent on the last page), so the output looks as it did before the API paged."""
+    api = state.api()
+    query: dict[str, Any] = {"limit": LIST_PAGE_SIZE, **(params or {})}
+    answer = api.json("GET", path, params=query)
+    while isinstance(answer, dict) and answer.get("continue"):
+        following = api.json("GET", path, params={**query, "continue": answer["continue"]})
+        answer = {**answer, "data": merge_pages(answer.get("data"), following.get("data"))}
+        answer.pop("continue", None)
+        if isinstance(following, dict) and following.get("continue"):
+            answer["continue"] = following["continue"]
+    return json.dumps(answer)
+
+
 def submit(state: State, method: str, path: str, *, body: Any = None, wait: bool = False) -> None:
     """A request whose answer may be a task (``Prefer: respond-async``); ``--wait`` follows it."""
     api = state.api()

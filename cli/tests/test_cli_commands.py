@@ -260,3 +260,39 @@ def test_the_cli_never_imports_django() -> None:
     probe = "import sys, imm_cli.main, imm_cli.upload; print('django' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    ("args", "path", "pages", "whole"),
+    [
+        (
+            ("ls", "t"),
+            "/tenants",
+            [{"tenants": ["a", "b"]}, {"tenants": ["c"]}],
+            {"tenants": ["a", "b", "c"]},
+        ),
+        (("ls", "s"), "/servings", [["ovms"], ["triton"]], ["ovms", "triton"]),
+    ],
+)
+def test_a_list_follows_continue_to_the_last_page(
+    fake: Recorder,
+    capsys: pytest.CaptureFixture[str],
+    args: tuple[str, ...],
+    path: str,
+    pages: list[object],
+    whole: object,
+) -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        index = int(request.url.params.get("continue") or 0)
+        body: dict[str, object] = {"status": "OK", "data": pages[index]}
+        if index + 1 < len(pages):
+            body["continue"] = str(index + 1)
+        return httpx.Response(200, json=body)
+
+    fake.handler = answer
+    assert run("--output", "json", *args) == 0
+    assert [(r.url.path, r.url.params.get("continue"), r.url.params.get("limit")) for r in fake.requests] == [
+        (path, None, "500"),
+        (path, "1", "500"),
+    ]
+    assert json.loads(capsys.readouterr().out) == {"status": "OK", "data": whole}

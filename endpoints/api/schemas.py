@@ -6,7 +6,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from endpoints.status import AVAILABLE, NOT_FULLY_AVAILABLE, PENDING, SCALED_TO_ZERO, UNAVAILABLE
-from inferencemgmt.api.openapi import envelope_answer, shape
+from inferencemgmt.api.openapi import envelope_answer, page_envelope_answer, shape
 
 STATUS_WORDS = [AVAILABLE, UNAVAILABLE, NOT_FULLY_AVAILABLE, SCALED_TO_ZERO, PENDING]
 
@@ -19,9 +19,8 @@ def _status() -> serializers.ChoiceField:
     return serializers.ChoiceField(choices=STATUS_WORDS)
 
 
-ENDPOINT_LIST_ANSWER = envelope_answer(
+ENDPOINT_LIST_ANSWER = page_envelope_answer(
     "EndpointListAnswer",
-    "OK",
     shape(
         "EndpointList",
         {

@@ -31,6 +31,8 @@ from endpoints.api.serializers import (
     validate_tail,
 )
 from endpoints.spec import endpoint_url
+from inferencemgmt import paging
+from inferencemgmt.api.openapi import PAGE_PARAMETERS
 from inferencemgmt.api.requests import request_identity, validated
 from inferencemgmt.api.responses import envelope
 from inferencemgmt.api.schema import error_response
@@ -52,15 +54,18 @@ def _endpoint(name: str) -> str:
 class EndpointCollectionView(APIView):
     @extend_schema(
         operation_id="tenants_endpoints_list",
-        responses=ENDPOINT_LIST_ANSWER,
-        summary="Endpoints of a tenant with their live status",
+        parameters=PAGE_PARAMETERS,
+        responses={200: ENDPOINT_LIST_ANSWER, 400: error_response(400)},
+        summary="Endpoints of a tenant with their live status, one page",
     )
     def get(self, request: Request, tenant: str) -> Response:
         """``{"endpoints": [{"name", "url", "status"}]}``; status is available, unavailable,
         not fully available, scaled to 0 or pending."""
-        return envelope(
-            "OK", {"endpoints": selectors.endpoint_list(request_identity(request), known_tenant_name(tenant))}
-        )
+        identity = request_identity(request)
+        tenant = known_tenant_name(tenant)
+        page = paging.page_request(request.query_params, selectors.endpoint_page_scope(identity, tenant))
+        entries, following = selectors.endpoint_page(identity, tenant, page)
+        return paging.page_answer("OK", {"endpoints": entries}, following)
 
     @extend_schema(request=EndpointCreateSerializer, responses=ENDPOINT_CREATED_ANSWER, summary="Create an endpoint")
     def post(self, request: Request, tenant: str) -> Response:

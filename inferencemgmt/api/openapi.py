@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import inline_serializer
+from drf_spectacular.utils import OpenApiParameter, inline_serializer
 from rest_framework import serializers
 
+from inferencemgmt import paging
 from inferencemgmt.api.responses import EnvelopeStatus
 
 
@@ -31,3 +32,37 @@ def envelope_answer(name: str, status: EnvelopeStatus, data: serializers.Field[A
 def shape(name: str, fields: dict[str, serializers.Field[Any, Any, Any, Any]], **kwargs: Any) -> Any:
     """A named object shape inside an answer (``inline_serializer``, typed for our callers)."""
     return inline_serializer(name, fields, **kwargs)
+
+
+def page_envelope_answer(name: str, data: serializers.Field[Any, Any, Any, Any]) -> Any:
+    """A list's answer: the ``OK`` envelope plus ``continue`` when there is a next page (inferencemgmt.paging)."""
+    return inline_serializer(
+        name,
+        {
+            "status": serializers.ChoiceField(choices=["OK"]),
+            "data": data,
+            "continue": serializers.CharField(
+                required=False,
+                help_text="Present when there is a next page: send it back as ?continue= (opaque, signed).",
+            ),
+        },
+    )
+
+
+def page_parameters(default: int = paging.DEFAULT_LIMIT, maximum: int = paging.MAX_LIMIT) -> list[OpenApiParameter]:
+    """``limit`` and ``continue``, as every list route takes them."""
+    return [
+        OpenApiParameter(
+            paging.LIMIT_PARAMETER,
+            {"type": "integer", "minimum": 1, "maximum": maximum},
+            description=f"Items per page (default {default}, at most {maximum}).",
+        ),
+        OpenApiParameter(
+            paging.CONTINUE_PARAMETER,
+            str,
+            description="The `continue` of the previous page (absent: the first page). An altered token is a 400.",
+        ),
+    ]
+
+
+PAGE_PARAMETERS = page_parameters()

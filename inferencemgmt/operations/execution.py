@@ -26,6 +26,7 @@ from typing import Any
 
 from celery import Task
 from django.conf import settings
+from django.db import transaction
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -33,6 +34,7 @@ from django.utils import timezone
 from inferencemgmt.auth.identity import Identity, identity_from_record
 from inferencemgmt.celery import app
 from inferencemgmt.errors import ImmError
+from inferencemgmt.operations import wakeup
 from inferencemgmt.operations.models import Operation
 from inferencemgmt.operations.services import detail_bounded, error_record, result_bounded
 from inferencemgmt.requestlog import request_id_bound
@@ -172,6 +174,8 @@ def _finish(run: OperationRun, state: str, **fields: Any) -> None:
     )
     if updated == 1:
         logger.info("Operation %s %s", run.operation.pk, state)
+        operation_id = run.operation.pk
+        transaction.on_commit(lambda: wakeup.announce_end(operation_id))
     else:
         logger.warning("Operation %s was taken over before it could be marked %s", run.operation.pk, state)
 

@@ -43,7 +43,11 @@ class Operation(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["requested_by", "-created_at"], name="operation_by_user")]
+        indexes = [
+            models.Index(fields=["requested_by", "-created_at"], name="operation_by_user"),
+            # The keyset of GET /tasks (inferencemgmt.operations.selectors.operation_page) for admins.
+            models.Index(fields=["-created_at", "-id"], name="operation_newest"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.target} ({self.state})"

@@ -19,6 +19,7 @@ from kombu.exceptions import OperationalError
 from inferencemgmt.auth.identity import Identity
 from inferencemgmt.celery import app
 from inferencemgmt.errors import REDIS, ImmError, UpstreamUnavailable
+from inferencemgmt.operations import wakeup
 from inferencemgmt.operations.models import Operation
 
 logger = logging.getLogger(__name__)
@@ -170,21 +171,29 @@ def error_from_record(record: dict[str, Any] | None) -> ImmError:
 
 
 def operation_wait(operation_id: uuid.UUID | str, timeout: float) -> Operation:
-    """Poll until the operation is final or ``timeout`` passed; returns the latest row either way.
+    """Wait until the operation is final or ``timeout`` passed; returns the latest row either way.
 
-    Must run after the creating transaction committed, or the task was never sent.
+    Woken by the run that ends it (``wakeup``: a Redis message on the operation's channel, subscribed
+    to before the row is read), so the answer follows the end by a message's latency rather than by
+    up to a poll interval; the row is re-read every ``wakeup.RECHECK_SECONDS`` regardless. Without
+    Redis it polls the row (50 ms doubling to 1 s). Must run after the creating transaction
+    committed, or the task was never sent.
     """
     if connection.in_atomic_block:
         raise RuntimeError("operation_wait() inside a transaction would wait for a task never sent")
     deadline = time.monotonic() + timeout
     pause = 0.05
-    while True:
-        operation = Operation.objects.get(pk=operation_id)
-        remaining = deadline - time.monotonic()
-        if operation.is_final or remaining <= 0:
-            return operation
-        time.sleep(min(pause, remaining))
-        pause = min(pause * 2, 1.0)
+    with wakeup.subscribed(operation_id) as waiter:
+        while True:
+            operation = Operation.objects.get(pk=operation_id)
+            remaining = deadline - time.monotonic()
+            if operation.is_final or remaining <= 0:
+                return operation
+            if waiter is not None:
+                waiter.wait(min(wakeup.RECHECK_SECONDS, remaining))
+            else:
+                time.sleep(min(pause, remaining))
+                pause = min(pause * 2, 1.0)
 
 
 def operations_requeue_stalled(older_than: timedelta) -> list[str]:

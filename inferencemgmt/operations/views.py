@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import uuid
 
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from inferencemgmt import paging
 from inferencemgmt.api.validation import CONTROL_CHARACTERS
 from inferencemgmt.auth.identity import Identity
 from inferencemgmt.errors import BadRequest
 from inferencemgmt.operations.models import Operation
-from inferencemgmt.operations.selectors import operation_get, operations_visible_to
+from inferencemgmt.operations.selectors import operation_get, operation_page, operations_visible_to
 from inferencemgmt.views import console_page
 
 PAGE_SIZE = 50
@@ -37,13 +37,20 @@ def task_list(request: HttpRequest, identity: Identity) -> HttpResponse:
     if filters["user"] and identity.is_admin:
         operations = operations.filter(requested_by__icontains=filters["user"])
     kinds = operations_visible_to(identity).order_by("kind").values_list("kind", flat=True).distinct()
-    page = Paginator(operations, PAGE_SIZE).get_page(request.GET.get("page"))
+    # Keyset pages (newest first), as GET /tasks: no COUNT and no OFFSET, so a page costs the
+    # same with 10 tasks or 100,000; "Older" carries the signed position of the last row shown.
+    page = paging.page_request(
+        request.GET, paging.scope_of("console-tasks", identity.username, **filters), default=PAGE_SIZE
+    )
+    rows, following = operation_page(operations, page)
     return render(
         request,
         "operations/list.html",
         {
             "identity": identity,
-            "page": page,
+            "operations": rows,
+            "following": following,
+            "first_page": page.position is None,
             "filters": filters,
             "states": Operation.State.values,
             "kinds": list(kinds),

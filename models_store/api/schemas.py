@@ -7,7 +7,7 @@ from typing import Any
 from drf_spectacular.utils import PolymorphicProxySerializer
 from rest_framework import serializers
 
-from inferencemgmt.api.openapi import envelope_answer, shape
+from inferencemgmt.api.openapi import envelope_answer, page_envelope_answer, shape
 from models_store.models import DirectUpload
 
 
@@ -43,9 +43,8 @@ _GROUP = shape(
         ),
     },
 )
-MODEL_LIST_ANSWER = envelope_answer(
+MODEL_LIST_ANSWER = page_envelope_answer(
     "ModelListAnswer",
-    "OK",
     shape(
         "ModelList",
         {

@@ -13,6 +13,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from inferencemgmt import paging
+from inferencemgmt.api.openapi import PAGE_PARAMETERS
 from inferencemgmt.api.requests import request_identity, validated
 from inferencemgmt.api.responses import envelope
 from inferencemgmt.api.schema import error_response
@@ -56,15 +58,26 @@ def _key(data: dict[str, Any]) -> str:
 class ModelCollectionView(APIView):
     @extend_schema(
         operation_id="tenants_models_list",
-        parameters=[OpenApiParameter("view", str, enum=["grouped"], description="grouped: models → versions → files.")],
-        responses=answers.MODEL_LIST_ANSWER,
-        summary="Model files of the tenant (?view=grouped: models → versions → files, with endpoints)",
+        parameters=[
+            OpenApiParameter(
+                "view", str, enum=["grouped"], description="grouped: models → versions → files (a page of models)."
+            ),
+            *PAGE_PARAMETERS,
+        ],
+        responses={200: answers.MODEL_LIST_ANSWER, 400: error_response(400)},
+        summary="Model files of the tenant, one page (?view=grouped: models → versions → files, with endpoints)",
     )
     def get(self, request: Request, tenant: str) -> Response:
         identity = request_identity(request)
-        if request.query_params.get("view") == "grouped":
-            return envelope("OK", {"models": selectors.model_grouped(identity, known_tenant_name(tenant))})
-        return envelope("OK", {"models": selectors.model_list(identity, known_tenant_name(tenant))})
+        tenant = known_tenant_name(tenant)
+        grouped = request.query_params.get("view") == "grouped"
+        scope = selectors.model_page_scope(identity, tenant, "grouped" if grouped else "files")
+        page = paging.page_request(request.query_params, scope)
+        if grouped:
+            found, following = selectors.model_grouped_page(identity, tenant, page)
+        else:
+            found, following = selectors.model_page(identity, tenant, page)
+        return paging.page_answer("OK", {"models": found}, following)
 
     @extend_schema(
         operation_id="tenants_models_destroy_by_body",

@@ -10,7 +10,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from inferencemgmt.api.openapi import envelope_answer, shape
+from inferencemgmt.api.openapi import envelope_answer, page_envelope_answer, shape
 from servings.services import REQUIRED_KEYS
 
 SERVING_TEMPLATE_BODY: dict[str, Any] = {
@@ -23,8 +23,8 @@ SERVING_TEMPLATE_BODY: dict[str, Any] = {
     }
 }
 
-SERVING_LIST_ANSWER = envelope_answer(
-    "ServingListAnswer", "OK", serializers.ListField(child=serializers.CharField(), help_text="Names, sorted.")
+SERVING_LIST_ANSWER = page_envelope_answer(
+    "ServingListAnswer", serializers.ListField(child=serializers.CharField(), help_text="Names, sorted.")
 )
 SERVING_ANSWER = envelope_answer(
     "ServingAnswer",

@@ -8,8 +8,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from inferencemgmt import paging
+from inferencemgmt.api.openapi import PAGE_PARAMETERS
 from inferencemgmt.api.permissions import IsAuthenticatedIdentity, IsPlatformAdmin
 from inferencemgmt.api.responses import envelope
+from inferencemgmt.api.schema import error_response
 from inferencemgmt.auth.identity import Identity
 from servings import selectors, services
 from servings.api.schemas import (
@@ -24,12 +27,17 @@ from servings.api.schemas import (
 
 class ServingListView(APIView):
     @extend_schema(
-        operation_id="servings_list", responses=SERVING_LIST_ANSWER, summary="Names of the serving templates"
+        operation_id="servings_list",
+        parameters=PAGE_PARAMETERS,
+        responses={200: SERVING_LIST_ANSWER, 400: error_response(400)},
+        summary="Names of the serving templates, one page",
     )
     def get(self, request: Request) -> Response:
-        """``{"status": "OK", "data": ["ovms", "tf-serving"]}``."""
+        """``{"status": "OK", "data": ["ovms", "tf-serving"]}`` (``"continue"`` beside ``data`` when there is more)."""
         identity: Identity = request.user  # type: ignore[assignment]
-        return envelope("OK", selectors.serving_list(identity))
+        page = paging.page_request(request.query_params, selectors.serving_page_scope(identity))
+        names, following = selectors.serving_page(identity, page)
+        return paging.page_answer("OK", names, following)
 
 
 class ServingDetailView(APIView):

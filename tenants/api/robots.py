@@ -16,9 +16,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from inferencemgmt.api.openapi import envelope_answer, shape
+from inferencemgmt import paging
+from inferencemgmt.api.openapi import PAGE_PARAMETERS, envelope_answer, page_envelope_answer, shape
 from inferencemgmt.api.requests import request_identity, validated
 from inferencemgmt.api.responses import envelope
+from inferencemgmt.api.schema import error_response
 from inferencemgmt.api.validation import DNS_1123_LABEL, StrictInteger, StrictString, matches, required_messages
 from tenants import manifests, robots
 from tenants.selectors import known_tenant_name
@@ -77,9 +79,8 @@ def _robot_fields() -> dict[str, serializers.Field[Any, Any, Any, Any]]:
 _ROBOT = shape("Robot", _robot_fields())
 ROBOT_ANSWER = envelope_answer("RobotAnswer", "OK", _ROBOT)
 ROBOT_CREATED_ANSWER = envelope_answer("RobotCreatedAnswer", "CREATED", shape("RobotCreated", _robot_fields()))
-ROBOT_LIST_ANSWER = envelope_answer(
+ROBOT_LIST_ANSWER = page_envelope_answer(
     "RobotListAnswer",
-    "OK",
     shape("RobotList", {"robots": serializers.ListField(child=shape("RobotListed", _robot_fields()))}),
 )
 ROBOT_DELETED_ANSWER = envelope_answer(
@@ -101,10 +102,18 @@ ROBOT_TOKEN_ANSWER = envelope_answer(
 
 
 class RobotCollectionView(APIView):
-    @extend_schema(operation_id="tenants_robots_list", responses=ROBOT_LIST_ANSWER, summary="A tenant's robots")
+    @extend_schema(
+        operation_id="tenants_robots_list",
+        parameters=PAGE_PARAMETERS,
+        responses={200: ROBOT_LIST_ANSWER, 400: error_response(400)},
+        summary="A tenant's robots, one page",
+    )
     def get(self, request: Request, tenant: str) -> Response:
-        found = robots.robot_list(request_identity(request), known_tenant_name(tenant))
-        return envelope("OK", {"robots": found})
+        identity = request_identity(request)
+        tenant = known_tenant_name(tenant)
+        page = paging.page_request(request.query_params, robots.robot_page_scope(identity, tenant))
+        found, following = robots.robot_page(identity, tenant, page)
+        return paging.page_answer("OK", {"robots": found}, following)
 
     @extend_schema(
         request=RobotCreateSerializer,

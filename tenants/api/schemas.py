@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from inferencemgmt.api.openapi import envelope_answer, shape
+from inferencemgmt.api.openapi import envelope_answer, page_envelope_answer, shape
 from tenants.api.serializers import QuotaField, ScopeField
 
 
@@ -12,8 +12,8 @@ def _name() -> serializers.CharField:
     return serializers.CharField()
 
 
-TENANT_LIST_ANSWER = envelope_answer(
-    "TenantListAnswer", "OK", shape("TenantList", {"tenants": serializers.ListField(child=serializers.CharField())})
+TENANT_LIST_ANSWER = page_envelope_answer(
+    "TenantListAnswer", shape("TenantList", {"tenants": serializers.ListField(child=serializers.CharField())})
 )
 TENANT_CREATED_ANSWER = envelope_answer("TenantCreatedAnswer", "CREATED", shape("TenantCreated", {"name": _name()}))
 TENANT_DELETED_ANSWER = envelope_answer("TenantDeletedAnswer", "DELETED", shape("TenantDeleted", {"name": _name()}))

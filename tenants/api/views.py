@@ -8,9 +8,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from inferencemgmt import paging
+from inferencemgmt.api.openapi import PAGE_PARAMETERS
 from inferencemgmt.api.permissions import IsAuthenticatedIdentity, IsPlatformAdmin
 from inferencemgmt.api.requests import request_identity, validated
 from inferencemgmt.api.responses import envelope
+from inferencemgmt.api.schema import error_response
 from inferencemgmt.operations.api.answers import answer_operation
 from inferencemgmt.operations.api.schemas import ACCEPTED
 from tenants import selectors, services
@@ -40,10 +43,16 @@ class AdminForWrites(APIView):
 
 class TenantCollectionView(AdminForWrites):
     @extend_schema(
-        operation_id="tenants_list", responses=TENANT_LIST_ANSWER, summary="Tenants the caller may see (admins: all)"
+        operation_id="tenants_list",
+        parameters=PAGE_PARAMETERS,
+        responses={200: TENANT_LIST_ANSWER, 400: error_response(400)},
+        summary="Tenants the caller may see (admins: all), one page",
     )
     def get(self, request: Request) -> Response:
-        return envelope("OK", {"tenants": selectors.tenant_list(request_identity(request))})
+        identity = request_identity(request)
+        page = paging.page_request(request.query_params, selectors.tenant_page_scope(identity))
+        names, following = selectors.tenant_page(identity, page)
+        return paging.page_answer("OK", {"tenants": names}, following)
 
     @extend_schema(
         request=TenantCreateSerializer,

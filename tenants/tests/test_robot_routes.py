@@ -62,8 +62,20 @@ class FakeCluster:
             raise NotFound(description="not found", code="kubernetes_not_found")
         return self._account(self.accounts[name])
 
-    def list_namespaced_service_account(self, namespace: str, label_selector: str) -> Any:
-        return SimpleNamespace(items=[self._account(body) for body in self.accounts.values()])
+    def list_namespaced_service_account(
+        self, namespace: str, label_selector: str, limit: int | None = None, _continue: str | None = None
+    ) -> Any:
+        """Kubernetes' chunking, by name: ``continue`` is the next name here (opaque to the API)."""
+        names = sorted(self.accounts)
+        if _continue is not None:
+            names = [name for name in names if name >= _continue]
+        following = names[limit] if limit is not None and len(names) > limit else None
+        names = names[:limit] if limit is not None else names
+        self.calls.append(("list serviceaccounts", str(limit)))
+        return SimpleNamespace(
+            items=[self._account(self.accounts[name]) for name in names],
+            metadata=SimpleNamespace(var_continue=following),
+        )
 
     def delete_namespaced_service_account(self, name: str, namespace: str) -> None:
         self.calls.append(("delete serviceaccount", name))
@@ -251,3 +263,25 @@ def test_the_routes_are_in_the_schema():
         "/tenants/{tenant}/robots/{name}/tokens": ["post"],
     }
     assert "robotToken" in schema["components"]["securitySchemes"]
+
+
+def test_the_robot_list_pages(api, issuer, cluster):
+    """The paging contract (docs/api-conventions.md "Lists and paging") on a faked cluster: the live
+    contract is tests/foundation/test_paging_contract.py."""
+    for name in ("r-a", "r-b", "r-c"):
+        call(api, issuer, "post", f"/tenants/{TENANT}/robots", {"name": name, "description": name})
+    first = call(api, issuer, "get", f"/tenants/{TENANT}/robots?limit=2").json()
+    assert [robot["name"] for robot in first["data"]["robots"]] == ["r-a", "r-b"]
+    assert ("list serviceaccounts", "2") in cluster.calls
+    token = first["continue"]
+    last = call(api, issuer, "get", f"/tenants/{TENANT}/robots?limit=2&continue={token}").json()
+    assert [robot["name"] for robot in last["data"]["robots"]] == ["r-c"]
+    assert "continue" not in last
+    altered = token[:-1] + ("A" if token[-1] != "A" else "B")
+    tampered = call(api, issuer, "get", f"/tenants/{TENANT}/robots?continue={altered}")
+    assert tampered.status_code == 400
+    assert tampered.json()["code"] == "invalid_continue"
+    for bad in ("0", "501", "x"):
+        refused = call(api, issuer, "get", f"/tenants/{TENANT}/robots?limit={bad}")
+        assert refused.status_code == 400
+        assert refused.json()["code"] == "validation_failed"

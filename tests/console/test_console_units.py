@@ -122,7 +122,9 @@ def test_swagger_page_keeps_its_own_policy() -> None:
     assert "cdn.jsdelivr.net" in response["Content-Security-Policy"]
 
 
-def test_dashboard_leaves_out_vanished_tenants_and_explains_unreadable_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dashboard_is_one_page_of_names_and_each_card_explains_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The page makes one list call (a page of names); each card's figures are a fragment that
+    says when the tenant vanished meanwhile or cannot be read yet."""
     from inferencemgmt.errors import Forbidden, NotFound
     from tenants import selectors
 
@@ -131,16 +133,31 @@ def test_dashboard_leaves_out_vanished_tenants_and_explains_unreadable_ones(monk
             raise NotFound(description="Tenant gone does not exist")
         if name == "locked":
             raise Forbidden(description="forbidden")
-        return {"name": name, "scope": ["team-a"], "quota": {"hard": {}, "used": {}}, "endpoints": 0, "bucket": None}
+        return {"name": name, "scope": ["team-a"], "quota": {"hard": {}, "used": {}}, "endpoints": 2, "bucket": None}
 
-    monkeypatch.setattr(selectors, "tenant_list", lambda identity: ["gone", "locked", "open"])
+    pages: list[Any] = []
+
+    def tenant_page(identity: Any, page: Any) -> tuple[list[str], str | None]:
+        pages.append(page)
+        return ["gone", "locked", "open"], page.token({"k": "next"})
+
+    monkeypatch.setattr(selectors, "tenant_page", tenant_page)
     monkeypatch.setattr(selectors, "tenant_get", tenant_get)
-    page = signed_in("alice@example.com", ["team-a"]).get("/console/").content.decode()
-    assert 'id="tenant-gone"' not in page
-    assert 'id="tenant-locked"' in page
-    assert "access is being set up" in page
-    assert 'id="tenant-open"' in page
-    assert "banner error" not in page
+    monkeypatch.setattr(selectors, "known_tenant_name", lambda name: name)
+    client = signed_in("alice@example.com", ["team-a"])
+    page = client.get("/console/").content.decode()
+    assert [p.limit for p in pages] == [24]
+    for name in ("gone", "locked", "open"):
+        assert f'id="tenant-{name}"' in page
+        assert f'data-poll-url="/console/tenants/{name}/card/"' in page
+    assert 'id="next-tenants"' in page
+    assert "data-final" in client.get("/console/tenants/open/card/").content.decode()
+    assert "2" in client.get("/console/tenants/open/card/").content.decode()
+    assert "just deleted" in client.get("/console/tenants/gone/card/").content.decode()
+    assert "access is being set up" in client.get("/console/tenants/locked/card/").content.decode()
+    assert "banner error" not in client.get("/console/tenants/open/card/").content.decode()
+    tampered = client.get("/console/?continue=not-a-token")
+    assert tampered.status_code == 400
 
 
 # Issue 17, finding 6: a non-ASCII digit in a console number field was a 500 (int("²")), and an

@@ -17,6 +17,7 @@ from imm_cli.app import (
     env_json,
     events,
     json_option,
+    list_all,
     listing,
     logs,
     need,
@@ -126,7 +127,7 @@ def remove_endpoint(state: State, name: str, tenant: str, wait: bool, timeout: f
 @pass_state
 def list_endpoints(state: State, tenant: str) -> None:
     """TENANT: a tenant's endpoints and their status."""
-    show(state, state.api().send("GET", f"/tenants/{tenant}/endpoints").text)
+    show(state, list_all(state, f"/tenants/{tenant}/endpoints"))
 
 
 @resource(view, "endpoint", ENDPOINT_ALIASES)

@@ -14,6 +14,7 @@ from imm_cli.app import (
     WAIT,
     State,
     cli,
+    list_all,
     listing,
     operation,
     pass_state,
@@ -35,7 +36,7 @@ from imm_cli.upload import DEFAULT_PART_MB, MAX_PART_MB, MIB, MIN_PART_MB, Optio
 def list_models(state: State, tenant: str, grouped: bool) -> None:
     """TENANT: every model file in the tenant's bucket (--grouped: by model and version)."""
     params = {"view": "grouped"} if grouped else None
-    show(state, state.api().send("GET", f"/tenants/{tenant}/models", params=params).text)
+    show(state, list_all(state, f"/tenants/{tenant}/models", params))
 
 
 @resource(listing, "versions", ("version",))
@@ -43,7 +44,7 @@ def list_models(state: State, tenant: str, grouped: bool) -> None:
 @pass_state
 def list_versions(state: State, tenant: str) -> None:
     """TENANT: models with their versions (same as `ls m TENANT --grouped`)."""
-    show(state, state.api().send("GET", f"/tenants/{tenant}/models", params={"view": "grouped"}).text)
+    show(state, list_all(state, f"/tenants/{tenant}/models", {"view": "grouped"}))
 
 
 import_ = operation("import", help="Import a model version from s3://<tenant>/<path> or an http(s) URL.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from imm_cli.app import State, operation, pass_state, positional, show, tenant_argument
+from imm_cli.app import State, list_all, operation, pass_state, positional, show, tenant_argument
 
 robot_group = operation("robots", "robot", help="A tenant's robot accounts (for CI): list, create, delete, token.")
 
@@ -14,7 +14,7 @@ robot_group = operation("robots", "robot", help="A tenant's robot accounts (for 
 @pass_state
 def robots_list(state: State, tenant: str) -> None:
     """TENANT: the tenant's robots."""
-    show(state, state.api().send("GET", f"/tenants/{tenant}/robots").text)
+    show(state, list_all(state, f"/tenants/{tenant}/robots"))
 
 
 robot_group.add_alias("list", "ls")

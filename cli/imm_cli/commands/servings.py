@@ -10,6 +10,7 @@ from imm_cli.app import (
     SERVING_ALIASES,
     State,
     create,
+    list_all,
     listing,
     pass_state,
     positional,
@@ -25,7 +26,7 @@ from imm_cli.app import (
 @pass_state
 def list_servings(state: State) -> None:
     """The serving templates endpoints can use."""
-    show(state, state.api().send("GET", "/servings").text)
+    show(state, list_all(state, "/servings"))
 
 
 @resource(view, "serving", SERVING_ALIASES)

@@ -18,6 +18,7 @@ from imm_cli.app import (
     env_json,
     interactive,
     json_option,
+    list_all,
     listing,
     pass_state,
     positional,
@@ -98,7 +99,7 @@ def remove_tenant(state: State, name: str, wait: bool) -> None:
 @pass_state
 def list_tenants(state: State) -> None:
     """The tenants you may see (admins: all)."""
-    show(state, state.api().send("GET", "/tenants").text)
+    show(state, list_all(state, "/tenants"))
 
 
 @resource(view, "tenant", TENANT_ALIASES)

@@ -7,17 +7,19 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from inferencemgmt import paging
+from inferencemgmt.api.openapi import page_parameters
 from inferencemgmt.api.responses import envelope
 from inferencemgmt.api.schema import error_response
 from inferencemgmt.api.validation import CONTROL_CHARACTERS
 from inferencemgmt.auth.identity import Identity
-from inferencemgmt.digits import ascii_int
 from inferencemgmt.errors import ValidationFailed
 from inferencemgmt.operations.api.schemas import TASK_ANSWER, TASK_LIST_ANSWER
 from inferencemgmt.operations.api.serializers import OperationSerializer
 from inferencemgmt.operations.models import Operation
-from inferencemgmt.operations.selectors import operation_get, operations_visible_to
+from inferencemgmt.operations.selectors import operation_get, operation_page, operations_visible_to
 
+DEFAULT_LIST = 50
 MAX_LIST = 200
 
 
@@ -26,9 +28,7 @@ class OperationListView(APIView):
         parameters=[
             OpenApiParameter("state", str, enum=list(Operation.State.values)),
             OpenApiParameter("kind", str),
-            OpenApiParameter(
-                "limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIST}, description="Default 50."
-            ),
+            *page_parameters(DEFAULT_LIST, MAX_LIST),
         ],
         operation_id="tasks_list",
         responses={200: TASK_LIST_ANSWER, 400: error_response(400)},
@@ -46,11 +46,14 @@ class OperationListView(APIView):
             raise ValidationFailed(description="kind: control characters are not allowed")
         if kind:
             operations = operations.filter(kind=kind)
-        limit = ascii_int(request.query_params.get("limit", "50"))
-        if limit is None or not 1 <= limit <= MAX_LIST:
-            raise ValidationFailed(description=f"limit: must be an integer from 1 to {MAX_LIST}")
-        data = OperationSerializer(operations[:limit], many=True).data
-        return envelope("OK", {"tasks": data})
+        page = paging.page_request(
+            request.query_params,
+            paging.scope_of("tasks", identity.username, state=state, kind=kind),
+            default=DEFAULT_LIST,
+            maximum=MAX_LIST,
+        )
+        found, following = operation_page(operations, page)
+        return paging.page_answer("OK", {"tasks": OperationSerializer(found, many=True).data}, following)
 
 
 class OperationDetailView(APIView):
