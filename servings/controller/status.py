@@ -95,26 +95,94 @@ def explain_replicasets(replicasets: Iterable[Mapping[str, Any]]) -> tuple[str, 
     return None
 
 
+# glog's error and fatal lines (Triton, TF Serving, OVMS: "E1206 13:20:01.123456 1 file.cc:42] text").
+_GLOG_ERROR = re.compile(r"^[EF]\d{4} \d\d:\d\d:\d\d(?:\.\d+)?\s+\S+\s+[^\]]*\]\s*(.+)$")
+# "ValueError: ..." too (no word boundary before "Error"); "Traceback" is not the reason, its last line is.
+_ERROR_WORDS = re.compile(r"(error|exception)\b|\b(failed|failure|fatal|cannot|denied|refused)\b", re.IGNORECASE)
+LAST_ERROR_MAX = 400
+
+
+def last_error_line(text: str) -> str:
+    """The line of a failed container's log tail that says why it failed.
+
+    A glog error line (the runtime's own reason, e.g. Triton's "failed to load 'm' version 1: ...")
+    wins over a later generic one ("error: creating server: ... failed to load all models"); then
+    the last line naming an error; then the last line at all (a script's ``sys.exit(reason)``).
+    Cut to ``LAST_ERROR_MAX`` characters: the status is no log store.
+    """
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    found = next((m.group(1) for m in map(_GLOG_ERROR.match, reversed(lines)) if m), None)
+    if found is None:
+        found = next((line for line in reversed(lines) if _ERROR_WORDS.search(line)), None)
+    if found is None:
+        found = lines[-1] if lines else ""
+    return found if len(found) <= LAST_ERROR_MAX else found[: LAST_ERROR_MAX - 3] + "..."
+
+
+def _failed_run(container: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The container's last run if it ended in failure (now terminated, or before the current try)."""
+    for state in (container.get("state") or {}, container.get("lastState") or {}):
+        terminated = state.get("terminated") or {}
+        if terminated and (terminated.get("exitCode") or 0) != 0:
+            return terminated
+    return None
+
+
+def _crash(pod: str, container: Mapping[str, Any], init: bool) -> tuple[str, str]:
+    """CrashLoop with the restart count and the runtime's own reason (its last error line, or the exit)."""
+    kind = "init container" if init else "container"
+    restarts = container.get("restartCount", 0)
+    message = f"pod {pod}, {kind} {container.get('name')} restarted {restarts} times"
+    run = _failed_run(container)
+    if run is not None:
+        exit_text = f"exit code {run.get('exitCode')}" + (f" ({run['reason']})" if run.get("reason") else "")
+        reason = last_error_line(str(run.get("message") or ""))
+        message += f", {exit_text}" + (f": {reason}" if reason else "")
+    else:
+        waiting = (container.get("state") or {}).get("waiting") or {}
+        message += f": {waiting.get('message') or waiting.get('reason') or 'not ready'}"
+    return CRASH_LOOP, message
+
+
+def _explain_container(pod: str, container: Mapping[str, Any], init: bool) -> tuple[str, str] | None:
+    waiting = (container.get("state") or {}).get("waiting") or {}
+    reason = waiting.get("reason")
+    detail = waiting.get("message") or reason
+    kind = "init container" if init else "container"
+    if reason in _IMAGE_PULL:
+        return IMAGE_PULL_FAILED, f"pod {pod}, {kind} {container.get('name')}: {detail}"
+    if reason in _CONFIG:
+        return CONTAINER_CONFIG_ERROR, f"pod {pod}, {kind} {container.get('name')}: {detail}"
+    if reason == "CrashLoopBackOff":
+        return _crash(pod, container, init)
+    # Between two back-offs a crashing container runs (or an init container has just failed): still a
+    # crash loop, so the status does not flap to RollingOut and back on every restart.
+    if not container.get("ready") and _failed_run(container) is not None:
+        return _crash(pod, container, init)
+    return None
+
+
 def explain_pods(pods: Iterable[Mapping[str, Any]]) -> tuple[str, str] | None:
-    """The first pod-level reason a pod is not ready: unschedulable, image pull, crash loop, config."""
+    """The first pod-level reason a pod is not ready: unschedulable, image pull, crash loop, config.
+
+    Init containers come first (a pod whose init container fails never starts its server). A crash
+    names the runtime's reason: the last error line of the log tail the kubelet put into the
+    container's termination message (the controller renders ``FallbackToLogsOnError``).
+    """
     for pod in pods:
         name = pod.get("metadata", {}).get("name", "?")
+        if pod.get("metadata", {}).get("deletionTimestamp"):
+            continue  # going away (a rollout, a scale-down): how its containers stop explains nothing
         status = pod.get("status", {})
         for cond in status.get("conditions") or []:
             scheduled = cond.get("type") == "PodScheduled" and cond.get("status") == "False"
             if scheduled and cond.get("reason") == "Unschedulable":
                 return UNSCHEDULABLE, f"pod {name}: {cond.get('message', 'no node fits')}"
-        for container in status.get("containerStatuses") or []:
-            waiting = (container.get("state") or {}).get("waiting") or {}
-            reason = waiting.get("reason")
-            detail = waiting.get("message") or reason
-            if reason in _IMAGE_PULL:
-                return IMAGE_PULL_FAILED, f"pod {name}, container {container.get('name')}: {detail}"
-            if reason == "CrashLoopBackOff":
-                restarts = container.get("restartCount", 0)
-                return CRASH_LOOP, f"pod {name}, container {container.get('name')} restarted {restarts} times: {detail}"
-            if reason in _CONFIG:
-                return CONTAINER_CONFIG_ERROR, f"pod {name}, container {container.get('name')}: {detail}"
+        for key, init in (("initContainerStatuses", True), ("containerStatuses", False)):
+            for container in status.get(key) or []:
+                found = _explain_container(name, container, init)
+                if found is not None:
+                    return found
     return None
 
 
