@@ -122,9 +122,14 @@ def test_pod_problems_explain_non_readiness(pod_status, reason):
 
 # What the kubelet puts into a Triton container's status when its model fails to load (the log tail,
 # terminationMessagePolicy FallbackToLogsOnError): the glog error line names the runtime's reason.
-TRITON_TAIL = """I1206 13:20:01.100200 1 model_lifecycle.cc:473] loading: broken:1
+TRITON_ERROR = (
+    "E1206 13:20:02.1004 1 model_lifecycle.cc:654] "
+    "\"failed to load 'broken' version 1: Internal: RuntimeError: weights missing"
+    '\\n\\nAt:\\n  /models/broken/1/model.py(3): initialize\\n"'
+)
+TRITON_TAIL = f"""I1206 13:20:01.100200 1 model_lifecycle.cc:473] loading: broken:1
 I1206 13:20:01.500300 1 python_be.cc:2248] TRITONBACKEND_ModelInstanceInitialize: broken_0_0 (CPU device 0)
-E1206 13:20:02.1004 1 model_lifecycle.cc:654] failed to load 'broken' version 1: Internal: RuntimeError: weights missing
+{TRITON_ERROR}
 I1206 13:20:02.100500 1 server.cc:676]
 +--------+---------+----------------------------------------------+
 | Model  | Version | Status                                       |
@@ -202,6 +207,43 @@ def test_crash_without_a_termination_message_names_the_exit():
     container["lastState"]["terminated"]["exitCode"] = 137
     degraded = degraded_by({"containerStatuses": [container]})
     assert degraded["message"] == "pod e-abc, container triton restarted 3 times, exit code 137 (OOMKilled)"
+
+
+def test_the_failed_run_s_log_names_the_reason_the_termination_message_lost():
+    """Triton's exit tables fill the kubelet's 2 KiB: the log tail of the previous run still has its reason."""
+    asked: list[tuple[str, str, int]] = []
+
+    def log_tail(pod: str, container: str, restarts: int) -> str | None:
+        asked.append((pod, container, restarts))
+        return TRITON_TAIL
+
+    waiting = {"waiting": {"reason": "CrashLoopBackOff"}}
+    container = crashed(
+        state=waiting, message="| exit_timeout | 30 |\nerror: creating server: failed to load all models"
+    )
+    pod = {"metadata": {"name": "e-abc"}, "status": {"containerStatuses": [container]}}
+    with_log = rules.endpoint_status(
+        CR, deployment(replicas=2, updatedReplicas=2), pods=[pod], replicasets=(), url="u", selector="s",
+        log_tail=log_tail,
+    )  # fmt: skip
+    assert with_log["message"] == (
+        "pod e-abc, container triton restarted 3 times, exit code 1 (Error): "
+        "failed to load 'broken' version 1: Internal: RuntimeError: weights missing"
+    )
+    assert asked == [("e-abc", "triton", 3)]
+    # Without the log, the termination message's generic line is what there is.
+    alone = rules.explain_pods([pod])
+    assert alone == (
+        "CrashLoop",
+        "pod e-abc, container triton restarted 3 times, exit code 1 (Error): "
+        "error: creating server: failed to load all models",
+    )
+    # A ready endpoint never reads a log.
+    rules.endpoint_status(
+        CR, deployment(replicas=2, readyReplicas=2, availableReplicas=2, updatedReplicas=2), pods=[pod],
+        replicasets=(), url="u", selector="s", log_tail=log_tail,
+    )  # fmt: skip
+    assert len(asked) == 1
 
 
 @pytest.mark.parametrize(
