@@ -103,18 +103,19 @@ def test_a_model_triton_cannot_load_is_a_crash_loop_with_triton_s_reason(
                 selector=selector,
                 log_tail=reconciler._log_tail(namespace),
             )
-            return found if found["state"] == "Degraded" else None
+            return {"status": found, "pods": pods} if found["state"] == "Degraded" else None
 
-        status = wait_for(crash_loop, timeout=240, interval=1, what="the broken pod to crash")
-        (pod,) = core.list_namespaced_pod(namespace, label_selector="endpoint=broken").items
-        (container,) = pod.status.container_statuses
-        tail = container.last_state.terminated.message if container.last_state.terminated else ""
+        snapshot = wait_for(crash_loop, timeout=240, interval=1, what="the broken pod to crash")
+        status = snapshot["status"]
+        (pod,) = [p for p in snapshot["pods"] if p["metadata"]["name"] in status["message"]]
+        (container,) = pod["status"]["containerStatuses"]
+        tail = ((container.get("lastState") or {}).get("terminated") or {}).get("message", "")
         sys.stdout.write(
-            f"\n[status] termination message of {pod.metadata.name}:\n{tail}\n[status] {status['message']}\n"
+            f"\n[status] termination message of {pod['metadata']['name']}:\n{tail}\n[status] {status['message']}\n"
         )
         degraded = next(c for c in status["conditions"] if c["type"] == "Degraded")
         assert (degraded["status"], degraded["reason"]) == ("True", "CrashLoop")
-        assert degraded["message"].startswith(f"pod {pod.metadata.name}, container triton restarted ")
+        assert degraded["message"].startswith(f"pod {pod['metadata']['name']}, container triton restarted ")
         assert "exit code 1 (Error)" in degraded["message"]
         # Triton's own line (its reason), which the 2 KiB termination message no longer holds.
         assert "failed to load 'broken' version 1" in degraded["message"], tail
