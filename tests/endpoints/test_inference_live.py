@@ -208,7 +208,7 @@ def first_inference_seconds(platform: Platform, tenant: str, endpoint: str, poli
     """Create the endpoint and poll its Service until the first correct V2 answer: the time it took."""
     began = time.monotonic()
     create(platform, tenant, endpoint, "adder", policy)
-    address = wait_for(lambda: service_ip(platform, tenant, endpoint), 60, 0.2, "the Service")
+    address = wait_for(lambda: service_ip(platform, tenant, endpoint), READY_SECONDS, 0.2, "the Service")
     wait_for(lambda: answers(address) == ANSWERS[1], READY_SECONDS, 0.2, f"{endpoint} to answer")
     return time.monotonic() - began
 
