@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from inferencemgmt import kube
-from inferencemgmt.errors import KUBERNETES, BadRequest, Forbidden, NotFound, UpstreamUnavailable
+from inferencemgmt.errors import KUBERNETES, BadRequest, Forbidden, ImmError, NotFound, UpstreamUnavailable
 from inferencemgmt.resources import ENDPOINT_LABEL, GROUP, PLURAL
 from servings.catalogue import TEMPLATE_LABEL
 from servings.controller import status as status_rules
@@ -39,6 +39,11 @@ from servings.controller.rendering import (
 from servings.controller.tenancy import TenantNamespaces
 
 logger = logging.getLogger(__name__)
+
+#: Lines of a crashed container's previous run read to find its reason (one read per restart).
+CRASH_LOG_LINES = 200
+#: Crash log tails remembered (by pod, container and restart count) before the memo starts over.
+CRASH_LOGS_KEPT = 256
 
 
 class TemplateCache:
@@ -103,6 +108,8 @@ class Reconciler:
         # unchanged render is not re-sent on every status event or resync.
         self._applied: dict[str, tuple[str, float, int | None]] = {}
         self.applies = 0
+        # (namespace, pod, container, restart count) -> the failed run's log tail: read once per crash.
+        self._crash_logs: dict[tuple[str, str, str, int], str | None] = {}
 
     def _call(self, api: str, method: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
         return kube.call_json(self._api_client, api, method, *args, **kwargs)
@@ -171,6 +178,36 @@ class Reconciler:
         if not (hpa.get("status") or {}).get("conditions"):
             return None  # made, not yet evaluated by the HPA controller: nothing to show
         return status_rules.autoscaler_status(hpa)
+
+    def _log_tail(self, namespace: str) -> status_rules.LogTail:
+        """Reads the log tail of a crashed container's previous run (once per restart), None if unavailable.
+
+        Why the log and not only the termination message: the kubelet keeps 2 KiB of the tail there,
+        and a runtime that prints long tables on its way out (Triton) pushes its reason out of them.
+        """
+
+        def read(pod: str, container: str, restarts: int) -> str | None:
+            key = (namespace, pod, container, restarts)
+            with self._lock:
+                if key in self._crash_logs:
+                    return self._crash_logs[key]
+            try:
+                core = kube.api_of(self._api_client, "CoreV1Api")
+                text: str | None = str(
+                    core.read_namespaced_pod_log(
+                        pod, namespace, container=container, previous=True, tail_lines=CRASH_LOG_LINES
+                    )
+                )
+            except ImmError as exc:  # no log on this node (kwok), the pod is gone, no right: the message will do
+                logger.debug("no log of %s/%s %s: %s", namespace, pod, container, exc)
+                text = None
+            with self._lock:
+                if len(self._crash_logs) >= CRASH_LOGS_KEPT:
+                    self._crash_logs.clear()
+                self._crash_logs[key] = text
+            return text
+
+        return read
 
     def _apply(
         self, cr: dict[str, Any], objects: list[dict[str, Any]], key: str, digest: str, url: str
@@ -273,6 +310,7 @@ class Reconciler:
             replicasets=replicasets,
             url=url,
             selector=deployment_selector(rendered_deployment),
+            log_tail=self._log_tail(namespace),
         )
         mirrored = self._autoscaler_status(cr) if autoscaler is not None else None
         if mirrored is not None:

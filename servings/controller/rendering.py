@@ -273,6 +273,23 @@ def _own(obj: dict[str, Any], cr: Mapping[str, Any], name: str) -> dict[str, Any
     return obj
 
 
+TERMINATION_MESSAGE_POLICY = "FallbackToLogsOnError"
+
+
+def _log_tail_on_error(pod_spec: dict[str, Any]) -> None:
+    """Containers that leave no termination message get the tail of their log as one when they fail.
+
+    Why: a runtime that cannot load its model exits with the reason in its last log lines; with this
+    policy the kubelet copies them into the container status (at most 80 lines / 2 KiB), where the
+    controller reads the reason for the endpoint's ``CrashLoop`` status without reading logs. A
+    template that chose a policy keeps it.
+    """
+    for key in ("initContainers", "containers"):
+        for container in pod_spec.get(key) or []:
+            if isinstance(container, dict):
+                container.setdefault("terminationMessagePolicy", TERMINATION_MESSAGE_POLICY)
+
+
 def render_endpoint(cr: Mapping[str, Any], template: ServingTemplate, platform: Platform) -> list[dict[str, Any]]:
     """The four children of an endpoint, in apply order (ConfigMap, Service, Deployment, Ingress).
 
@@ -297,6 +314,7 @@ def render_endpoint(cr: Mapping[str, Any], template: ServingTemplate, platform: 
     pod_template: dict[str, Any] = spec["template"]
     # The pods need no Kubernetes API: no token is mounted, whatever the template (or a default) says.
     pod_template["spec"]["automountServiceAccountToken"] = False
+    _log_tail_on_error(pod_template["spec"])
     pod_metadata = pod_template.setdefault("metadata", {})
     pod_metadata["labels"] = {**(pod_metadata.get("labels") or {}), **OWNERSHIP_LABELS, ENDPOINT_LABEL: name}
     pod_metadata["annotations"] = {

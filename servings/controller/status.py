@@ -11,8 +11,10 @@ byte-identical status and the controller writes nothing (no write, no watch even
 
 from __future__ import annotations
 
+import contextlib
+import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -95,26 +97,114 @@ def explain_replicasets(replicasets: Iterable[Mapping[str, Any]]) -> tuple[str, 
     return None
 
 
-def explain_pods(pods: Iterable[Mapping[str, Any]]) -> tuple[str, str] | None:
-    """The first pod-level reason a pod is not ready: unschedulable, image pull, crash loop, config."""
+# glog's error and fatal lines (Triton, TF Serving, OVMS: "E1206 13:20:01.123456 1 file.cc:42] text").
+_GLOG_ERROR = re.compile(r"^[EF]\d{4} \d\d:\d\d:\d\d(?:\.\d+)?\s+\S+\s+[^\]]*\]\s*(.+)$")
+# "ValueError: ..." too (no word boundary before "Error"); "Traceback" is not the reason, its last line is.
+_ERROR_WORDS = re.compile(r"(error|exception)\b|\b(failed|failure|fatal|cannot|denied|refused)\b", re.IGNORECASE)
+LAST_ERROR_MAX = 400
+
+
+def _unquoted(message: str) -> str:
+    """Triton quotes its log messages as JSON strings ("failed ...\\n\\nAt:\\n  model.py(3)"): the first line."""
+    if len(message) > 1 and message[0] == message[-1] == '"':
+        with contextlib.suppress(ValueError):
+            message = str(json.loads(message))
+    return next((line.strip() for line in message.splitlines() if line.strip()), "")
+
+
+def last_error_line(text: str) -> str:
+    """The line of a failed container's log tail that says why it failed.
+
+    A glog error line (the runtime's own reason, e.g. Triton's "failed to load 'm' version 1: ...")
+    wins over a later generic one ("error: creating server: ... failed to load all models"); then
+    the last line naming an error; then the last line at all (a script's ``sys.exit(reason)``).
+    Cut to ``LAST_ERROR_MAX`` characters: the status is no log store.
+    """
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    found = next((_unquoted(m.group(1)) for m in map(_GLOG_ERROR.match, reversed(lines)) if m), None)
+    if found is None:
+        found = next((line for line in reversed(lines) if _ERROR_WORDS.search(line)), None)
+    if found is None:
+        found = lines[-1] if lines else ""
+    return found if len(found) <= LAST_ERROR_MAX else found[: LAST_ERROR_MAX - 3] + "..."
+
+
+def _failed_run(container: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The container's last run if it ended in failure (now terminated, or before the current try)."""
+    for state in (container.get("state") or {}, container.get("lastState") or {}):
+        terminated = state.get("terminated") or {}
+        if terminated and (terminated.get("exitCode") or 0) != 0:
+            return terminated
+    return None
+
+
+#: Reads the log tail of a container's failed run: (pod, container, restart count) -> text, or None.
+LogTail = Callable[[str, str, int], "str | None"]
+
+
+def _crash(pod: str, container: Mapping[str, Any], init: bool, log_tail: LogTail | None) -> tuple[str, str]:
+    """CrashLoop with the restart count and the runtime's own reason (its last error line, or the exit).
+
+    The reason comes from the failed run's log tail when ``log_tail`` can read it, else from the
+    termination message (the kubelet's copy of at most 2 KiB of that tail, which a runtime that
+    prints long tables on exit, as Triton does, fills with those).
+    """
+    kind = "init container" if init else "container"
+    restarts = int(container.get("restartCount") or 0)
+    message = f"pod {pod}, {kind} {container.get('name')} restarted {restarts} times"
+    run = _failed_run(container)
+    if run is not None:
+        exit_text = f"exit code {run.get('exitCode')}" + (f" ({run['reason']})" if run.get("reason") else "")
+        logged = log_tail(pod, str(container.get("name")), restarts) if log_tail is not None else None
+        reason = last_error_line(f"{logged or ''}\n{run.get('message') or ''}")
+        message += f", {exit_text}" + (f": {reason}" if reason else "")
+    else:
+        waiting = (container.get("state") or {}).get("waiting") or {}
+        message += f": {waiting.get('message') or waiting.get('reason') or 'not ready'}"
+    return CRASH_LOOP, message
+
+
+def _explain_container(
+    pod: str, container: Mapping[str, Any], init: bool, log_tail: LogTail | None
+) -> tuple[str, str] | None:
+    waiting = (container.get("state") or {}).get("waiting") or {}
+    reason = waiting.get("reason")
+    detail = waiting.get("message") or reason
+    kind = "init container" if init else "container"
+    if reason in _IMAGE_PULL:
+        return IMAGE_PULL_FAILED, f"pod {pod}, {kind} {container.get('name')}: {detail}"
+    if reason in _CONFIG:
+        return CONTAINER_CONFIG_ERROR, f"pod {pod}, {kind} {container.get('name')}: {detail}"
+    if reason == "CrashLoopBackOff":
+        return _crash(pod, container, init, log_tail)
+    # Between two back-offs a crashing container runs (or an init container has just failed): still a
+    # crash loop, so the status does not flap to RollingOut and back on every restart.
+    if not container.get("ready") and _failed_run(container) is not None:
+        return _crash(pod, container, init, log_tail)
+    return None
+
+
+def explain_pods(pods: Iterable[Mapping[str, Any]], log_tail: LogTail | None = None) -> tuple[str, str] | None:
+    """The first pod-level reason a pod is not ready: unschedulable, image pull, crash loop, config.
+
+    Init containers come first (a pod whose init container fails never starts its server). A crash
+    names the runtime's reason: the last error line of the failed run's log (``log_tail``), or of
+    the termination message (the controller renders ``FallbackToLogsOnError``).
+    """
     for pod in pods:
         name = pod.get("metadata", {}).get("name", "?")
+        if pod.get("metadata", {}).get("deletionTimestamp"):
+            continue  # going away (a rollout, a scale-down): how its containers stop explains nothing
         status = pod.get("status", {})
         for cond in status.get("conditions") or []:
             scheduled = cond.get("type") == "PodScheduled" and cond.get("status") == "False"
             if scheduled and cond.get("reason") == "Unschedulable":
                 return UNSCHEDULABLE, f"pod {name}: {cond.get('message', 'no node fits')}"
-        for container in status.get("containerStatuses") or []:
-            waiting = (container.get("state") or {}).get("waiting") or {}
-            reason = waiting.get("reason")
-            detail = waiting.get("message") or reason
-            if reason in _IMAGE_PULL:
-                return IMAGE_PULL_FAILED, f"pod {name}, container {container.get('name')}: {detail}"
-            if reason == "CrashLoopBackOff":
-                restarts = container.get("restartCount", 0)
-                return CRASH_LOOP, f"pod {name}, container {container.get('name')} restarted {restarts} times: {detail}"
-            if reason in _CONFIG:
-                return CONTAINER_CONFIG_ERROR, f"pod {name}, container {container.get('name')}: {detail}"
+        for key, init in (("initContainerStatuses", True), ("containerStatuses", False)):
+            for container in status.get(key) or []:
+                found = _explain_container(name, container, init, log_tail)
+                if found is not None:
+                    return found
     return None
 
 
@@ -155,8 +245,12 @@ def endpoint_status(
     replicasets: Iterable[Mapping[str, Any]],
     url: str,
     selector: str,
+    log_tail: LogTail | None = None,
 ) -> dict[str, Any]:
-    """The status of an endpoint whose objects were applied, from its Deployment, ReplicaSets and pods."""
+    """The status of an endpoint whose objects were applied, from its Deployment, ReplicaSets and pods.
+
+    ``log_tail`` is called only for a crashing container, to name its reason (see ``explain_pods``).
+    """
     previous = cr.get("status", {}).get("conditions") or []
     generation = _generation(cr)
     desired = desired_replicas(cr)
@@ -173,7 +267,7 @@ def endpoint_status(
 
     problem = None
     if not rolled_out:
-        problem = explain_deployment(deployment) or explain_replicasets(replicasets) or explain_pods(pods)
+        problem = explain_deployment(deployment) or explain_replicasets(replicasets) or explain_pods(pods, log_tail)
 
     if rolled_out:
         ready_cond = condition(

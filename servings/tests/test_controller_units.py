@@ -120,6 +120,147 @@ def test_pod_problems_explain_non_readiness(pod_status, reason):
     assert "e-abc" in degraded["message"]
 
 
+# What the kubelet puts into a Triton container's status when its model fails to load (the log tail,
+# terminationMessagePolicy FallbackToLogsOnError): the glog error line names the runtime's reason.
+TRITON_ERROR = (
+    "E1206 13:20:02.1004 1 model_lifecycle.cc:654] "
+    "\"failed to load 'broken' version 1: Internal: RuntimeError: weights missing"
+    '\\n\\nAt:\\n  /models/broken/1/model.py(3): initialize\\n"'
+)
+TRITON_TAIL = f"""I1206 13:20:01.100200 1 model_lifecycle.cc:473] loading: broken:1
+I1206 13:20:01.500300 1 python_be.cc:2248] TRITONBACKEND_ModelInstanceInitialize: broken_0_0 (CPU device 0)
+{TRITON_ERROR}
+I1206 13:20:02.100500 1 server.cc:676]
++--------+---------+----------------------------------------------+
+| Model  | Version | Status                                       |
++--------+---------+----------------------------------------------+
+| broken | 1       | UNAVAILABLE: Internal: RuntimeError: weights |
++--------+---------+----------------------------------------------+
+error: creating server: Internal - failed to load all models
+"""
+
+
+def crashed(name: str = "triton", *, state: dict[str, Any], message: str = TRITON_TAIL, **extra: Any) -> dict[str, Any]:
+    terminated = {"exitCode": 1, "reason": "Error", "message": message}
+    return {
+        "name": name,
+        "ready": False,
+        "restartCount": 3,
+        "state": state,
+        "lastState": {"terminated": terminated},
+        **extra,
+    }
+
+
+def degraded_by(pod_status: dict[str, Any], **metadata: Any) -> dict[str, Any]:
+    pod = {"metadata": {"name": "e-abc", **metadata}, "status": pod_status}
+    return conditions(compute(deployment(replicas=2, updatedReplicas=2), pods=[pod]))["Degraded"]
+
+
+def test_crash_loop_names_the_runtime_s_last_error_line():
+    waiting = {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s restarting failed container"}}
+    degraded = degraded_by({"containerStatuses": [crashed(state=waiting)]})
+    assert (degraded["status"], degraded["reason"]) == ("True", "CrashLoop")
+    assert degraded["message"] == (
+        "pod e-abc, container triton restarted 3 times, exit code 1 (Error): "
+        "failed to load 'broken' version 1: Internal: RuntimeError: weights missing"
+    )
+
+
+def test_a_crashing_container_between_back_offs_stays_a_crash_loop():
+    """Running again after a failed run, not ready: still CrashLoop, so the status does not flap."""
+    running = {"running": {"startedAt": "2026-12-06T13:20:10Z"}}
+    degraded = degraded_by({"containerStatuses": [crashed(state=running)]})
+    assert (degraded["status"], degraded["reason"]) == ("True", "CrashLoop")
+    assert "weights missing" in degraded["message"]
+    # Ready after an earlier crash (it recovered): nothing to report.
+    recovered = crashed(state=running, ready=True)
+    assert degraded_by({"containerStatuses": [recovered]})["status"] == "False"
+
+
+def test_a_failing_init_container_is_reported_before_the_server_that_waits_for_it():
+    exited = "arrange: adder/2/config.pbtxt is missing; each Triton model version holds its config.pbtxt\n"
+    init = crashed("arrange-model", state={"terminated": {"exitCode": 1, "reason": "Error", "message": exited}})
+    server = {"name": "triton", "ready": False, "restartCount": 0, "state": {"waiting": {"reason": "PodInitializing"}}}
+    degraded = degraded_by({"initContainerStatuses": [init], "containerStatuses": [server]})
+    assert degraded["reason"] == "CrashLoop"
+    assert degraded["message"] == (
+        "pod e-abc, init container arrange-model restarted 3 times, exit code 1 (Error): "
+        "arrange: adder/2/config.pbtxt is missing; each Triton model version holds its config.pbtxt"
+    )
+    # A finished init container (exit 0) is no reason.
+    done = {"name": "arrange-model", "ready": True, "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}}
+    assert degraded_by({"initContainerStatuses": [done], "containerStatuses": [server]})["status"] == "False"
+
+
+def test_a_terminating_pod_explains_nothing():
+    """Old pods of a rollout stop with SIGTERM's exit code; that is no failure of the endpoint."""
+    stopped = {"terminated": {"exitCode": 143, "reason": "Error", "message": "signal 15 received"}}
+    degraded = degraded_by({"containerStatuses": [crashed(state=stopped)]}, deletionTimestamp="2026-12-06T13:21:00Z")
+    assert (degraded["status"], degraded["reason"]) == ("False", "AsExpected")
+
+
+def test_crash_without_a_termination_message_names_the_exit():
+    waiting = {"waiting": {"reason": "CrashLoopBackOff"}}
+    container = crashed(state=waiting, message="")
+    container["lastState"]["terminated"]["reason"] = "OOMKilled"
+    container["lastState"]["terminated"]["exitCode"] = 137
+    degraded = degraded_by({"containerStatuses": [container]})
+    assert degraded["message"] == "pod e-abc, container triton restarted 3 times, exit code 137 (OOMKilled)"
+
+
+def test_the_failed_run_s_log_names_the_reason_the_termination_message_lost():
+    """Triton's exit tables fill the kubelet's 2 KiB: the log tail of the previous run still has its reason."""
+    asked: list[tuple[str, str, int]] = []
+
+    def log_tail(pod: str, container: str, restarts: int) -> str | None:
+        asked.append((pod, container, restarts))
+        return TRITON_TAIL
+
+    waiting = {"waiting": {"reason": "CrashLoopBackOff"}}
+    container = crashed(
+        state=waiting, message="| exit_timeout | 30 |\nerror: creating server: failed to load all models"
+    )
+    pod = {"metadata": {"name": "e-abc"}, "status": {"containerStatuses": [container]}}
+    with_log = rules.endpoint_status(
+        CR, deployment(replicas=2, updatedReplicas=2), pods=[pod], replicasets=(), url="u", selector="s",
+        log_tail=log_tail,
+    )  # fmt: skip
+    assert with_log["message"] == (
+        "pod e-abc, container triton restarted 3 times, exit code 1 (Error): "
+        "failed to load 'broken' version 1: Internal: RuntimeError: weights missing"
+    )
+    assert asked == [("e-abc", "triton", 3)]
+    # Without the log, the termination message's generic line is what there is.
+    alone = rules.explain_pods([pod])
+    assert alone == (
+        "CrashLoop",
+        "pod e-abc, container triton restarted 3 times, exit code 1 (Error): "
+        "error: creating server: failed to load all models",
+    )
+    # A ready endpoint never reads a log.
+    rules.endpoint_status(
+        CR, deployment(replicas=2, readyReplicas=2, availableReplicas=2, updatedReplicas=2), pods=[pod],
+        replicasets=(), url="u", selector="s", log_tail=log_tail,
+    )  # fmt: skip
+    assert len(asked) == 1
+
+
+@pytest.mark.parametrize(
+    ("tail", "line"),
+    [
+        (TRITON_TAIL, "failed to load 'broken' version 1: Internal: RuntimeError: weights missing"),
+        ("starting\nTraceback (most recent call last):\n  File x\nValueError: bad input\n", "ValueError: bad input"),
+        ("loading\nno such key\n", "no such key"),
+        ("starting\nerror: bind failed\nshutting down\n", "error: bind failed"),
+        ("", ""),
+        ("E1206 13:20:02.1 1 x.cc:1] " + "y" * 500, "y" * 397 + "..."),
+    ],
+)
+def test_last_error_line(tail, line):
+    assert rules.last_error_line(tail) == line
+
+
 def test_transition_time_kept_while_status_holds_so_rewrites_are_no_ops():
     dep = deployment(replicas=2, readyReplicas=2, availableReplicas=2, updatedReplicas=2)
     first = compute(dep)

@@ -320,3 +320,33 @@ def test_an_endpoint_never_autoscaled_costs_one_delete_per_apply_only(cluster):
     worker.reconcile("t", "e")
     assert cluster.autoscaler_deletes == 1  # the second reconcile applied nothing, so deleted nothing
     assert "autoscaler" not in cluster.endpoints["t/e"]["status"]
+
+
+class FakeLogs:
+    """`kube.api_of(client, "CoreV1Api")` for the crash-log reader: counts reads, can fail like kwok."""
+
+    def __init__(self, text: str | None) -> None:
+        self.text = text
+        self.reads: list[tuple[Any, ...]] = []
+
+    def read_namespaced_pod_log(self, pod: str, namespace: str, **kwargs: Any) -> str:
+        self.reads.append((pod, namespace, kwargs["container"], kwargs["previous"], kwargs["tail_lines"]))
+        if self.text is None:
+            raise UpstreamUnavailable("kubernetes", "the node keeps no logs")
+        return self.text
+
+
+def test_a_crash_log_is_read_once_per_restart_and_a_missing_one_is_no_failure(monkeypatch):
+    logs = FakeLogs("I1 starting\nE1206 10:00:00.1 1 m.cc:1] \"failed to load 'm' version 1: bad\"\n")
+    monkeypatch.setattr(kube, "api_of", lambda api_client, name: logs)
+    read = reconciler()._log_tail("t")
+    assert read("p", "server", 2) == logs.text
+    assert read("p", "server", 2) == logs.text
+    assert logs.reads == [("p", "t", "server", True, 200)]
+    read("p", "server", 3)  # the next crash is read again
+    assert len(logs.reads) == 2
+
+    logs.text = None
+    assert read("q", "server", 0) is None
+    assert read("q", "server", 0) is None
+    assert len(logs.reads) == 3

@@ -279,3 +279,24 @@ def test_catalogue_configmaps_keep_the_original_data_keys():
         assert configmap["metadata"]["labels"]["ai.intel.com/serving-template"] == "true"
         assert sorted(configmap["data"]) == sorted(data_key(p) for p in PARTS)
         assert sorted(configmap["data"]) == ["configMap.tmpl", "deployment.tmpl", "ingress.tmpl", "service.tmpl"]
+
+
+@pytest.mark.parametrize("serving", ["tf-serving", "ovms", "triton"])
+def test_every_container_leaves_its_log_tail_as_termination_message(serving):
+    pod = render(with_spec(servingName=serving), serving)["Deployment"]["spec"]["template"]["spec"]
+    containers = [*(pod.get("initContainers") or []), *pod["containers"]]
+    assert containers
+    assert {c["terminationMessagePolicy"] for c in containers} == {"FallbackToLogsOnError"}
+
+
+def test_a_template_that_chose_a_termination_message_policy_keeps_it():
+    texts = dict(shipped_templates()["tf-serving"])
+    deployment = texts[data_key("deployment")]
+    marker = "      containers:\n        - name:"
+    assert marker in deployment
+    texts[data_key("deployment")] = deployment.replace(
+        marker, "      containers:\n        - terminationMessagePolicy: File\n          name:"
+    )
+    objects = {o["kind"]: o for o in render_endpoint(CR, ServingTemplate("own", texts), PLATFORM)}
+    (container,) = objects["Deployment"]["spec"]["template"]["spec"]["containers"]
+    assert container["terminationMessagePolicy"] == "File"

@@ -117,13 +117,17 @@ def apply_management_api_rbac(k8s: client.ApiClient) -> None:
 
 @pytest.fixture(scope="module")
 def platform(
+    request: pytest.FixtureRequest,
     devstack_env: dict[str, str],
     user_token: Callable[[str], str],
     django_db_setup: Any,
     django_db_blocker: Any,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Platform]:
-    broker = devstack_env["REDIS_URL"].rsplit("/", 1)[0] + f"/{ENDPOINTS_REDIS_DB}"
+    # A module may name a database of its own (`BROKER_REDIS_DB`): its operations then never meet another
+    # endpoints module's worker on the shared devstack.
+    database = getattr(request.module, "BROKER_REDIS_DB", ENDPOINTS_REDIS_DB)
+    broker = devstack_env["REDIS_URL"].rsplit("/", 1)[0] + f"/{database}"
     logs = tmp_path_factory.mktemp("endpoint-workers")
     with override_settings(**platform_values(devstack_env)), django_db_blocker.unblock():
         previous_broker = use_broker(broker)
