@@ -92,7 +92,7 @@ WORKQUEUE_RETRIES = Counter("imm_controller_workqueue_retries", "Keys queued aga
 LEADER = Gauge("imm_controller_leader", "1 while this controller holds the leader lease.", multiprocess_mode="livemax")
 
 #: Results a reconcile may be counted under; anything else is "other" (the set stays bounded).
-RECONCILE_RESULTS = frozenset({"Running", "Pending", "Degraded", "Failed", "Deleted", "Deleting", "error", "crashed"})
+RECONCILE_RESULTS = frozenset({"Ready", "Progressing", "Degraded", "Deleted", "Deleting", "error", "crashed"})
 
 
 def multiprocess_dir() -> str:

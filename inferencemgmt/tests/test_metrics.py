@@ -1,0 +1,179 @@
+"""Prometheus metrics: what a scripted run of requests leaves in ``GET /metrics``, who may read it,
+bounded labels, upstream calls counted at the chokepoints, and an operation's duration counted once."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from kubernetes.client.exceptions import ApiException
+from prometheus_client.parser import text_string_to_metric_families
+
+from inferencemgmt import metrics
+from inferencemgmt.auth.identity import Identity
+from inferencemgmt.errors import NotFound, UpstreamUnavailable
+from inferencemgmt.kube import kube_errors
+from inferencemgmt.operations.execution import execute_operation
+from inferencemgmt.operations.models import Operation
+from inferencemgmt.tests.test_operations import FakeTask, RetryRequested
+
+pytestmark = [pytest.mark.unit, pytest.mark.django_db]
+
+SCRAPE_TOKEN = "scrape-" + "x" * 40
+ADMIN = Identity("admin@example.com", ("admin",))
+ALICE = Identity("alice@example.com", ("team-a",))
+
+
+@pytest.fixture
+def scrape(settings: Any, api: Any) -> Any:
+    settings.IMM_METRICS_SCRAPE_TOKEN = SCRAPE_TOKEN
+
+    def read() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        response = api.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {SCRAPE_TOKEN}")
+        assert response.status_code == 200, response.content
+        assert response["Content-Type"].startswith("text/plain")
+        samples = {}
+        for family in text_string_to_metric_families(response.content.decode()):
+            for sample in family.samples:
+                samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+        return samples
+
+    return read
+
+
+def _value(samples: dict[Any, float], name: str, **labels: str) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def _token(issuer: Any, identity: Identity) -> str:
+    return f"Bearer {issuer.mint(email=identity.username, groups=list(identity.groups))}"
+
+
+def test_scraped_counts_match_a_scripted_run_by_route_method_and_status(api, issuer, scrape):
+    before = scrape()
+    for _ in range(3):
+        assert api.get("/tasks", HTTP_AUTHORIZATION=_token(issuer, ALICE)).status_code == 200
+    for _ in range(2):
+        assert api.get("/tasks/", HTTP_AUTHORIZATION="Bearer not-a-token").status_code == 401
+    assert api.get(f"/tasks/{uuid.uuid4()}", HTTP_AUTHORIZATION=_token(issuer, ALICE)).status_code == 404
+    assert api.delete("/tasks", HTTP_AUTHORIZATION=_token(issuer, ALICE)).status_code == 405
+    assert api.get("/no/such/route").status_code == 404
+    after = scrape()
+
+    def delta(name: str, **labels: str) -> float:
+        return _value(after, name, **labels) - _value(before, name, **labels)
+
+    total = "imm_api_requests_total"
+    assert delta(total, route="tasks", method="GET", status="200") == 3
+    assert delta(total, route="tasks", method="GET", status="401") == 2
+    assert delta(total, route="tasks/<operation_id>", method="GET", status="404") == 1
+    assert delta(total, route="tasks", method="DELETE", status="405") == 1
+    assert delta(total, route="<unmatched>", method="GET", status="404") == 1
+    # The first scrape is itself counted by the second one.
+    assert delta(total, route="metrics", method="GET", status="200") == 1
+    assert delta("imm_api_request_duration_seconds_count", route="tasks", method="GET") == 5
+    # Between requests only the scrape itself is in flight.
+    assert _value(after, "imm_api_requests_in_flight") == 1
+
+
+def test_label_cardinality_does_not_grow_with_tenants_or_paths(api, issuer, scrape):
+    token = _token(issuer, ALICE)
+    api.get(f"/tasks/{uuid.uuid4()}", HTTP_AUTHORIZATION=token)
+    api.get(f"/tenants/warmup-{uuid.uuid4().hex[:8]}/endpoints/e/nothing-here", HTTP_AUTHORIZATION=token)
+    series_before = set(scrape())
+    names = [f"tenant-{uuid.uuid4().hex[:10]}" for _ in range(25)]
+    for name in names:
+        api.get(f"/tasks/{uuid.uuid4()}", HTTP_AUTHORIZATION=token)
+        api.get(f"/tenants/{name}/endpoints/e/nothing-here", HTTP_AUTHORIZATION=token)
+    api.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {SCRAPE_TOKEN}")  # the series of a 200 scrape exists
+    series_after = set(scrape())
+    assert series_after == series_before
+    text = api.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {SCRAPE_TOKEN}").content.decode()
+    assert not [name for name in names if name in text]
+
+
+def test_metrics_route_answers_admins_and_the_scrape_token_only(api, issuer, settings):
+    settings.IMM_METRICS_SCRAPE_TOKEN = SCRAPE_TOKEN
+    missing = api.get("/metrics")
+    assert missing.status_code == 401
+    assert missing.json()["code"] == "auth_token_missing"
+    wrong = api.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {SCRAPE_TOKEN}x")
+    assert wrong.status_code == 401
+    assert set(wrong.json()) == {"title", "description", "code"}
+    member = api.get("/metrics", HTTP_AUTHORIZATION=_token(issuer, ALICE))
+    assert member.status_code == 403
+    assert member.json()["code"] == "forbidden"
+    admin = api.get("/metrics", HTTP_AUTHORIZATION=_token(issuer, ADMIN))
+    assert admin.status_code == 200
+    assert b"imm_api_requests_total" in admin.content
+    assert api.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {SCRAPE_TOKEN}").status_code == 200
+
+
+def test_without_a_scrape_token_setting_no_bearer_value_is_a_scrape_token(api, settings):
+    settings.IMM_METRICS_SCRAPE_TOKEN = ""
+    assert not metrics.scrape_token_matches("", "")
+    assert api.get("/metrics", HTTP_AUTHORIZATION="Bearer ").status_code == 401
+
+
+def test_route_templates_never_carry_values():
+    assert metrics.route_label(r"^tenants/(?P<tenant>[^/]+)/endpoints/(?P<name>[^/]+)/replicas/?$") == (
+        "tenants/<tenant>/endpoints/<name>/replicas"
+    )
+    assert metrics.route_label("console/tenants/<str:tenant>/") == "console/tenants/<str:tenant>/"
+    assert metrics.route_label("") == metrics.UNMATCHED
+
+
+def test_kubernetes_calls_are_counted_by_outcome_at_the_chokepoint():
+    def count(outcome: str) -> float:
+        return metrics.UPSTREAM_CALLS.labels("kubernetes", outcome)._value.get()
+
+    before = {outcome: count(outcome) for outcome in ("ok", "rejected", "error")}
+    with kube_errors():
+        pass
+    with pytest.raises(NotFound), kube_errors():
+        raise ApiException(status=404, reason="Not Found")
+    with pytest.raises(UpstreamUnavailable), kube_errors():
+        raise ApiException(status=503, reason="Service Unavailable")
+    assert {outcome: count(outcome) - before[outcome] for outcome in before} == {"ok": 1, "rejected": 1, "error": 1}
+
+
+def _operation() -> Operation:
+    return Operation.objects.create(
+        kind="tests.metrics", target="t", requested_by=ALICE.username, requested_identity=ALICE.as_record()
+    )
+
+
+def test_an_operations_duration_is_recorded_once_even_when_its_message_comes_again():
+    histogram = metrics.OPERATION_DURATION.labels("tests.metrics")
+    succeeded = metrics.OPERATIONS.labels("tests.metrics", "SUCCEEDED")
+    retries = metrics.OPERATION_RETRIES.labels("tests.metrics")
+    waits = metrics.OPERATION_QUEUE_WAIT.labels("tests.metrics")
+
+    def observations() -> float:
+        return sum(sample.value for sample in histogram.collect()[0].samples if sample.name.endswith("_count"))
+
+    def waited() -> float:
+        return sum(sample.value for sample in waits.collect()[0].samples if sample.name.endswith("_count"))
+
+    counts = (observations(), succeeded._value.get(), retries._value.get(), waited())
+    operation = _operation()
+    attempts = []
+
+    def body(run: Any) -> dict[str, str]:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise UpstreamUnavailable("kubernetes", "connection refused")
+        return {"done": "yes"}
+
+    with pytest.raises(RetryRequested):
+        execute_operation(FakeTask(), str(operation.pk), body)
+    execute_operation(FakeTask(), str(operation.pk), body)
+    execute_operation(FakeTask(), str(operation.pk), body)  # a duplicate message: nothing to do
+    operation.refresh_from_db()
+    assert operation.state == Operation.State.SUCCEEDED
+    assert len(attempts) == 2
+    assert observations() - counts[0] == 1
+    assert succeeded._value.get() - counts[1] == 1
+    assert retries._value.get() - counts[2] == 1
+    assert waited() - counts[3] == 2  # each claim from PENDING waited in the queue
