@@ -3,6 +3,8 @@ bounded labels, upstream calls counted at the chokepoints, and an operation's du
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from typing import Any
 
@@ -177,3 +179,69 @@ def test_an_operations_duration_is_recorded_once_even_when_its_message_comes_aga
     assert succeeded._value.get() - counts[1] == 1
     assert retries._value.get() - counts[2] == 1
     assert waited() - counts[3] == 2  # each claim from PENDING waited in the queue
+
+
+class _Reconciler:
+    """Answers from a script: a state word, or an error to raise."""
+
+    def __init__(self, script: dict[str, Any]) -> None:
+        self.script = script
+
+    def reconcile(self, namespace: str, name: str) -> str:
+        answer = self.script[f"{namespace}/{name}"]
+        if isinstance(answer, Exception):
+            raise answer
+        return str(answer)
+
+
+class _Elector:
+    def __init__(self) -> None:
+        self.leading = threading.Event()
+
+
+def test_reconciles_are_counted_by_result_with_retries_depth_and_leader():
+    from servings.controller.loop import Controller
+
+    elector = _Elector()
+    script = {
+        "t/ready": "Ready",
+        "t/flaky": UpstreamUnavailable("kubernetes", "down"),
+        "t/bug": KeyError("x"),
+        "t/odd": "SomethingNew",
+    }
+    controller = Controller(
+        None,
+        reconciler=_Reconciler(script),  # type: ignore[arg-type]
+        elector=elector,  # type: ignore[arg-type]
+        templates_namespace="imm-servings",
+    )
+
+    def value(metric: Any) -> float:
+        return float(metric._value.get())
+
+    results = ("Ready", "error", "crashed", "other")
+    before = {result: value(metrics.RECONCILES.labels(result)) for result in results}
+    retries = value(metrics.WORKQUEUE_RETRIES)
+    durations = sum(s.value for s in metrics.RECONCILE_DURATION.collect()[0].samples if s.name.endswith("_count"))
+    controller.observe()
+    assert value(metrics.LEADER) == 0
+    elector.leading.set()
+    for key in script:
+        controller.queue.add(key)
+    controller.observe()
+    assert value(metrics.LEADER) == 1
+    assert value(metrics.WORKQUEUE_DEPTH) == 4
+    worker = threading.Thread(target=controller._work)
+    worker.start()
+    deadline = time.monotonic() + 10
+    while len(controller.queue) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    controller.stop()
+    worker.join(5)
+    after = {result: value(metrics.RECONCILES.labels(result)) - before[result] for result in results}
+    assert after == {"Ready": 1, "error": 1, "crashed": 1, "other": 1}
+    assert value(metrics.WORKQUEUE_RETRIES) - retries == 2
+    assert (
+        sum(s.value for s in metrics.RECONCILE_DURATION.collect()[0].samples if s.name.endswith("_count")) - (durations)
+        == 4
+    )
