@@ -18,14 +18,14 @@ import time
 from pathlib import Path
 from types import ModuleType
 
-from devstack import cluster, database, pki, realnode, storage
+from devstack import cluster, database, monitoring, pki, realnode, storage
 from devstack.layout import ENV_FILE, PLATFORM_DOMAIN, SERVINGS_NAMESPACE, STATE, SYSTEM_NAMESPACE
 from devstack.proc import Part, recorded_pid, say, stop
 
 # Every part's name, in start order; `down` goes in reverse.
 ORDER = [
     "redis", "postgres", "s3", "slapd", "dex",
-    "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok",
+    "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "prometheus",
 ]  # fmt: skip
 
 
@@ -65,6 +65,7 @@ def environment() -> dict[str, str]:
         env.update(idp.env())
     if realnode.active():
         env.update(realnode.env())
+    env.update(monitoring.env())
     return env
 
 
@@ -103,12 +104,19 @@ def up() -> None:
     cluster.wait_established()
     if node:
         realnode.finish(cluster.kubeconfig_path("admin"))
+    # Last: Prometheus scrapes the serving pods of the cluster, which must be up.
+    for part in ([monitoring.targets_part()] if node else []) + [monitoring.start()]:
+        reused = recorded_pid(part.name) is not None
+        waited = part.start()
+        say(f"{part.name}: {'already running' if reused else 'started'}, ready in {waited:.1f}s")
     write_env()
     say(f"ready in {time.monotonic() - began:.0f}s; clients: source {ENV_FILE}")
 
 
 def down() -> None:
     # The real node first: its kubelet still talks to the API server while it stops.
+    if stop(monitoring.TARGETS_NAME):
+        say(f"{monitoring.TARGETS_NAME}: stopped")
     for line in realnode.shutdown():
         say(line)
     for name in reversed(ORDER):
@@ -141,7 +149,7 @@ def status() -> int:
     """Print each part's PID and memory; exit code 0 only when all are running."""
     missing = 0
     total = 0
-    names = [*ORDER, *realnode.PARTS] if realnode.active() else ORDER
+    names = [*ORDER, *realnode.PARTS, monitoring.TARGETS_NAME] if realnode.active() else ORDER
     for name in names:
         pid = recorded_pid(name)
         if pid is None:
