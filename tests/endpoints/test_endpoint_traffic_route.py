@@ -121,3 +121,28 @@ def test_prometheus_down_is_a_503_naming_it(tenant_with_endpoint: str, platform_
     body = answer.json()
     assert body["code"] == "prometheus_unavailable"
     assert body["title"] == "Prometheus is unavailable"
+
+
+@pytest.mark.django_db
+def test_console_endpoint_page_draws_the_charts_or_says_why_not(
+    tenant_with_endpoint: str, platform_settings: Any, devstack_env: dict[str, str]
+) -> None:
+    from tests.console.test_console_units import signed_in
+
+    browser = signed_in("alice@example.com", ["team-a"])
+    page = f"/console/tenants/{tenant_with_endpoint}/endpoints/quiet/"
+    platform_settings.PROMETHEUS_URL = ""
+    answer = browser.get(page)
+    assert answer.status_code == 200
+    assert b'id="traffic-unavailable"' in answer.content
+    assert b"PROMETHEUS_URL" in answer.content
+    if not devstack_env.get("PROMETHEUS_URL"):
+        return
+    platform_settings.PROMETHEUS_URL = devstack_env["PROMETHEUS_URL"]
+    answer = browser.get(page + "?range=15m")
+    assert answer.status_code == 200
+    html = answer.content.decode()
+    assert html.count("<svg viewBox=") == 4
+    assert html.count(">no data</text>") == 4  # no pods, no series
+    assert 'class="range current" href="?range=15m#traffic"' in html
+    assert "<script>" not in html and "style=" not in html  # the CSP stays strict

@@ -65,6 +65,7 @@ def _create(create: Callable[[], Any]) -> None:
             raise
 
 
+@pytest.mark.django_db
 def test_prometheus_scrapes_a_triton_endpoint_and_the_route_returns_its_request_rate(
     admin: client.ApiClient, devstack_env: dict[str, str], platform_settings: Any, user_token: Any
 ) -> None:
@@ -151,6 +152,14 @@ def test_prometheus_scrapes_a_triton_endpoint_and_the_route_returns_its_request_
         if _has(prometheus, f'nv_inference_request_summary_us{{namespace="{tenant}",quantile="0.5"}} > 0'):
             points = wait_for(seen("latencyP50Ms"), timeout=60, interval=5, what="the route to show latency")
             assert max(points["latencyP95Ms"]) >= max(points["latencyP50Ms"]) > 0
+
+        # The console's endpoint page draws the request rate (server-rendered SVG).
+        from tests.console.test_console_units import signed_in
+
+        page = signed_in("alice@example.com", ["team-a"]).get(f"/console/tenants/{tenant}/endpoints/adder/?range=15m")
+        assert page.status_code == 200
+        figure = page.content.decode().split('data-series="requestRate"', 1)[1].split("</figure>", 1)[0]
+        assert '<polyline class="series" points="' in figure
 
         outsider = traffic("bob")
         assert outsider.status_code == 403
