@@ -18,7 +18,7 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(["inferencemgmt.operations", "tenants", "endpoints", "models_store", "servings"])
 
 
-@worker_ready.connect
+@worker_ready.connect  # type: ignore[untyped-decorator]
 def _serve_metrics(**kwargs: Any) -> None:
     """The worker's metrics on ``IMM_METRICS_PORT`` (operations by kind and state, retries, queue wait).
 

@@ -15,12 +15,15 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
-from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from inferencemgmt import metrics
 from inferencemgmt.api.exceptions import WWW_AUTHENTICATE
-from inferencemgmt.auth.authentication import token_from_header
+from inferencemgmt.auth.authentication import (
+    ConsoleSessionAuthentication,
+    OIDCTokenAuthentication,
+    token_from_header,
+)
 from inferencemgmt.auth.identity import Identity
 
 
@@ -56,7 +59,8 @@ class IsScraperOrPlatformAdmin(BasePermission):
 
 @extend_schema(exclude=True)  # Prometheus text format, not part of the JSON API
 class MetricsView(APIView):
-    authentication_classes = [ScrapeTokenAuthentication, *api_settings.DEFAULT_AUTHENTICATION_CLASSES]
+    # No robot tokens: a robot is never a platform admin.
+    authentication_classes = [ScrapeTokenAuthentication, OIDCTokenAuthentication, ConsoleSessionAuthentication]
     permission_classes = [IsScraperOrPlatformAdmin]
 
     def get(self, request: Request) -> HttpResponse:

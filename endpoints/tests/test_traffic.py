@@ -3,6 +3,8 @@ range/step rules, and the server-rendered charts."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from rest_framework import serializers
 
@@ -77,7 +79,7 @@ def test_bad_ranges_and_steps_are_refused(params: dict[str, str]) -> None:
 
 
 def test_a_chart_scales_to_its_peak_and_keeps_gaps() -> None:
-    points = [[0, 1.0], [10, 2.0], [20, None], [30, 4.0], [40, 4.0]]
+    points: list[list[Any]] = [[0, 1.0], [10, 2.0], [20, None], [30, 4.0], [40, 4.0]]
     drawn = chart("requestRate", "Requests", "req/s", points, 0, 40)
     assert len(drawn.lines) == 2  # the None is a gap, not a zero
     first = [tuple(map(float, pair.split(","))) for pair in drawn.lines[0].split()]

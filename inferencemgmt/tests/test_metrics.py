@@ -44,6 +44,11 @@ def scrape(settings: Any, api: Any) -> Any:
     return read
 
 
+def _observations(metric: Any) -> float:
+    """How many observations a histogram (or one labelled child) holds."""
+    return float(sum(s.value for family in metric.collect() for s in family.samples if s.name.endswith("_count")))
+
+
 def _value(samples: dict[Any, float], name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
@@ -128,7 +133,7 @@ def test_route_templates_never_carry_values():
 
 def test_kubernetes_calls_are_counted_by_outcome_at_the_chokepoint():
     def count(outcome: str) -> float:
-        return metrics.UPSTREAM_CALLS.labels("kubernetes", outcome)._value.get()
+        return float(metrics.UPSTREAM_CALLS.labels("kubernetes", outcome)._value.get())
 
     before = {outcome: count(outcome) for outcome in ("ok", "rejected", "error")}
     with kube_errors():
@@ -153,10 +158,10 @@ def test_an_operations_duration_is_recorded_once_even_when_its_message_comes_aga
     waits = metrics.OPERATION_QUEUE_WAIT.labels("tests.metrics")
 
     def observations() -> float:
-        return sum(sample.value for sample in histogram.collect()[0].samples if sample.name.endswith("_count"))
+        return _observations(histogram)
 
     def waited() -> float:
-        return sum(sample.value for sample in waits.collect()[0].samples if sample.name.endswith("_count"))
+        return _observations(waits)
 
     counts = (observations(), succeeded._value.get(), retries._value.get(), waited())
     operation = _operation()
@@ -222,7 +227,7 @@ def test_reconciles_are_counted_by_result_with_retries_depth_and_leader():
     results = ("Ready", "error", "crashed", "other")
     before = {result: value(metrics.RECONCILES.labels(result)) for result in results}
     retries = value(metrics.WORKQUEUE_RETRIES)
-    durations = sum(s.value for s in metrics.RECONCILE_DURATION.collect()[0].samples if s.name.endswith("_count"))
+    durations = _observations(metrics.RECONCILE_DURATION)
     controller.observe()
     assert value(metrics.LEADER) == 0
     elector.leading.set()
@@ -241,7 +246,4 @@ def test_reconciles_are_counted_by_result_with_retries_depth_and_leader():
     after = {result: value(metrics.RECONCILES.labels(result)) - before[result] for result in results}
     assert after == {"Ready": 1, "error": 1, "crashed": 1, "other": 1}
     assert value(metrics.WORKQUEUE_RETRIES) - retries == 2
-    assert (
-        sum(s.value for s in metrics.RECONCILE_DURATION.collect()[0].samples if s.name.endswith("_count")) - (durations)
-        == 4
-    )
+    assert _observations(metrics.RECONCILE_DURATION) - (durations) == 4
