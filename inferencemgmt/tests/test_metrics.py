@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+import urllib.request
 import uuid
 from typing import Any
 
@@ -247,3 +248,12 @@ def test_reconciles_are_counted_by_result_with_retries_depth_and_leader():
     assert after == {"Ready": 1, "error": 1, "crashed": 1, "other": 1}
     assert value(metrics.WORKQUEUE_RETRIES) - retries == 2
     assert _observations(metrics.RECONCILE_DURATION) - (durations) == 4
+
+
+def test_the_worker_and_controller_port_serves_the_text_format():
+    port = metrics.serve(0, "127.0.0.1")
+    assert metrics.serve(0, "127.0.0.1") == port  # one server per process
+    metrics.OPERATIONS.labels("tests.port", "SUCCEEDED").inc()
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+        text = answer.read().decode()
+    assert 'imm_operations_total{kind="tests.port",state="SUCCEEDED"} 1.0' in text
