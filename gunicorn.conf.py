@@ -13,6 +13,8 @@ import shutil
 import tempfile
 from typing import Any
 
+PREFIX = "imm-prometheus-"
+
 
 def _fresh_multiprocess_dir() -> str:
     given = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
@@ -23,11 +25,24 @@ def _fresh_multiprocess_dir() -> str:
             if os.path.isfile(path) and entry.endswith(".db"):
                 os.remove(path)
         return given
-    made = tempfile.mkdtemp(prefix="imm-prometheus-")
+    made = tempfile.mkdtemp(prefix=PREFIX, dir=_memory_backed())
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = made
     return made
 
 
+def _memory_backed() -> str | None:
+    """The memory file system when it is writable, else None (the system's temp dir).
+
+    The values are memory-mapped files: on a disk file system a write to a page the kernel has just
+    written back can wait for the journal. benchmarks/metrics_overhead.py measured, on a busy
+    machine, metrics costing 1.19x the p50 with the directory on disk and 1.10x (within noise) on
+    tmpfs; the middleware alone costs about 0.05 ms.
+    """
+    shm = "/dev/shm"  # noqa: S108 -- a fresh private directory is made inside it
+    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
+
+
+_made = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
 _multiprocess_dir = _fresh_multiprocess_dir()
 
 
@@ -39,5 +54,6 @@ def child_exit(server: Any, worker: Any) -> None:
 
 
 def on_exit(server: Any) -> None:
-    if _multiprocess_dir.startswith(tempfile.gettempdir() + os.sep + "imm-prometheus-"):
+    """Remove the directory this file made (never one given by PROMETHEUS_MULTIPROC_DIR)."""
+    if _made:
         shutil.rmtree(_multiprocess_dir, ignore_errors=True)
