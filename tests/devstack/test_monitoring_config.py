@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from devstack import monitoring, podtargets
+from devstack import monitoring, podtargets, realnode
 from devstack.layout import PORTS
 
 pytestmark = pytest.mark.unit
@@ -45,7 +45,7 @@ def test_configuration_scrapes_the_products_processes_with_the_scrape_token(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setattr(monitoring, "TOKEN", tmp_path / "token")
-    monkeypatch.setattr(monitoring.realnode, "active", lambda: True)
+    monkeypatch.setattr(realnode, "active", lambda: True)
     config = monitoring.configuration()
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     assert set(jobs) == {"imm-api", "imm-worker", "imm-controller", "serving-pods"}
