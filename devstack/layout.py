@@ -72,6 +72,10 @@ class Ports:
     ldap: int = _port("IMM_DEVSTACK_LDAP_PORT", 13389)
     dex: int = _port("IMM_DEVSTACK_DEX_PORT", 15556)
     postgres: int = _port("IMM_DEVSTACK_POSTGRES_PORT", 15432)
+    # Prometheus, and the metrics ports `make dev` gives the worker and the controller (it scrapes them).
+    prometheus: int = _port("IMM_DEVSTACK_PROMETHEUS_PORT", 19090)
+    worker_metrics: int = _port("IMM_DEVSTACK_WORKER_METRICS_PORT", 19101)
+    controller_metrics: int = _port("IMM_DEVSTACK_CONTROLLER_METRICS_PORT", 19102)
     # The real node (IMM_DEVSTACK_REAL_NODE=1): the kubelet serves on the pod bridge's address,
     # everything else on loopback.
     kubelet: int = _port("IMM_DEVSTACK_KUBELET_PORT", 10550)

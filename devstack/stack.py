@@ -18,14 +18,14 @@ import time
 from pathlib import Path
 from types import ModuleType
 
-from devstack import cluster, database, metrics, pki, realnode, storage
+from devstack import cluster, database, metrics, monitoring, pki, realnode, storage
 from devstack.layout import ENV_FILE, PLATFORM_DOMAIN, SERVINGS_NAMESPACE, STATE, SYSTEM_NAMESPACE
 from devstack.proc import Part, recorded_pid, say, stop
 
 # Every part's name, in start order; `down` goes in reverse.
 ORDER = [
     "redis", "postgres", "s3", "slapd", "dex",
-    "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok",
+    "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "prometheus",
 ]  # fmt: skip
 
 
@@ -65,6 +65,7 @@ def environment() -> dict[str, str]:
         env.update(idp.env())
     if realnode.active():
         env.update(realnode.env())
+    env.update(monitoring.env())
     return env
 
 
@@ -106,6 +107,11 @@ def up() -> None:
         metrics.up(cluster.kubeconfig_path("admin"), cluster.write_kubeconfig)
     elif metrics.unregister(cluster.kubeconfig_path("admin")):
         say(f"{metrics.NAME}: unregistered {metrics.API_SERVICE} (no real node, so no metrics-server)")
+    # Last: Prometheus scrapes the serving pods of the cluster, which must be up.
+    for part in ([monitoring.targets_part()] if node else []) + [monitoring.start()]:
+        reused = recorded_pid(part.name) is not None
+        waited = part.start()
+        say(f"{part.name}: {'already running' if reused else 'started'}, ready in {waited:.1f}s")
     write_env()
     say(f"ready in {time.monotonic() - began:.0f}s; clients: source {ENV_FILE}")
 
@@ -114,6 +120,8 @@ def down() -> None:
     if metrics.down():
         say(f"{metrics.NAME}: stopped")
     # The real node first: its kubelet still talks to the API server while it stops.
+    if stop(monitoring.TARGETS_NAME):
+        say(f"{monitoring.TARGETS_NAME}: stopped")
     for line in realnode.shutdown():
         say(line)
     for name in reversed(ORDER):
@@ -146,7 +154,7 @@ def status() -> int:
     """Print each part's PID and memory; exit code 0 only when all are running."""
     missing = 0
     total = 0
-    names = [*ORDER, *realnode.PARTS, metrics.NAME] if realnode.active() else ORDER
+    names = [*ORDER, *realnode.PARTS, metrics.NAME, monitoring.TARGETS_NAME] if realnode.active() else ORDER
     for name in names:
         pid = recorded_pid(name)
         if pid is None:

@@ -9,10 +9,11 @@ unlabelled one). Objects are read as the API server's JSON: see ``endpoints.stat
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 from endpoints import status
-from inferencemgmt import kube, objectstore, paging
+from inferencemgmt import kube, objectstore, paging, prometheus
 from inferencemgmt.auth.identity import Identity
 from inferencemgmt.errors import ImmError, NotFound, UpstreamError, UpstreamUnavailable
 from inferencemgmt.resources import ENDPOINT_LABEL, GROUP, PLURAL
@@ -300,3 +301,50 @@ def endpoint_rows_page(identity: Identity, tenant: str, params: Any) -> dict[str
         "endpoints_following": following,
         "endpoints_current": params.get(paging.CONTINUE_PARAMETER) or "",
     }
+
+
+# --- traffic (Prometheus) ----------------------------------------------------------------------------
+#: The labels the scrape configuration puts on a serving pod's series: its namespace (the tenant) and
+#: the value of the controller's endpoint label (the devstack's and the chart's documented config).
+TRAFFIC_NAMESPACE_LABEL = "namespace"
+TRAFFIC_ENDPOINT_LABEL = "endpoint"
+#: Shortest window ``rate()`` looks back over: several scrapes, so one missed scrape is no gap.
+TRAFFIC_RATE_WINDOW_SECONDS = 60
+
+
+def _traffic_queries(tenant: str, child: str, window: str) -> dict[str, str]:
+    """PromQL per series, for Triton's metrics (``nv_inference_*``; latency from its summaries).
+
+    Label values are put in by ``prometheus.selector`` (checked names, escaped): nothing here comes
+    from the request but the tenant and endpoint names, which were checked and resolved before.
+    """
+    labels = {TRAFFIC_NAMESPACE_LABEL: tenant, TRAFFIC_ENDPOINT_LABEL: child}
+    success = prometheus.selector("nv_inference_request_success", **labels)
+    failure = prometheus.selector("nv_inference_request_failure", **labels)
+    queries = {
+        "requestRate": f"sum(rate({success}[{window}])) + (sum(rate({failure}[{window}])) or vector(0))",
+        "errorRate": f"sum(rate({failure}[{window}])) or (0 * sum(rate({success}[{window}])))",
+    }
+    for name, quantile in (("latencyP50Ms", "0.5"), ("latencyP95Ms", "0.95")):
+        summary = prometheus.selector("nv_inference_request_summary_us", **labels, quantile=quantile)
+        queries[name] = f"max({summary}) / 1000"
+    return queries
+
+
+def endpoint_traffic(identity: Identity, tenant: str, name: str, *, seconds: int, step: int) -> dict[str, Any]:
+    """Request rate, error rate (per second) and latency p50/p95 (ms) of one endpoint over time.
+
+    The caller must be able to read the endpoint (RBAC, as for the view); Prometheus is then asked
+    as the platform, for that tenant's namespace and that endpoint's series only.
+    """
+    tenant_required(tenant)
+    cr = endpoint_cr(identity, tenant, name)
+    child = status.endpoint_name_of(cr)
+    end = float(int(time.time()) // step * step)
+    start = end - seconds
+    window = f"{max(TRAFFIC_RATE_WINDOW_SECONDS, 2 * step)}s"
+    series: dict[str, list[list[float | None]]] = {}
+    for key, query in _traffic_queries(tenant, child, window).items():
+        found = prometheus.query_range(query, start=start, end=end, step=step)
+        series[key] = [[at, value] for at, value in found[0].points] if found else []
+    return {"start": start, "end": end, "step": step, "series": series}

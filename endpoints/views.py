@@ -22,7 +22,9 @@ from endpoints.api.serializers import (
     EndpointScaleSerializer,
     EndpointUpdateSerializer,
     endpoint_create_arguments,
+    validate_traffic_query,
 )
+from endpoints.charts import traffic_charts
 from endpoints.spec import DEFAULT_SERVING, DEFAULT_VERSION_POLICY, flatten_resources
 from inferencemgmt.auth.identity import Identity
 from inferencemgmt.digits import ascii_int
@@ -173,9 +175,30 @@ def _detail_page(request: HttpRequest, identity: Identity, tenant: str, name: st
             "replicas": spec.get("replicas", 1),
             "resources_text": "\n".join(f"{key}={value}" for key, value in resources.items()),
             "events": selectors.endpoint_events(identity, tenant, name),
+            **_traffic_context(request, identity, tenant, name),
         }
     )
     return render(request, "endpoints/detail.html", context, status=status)
+
+
+TRAFFIC_RANGES = ("15m", "1h", "6h", "24h", "7d")
+
+
+def _traffic_context(request: HttpRequest, identity: Identity, tenant: str, name: str) -> dict[str, Any]:
+    """The traffic charts, or why there are none: the page itself never fails for want of metrics."""
+    chosen = request.GET.get("range", "1h")
+    chosen = chosen if chosen in TRAFFIC_RANGES else "1h"
+    context: dict[str, Any] = {"traffic_ranges": TRAFFIC_RANGES, "traffic_range": chosen, "traffic_charts": []}
+    seconds, step = validate_traffic_query({"range": chosen})
+    try:
+        traffic = selectors.endpoint_traffic(identity, tenant, name, seconds=seconds, step=step)
+    except ImmError as exc:
+        if exc.status < 500:
+            raise
+        context["traffic_error"] = f"{exc.title}. {exc.description or ''}".strip()
+        return context
+    context["traffic_charts"] = traffic_charts(traffic)
+    return context
 
 
 @console_page()

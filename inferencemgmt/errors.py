@@ -14,6 +14,7 @@ OBJECT_STORE = "object store"
 IDENTITY_PROVIDER = "identity provider"
 DATABASE = "database"
 REDIS = "redis"
+PROMETHEUS = "prometheus"
 
 
 def _display(part: str) -> str:

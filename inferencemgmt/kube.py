@@ -47,6 +47,7 @@ from inferencemgmt.errors import (
     UpstreamError,
     UpstreamUnavailable,
 )
+from inferencemgmt.metrics import upstream_call
 
 TRANSIENT_STATUSES = (429, 500, 502, 503, 504)
 
@@ -177,12 +178,24 @@ def _api_server_ready() -> bool:
 
 
 @contextmanager
-def kube_errors(*, starting_is_unavailable: bool = False) -> Iterator[None]:
+def kube_errors(*, starting_is_unavailable: bool = False, observed: bool = True) -> Iterator[None]:
     """Wrap SDK calls that are not made through ``api()`` (watch streams, for instance).
 
     ``starting_is_unavailable``: a 403 from an API server that is not ready yet is the 503 it
     really is (for calls through the management API's kubeconfig, which the probe uses).
+    ``observed``: count and time the block as one Kubernetes call (metrics); off for the reading of a
+    watch stream, which lasts minutes and yields to its consumer.
     """
+    if not observed:
+        with _kube_errors(starting_is_unavailable):
+            yield
+        return
+    with upstream_call(KUBERNETES), _kube_errors(starting_is_unavailable):
+        yield
+
+
+@contextmanager
+def _kube_errors(starting_is_unavailable: bool) -> Iterator[None]:
     global _ready_until
     try:
         yield
@@ -499,7 +512,7 @@ def watch_json(
         raise WatchExpired(str(exc)) from None
     try:
         buffer = b""
-        with kube_errors():
+        with kube_errors(observed=False):
             for chunk in response.stream(amt=65536, decode_content=True):
                 buffer += chunk
                 while b"\n" in buffer:

@@ -36,6 +36,7 @@ from inferencemgmt.errors import (
     UpstreamError,
     UpstreamUnavailable,
 )
+from inferencemgmt.metrics import upstream_call
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -77,7 +78,13 @@ def translate(exc: ClientError) -> ImmError:
 
 @contextmanager
 def s3_errors() -> Iterator[None]:
-    """Every boto3 call goes through this: no SDK exception escapes the module."""
+    """Every boto3 call goes through this: no SDK exception escapes the module (and each is counted)."""
+    with upstream_call(OBJECT_STORE), _translated_s3_errors():
+        yield
+
+
+@contextmanager
+def _translated_s3_errors() -> Iterator[None]:
     try:
         yield
     except ClientError as exc:

@@ -324,6 +324,26 @@ LOGGING = {
     },
 }
 
+# --- Metrics (Prometheus) --------------------------------------------------------------------------
+# Every process counts requests, upstream calls, operations and reconciles (inferencemgmt/metrics.py).
+# Off: no middleware and no recording on the request path (the benchmark's baseline).
+IMM_METRICS_ENABLED = env.boolean("IMM_METRICS_ENABLED", True)
+if IMM_METRICS_ENABLED:
+    MIDDLEWARE.insert(1, "inferencemgmt.metrics.MetricsMiddleware")
+# `GET /metrics` answers platform admins and a scraper holding this bearer token (set
+# IMM_METRICS_SCRAPE_TOKEN_FILE to a mounted secret; empty: admins only).
+IMM_METRICS_SCRAPE_TOKEN = env.secret("IMM_METRICS_SCRAPE_TOKEN", "")
+# The worker and the controller serve their metrics on this port (0: not served) and address (the
+# Helm chart sets 0.0.0.0 so that Prometheus reaches the pod).
+IMM_METRICS_PORT = env.integer("IMM_METRICS_PORT", 0, minimum=0)
+IMM_METRICS_ADDRESS = env.string("IMM_METRICS_ADDRESS", "127.0.0.1")
+# The Prometheus that scrapes the serving pods: endpoint traffic charts query it as the platform
+# (`GET /tenants/<t>/endpoints/<e>/metrics`). Empty: those answer 503 `metrics_not_configured`.
+PROMETHEUS_URL = env.string("PROMETHEUS_URL", "").rstrip("/")
+PROMETHEUS_CA_FILE = env.existing_file("PROMETHEUS_CA_FILE", "")
+PROMETHEUS_BEARER_TOKEN = env.secret("PROMETHEUS_BEARER_TOKEN", "")
+PROMETHEUS_TIMEOUT_SECONDS = env.number("PROMETHEUS_TIMEOUT_SECONDS", 5.0, minimum=0.1)
+
 # --- Tenants ----------------------------------------------------------------------------------------
 # Value of the namespace label `created_by` that marks a tenant (kept from the original IMM).
 PLATFORM_ADMIN_LABEL = env.string("PLATFORM_ADMIN_LABEL", "platform_admin")

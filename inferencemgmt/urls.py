@@ -13,6 +13,7 @@ from inferencemgmt.api.exceptions import page_not_found
 from inferencemgmt.auth.console import ConsoleCallbackView, ConsoleLoginView
 from inferencemgmt.auth.views import AuthenticateView, TokenView
 from inferencemgmt.health import LivenessView, ReadinessView
+from inferencemgmt.scrape import MetricsView
 from inferencemgmt.securityheaders import swagger_policy
 
 handler400 = "inferencemgmt.api.exceptions.bad_request"
@@ -24,6 +25,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     re_path(r"^healthz/?$", LivenessView.as_view(), name="healthz"),
     re_path(r"^readyz/?$", ReadinessView.as_view(), name="readyz"),
+    re_path(r"^metrics/?$", MetricsView.as_view(), name="metrics"),
     re_path(r"^authenticate/?$", AuthenticateView.as_view(), name="authenticate"),
     re_path(r"^authenticate/token/?$", TokenView.as_view(), name="authenticate-token"),
     re_path(r"^api/schema/?$", SpectacularAPIView.as_view(), name="schema"),

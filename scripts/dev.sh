@@ -40,8 +40,9 @@ stop() {
 trap stop INT TERM EXIT
 
 # -B: the periodic tasks (the stale-upload reaper) run inside this one worker.
-run worker $PY -m celery -A inferencemgmt worker -B --schedule .devstack/celerybeat-schedule --pool=threads --concurrency=4 -l INFO
-run controller $PY manage.py run_controller --kubeconfig "$IMM_CONTROLLER_KUBECONFIG"
+# Each serves its metrics on the port the devstack's Prometheus scrapes (.devstack/env).
+run worker env IMM_METRICS_PORT="${IMM_DEVSTACK_WORKER_METRICS_PORT:-0}" $PY -m celery -A inferencemgmt worker -B --schedule .devstack/celerybeat-schedule --pool=threads --concurrency=4 -l INFO
+run controller env IMM_METRICS_PORT="${IMM_DEVSTACK_CONTROLLER_METRICS_PORT:-0}" $PY manage.py run_controller --kubeconfig "$IMM_CONTROLLER_KUBECONFIG"
 # The production server (the Dockerfile's gunicorn settings), reloading on code changes, so what
 # is measured and seen here is what a deployment does.
 run api .venv/bin/gunicorn inferencemgmt.wsgi:application --bind=127.0.0.1:8000 --workers=2 --threads=4 \

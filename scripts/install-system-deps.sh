@@ -2,7 +2,7 @@
 # Install the Debian packages the project needs, only those missing, so a fresh machine sets
 # itself up and a prepared one pays nothing. Needs root (or sudo) for apt-get.
 set -euo pipefail
-packages=(redis-server slapd ldap-utils chromium libnss3-tools postgresql shellcheck)
+packages=(redis-server slapd ldap-utils chromium libnss3-tools postgresql shellcheck prometheus)
 # The devstack's real node (opt-in): container runtime, CNI plugins, nftables for kube-proxy and
 # the devstack's guard table, iptables for the kubelet's and portmap's chains, and the image tools.
 if [ "${IMM_DEVSTACK_REAL_NODE:-0}" = 1 ]; then
@@ -22,7 +22,7 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # The packaged services must not hold the machine's default ports; the devstack runs its own.
-for svc in redis-server slapd postgresql containerd; do
+for svc in redis-server slapd postgresql containerd prometheus; do
   $SUDO systemctl disable --now "$svc" >/dev/null 2>&1 || $SUDO service "$svc" stop >/dev/null 2>&1 || true
 done
 echo "[deps] done" >&2

@@ -151,3 +151,33 @@ ENDPOINT_LOGS_ANSWER = envelope_answer(
         },
     ),
 )
+
+
+def _points() -> serializers.ListField:
+    return serializers.ListField(
+        child=serializers.ListField(child=serializers.FloatField(allow_null=True), min_length=2, max_length=2),
+        help_text="[unix seconds, value or null] pairs, oldest first; empty when Prometheus has no series.",
+    )
+
+
+ENDPOINT_TRAFFIC_ANSWER = envelope_answer(
+    "EndpointTrafficAnswer",
+    "OK",
+    shape(
+        "EndpointTraffic",
+        {
+            "start": serializers.FloatField(),
+            "end": serializers.FloatField(),
+            "step": serializers.IntegerField(),
+            "series": shape(
+                "EndpointTrafficSeries",
+                {
+                    "requestRate": _points(),
+                    "errorRate": _points(),
+                    "latencyP50Ms": _points(),
+                    "latencyP95Ms": _points(),
+                },
+            ),
+        },
+    ),
+)

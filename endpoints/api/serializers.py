@@ -10,6 +10,8 @@ Kubernetes quantities, and the model name is one path segment. Unknown keys are 
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from typing import Any
 
 from drf_spectacular.utils import extend_schema_field
@@ -233,3 +235,48 @@ def validate_tail(raw: str | None, default: int, maximum: int) -> int:
     if lines is None or not 1 <= lines <= maximum:
         raise serializers.ValidationError({"tail": [f"{raw!r} is not a whole number from 1 to {maximum}"]})
     return lines
+
+
+#: ``?range=`` of the traffic route: a number and a unit, from five minutes to seven days.
+_DURATION = re.compile(r"(\d{1,6})([smhd])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+TRAFFIC_RANGE_MIN, TRAFFIC_RANGE_MAX = 300, 7 * 86400
+TRAFFIC_STEP_MIN = 5
+TRAFFIC_POINTS_MAX = 1000
+TRAFFIC_POINTS_DEFAULT = 120
+
+
+def _seconds(raw: str) -> int | None:
+    found = _DURATION.fullmatch(raw)
+    return None if found is None else int(found.group(1)) * _UNIT_SECONDS[found.group(2)]
+
+
+def validate_traffic_query(params: Mapping[str, str]) -> tuple[int, int]:
+    """``?range=1h&step=30s`` as seconds: the range and the step between points, both bounded.
+
+    The default step gives about 120 points; a step may not be shorter than 5 s (a few scrapes) nor
+    give more than 1000 points, so one chart never asks Prometheus for an unbounded answer.
+    """
+    unknown = sorted(set(params) - {"range", "step"})
+    if unknown:
+        raise serializers.ValidationError({unknown[0]: ["is not a parameter of this route (range, step)"]})
+    raw_range = params.get("range") or "1h"
+    seconds = _seconds(raw_range)
+    if seconds is None or not TRAFFIC_RANGE_MIN <= seconds <= TRAFFIC_RANGE_MAX:
+        raise serializers.ValidationError(
+            {"range": [f"{raw_range[:40]!r} is not a duration from 5m to 7d (a number and s, m, h or d)"]}
+        )
+    raw_step = params.get("step")
+    if not raw_step:
+        return seconds, max(TRAFFIC_STEP_MIN, seconds // TRAFFIC_POINTS_DEFAULT)
+    step = _seconds(raw_step)
+    if step is None or step < TRAFFIC_STEP_MIN or step > seconds or seconds // step > TRAFFIC_POINTS_MAX:
+        raise serializers.ValidationError(
+            {
+                "step": [
+                    f"{raw_step[:40]!r} is not a duration from 5s to the range that gives at most "
+                    f"{TRAFFIC_POINTS_MAX} points"
+                ]
+            }
+        )
+    return seconds, step

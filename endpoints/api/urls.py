@@ -5,6 +5,7 @@ from endpoints.api.views import (
     EndpointDetailView,
     EndpointEventsView,
     EndpointLogsView,
+    EndpointMetricsView,
     EndpointPauseView,
     EndpointReplicasView,
     EndpointResumeView,
@@ -18,6 +19,7 @@ urlpatterns = [
     re_path(rf"{_ENDPOINT}/replicas/?$", EndpointReplicasView.as_view(), name="endpoint-replicas"),
     re_path(rf"{_ENDPOINT}/events/?$", EndpointEventsView.as_view(), name="endpoint-events"),
     re_path(rf"{_ENDPOINT}/logs/?$", EndpointLogsView.as_view(), name="endpoint-logs"),
+    re_path(rf"{_ENDPOINT}/metrics/?$", EndpointMetricsView.as_view(), name="endpoint-metrics"),
     re_path(rf"{_ENDPOINT}/pause/?$", EndpointPauseView.as_view(), name="endpoint-pause"),
     re_path(rf"{_ENDPOINT}/resume/?$", EndpointResumeView.as_view(), name="endpoint-resume"),
 ]

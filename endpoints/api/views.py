@@ -21,6 +21,7 @@ from endpoints.api.schemas import (
     ENDPOINT_LIST_ANSWER,
     ENDPOINT_LOGS_ANSWER,
     ENDPOINT_PATCHED_ANSWER,
+    ENDPOINT_TRAFFIC_ANSWER,
 )
 from endpoints.api.serializers import (
     EndpointCreateSerializer,
@@ -29,6 +30,7 @@ from endpoints.api.serializers import (
     EndpointUpdateSerializer,
     endpoint_create_arguments,
     validate_tail,
+    validate_traffic_query,
 )
 from endpoints.spec import endpoint_url
 from inferencemgmt import paging
@@ -175,3 +177,29 @@ class EndpointResumeView(APIView):
         tenant, name = known_tenant_name(tenant), _endpoint(name)
         replicas = services.endpoint_resume(request_identity(request), tenant, name)
         return envelope("PATCHED", {"url": endpoint_url(name, tenant), "values": {"replicas": replicas}})
+
+
+class EndpointMetricsView(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "range",
+                {"type": "string", "pattern": "^[0-9]{1,6}[smhd]$"},
+                description="How far back, 5m to 7d (default 1h).",
+            ),
+            OpenApiParameter(
+                "step",
+                {"type": "string", "pattern": "^[0-9]{1,6}[smhd]$"},
+                description="Between points, at least 5s and at most 1000 points (default: about 120 points).",
+            ),
+        ],
+        responses={200: ENDPOINT_TRAFFIC_ANSWER, 400: error_response(400), 503: error_response(503)},
+        summary="Request rate, error rate and latency p50/p95 of the endpoint over time, from Prometheus",
+    )
+    def get(self, request: Request, tenant: str, name: str) -> Response:
+        """``{"start", "end", "step", "series": {"requestRate", "errorRate", "latencyP50Ms", "latencyP95Ms"}}``,
+        each series ``[[unix seconds, value or null], ...]``; 503 ``metrics_not_configured`` without Prometheus."""
+        tenant, name = known_tenant_name(tenant), _endpoint(name)
+        seconds, step = validate_traffic_query(request.query_params)
+        traffic = selectors.endpoint_traffic(request_identity(request), tenant, name, seconds=seconds, step=step)
+        return envelope("OK", traffic)

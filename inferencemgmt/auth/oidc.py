@@ -26,6 +26,7 @@ from inferencemgmt.errors import (
     UpstreamError,
     UpstreamUnavailable,
 )
+from inferencemgmt.metrics import upstream_call
 
 #: Asymmetric algorithms only: never ``none``, never HMAC (whose "secret" would be our public key).
 ALLOWED_ALGORITHMS = ("RS256", "ES256")
@@ -76,6 +77,7 @@ class OIDCProvider:
     def _verify(self) -> bool | str:
         return self.config.ca_file or True
 
+    @upstream_call(IDENTITY_PROVIDER)
     def _get_json(self, url: str) -> dict[str, Any]:
         try:
             response = requests.get(url, timeout=self.config.timeout, verify=self._verify)
@@ -176,6 +178,7 @@ class OIDCProvider:
         return dict(claims)
 
     # --- token endpoint (the compatibility login routes) -------------------------------------------
+    @upstream_call(IDENTITY_PROVIDER)
     def token_request(self, form: dict[str, str]) -> dict[str, Any]:
         """Exchange a code or refresh token with the client secret, which never leaves the server."""
         url = self.endpoint("token_endpoint")

@@ -31,6 +31,7 @@ from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from inferencemgmt import metrics
 from inferencemgmt.auth.identity import Identity, identity_from_record
 from inferencemgmt.celery import app
 from inferencemgmt.errors import ImmError
@@ -149,6 +150,9 @@ def _claim(task: Task, operation_id: str, run_id: str) -> Operation | None:
         state=State.RUNNING, started_at=Coalesce("started_at", Value(now)), **claim
     ):
         logger.info("Operation %s started (%s)", operation_id, operation.kind)
+        # Queued at creation, or handed back for a retry (heartbeat_at then says when).
+        queued_at = operation.heartbeat_at if operation.attempts and operation.heartbeat_at else operation.created_at
+        metrics.OPERATION_QUEUE_WAIT.labels(operation.kind).observe(max(0.0, (now - queued_at).total_seconds()))
     else:
         stale = timedelta(seconds=settings.IMM_OPERATION_STALE_SECONDS)
         if not Operation.objects.filter(pk=operation_id, state=State.RUNNING, heartbeat_at__lt=now - stale).update(
@@ -176,6 +180,12 @@ def _finish(run: OperationRun, state: str, **fields: Any) -> None:
         logger.info("Operation %s %s", run.operation.pk, state)
         operation_id = run.operation.pk
         transaction.on_commit(lambda: wakeup.announce_end(operation_id))
+        # Only the run whose compare-and-set recorded the outcome counts it: once per operation.
+        started = run.operation.started_at or run.operation.created_at
+        metrics.OPERATIONS.labels(run.operation.kind, state).inc()
+        metrics.OPERATION_DURATION.labels(run.operation.kind).observe(
+            max(0.0, (timezone.now() - started).total_seconds())
+        )
     else:
         logger.warning("Operation %s was taken over before it could be marked %s", run.operation.pk, state)
 
@@ -206,6 +216,7 @@ def execute_operation(task: Task, operation_id: str, body: OperationBody) -> Non
                 state=State.PENDING, steps=run.steps, owner="", heartbeat_at=timezone.now()
             ):
                 countdown = retry_countdown(operation.attempts)
+                metrics.OPERATION_RETRIES.labels(operation.kind).inc()
                 logger.warning("Operation %s hit %s; retrying in %.1fs", operation_id, exc.code, countdown)
                 raise task.retry(countdown=countdown, max_retries=None) from None
             return

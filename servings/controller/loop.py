@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from inferencemgmt import kube
+from inferencemgmt import kube, metrics
 from inferencemgmt.errors import ImmError
 from inferencemgmt.resources import ENDPOINT_LABEL, GROUP, PLURAL
 from servings.catalogue import TEMPLATE_LABEL_SELECTOR
@@ -168,18 +168,41 @@ class Controller:
                     continue  # never act without the lease, even for a key already taken
                 namespace, name = key.split("/", 1)
                 started = time.monotonic()
-                state = self.reconciler.reconcile(namespace, name)
+                result = "crashed"
+                try:
+                    state = self.reconciler.reconcile(namespace, name)
+                    result = state if state in metrics.RECONCILE_RESULTS else "other"
+                except ImmError:
+                    result = "error"
+                    raise
+                finally:
+                    metrics.RECONCILES.labels(result).inc()
+                    metrics.RECONCILE_DURATION.observe(time.monotonic() - started)
                 self.queue.forget(key)
                 logger.info("reconciled %s: %s in %.0f ms", key, state, (time.monotonic() - started) * 1000)
             except ImmError as exc:
                 delay = self.queue.retry(key)
+                metrics.WORKQUEUE_RETRIES.inc()
                 logger.warning("reconcile %s failed: %s; retry in %.1fs", key, exc, delay)
             except Exception:
                 # A defect must not kill the worker (and with it the controller): log, back off, go on.
                 delay = self.queue.retry(key)
+                metrics.WORKQUEUE_RETRIES.inc()
                 logger.exception("reconcile %s crashed; retry in %.1fs", key, delay)
             finally:
                 self.queue.done(key)
+                metrics.WORKQUEUE_DEPTH.set(len(self.queue))
+
+    def observe(self) -> None:
+        """Set the gauges that describe this controller now: leader or not, keys waiting."""
+        metrics.LEADER.set(1 if self.elector.leading.is_set() else 0)
+        metrics.WORKQUEUE_DEPTH.set(len(self.queue))
+
+    def _observe_forever(self) -> None:
+        self.observe()
+        while not self._stop.wait(1.0):
+            self.observe()
+        metrics.LEADER.set(0)
 
     def _resync(self) -> None:
         while not self._stop.wait(self.resync_seconds):
@@ -201,6 +224,7 @@ class Controller:
     def run(self) -> int:
         """Run until ``stop()`` (returns 0) or until the lease is lost (returns 1)."""
         self._start(self.elector.run, self._stop)
+        self._start(self._observe_forever)
         logger.info(
             "controller %s: waiting for the lease %s/%s",
             self.elector.identity,

@@ -69,6 +69,7 @@ TENANT_ROUTES: dict[tuple[str, str], tuple[str, Any]] = {
     ("DELETE", "/tenants/{tenant}/endpoints/{name}"): ("member", None),
     ("GET", "/tenants/{tenant}/endpoints/{name}/events"): ("member", None),
     ("GET", "/tenants/{tenant}/endpoints/{name}/logs"): ("member", None),
+    ("GET", "/tenants/{tenant}/endpoints/{name}/metrics"): ("member", None),
     ("POST", "/tenants/{tenant}/endpoints/{name}/pause"): ("member", None),
     ("POST", "/tenants/{tenant}/endpoints/{name}/resume"): ("member", None),
     ("PATCH", "/tenants/{tenant}/endpoints/{name}/replicas"): ("member", {"replicas": 1}),

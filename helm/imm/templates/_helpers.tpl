@@ -93,6 +93,21 @@ names and subjects, so the rules have one source.
 {{- end }}
 - name: DJANGO_LOG_LEVEL
   value: {{ .Values.django.logLevel | quote }}
+- name: IMM_METRICS_PORT
+  value: {{ .Values.metrics.port | int | toString | quote }}
+- name: IMM_METRICS_ADDRESS
+  value: "0.0.0.0"
+{{- if .Values.metrics.prometheusUrl }}
+- name: PROMETHEUS_URL
+  value: {{ .Values.metrics.prometheusUrl | quote }}
+{{- end }}
+{{- if .Values.metrics.scrapeToken.existingSecret }}
+- name: IMM_METRICS_SCRAPE_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.metrics.scrapeToken.existingSecret }}
+      key: {{ .Values.metrics.scrapeToken.key }}
+{{- end }}
 - name: IMM_MAX_JSON_BODY_BYTES
   value: {{ .Values.django.maxJsonBodyBytes | int64 | toString | quote }}
 - name: DATABASE_URL
@@ -249,4 +264,14 @@ affinity:
 {{- end }}
 volumes:
   {{- include "imm.volumes" $root | nindent 2 }}
+{{- end -}}
+
+{{/* Prometheus scrape annotations of a pod: (list $ port) */}}
+{{- define "imm.scrapeAnnotations" -}}
+{{- $root := index . 0 -}}
+{{- if $root.Values.metrics.scrapeAnnotations }}
+prometheus.io/scrape: "true"
+prometheus.io/port: {{ index . 1 | toString | quote }}
+prometheus.io/path: /metrics
+{{- end }}
 {{- end -}}

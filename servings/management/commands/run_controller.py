@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
-from inferencemgmt import kube
+from inferencemgmt import kube, metrics
 from servings.controller.leader import LeaderElector
 from servings.controller.loop import Controller
 from servings.controller.reconciler import Reconciler, TemplateCache
@@ -96,6 +96,9 @@ class Command(BaseCommand):
         )
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: controller.stop())
+        if settings.IMM_METRICS_PORT:
+            port = metrics.serve(settings.IMM_METRICS_PORT, settings.IMM_METRICS_ADDRESS)
+            logging.getLogger(__name__).info("metrics on %s:%d", settings.IMM_METRICS_ADDRESS, port)
         code = controller.run()
         if code:
             sys.exit(code)
