@@ -34,7 +34,7 @@ from inferencemgmt.auth.identity import Identity, identity_from_record
 from inferencemgmt.celery import app
 from inferencemgmt.errors import ImmError
 from inferencemgmt.operations.models import Operation
-from inferencemgmt.operations.services import detail_bounded, error_record, result_bounded
+from inferencemgmt.operations.services import detail_bounded, error_record, operation_finished, result_bounded
 from inferencemgmt.requestlog import request_id_bound
 
 logger = logging.getLogger(__name__)
@@ -172,6 +172,7 @@ def _finish(run: OperationRun, state: str, **fields: Any) -> None:
     )
     if updated == 1:
         logger.info("Operation %s %s", run.operation.pk, state)
+        operation_finished.send(Operation, operation_id=run.operation.pk, state=state)
     else:
         logger.warning("Operation %s was taken over before it could be marked %s", run.operation.pk, state)
 

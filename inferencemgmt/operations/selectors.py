@@ -29,3 +29,8 @@ def operation_get(identity: Identity, operation_id: str) -> Operation:
     if operation is None:
         raise NotFound(description=f"Task {operation_id} does not exist")
     return operation
+
+
+def operation_states(operation_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """The current state of each operation (any requester): for the audit trail's outcomes."""
+    return dict(Operation.objects.filter(pk__in=operation_ids).values_list("pk", "state"))
