@@ -76,6 +76,7 @@ NOT_AUDITED: dict[tuple[str, str], str] = {
     ("upload-part", "PUT"): "a part of an upload whose start and completion are audited",
     # Signing in changes nothing on the platform (the identity provider logs sign-ins).
     ("authenticate-token", "POST"): "a sign-in (token exchange)",
+    ("oidc_logout", "POST"): "a sign-out of the console",
 }
 
 #: The console's multi-action route; its ``action`` path segment is part of the key.
