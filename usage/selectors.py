@@ -2,7 +2,8 @@
 
 Integration: each sample's values hold from its time until the tenant's next sample, but never
 longer than ``IMM_USAGE_MAX_GAP_SAMPLES`` sampling intervals (a sampler outage is not billed as the
-last sample stretched over it) and never past now. The held segments are cut at the bucket and period
+last sample stretched over it); the newest sample of a tenant holds one interval (until the next
+sample is due: a deleted tenant stops there), and nothing holds past now. The held segments are cut at the bucket and period
 edges, so a total over a period equals the sum of its buckets. Replica-hours are replicas x hours held;
 CPU-hours are requested cores x hours; GPU-hours GPUs x hours; memory in GiB-hours.
 """
@@ -98,9 +99,13 @@ def _segments(
 ) -> Iterable[tuple[datetime, datetime, UsageSample]]:
     """Each sample's held time (see the module's docstring), cut to the period."""
     gap = _max_gap()
+    interval = timedelta(seconds=settings.IMM_USAGE_SAMPLE_INTERVAL_SECONDS)
     for index, sample in enumerate(samples):
-        following = samples[index + 1].time if index + 1 < len(samples) else None
-        held_until = min(t for t in (following, sample.time + gap, now, period.end) if t is not None)
+        if index + 1 < len(samples):
+            held_until = min(samples[index + 1].time, sample.time + gap)
+        else:
+            held_until = sample.time + interval  # the newest: until the next sample is due
+        held_until = min(held_until, now, period.end)
         begin = max(sample.time, period.start)
         if held_until > begin:
             yield begin, held_until, sample
