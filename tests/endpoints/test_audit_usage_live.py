@@ -1,0 +1,183 @@
+"""The audit trail and the usage ledger on the live platform (kwok nodes): each endpoint action by a
+member leaves exactly one record with the right fields, a refused one is recorded as failed, members
+read only their tenants' records, a 202 tenant deletion is settled to its task's final state by the
+worker; and sampling while an endpoint scales 1 -> 3 -> 0 gives the replica-hours that happened,
+within one sample."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from typing import Any
+
+import pytest
+from django.db import connections
+from django.test import override_settings
+from kubernetes import client
+from rest_framework.test import APIClient
+
+from audit.models import AuditRecord
+from tests.endpoints.conftest import Platform
+from tests.servings.conftest import ControllerProcess, wait_for
+from usage import tasks as usage_tasks
+from usage.services import pod_requests
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(scope="module")
+def live(platform: Platform, controller: ControllerProcess) -> str:
+    """A team-a tenant whose endpoints the test controller renders (kwok runs their pods)."""
+    return platform.tenant(maxEndpoints=10)
+
+
+def _endpoint(name: str, replicas: int) -> dict[str, Any]:
+    return {
+        "endpointName": name,
+        "modelName": "resnet",
+        "subjectName": "client",
+        "replicas": replicas,
+        "resources": {"requests.cpu": "200m"},
+    }
+
+
+def _rows(tenant: str) -> list[tuple[Any, ...]]:
+    return list(
+        AuditRecord.objects.filter(tenant=tenant)
+        .order_by("id")
+        .values_list("username", "action", "target", "status_code", "outcome", "error")
+    )
+
+
+def test_each_endpoint_action_leaves_one_record_and_members_see_only_theirs(platform, live):
+    base = f"/tenants/{live}/endpoints"
+    answers = [
+        platform.call("alice", "post", base, _endpoint("audited", 0)),
+        platform.call("alice", "patch", f"{base}/audited/replicas", {"replicas": 1}),
+        platform.call("bob", "patch", f"{base}/audited/replicas", {"replicas": 2}),  # an outsider: 403
+        platform.call("alice", "post", f"{base}/audited/pause"),
+        platform.call("alice", "post", f"{base}/audited/resume"),
+        platform.call("alice", "patch", f"{base}/audited", {"modelName": "other"}),
+        platform.call("alice", "patch", f"{base}/audited/replicas", {"replicas": "many"}),  # 400
+        platform.call("alice", "delete", f"{base}/audited"),
+        platform.call("alice", "get", f"{base}"),  # a read: no record
+    ]
+    assert [answer.status_code for answer in answers] == [200, 200, 403, 200, 200, 200, 400, 200, 200]
+    alice, bob = "alice@example.com", "bob@example.com"
+    assert _rows(live) == [
+        (alice, "endpoint.create", "audited", 200, "SUCCEEDED", ""),
+        (alice, "endpoint.scale", "audited", 200, "SUCCEEDED", ""),
+        (bob, "endpoint.scale", "audited", 403, "FAILED", "kubernetes_forbidden"),
+        (alice, "endpoint.pause", "audited", 200, "SUCCEEDED", ""),
+        (alice, "endpoint.resume", "audited", 200, "SUCCEEDED", ""),
+        (alice, "endpoint.update", "audited", 200, "SUCCEEDED", ""),
+        (alice, "endpoint.scale", "audited", 400, "FAILED", "validation_failed"),
+        (alice, "endpoint.delete", "audited", 200, "SUCCEEDED", ""),
+    ]
+    records = AuditRecord.objects.filter(tenant=live).order_by("id")
+    assert [record.request_id for record in records] == [answer["X-Request-ID"] for answer in answers[:8]]
+    assert records[0].groups == ["team-a"]
+    assert records[2].groups == ["team-b"]
+    assert {record.client_address for record in records} == {"127.0.0.1"}
+
+    # alice (team-a) reads them; bob (team-b) sees none of them and may not ask for them.
+    listed = platform.call("alice", "get", f"/audit?tenant={live}&limit=500").json()["data"]["items"]
+    assert [item["action"] for item in reversed(listed)] == [row[1] for row in _rows(live)]
+    bobs = platform.call("bob", "get", "/audit?limit=500").json()["data"]["items"]
+    assert live not in {item["tenant"] for item in bobs}
+    assert platform.call("bob", "get", f"/audit?tenant={live}").status_code == 403
+
+
+def test_a_202_tenant_deletion_is_settled_to_the_tasks_final_state(platform):
+    doomed = platform.tenant(maxEndpoints=1)
+    answer = APIClient().delete(
+        f"/tenants/{doomed}",
+        HTTP_AUTHORIZATION=f"Bearer {platform.token('admin')}",
+        HTTP_PREFER="respond-async",
+    )
+    assert answer.status_code == 202, answer.content
+    [record] = AuditRecord.objects.filter(tenant=doomed, action="tenant.delete")
+    assert str(record.operation_id) == answer.json()["data"]["task"]["id"]
+    assert record.outcome in ("PENDING", "SUCCEEDED")  # the worker may already be done
+
+    def settled() -> bool:
+        return AuditRecord.objects.get(pk=record.pk).outcome == "SUCCEEDED"
+
+    wait_for(settled, 240, 1, "the audit record to take the task's final state")
+    assert AuditRecord.objects.filter(tenant=doomed, action="tenant.delete").count() == 1
+
+
+INTERVAL = 2.0
+
+
+def _replicas(platform: Platform, tenant: str, name: str) -> int:
+    found = client.AppsV1Api(platform.k8s).list_namespaced_deployment(
+        tenant, label_selector=f"ai.intel.com/inference-endpoint={name}"
+    )
+    return sum(int(item.status.replicas or 0) for item in found.items)
+
+
+def test_scaling_1_3_0_gives_the_replica_hours_that_happened(platform, live):
+    name = "metered"
+    stop = threading.Event()
+    truth: list[tuple[float, int]] = []  # (monotonic time, pods): a fine-grained record of what happened
+
+    def observe() -> None:
+        while not stop.is_set():
+            truth.append((time.monotonic(), _replicas(platform, live, name)))
+            stop.wait(0.2)
+
+    def sample() -> None:
+        try:
+            while not stop.is_set():
+                usage_tasks.sample()
+                stop.wait(INTERVAL)
+        finally:
+            connections.close_all()  # this thread's own connection
+
+    with override_settings(IMM_USAGE_SAMPLE_INTERVAL_SECONDS=INTERVAL):
+        started = time.time()
+        watcher = threading.Thread(target=observe, daemon=True)
+        sampler = threading.Thread(target=sample, daemon=True)
+        watcher.start()
+        sampler.start()
+        try:
+            base = f"/tenants/{live}/endpoints"
+            assert platform.call("alice", "post", base, _endpoint(name, 1)).status_code == 200
+            wait_for(lambda: _replicas(platform, live, name) == 1, 180, 0.5, "1 pod")
+            time.sleep(8)
+            assert platform.call("alice", "patch", f"{base}/{name}/replicas", {"replicas": 3}).status_code == 200
+            wait_for(lambda: _replicas(platform, live, name) == 3, 180, 0.5, "3 pods")
+            time.sleep(8)
+            assert platform.call("alice", "patch", f"{base}/{name}/replicas", {"replicas": 0}).status_code == 200
+            wait_for(lambda: _replicas(platform, live, name) == 0, 180, 0.5, "0 pods")
+            time.sleep(2 * INTERVAL)
+        finally:
+            stop.set()
+            watcher.join(10)
+            sampler.join(30)
+        ended = time.time()
+        happened = sum((later[0] - now[0]) * now[1] for now, later in itertools.pairwise(truth)) / 3600
+        answer = platform.call(
+            "alice",
+            "get",
+            f"/tenants/{live}/usage?from={_iso(started - 1)}&to={_iso(ended + 1)}&step=10",
+        )
+        assert answer.status_code == 200, answer.content
+        usage = answer.json()["data"]
+    # Within one sample: at most the peak's pods for one sampling interval (plus the observer's step).
+    tolerance = 3 * (INTERVAL + 0.3) / 3600
+    assert happened > 3 * 8 / 3600  # the test did scale
+    assert usage["totals"]["replicaHours"] == pytest.approx(happened, abs=tolerance)
+    template = client.AppsV1Api(platform.k8s).list_namespaced_deployment(
+        live, label_selector=f"ai.intel.com/inference-endpoint={name}", _preload_content=False
+    )
+    cpu_per_pod = float(pod_requests(json.loads(template.data)["items"][0]["spec"]["template"])[0])
+    assert usage["totals"]["cpuHours"] == pytest.approx(usage["totals"]["replicaHours"] * cpu_per_pod, rel=1e-3)
+    assert max(point["replicas"] for point in usage["series"]) > 1
+
+
+def _iso(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
