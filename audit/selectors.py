@@ -52,6 +52,8 @@ def _moment(name: str, raw: str) -> str:
         parsed = None
     if parsed is None:
         raise ValidationFailed(description=f"{name}: must be an ISO 8601 date and time, e.g. 2026-01-31T12:00:00Z")
+    if not 1970 <= parsed.year <= 9000:
+        raise ValidationFailed(description=f"{name}: must be between the years 1970 and 9000")
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC).isoformat()

@@ -3,8 +3,8 @@
 Integration: each sample's values hold from its time until the tenant's next sample, but never
 longer than ``IMM_USAGE_MAX_GAP_SAMPLES`` sampling intervals (a sampler outage is not billed as the
 last sample stretched over it); the newest sample of a tenant holds one interval (until the next
-sample is due: a deleted tenant stops there), and nothing holds past now. The held segments are cut at the bucket and period
-edges, so a total over a period equals the sum of its buckets. Replica-hours are replicas x hours held;
+sample is due: a deleted tenant stops there), and nothing holds past now. The held segments are cut
+at the bucket and period edges, so a total over a period equals the sum of its buckets. Replica-hours are replicas x hours held;
 CPU-hours are requested cores x hours; GPU-hours GPUs x hours; memory in GiB-hours.
 """
 
@@ -26,6 +26,7 @@ from tenants.selectors import known_tenant_name, tenant_list, tenant_namespace, 
 from usage.models import UsageSample
 
 MAX_BUCKETS = 1000
+EARLIEST_YEAR, LATEST_YEAR = 1970, 9000
 DEFAULT_PERIOD = timedelta(days=1)
 _DURATION = re.compile(r"^([1-9][0-9]{0,8})([smhd]?)$")
 _UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -52,6 +53,9 @@ def _moment(name: str, raw: str) -> datetime:
         parsed = None
     if parsed is None:
         raise ValidationFailed(description=f"{name}: must be an ISO 8601 date and time, e.g. 2026-01-31T12:00:00Z")
+    if not EARLIEST_YEAR <= parsed.year <= LATEST_YEAR:
+        # Arithmetic near datetime's own limits would overflow (a day before year 1).
+        raise ValidationFailed(description=f"{name}: must be between the years {EARLIEST_YEAR} and {LATEST_YEAR}")
     return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
 
 
@@ -73,7 +77,7 @@ def usage_period(query: Mapping[str, str], *, now: datetime | None = None) -> Pe
         step = timedelta(seconds=max(1, round(step.total_seconds())))
     if (end - start) / step > MAX_BUCKETS:
         raise ValidationFailed(description=f"step: the period would have more than {MAX_BUCKETS} points")
-    return Period(start, end, step)
+    return Period(start, end, min(step, end - start))  # one point at most: no date past the period
 
 
 def usage_tenant_allowed(identity: Identity, tenant: str) -> None:

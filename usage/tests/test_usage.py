@@ -151,6 +151,8 @@ def test_the_ranking_orders_tenants_by_gpu_then_cpu_hours(settings):
         ({"step": "0"}, "step"),
         ({"step": "5 minutes"}, "step"),
         ({"step": "1s"}, "step"),  # a day in 1 s steps: too many points
+        ({"to": "0001-01-01T00:00:00Z"}, "to"),  # a day before would not be a date
+        ({"from": "9999-12-31T00:00:00Z"}, "from"),
     ],
 )
 def test_bad_periods_are_refused_naming_the_field(query, field):
@@ -158,12 +160,15 @@ def test_bad_periods_are_refused_naming_the_field(query, field):
 
     with pytest.raises(ValidationFailed) as refused:
         selectors.usage_period(query, now=T0)
-    assert refused.value.description is not None and refused.value.description.startswith(f"{field}:")
+    assert refused.value.description is not None
+    assert refused.value.description.startswith(f"{field}:")
 
 
 def test_periods_default_to_the_last_day_and_steps_take_units():
     period = selectors.usage_period({"step": "1h"}, now=T0)
     assert (period.start, period.end, period.step) == (T0 - timedelta(days=1), T0, timedelta(hours=1))
+    # A step longer than the period is the period: one point, no date computed past it.
+    assert selectors.usage_period({"step": "999999999d"}, now=T0).step == timedelta(days=1)
 
 
 def test_the_purge_keeps_what_retention_keeps(settings):
@@ -183,7 +188,8 @@ def test_charts_are_polylines_scaled_to_the_peak_or_the_quota(settings):
     replicas, _, _, gpus = usage_charts(usage)
     assert len(replicas.points.split()) == 3
     assert replicas.top == pytest.approx(3.3)
-    assert gpus.quota_y is not None and gpus.top == pytest.approx(4.4)
+    assert gpus.quota_y is not None
+    assert gpus.top == pytest.approx(4.4)
 
 
 # --- the route ---------------------------------------------------------------------------------------
@@ -225,7 +231,8 @@ def test_members_and_admins_read_a_tenants_usage_and_others_are_refused(api, iss
     settings.IMM_USAGE_SAMPLE_INTERVAL_SECONDS = 60
     now = datetime.now(UTC).replace(microsecond=0)
     _ledger([2, 2, 2], 60, start=now - timedelta(minutes=3), tenant=TENANT)
-    query = f"?from={(now - timedelta(minutes=3)).isoformat().replace('+00:00', 'Z')}&to={now.isoformat().replace('+00:00', 'Z')}&step=60"
+    start, end = (moment.isoformat().replace("+00:00", "Z") for moment in (now - timedelta(minutes=3), now))
+    query = f"?from={start}&to={end}&step=60"
     member = get(api, issuer, f"/tenants/{TENANT}/usage{query}", "alice@example.com", ["team-a"])
     assert member.status_code == 200, member.content
     data = member.json()["data"]
