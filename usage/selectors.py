@@ -4,8 +4,9 @@ Integration: each sample's values hold from its time until the tenant's next sam
 longer than ``IMM_USAGE_MAX_GAP_SAMPLES`` sampling intervals (a sampler outage is not billed as the
 last sample stretched over it); the newest sample of a tenant holds one interval (until the next
 sample is due: a deleted tenant stops there), and nothing holds past now. The held segments are cut
-at the bucket and period edges, so a total over a period equals the sum of its buckets. Replica-hours are replicas x hours held;
-CPU-hours are requested cores x hours; GPU-hours GPUs x hours; memory in GiB-hours.
+at the bucket and period edges, so a total over a period equals the sum of its buckets.
+Replica-hours are replicas x hours held; CPU-hours requested cores x hours; GPU-hours GPUs x hours;
+memory in GiB-hours.
 """
 
 from __future__ import annotations
