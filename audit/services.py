@@ -112,11 +112,13 @@ def _operation_finished(sender: Any, *, operation_id: uuid.UUID, state: str, **k
 def audit_settle_pending() -> int:
     """Settle records whose task ended without the signal reaching us (a worker killed between the
     two writes): the purge task runs it as a backstop."""
-    pending = list(
-        AuditRecord.objects.filter(outcome=Outcome.PENDING, operation_id__isnull=False)
+    pending = [
+        operation_id
+        for operation_id in AuditRecord.objects.filter(outcome=Outcome.PENDING, operation_id__isnull=False)
         .values_list("operation_id", flat=True)
         .distinct()[:1000]
-    )
+        if operation_id is not None
+    ]
     settled = 0
     for operation_id, state in operation_states(pending).items():
         settled += audit_outcome_settle(operation_id, state)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import render
 
 from audit import selectors
 from audit.api.views import csv_response
 from inferencemgmt.auth.identity import Identity
-from inferencemgmt.views import console_page
+from inferencemgmt.errors import ImmError
+from inferencemgmt.views import console_page, render_error, session_identity
 
 FILTER_KEYS = ("tenant", "user", "action", "from", "to")
 
@@ -38,6 +41,12 @@ def audit_list(request: HttpRequest, identity: Identity) -> HttpResponse:
     )
 
 
-@console_page()
-def audit_export(request: HttpRequest, identity: Identity) -> StreamingHttpResponse:
-    return csv_response(identity, {key: request.GET.get(key, "").strip() for key in FILTER_KEYS})
+def audit_export(request: HttpRequest) -> HttpResponseBase:
+    """``console_page`` by hand: its pages are rendered responses, this one a stream."""
+    identity = session_identity(request)
+    if identity is None:
+        return redirect_to_login(request.get_full_path())
+    try:
+        return csv_response(identity, {key: request.GET.get(key, "").strip() for key in FILTER_KEYS})
+    except ImmError as error:
+        return render_error(request, identity, error)

@@ -97,7 +97,7 @@ def measure(samples: int) -> None:
     settings.ALLOWED_HOSTS = ["testserver"]
     call_command("migrate", verbosity=0)
     api = APIClient()
-    api.force_authenticate(Identity(username="alice@example.com", groups=("team-a",)))
+    api.force_authenticate(Identity(username="alice@example.com", groups=("team-a",)))  # type: ignore[arg-type]
     requests: dict[str, Callable[[], Any]] = {
         "scale": lambda: api.patch(
             "/tenants/bench/endpoints/e1/replicas", data=json.dumps({"replicas": -1}), content_type="application/json"
@@ -125,12 +125,13 @@ def measure(samples: int) -> None:
     recorded = AuditRecord.objects.count() - before
     assert recorded == samples * len(requests), recorded  # on: one record each; off: none
     for name in requests:
-        on, off = seconds[(name, True)], seconds[(name, False)]
-        for label, values in (("on ", on), ("off", off)):
+        audited, plain = seconds[(name, True)], seconds[(name, False)]
+        for label, values in (("on ", audited), ("off", plain)):
             p50, p95 = statistics.median(values) * 1000, percentile(values, 0.95) * 1000
             print(f"{name:6} audit {label} p50 {p50:6.2f} ms  p95 {p95:6.2f} ms")
-        added = (statistics.median(on) - statistics.median(off)) * 1000
-        print(f"{name:6} p50 ratio on/off {statistics.median(on) / statistics.median(off):.2f} (+{added:.2f} ms)")
+        ratio = statistics.median(audited) / statistics.median(plain)
+        added = (statistics.median(audited) - statistics.median(plain)) * 1000
+        print(f"{name:6} p50 ratio on/off {ratio:.2f} (+{added:.2f} ms)")
 
 
 if __name__ == "__main__":

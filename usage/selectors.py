@@ -186,9 +186,8 @@ def usage_ranking(period: Period, *, now: datetime | None = None) -> list[dict[s
     """Every tenant with samples in the period and its totals, most GPU-hours first (then CPU-hours,
     then replica-hours)."""
     moment = now or timezone.now()
-    ranked = [
-        {"tenant": tenant, **_totals(_segments(samples, period, moment))}
-        for tenant, samples in _samples(None, period).items()
-    ]
-    ranked.sort(key=lambda row: (-row["gpuHours"], -row["cpuHours"], -row["replicaHours"], row["tenant"]))
-    return ranked
+    totals = {tenant: _totals(_segments(samples, period, moment)) for tenant, samples in _samples(None, period).items()}
+    order = sorted(
+        totals, key=lambda t: (-totals[t]["gpuHours"], -totals[t]["cpuHours"], -totals[t]["replicaHours"], t)
+    )
+    return [{"tenant": tenant, **totals[tenant]} for tenant in order]

@@ -143,7 +143,7 @@ def test_a_robot_is_recorded_as_itself(cluster, settings):
 
     robot = identity_from_service_account(f"system:serviceaccount:{TENANT}:ci")
     request = RequestFactory().post(f"/tenants/{TENANT}/endpoints/e1/pause")
-    request.user = robot
+    request.user = robot  # type: ignore[assignment]  # what DRF puts there for a robot
     request.resolver_match = get_resolver().resolve(request.path_info)
 
     def view(request: Any) -> Any:
@@ -373,5 +373,7 @@ def test_csv_cells_cannot_become_formulas(api, issuer, cluster):
 def test_unknown_operation_ids_and_non_final_states_change_nothing():
     services.audit_record(_entry(operation_ids=(uuid.uuid4(),)))
     assert services.audit_outcome_settle(uuid.uuid4(), "SUCCEEDED") == 0
-    assert services.audit_outcome_settle(AuditRecord.objects.get().operation_id, "RUNNING") == 0
+    pending = AuditRecord.objects.get().operation_id
+    assert pending is not None
+    assert services.audit_outcome_settle(pending, "RUNNING") == 0
     assert AuditRecord.objects.get().outcome == "PENDING"

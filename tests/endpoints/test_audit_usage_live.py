@@ -130,23 +130,68 @@ def test_a_202_tenant_deletion_is_settled_to_the_tasks_final_state(platform):
 
 
 INTERVAL = 2.0
+LEDGER_ROLE = "imm-test-usage-ledger"
+
+
+@pytest.fixture
+def ledger_rights(platform: Platform) -> Any:
+    """The ledger's rules of this checkout's management-api.yaml, under a role of the test's own.
+
+    Every devstack start (any engineer's test session) applies its own checkout's ClusterRole
+    ``imm-management-api`` over ours; a separate role and binding of the same rules stays.
+    """
+    import yaml
+
+    from devstack.layout import MANAGEMENT_USER, ROOT
+
+    manifest = next(
+        doc
+        for doc in yaml.safe_load_all((ROOT / "helm/imm/files/rbac/management-api.yaml").read_text())
+        if doc and doc["kind"] == "ClusterRole"
+    )
+    rules = [rule for rule in manifest["rules"] if {"deployments", "resourcequotas"} & set(rule["resources"])]
+    assert len(rules) == 2
+    rbac = client.RbacAuthorizationV1Api(platform.k8s)
+    user = MANAGEMENT_USER  # the devstack's name for the API's own identity
+    role = {"metadata": {"name": LEDGER_ROLE}, "rules": rules}
+    binding = {
+        "metadata": {"name": LEDGER_ROLE},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": LEDGER_ROLE},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
+    }
+    for remove in (rbac.delete_cluster_role_binding, rbac.delete_cluster_role):
+        try:
+            remove(LEDGER_ROLE)
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise
+    rbac.create_cluster_role(role)
+    rbac.create_cluster_role_binding(binding)
+    try:
+        yield
+    finally:
+        rbac.delete_cluster_role_binding(LEDGER_ROLE)
+        rbac.delete_cluster_role(LEDGER_ROLE)
 
 
 def _replicas(platform: Platform, tenant: str, name: str) -> int:
     found = client.AppsV1Api(platform.k8s).list_namespaced_deployment(
         tenant, label_selector=f"ai.intel.com/inference-endpoint={name}"
     )
-    return sum(int(item.status.replicas or 0) for item in found.items)
+    pods = 0
+    for item in found.items:
+        pods += int(item.status.replicas or 0)
+    return pods
 
 
-def test_scaling_1_3_0_gives_the_replica_hours_that_happened(platform, live):
+def test_scaling_1_3_0_gives_the_replica_hours_that_happened(platform, live, ledger_rights):
     name = "metered"
     stop = threading.Event()
     truth: list[tuple[float, int]] = []  # (monotonic time, pods): a fine-grained record of what happened
 
     def observe() -> None:
         while not stop.is_set():
-            truth.append((time.monotonic(), _replicas(platform, live, name)))
+            truth.append((time.monotonic(), int(_replicas(platform, live, name))))
             stop.wait(0.2)
 
     sampled: list[int] = []
@@ -201,7 +246,8 @@ def test_scaling_1_3_0_gives_the_replica_hours_that_happened(platform, live):
     template = client.AppsV1Api(platform.k8s).list_namespaced_deployment(
         live, label_selector=f"ai.intel.com/inference-endpoint={name}", _preload_content=False
     )
-    cpu_per_pod = float(pod_requests(json.loads(template.data)["items"][0]["spec"]["template"])[0])
+    items = json.loads(template.data)["items"]  # type: ignore[attr-defined]  # the raw response
+    cpu_per_pod = float(pod_requests(items[0]["spec"]["template"])[0])
     assert usage["totals"]["cpuHours"] == pytest.approx(usage["totals"]["replicaHours"] * cpu_per_pod, rel=1e-3)
     assert max(point["replicas"] for point in usage["series"]) > 1
 

@@ -58,7 +58,7 @@ def test_one_row_per_tenant_with_requests_times_pods_and_the_quota():
 
 def test_a_sample_reads_three_lists_as_the_platform_and_writes_one_row_per_tenant(monkeypatch):
     calls: list[tuple[str, dict[str, Any]]] = []
-    answers = {
+    answers: dict[str, dict[str, Any]] = {
         "list_namespace": {"items": [{"metadata": {"name": "a"}}, {"metadata": {"name": "b"}}]},
         "list_deployment_for_all_namespaces": {
             "items": [deployment("a", 1, [{"resources": {"requests": {"cpu": "250m"}}}])]
