@@ -218,7 +218,19 @@ def _play_controller(platform: Platform, tenant: str, name: str, replicas: int) 
         "name": name,
         "uid": cr["metadata"]["uid"],
     }
-    container = {"name": "serve", "image": "imm.local/usage-test", "resources": {"requests": {"cpu": "200m"}}}
+    container = {
+        "name": "serve",
+        "image": "imm.local/usage-test",
+        "resources": {"requests": {"cpu": "200m"}},
+        # Tenant namespaces enforce the restricted Pod Security Standard.
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "runAsNonRoot": True,
+            "runAsUser": 1000,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+    }
     apps.create_namespaced_deployment(
         tenant,
         {
