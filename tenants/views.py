@@ -24,7 +24,7 @@ from inferencemgmt.views import AsciiIntegerField, console_page
 from models_store import selectors as model_selectors
 from tenants import manifests, selectors, services
 from tenants.api.serializers import TenantCreateSerializer
-from usage.views import tenant_usage_context
+from usage.selectors import tenant_usage_context
 
 
 @dataclass(frozen=True)

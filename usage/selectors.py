@@ -24,6 +24,7 @@ from django.utils.dateparse import parse_datetime
 from inferencemgmt.auth.identity import Identity
 from inferencemgmt.errors import Forbidden, ValidationFailed
 from tenants.selectors import known_tenant_name, tenant_list, tenant_namespace, tenant_not_found
+from usage.charts import usage_charts
 from usage.models import UsageSample
 
 MAX_BUCKETS = 1000
@@ -191,3 +192,14 @@ def usage_ranking(period: Period, *, now: datetime | None = None) -> list[dict[s
         totals, key=lambda t: (-totals[t]["gpuHours"], -totals[t]["cpuHours"], -totals[t]["replicaHours"], t)
     )
     return [{"tenant": tenant, **totals[tenant]} for tenant in order]
+
+
+PERIOD_KEYS = ("from", "to", "step")
+
+
+def tenant_usage_context(query: Mapping[str, str], tenant: str) -> dict[str, Any]:
+    """The console tenant page's usage section (series, totals, charts). The page has already read the
+    tenant as the caller, so whether they may see its usage is decided."""
+    period = usage_period({key: query.get(key, "").strip() for key in PERIOD_KEYS})
+    usage = usage_series(tenant, period)
+    return {"usage": usage, "usage_charts": usage_charts(usage)}

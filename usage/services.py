@@ -19,9 +19,9 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
+from endpoints.selectors import ENDPOINT_SELECTOR
 from inferencemgmt import kube
 from inferencemgmt.quantities import quantity_value
-from servings.controller.rendering import ENDPOINT_LABEL
 from tenants.selectors import tenant_label_selector
 from usage.models import UsageSample
 
@@ -137,7 +137,7 @@ def usage_sample(now: datetime | None = None) -> int:
     namespaces = kube.call_json(client, "CoreV1Api", "list_namespace", label_selector=tenant_label_selector())
     tenants = [str(item["metadata"]["name"]) for item in namespaces.get("items") or []]
     deployments = kube.call_json(
-        client, "AppsV1Api", "list_deployment_for_all_namespaces", label_selector=ENDPOINT_LABEL
+        client, "AppsV1Api", "list_deployment_for_all_namespaces", label_selector=ENDPOINT_SELECTOR
     )
     quotas = kube.call_json(client, "CoreV1Api", "list_resource_quota_for_all_namespaces")
     rows = usage_rows(tenants, deployments.get("items") or [], quotas.get("items") or [], now or timezone.now())

@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from django.http import HttpRequest, HttpResponse, QueryDict
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from inferencemgmt.auth.identity import Identity
 from inferencemgmt.views import console_page
 from usage import selectors
-from usage.charts import usage_charts
-
-PERIOD_KEYS = ("from", "to", "step")
-
-
-def tenant_usage_context(query: QueryDict, tenant: str) -> dict[str, Any]:
-    """The tenant page's usage section; the page checked the caller may read the tenant."""
-    period = selectors.usage_period({key: query.get(key, "").strip() for key in PERIOD_KEYS})
-    usage = selectors.usage_series(tenant, period)
-    return {"usage": usage, "usage_charts": usage_charts(usage)}
+from usage.selectors import PERIOD_KEYS
 
 
 @console_page(admin_only=True)
