@@ -15,7 +15,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "inferencemgmt.settings")
 
 app = Celery("inferencemgmt")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["inferencemgmt.operations", "tenants", "endpoints", "models_store", "servings"])
+app.autodiscover_tasks(
+    ["inferencemgmt.operations", "tenants", "endpoints", "models_store", "servings", "audit", "usage"]
+)
 
 
 @worker_ready.connect  # type: ignore[untyped-decorator]

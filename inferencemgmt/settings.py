@@ -55,6 +55,8 @@ INSTALLED_APPS = [
     "endpoints",
     "models_store",
     "servings",
+    "audit",
+    "usage",
 ]
 
 MIDDLEWARE = [
@@ -69,6 +71,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "inferencemgmt.api.exceptions.DomainErrorMiddleware",
+    # Inside authentication, messages and the error middleware: it sees who acted and how it ended.
+    "audit.middleware.AuditMiddleware",
 ]
 
 # The original API (Falcon) strips one trailing slash; routes accept it optionally instead of redirecting.
@@ -126,7 +130,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = IMM_MAX_JSON_BODY_BYTES
 
 # Behind an ingress that terminates TLS: trust its X-Forwarded-Proto/Host so that absolute URLs
 # (the console's OIDC callback) say https and the public host name.
-if env.boolean("DJANGO_TRUST_PROXY_HEADERS", False):
+IMM_TRUST_PROXY_HEADERS = env.boolean("DJANGO_TRUST_PROXY_HEADERS", False)
+if IMM_TRUST_PROXY_HEADERS:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     USE_X_FORWARDED_HOST = True
 
@@ -375,6 +380,18 @@ IMM_UPLOAD_URL_EXPIRY_SECONDS = env.integer("IMM_UPLOAD_URL_EXPIRY_SECONDS", 360
 IMM_UPLOAD_PART_BYTES = env.integer("IMM_UPLOAD_PART_BYTES", 64 * 1024 * 1024, minimum=5 * 1024 * 1024)
 # Unfinished multipart uploads older than this are aborted by a periodic task (their parts use storage).
 IMM_UPLOAD_MAX_AGE_HOURS = env.number("IMM_UPLOAD_MAX_AGE_HOURS", 24.0, minimum=0.01)
+# --- Audit trail and usage ledger --------------------------------------------------------------------
+# Every mutating API and console request leaves one record (audit/actions.py); records older than the
+# retention are purged by a periodic task. Turning auditing off is for benchmarks only.
+IMM_AUDIT_ENABLED = env.boolean("IMM_AUDIT_ENABLED", True)
+IMM_AUDIT_RETENTION_DAYS = env.number("IMM_AUDIT_RETENTION_DAYS", 365.0, minimum=1)
+IMM_AUDIT_PURGE_INTERVAL_SECONDS = env.number("IMM_AUDIT_PURGE_INTERVAL_SECONDS", 3600.0, minimum=10)
+IMM_AUDIT_EXPORT_MAX_ROWS = env.integer("IMM_AUDIT_EXPORT_MAX_ROWS", 100_000, minimum=1)
+# One usage row per tenant per sample; a gap longer than IMM_USAGE_MAX_GAP_SAMPLES intervals (the
+# sampler was down) counts as nothing used rather than as the last sample stretched over the outage.
+IMM_USAGE_SAMPLE_INTERVAL_SECONDS = env.number("IMM_USAGE_SAMPLE_INTERVAL_SECONDS", 300.0, minimum=1)
+IMM_USAGE_MAX_GAP_SAMPLES = env.number("IMM_USAGE_MAX_GAP_SAMPLES", 3.0, minimum=1)
+IMM_USAGE_RETENTION_DAYS = env.number("IMM_USAGE_RETENTION_DAYS", 400.0, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     "operations-requeue-stalled": {
         "task": "operations.requeue_stalled",
@@ -384,6 +401,9 @@ CELERY_BEAT_SCHEDULE = {
         "task": "models.abort_stale_uploads",
         "schedule": env.number("IMM_UPLOAD_REAP_INTERVAL_SECONDS", 3600.0, minimum=10),
     },
+    "audit-purge": {"task": "audit.purge", "schedule": IMM_AUDIT_PURGE_INTERVAL_SECONDS},
+    "usage-sample": {"task": "usage.sample", "schedule": IMM_USAGE_SAMPLE_INTERVAL_SECONDS},
+    "usage-purge": {"task": "usage.purge", "schedule": IMM_AUDIT_PURGE_INTERVAL_SECONDS},
 }
 # Model import from URLs: private, loopback and link-local addresses are refused unless allowed
 # (a tenant could otherwise make the worker fetch cluster-internal services into their bucket).

@@ -43,11 +43,15 @@ urlpatterns = [
     path("console/", include("servings.urls")),
     path("console/", include("models_store.urls")),
     path("console/", include("endpoints.urls")),
+    path("console/", include("audit.urls")),
+    path("console/", include("usage.urls")),
     path("", include("inferencemgmt.operations.api.urls")),
     path("", include("tenants.api.urls")),
     path("", include("servings.api.urls")),
     path("", include("models_store.api.urls")),
     path("", include("endpoints.api.urls")),
+    path("", include("audit.api.urls")),
+    path("", include("usage.api.urls")),
 ]
 
 # Last: any other path is a JSON 404, in DEBUG too (Django's debug 404 page is HTML).

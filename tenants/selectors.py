@@ -98,6 +98,12 @@ def namespace_taken(name: str) -> bool:
     return True
 
 
+def tenant_names_all() -> list[str]:
+    """Every tenant, as the management API's own identity sees them (periodic tasks: no caller)."""
+    namespaces = kube.service_api("CoreV1Api").list_namespace(label_selector=_selector()).items
+    return sorted(ns.metadata.name for ns in namespaces)
+
+
 def tenant_list(identity: Identity) -> list[str]:
     """Every tenant the caller may see, sorted (all pages: for callers that need the whole list)."""
     return paging.all_pages(lambda page: tenant_page(identity, page), tenant_page_scope(identity))

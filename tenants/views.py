@@ -25,6 +25,7 @@ from inferencemgmt.views import AsciiIntegerField, console_page, first_error
 from models_store import selectors as model_selectors
 from tenants import manifests, selectors, services
 from tenants.api.serializers import TenantCreateSerializer
+from usage.selectors import tenant_usage_context
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,8 @@ def tenant_detail(request: HttpRequest, identity: Identity, name: str) -> HttpRe
         "tenant": tenant,
         "quota_lines": quota_lines(tenant["quota"]),
         "storage": human_bytes(tenant["bucket"]["bytes"]) if tenant.get("bucket") else None,
+        # The caller may read the tenant (tenant_get above, as the caller): its usage is theirs to see.
+        **tenant_usage_context(request.GET, name),
     }
     return render(request, "tenants/detail.html", context)
 

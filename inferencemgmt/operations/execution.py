@@ -37,7 +37,7 @@ from inferencemgmt.celery import app
 from inferencemgmt.errors import ImmError
 from inferencemgmt.operations import wakeup
 from inferencemgmt.operations.models import Operation
-from inferencemgmt.operations.services import detail_bounded, error_record, result_bounded
+from inferencemgmt.operations.services import detail_bounded, error_record, operation_finished, result_bounded
 from inferencemgmt.requestlog import request_id_bound
 
 logger = logging.getLogger(__name__)
@@ -186,6 +186,7 @@ def _finish(run: OperationRun, state: str, **fields: Any) -> None:
         metrics.OPERATION_DURATION.labels(run.operation.kind).observe(
             max(0.0, (timezone.now() - started).total_seconds())
         )
+        operation_finished.send(Operation, operation_id=run.operation.pk, state=state)
     else:
         logger.warning("Operation %s was taken over before it could be marked %s", run.operation.pk, state)
 

@@ -55,3 +55,8 @@ def operation_page(operations: QuerySet[Operation], page: PageRequest) -> tuple[
         return found, None
     last = found[-1]
     return found, page.token({"t": last.created_at.isoformat(), "i": str(last.id)})
+
+
+def operation_states(operation_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """The current state of each operation (any requester): for the audit trail's outcomes."""
+    return dict(Operation.objects.filter(pk__in=operation_ids).values_list("pk", "state"))

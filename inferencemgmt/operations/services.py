@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -13,6 +16,7 @@ from celery import Task
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
+from django.dispatch import Signal
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
@@ -24,6 +28,31 @@ from inferencemgmt.operations.models import Operation
 
 logger = logging.getLogger(__name__)
 State = Operation.State
+
+
+#: Sent once when an operation reaches a final state (``sender`` is Operation; ``operation_id`` and
+#: ``state`` as keywords). Other apps (the audit trail) learn the end of a task without polling.
+operation_finished = Signal()
+
+# The operations created while a block of ``operations_collected`` runs (one request, in practice).
+_collected: contextvars.ContextVar[list[uuid.UUID] | None] = contextvars.ContextVar(
+    "imm_operations_collected", default=None
+)
+
+
+@contextmanager
+def operations_collected() -> Iterator[list[uuid.UUID]]:
+    """Collect the ids of the operations ``operation_create`` makes inside the block.
+
+    The audit trail wraps each request in it to tie the request's record to the task it started,
+    without every route having to say so.
+    """
+    collected: list[uuid.UUID] = []
+    token = _collected.set(collected)
+    try:
+        yield collected
+    finally:
+        _collected.reset(token)
 
 
 def operation_transition(operation_id: uuid.UUID | str, from_state: str, to_state: str, **fields: Any) -> bool:
@@ -38,14 +67,15 @@ def _enqueue(task: Task, operation: Operation) -> None:
     except OperationalError as exc:
         # The broker is down: say so in the row instead of leaving it PENDING for ever.
         error = UpstreamUnavailable(REDIS, "the task could not be queued")
-        operation_transition(
+        if operation_transition(
             operation.pk,
             State.PENDING,
             State.FAILED,
             error=error_record(error),
             error_detail=detail_bounded(f"{type(exc).__name__}: {exc}"),
             finished_at=timezone.now(),
-        )
+        ):
+            operation_finished.send(Operation, operation_id=operation.pk, state=State.FAILED)
         logger.error("Could not enqueue operation %s: %s", operation.pk, type(exc).__name__)
 
 
@@ -63,6 +93,9 @@ def operation_create(*, task: Task, target: str, identity: Identity, params: dic
         requested_identity=identity.as_record(),
         celery_task_id=str(uuid.uuid4()),
     )
+    collected = _collected.get()
+    if collected is not None:
+        collected.append(operation.pk)
     transaction.on_commit(lambda: _enqueue(task, operation))
     return operation
 

@@ -272,6 +272,23 @@ def test_admin_creates_a_tenant_alice_uses_it_bob_cannot_see_it(
     assert hidden.status in (403, 404)
     assert "4Gi" not in bob.page.content()
     screenshots(bob.page, "bob-tenant-refused")
+    bob.open("/console/audit/")
+    assert bob.page.locator("#audit-table", has_text=tenant).count() == 0
+    screenshots(bob.page, "bob-audit")
+
+    # --- the audit trail of what alice did in the console, and the usage pages ---------------------
+    alice.open(f"/console/audit/?tenant={tenant}")
+    actions = alice.page.locator("#audit-table tbody tr td:nth-child(3)").all_inner_texts()
+    assert {"endpoint.create", "endpoint.scale", "endpoint.pause", "endpoint.delete", "model.delete"} <= set(actions)
+    assert alice.page.get_by_role("link", name="Download CSV").count() == 1
+    screenshots(alice.page, "alice-audit")
+    alice.open(f"/console/tenants/{tenant}/")
+    assert alice.page.locator("#usage-charts svg polyline").count() == 4
+    screenshots(alice.page, "alice-tenant-usage")
+    alice.assert_no_error_banner()
+    admin.open("/console/usage/")
+    assert page.title() == "Usage by tenant · IMM"
+    screenshots(page, "admin-usage-ranking")
 
     # --- admin deletes the tenant, confirming in the dialog, and follows the task ------------------
     admin.open(f"/console/tenants/{tenant}/")

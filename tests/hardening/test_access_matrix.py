@@ -80,6 +80,7 @@ TENANT_ROUTES: dict[tuple[str, str], tuple[str, Any]] = {
     ("GET", "/tenants/{tenant}/robots/{name}"): ("member", None),
     ("DELETE", "/tenants/{tenant}/robots/{name}"): ("member", None),
     ("POST", "/tenants/{tenant}/robots/{name}/tokens"): ("member", {"expiresIn": 600}),
+    ("GET", "/tenants/{tenant}/usage"): ("member", None),
 }
 
 # Routes without a tenant: who may call them ("user": any signed-in user; "admin": admins only).
@@ -94,6 +95,8 @@ GLOBAL_ROUTES: dict[tuple[str, str], tuple[str, Any]] = {
     ("DELETE", "/servings/{name}"): ("admin", None),
     ("GET", "/tasks"): ("user", None),
     ("GET", "/tasks/{operation_id}"): ("user", None),
+    # Everyone signed in reads the audit records of their own tenants (admins: all).
+    ("GET", "/audit"): ("user", None),
 }
 # Open by design: probes, the schema, and the token exchange of the CLI.
 PUBLIC_ROUTES = {("GET", "/authenticate"), ("POST", "/authenticate/token"), ("GET", "/healthz"), ("GET", "/readyz")}
