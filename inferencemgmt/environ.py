@@ -118,6 +118,28 @@ def string_list(
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def string_map(
+    name: str, default: dict[str, str] | _Missing = REQUIRED, *, environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """A JSON object of strings, e.g. {"triton": "tritonserver:24.08"} (what Helm's toJson writes)."""
+    import json
+
+    value = _raw(name, environ)
+    if value is None:
+        if isinstance(default, _Missing):
+            raise _missing(name)
+        return dict(default)
+    try:
+        parsed = json.loads(value)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"Environment variable {name} must be a JSON object: {exc}.") from exc
+    if not isinstance(parsed, dict) or not all(
+        isinstance(key, str) and isinstance(item, str) and item.strip() for key, item in parsed.items()
+    ):
+        raise ImproperlyConfigured(f"Environment variable {name} must be a JSON object of non-empty strings.")
+    return {key: item.strip() for key, item in parsed.items()}
+
+
 def choice(
     name: str,
     choices: tuple[str, ...],

@@ -187,6 +187,10 @@ IMM_KUBE_CLIENT_CACHE_TTL_SECONDS = env.number("IMM_KUBE_CLIENT_CACHE_TTL_SECOND
 # Pass-through needs the user's own token for console sessions too.
 OIDC_STORE_ID_TOKEN = IMM_KUBE_AUTH_MODE == "passthrough"
 SERVING_TEMPLATES_NAMESPACE = env.string("SERVING_TEMPLATES_NAMESPACE", "imm-servings")
+# Serving runtime images (the chart's global.imageRegistry and servingImages): one registry prefix
+# for every runtime image, so an air-gapped mirror is one value, and {serving name: image} overrides.
+SERVING_IMAGE_REGISTRY = env.string("SERVING_IMAGE_REGISTRY", "").rstrip("/")
+SERVING_IMAGES = env.string_map("SERVING_IMAGES", {})
 PLATFORM_DOMAIN = env.string("PLATFORM_DOMAIN", "default")
 
 # --- Object store (S3) ------------------------------------------------------------------------------

@@ -53,6 +53,18 @@ def test_string_list_drops_blanks():
     assert env.string_list("IMM_L", environ={"IMM_L": "a, b,,c "}) == ["a", "b", "c"]
 
 
+def test_string_map_reads_a_json_object_of_strings():
+    assert env.string_map("IMM_M", {}, environ={}) == {}
+    assert env.string_map("IMM_M", environ={"IMM_M": '{"triton": " tritonserver:2.51 "}'}) == {
+        "triton": "tritonserver:2.51"
+    }
+    with pytest.raises(ImproperlyConfigured, match="IMM_M must be a JSON object:"):
+        env.string_map("IMM_M", environ={"IMM_M": "triton=tritonserver"})
+    for wrong in ('["triton"]', '{"triton": 3}', '{"triton": ""}'):
+        with pytest.raises(ImproperlyConfigured, match="IMM_M must be a JSON object of non-empty strings"):
+            env.string_map("IMM_M", environ={"IMM_M": wrong})
+
+
 def test_secret_from_file(tmp_path):
     secret_file = tmp_path / "secret"
     secret_file.write_text("s3cr3t\n")
