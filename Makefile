@@ -76,8 +76,9 @@ docker_build: ## Build the container image $(IMAGE):$(TAG): docker build, or the
 helm-check: devstack ## Helm chart: lint, render, validate against the devstack cluster's schemas and the chart's rules
 	@$(PY) -m devstack.chart check
 
-helm-e2e: devstack ## Helm chart: install into the devstack cluster, verify, upgrade, uninstall
-	@$(PY) -m devstack.chart e2e
+# The real node is needed (IMM_DEVSTACK_REAL_NODE=1; `make devstack` with it set adds the node to a running devstack).
+helm-e2e: devstack ## Helm chart with the product image on the real node: install, run a flow, upgrade, uninstall
+	@$(PY) -m devstack.chart_node
 
 bench: devstack ## API load: 50 clients for 60 s of list/view/scale/upload, shipped gunicorn config; memory per process
 	@set -a; . .devstack/env; set +a; $(PY) benchmarks/api_load.py --clients 50 --seconds 60

@@ -451,8 +451,30 @@ def product_files(root: Path) -> list[str]:
     return sorted(name for name in names if (root / name).is_file() and not ignored(name, patterns))
 
 
+def base_python_version() -> str:
+    """The base image's exact Python version (e.g. 3.11.2), from its dpkg database: pip's
+    Requires-Python checks use it, and tests/deploy/test_image.py evaluates every dependency marker
+    for it. pip itself evaluates markers for the host's interpreter, whatever --python-version says:
+    a dependency that hangs on the patch level (redis needs async-timeout below 3.11.3) must be
+    pinned in requirements/prod.txt."""
+    status = image_text_file(base(), "var/lib/dpkg/status")
+    for stanza in status.split("\n\n"):
+        if stanza.startswith(f"Package: python{TRITON_PYTHON}-minimal\n"):
+            match = re.search(r"^Version: (\d+\.\d+\.\d+)", stanza, re.MULTILINE)
+            if match:
+                return match.group(1)
+    raise StackError(f"base image: no python{TRITON_PYTHON}-minimal in its dpkg database")
+
+
+def _product_pip(*args: str) -> list[str]:
+    """pip for the product image: binary wheels for the base's platform and its exact Python version."""
+    argv = _pip(*args, dependencies=True)
+    argv[argv.index("--python-version") + 1] = base_python_version()
+    return argv
+
+
 def _requirements_key(root: Path) -> str:
-    digest = hashlib.sha256(" ".join(_WHEEL_PLATFORMS).encode())
+    digest = hashlib.sha256(" ".join([*_WHEEL_PLATFORMS, base_python_version()]).encode())
     for name in PRODUCT_REQUIREMENTS:
         digest.update(name.encode() + b"\0" + (root / name).read_bytes())
     return digest.hexdigest()[:16]
@@ -475,9 +497,7 @@ def _product_wheels(root: Path) -> Path:
     IMAGE_CACHE.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(dir=IMAGE_CACHE, prefix=".product-wheels-"))
     try:
-        download = _pip(
-            "download", "--dest", str(partial), "-r", str(root / "requirements" / "prod.txt"), dependencies=True
-        )
+        download = _product_pip("download", "--dest", str(partial), "-r", str(root / "requirements" / "prod.txt"))
         _run(download, "image product: pip download")
         partial.replace(wheels)
     finally:
@@ -560,9 +580,7 @@ def _venv(layer: Path, wheels: Path, root: Path) -> None:
     )
     for name in ("python", "python3", f"python{TRITON_PYTHON}"):
         (venv / "bin" / name).symlink_to(f"/usr/bin/python{TRITON_PYTHON}")
-    install = _pip(
-        "install", "--no-index", "--no-compile", "--find-links", str(wheels), "--target", str(site), dependencies=True
-    )
+    install = _product_pip("install", "--no-index", "--no-compile", "--find-links", str(wheels), "--target", str(site))
     _run([*install, "-r", str(root / "requirements" / "prod.txt")], "image product: pip install")
     # pip --target puts console scripts (gunicorn, celery) in site-packages/bin with the host's
     # interpreter in their first line: move them where the venv has them, on the venv's python.
