@@ -33,6 +33,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import tarfile
 import tempfile
 import threading
 import time
@@ -302,6 +303,7 @@ def e2e_real_node(devstack: dict[str, str], keep: bool = False) -> NodeReport:
     image = images.product()
     first, second = f"e2e-{suffix}-1", f"e2e-{suffix}-2"
     refs = import_product_image(image, [first, second])
+    digests = image_digests(image)
     report.timings["image"] = time.monotonic() - step
     database = f"imm_e2e_{suffix}"
     admin_db = devstack["IMM_DEVSTACK_DATABASE_URL"]
@@ -333,7 +335,7 @@ def e2e_real_node(devstack: dict[str, str], keep: bool = False) -> NodeReport:
         )  # fmt: skip
         installed = True
         report.timings["install"] = time.monotonic() - step
-        _check_pods(report, core, namespace, release, refs[0], devstack["IMM_DEVSTACK_REAL_NODE_NAME"])
+        _check_pods(report, core, namespace, release, refs[0], devstack["IMM_DEVSTACK_REAL_NODE_NAME"], digests)
         _check_migrated(report, _with_host(admin_db, "127.0.0.1", PORTS.postgres, f"/{database}"))
 
         step = time.monotonic()
@@ -348,7 +350,7 @@ def e2e_real_node(devstack: dict[str, str], keep: bool = False) -> NodeReport:
             f"--set=image.tag={second}", "--set=django.logLevel=DEBUG", "--wait", "--timeout=480s", timeout=540,
         )  # fmt: skip
         report.timings["upgrade"] = time.monotonic() - step
-        _check_pods(report, core, namespace, release, refs[1], devstack["IMM_DEVSTACK_REAL_NODE_NAME"])
+        _check_pods(report, core, namespace, release, refs[1], devstack["IMM_DEVSTACK_REAL_NODE_NAME"], digests)
         for name in (f"{release}-{component}" for component in COMPONENTS):
             deployment = client.AppsV1Api(api_client).read_namespaced_deployment(name, namespace)
             status = deployment.status
@@ -402,7 +404,17 @@ def _container_processes() -> dict[str, int]:
     return found
 
 
-def _check_pods(report: NodeReport, core: Any, namespace: str, release: str, image_ref: str, node: str) -> None:
+def image_digests(image: images.Image) -> set[str]:
+    """The image's manifest and config digests (a container's imageID names one of them)."""
+    with tarfile.open(image.archive) as archive:
+        manifest_digest = json.loads(images.blob_of(archive, "./index.json"))["manifests"][0]["digest"]
+        manifest = json.loads(images.blob_of(archive, f"./blobs/sha256/{manifest_digest.removeprefix('sha256:')}"))
+    return {manifest_digest, manifest["config"]["digest"]}
+
+
+def _check_pods(
+    report: NodeReport, core: Any, namespace: str, release: str, image_ref: str, node: str, digests: set[str]
+) -> None:
     """Every product pod Running and Ready on the real node, from the expected image, and its process
     as the kernel sees it: uid 10001, no effective capability, a read-only root mount."""
     pods = [
@@ -420,7 +432,10 @@ def _check_pods(report: NodeReport, core: Any, namespace: str, release: str, ima
         report.expect(pod.status.phase == "Running", f"{where} is {pod.status.phase}")
         for status in pod.status.container_statuses or []:
             report.expect(status.ready, f"{where}: container {status.name} not ready")
-            report.expect(status.image.endswith(image_ref.split("/", 1)[1]), f"{where} runs {status.image}")
+            # containerd names one tag of a digest in status.image; the digest is what runs.
+            report.expect(
+                any(digest in (status.image_id or "") for digest in digests), f"{where} runs {status.image_id}"
+            )
             pid = processes.get((status.container_id or "").removeprefix("containerd://"))
             if not report.expect(pid is not None, f"{where}: no running process for {status.name}"):
                 continue
@@ -433,6 +448,7 @@ def _check_pods(report: NodeReport, core: Any, namespace: str, release: str, ima
             root = next(line for line in (proc / "mountinfo").read_text().splitlines() if line.split()[4] == "/")
             report.expect("ro" in root.split()[5].split(","), f"{where}: root filesystem mounted {root.split()[5]}")
         for container in pod.spec.containers:
+            report.expect(container.image == image_ref, f"{where}: image {container.image}, not {image_ref}")
             probe = container.readiness_probe
             if component == "api":
                 report.expect(

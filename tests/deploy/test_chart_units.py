@@ -317,3 +317,40 @@ def test_the_values_schema_refuses_a_typo(change: dict[str, Any], message: str) 
         values[key] = {**values[key], **value} if isinstance(value, dict) and key in values else value
     errors = _schema_errors(values)
     assert any(message in error for error in errors), errors
+
+
+def test_real_node_values_place_every_product_pod_on_the_node_and_pass_the_schema() -> None:
+    from devstack import chart_node, realnode
+
+    devstack = {
+        "S3_ENDPOINT_URL": "http://127.0.0.1:18333",
+        "IMM_DEVSTACK_S3_CLUSTER_URL": "http://10.87.0.1:18333",
+        "OIDC_ISSUER": "https://127.0.0.1:15556/dex",
+        "OIDC_API_CLIENT_SECRET": "do-not-leak",
+    }
+    values = chart_node.node_values(devstack, "e2e-1", "https://10.87.0.1:4444/dex", "imm-database")
+    assert _schema_errors(values) == []
+    assert "do-not-leak" not in repr(values)
+    assert (values["global"]["imageRegistry"], values["image"]["repository"], values["image"]["tag"]) == (
+        "imm.local", "imm", "e2e-1",
+    )  # fmt: skip
+    assert values["image"]["pullPolicy"] == "IfNotPresent"
+    for component in ("api", "worker", "beat", "controller", "migrations"):
+        assert values[component]["nodeSelector"] == {realnode.PLACEMENT_KEY: "true"}, component
+        assert values[component]["tolerations"] == [
+            {"key": realnode.PLACEMENT_KEY, "operator": "Equal", "value": "true", "effect": "NoSchedule"}
+        ], component
+    assert values["api"]["replicas"] == 2
+    assert values["objectStore"]["endpointUrl"] == "http://10.87.0.1:18333"
+    assert values["oidc"]["issuer"] == "https://10.87.0.1:4444/dex"
+    # Nothing about the pods' hardening is relaxed for the node.
+    assert "securityContext" not in values
+    assert "podSecurityContext" not in values
+
+
+def test_pod_side_urls_keep_credentials_and_change_only_the_address() -> None:
+    from devstack import chart_node
+
+    moved = chart_node._with_host("postgres://imm:s3cr%40t@127.0.0.1:15432/imm", "10.87.0.1", 4321, "/imm_e2e_1")
+    assert moved == "postgres://imm:s3cr%40t@10.87.0.1:4321/imm_e2e_1"
+    assert chart_node._with_host("redis://127.0.0.1:16379/0", "10.87.0.1", 5, "/7") == "redis://10.87.0.1:5/7"
