@@ -24,7 +24,6 @@ import base64
 import contextlib
 import html
 import json
-import os
 import re
 import secrets
 import selectors
@@ -284,8 +283,12 @@ def _with_host(url: str, host: str, port: int, path: str | None = None) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc, path=parts.path if path is None else path))
 
 
-def e2e_real_node(devstack: dict[str, str], keep: bool = False) -> NodeReport:
-    """Install, exercise, upgrade and uninstall the chart on the real node; return what was seen."""
+def e2e_real_node(devstack: dict[str, str], keep: bool = False, inference: bool = False) -> NodeReport:
+    """Install, exercise, upgrade and uninstall the chart on the real node; return what was seen.
+
+    `inference`: also wait for the endpoint's Triton pod and ask it for an inference. Off by default:
+    the release's controller reconciles every endpoint of the cluster, and on the shared devstack
+    other sessions' benchmarks keep thousands of them in its queue (minutes before ours)."""
     from kubernetes import client, dynamic
 
     if not devstack.get("IMM_DEVSTACK_REAL_NODE_NAME"):
@@ -341,7 +344,7 @@ def e2e_real_node(devstack: dict[str, str], keep: bool = False) -> NodeReport:
         step = time.monotonic()
         service = core.read_namespaced_service(release, namespace)
         base_url = f"http://{service.spec.cluster_ip}:{service.spec.ports[0].port}"
-        _flow(report, base_url, dex, tenant)
+        _flow(report, base_url, dex, tenant, core, inference)
         report.timings["flow"] = time.monotonic() - step
 
         step = time.monotonic()
@@ -377,6 +380,8 @@ def e2e_real_node(devstack: dict[str, str], keep: bool = False) -> NodeReport:
         if not keep:
             with contextlib.suppress(Exception):
                 core.delete_namespace(tenant)
+            with contextlib.suppress(Exception):
+                _remove_bucket(devstack, tenant)
             if installed:
                 helm.run("uninstall", release, f"--namespace={namespace}", "--wait", check=False, timeout=240)
             with contextlib.suppress(Exception):
@@ -391,6 +396,26 @@ def e2e_real_node(devstack: dict[str, str], keep: bool = False) -> NodeReport:
             shutil.rmtree(work, ignore_errors=True)
         report.timings["total"] = time.monotonic() - began
     return report
+
+
+def _remove_bucket(devstack: dict[str, str], bucket: str) -> None:
+    """The tenant's bucket, when the run stopped before the admin's DELETE /tenants removed it."""
+    import boto3
+
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=devstack["S3_ENDPOINT_URL"],
+        aws_access_key_id=devstack["S3_ACCESS_KEY_ID"],
+        aws_secret_access_key=devstack["S3_SECRET_ACCESS_KEY"],
+        region_name=devstack.get("S3_REGION", "us-east-1"),
+    )
+    if not any(item["Name"] == bucket for item in s3.list_buckets()["Buckets"]):
+        return
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        keys: list[Any] = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+        if keys:
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys})
+    s3.delete_bucket(Bucket=bucket)
 
 
 def _container_processes() -> dict[str, int]:
@@ -478,7 +503,9 @@ def _request(
     body: Any = None,
     raw: bytes | None = None,
     headers: dict[str, str] | None = None,
+    timeout: float = 60,
 ) -> tuple[int, dict[str, str], bytes]:
+    """One API call as the console's Host; a connection failure or timeout is status 0 (reported, not raised)."""
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
     sent = {"Host": "localhost", **(headers or {})}
     if token:
@@ -488,10 +515,12 @@ def _request(
     request = urllib.request.Request(f"{base_url}{path}", data=data, headers=sent, method=method)
     opener = urllib.request.build_opener(_NoRedirect)
     try:
-        with opener.open(request, timeout=60) as response:
+        with opener.open(request, timeout=timeout) as response:
             return response.status, dict(response.headers), response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, dict(exc.headers), exc.read()
+    except OSError as exc:
+        return 0, {}, f"{type(exc).__name__}: {exc}".encode()
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -499,7 +528,7 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def _flow(report: NodeReport, base_url: str, dex: NodeDex, tenant: str) -> None:
+def _flow(report: NodeReport, base_url: str, dex: NodeDex, tenant: str, core: Any, inference: bool) -> None:
     admin, alice = dex.token("admin"), dex.token("alice")
     # The tenant's client CA (any CA certificate does): the devstack's own, public part.
     cert = base64.b64encode(pki.ensure_ca().cert.read_bytes()).decode()
@@ -509,35 +538,85 @@ def _flow(report: NodeReport, base_url: str, dex: NodeDex, tenant: str) -> None:
     if not report.expect(status == 200, f"admin's POST /tenants: {status} {body[:300]!r}"):
         return
     report.seen.append(f"tenant {tenant} created by admin")
-    model = {"modelName": "e2e", "modelVersion": 1, "fileName": "model.bin"}
-    status, _, body = _request(base_url, "POST", f"/tenants/{tenant}/upload/start", alice, model)
-    if not report.expect(status == 200, f"alice's upload start: {status} {body[:300]!r}"):
-        return
-    upload_id = json.loads(body)["data"]["uploadId"]
-    content = os.urandom(64 * 1024)
-    query = urllib.parse.urlencode({**model, "uploadId": upload_id, "partNumber": "1"})
-    status, _, body = _request(
-        base_url, "PUT", f"/tenants/{tenant}/upload?{query}", alice, raw=content,
-        headers={"Content-Type": "application/octet-stream"},
-    )  # fmt: skip
-    if not report.expect(status == 200, f"alice's upload part: {status} {body[:300]!r}"):
-        return
-    parts = [{"ETag": json.loads(body)["data"]["ETag"], "PartNumber": 1}]
-    done = {**model, "uploadId": upload_id, "parts": parts}
-    status, _, body = _request(base_url, "POST", f"/tenants/{tenant}/upload/done", alice, done)
-    if not report.expect(status == 200, f"alice's upload done: {status} {body[:300]!r}"):
-        return
+    # A python-backend model (Y = sum of X) uploaded by alice through the API's multipart upload.
+    for file_name, content in (("config.pbtxt", ADDER_CONFIG), ("model.py", ADDER_MODEL)):
+        if not _upload(report, base_url, alice, tenant, file_name, content.encode()):
+            return
     status, _, body = _request(base_url, "GET", f"/tenants/{tenant}/models", alice)
-    report.expect(status == 200 and b'"e2e"' in body, f"alice's model list: {status} {body[:300]!r}")
-    report.seen.append("model uploaded by alice and listed")
-    # An endpoint without replicas: its resource and console page, no serving pod on the small node.
-    endpoint = {"endpointName": "e2e", "modelName": "e2e", "subjectName": "client", "servingName": "tf-serving",
-                "replicas": 0}  # fmt: skip
+    report.expect(status == 200 and b'"adder"' in body, f"alice's model list: {status} {body[:300]!r}")
+    report.seen.append("model adder uploaded by alice and listed")
+    endpoint = {"endpointName": "adder", "modelName": "adder", "subjectName": "client", "servingName": "triton",
+                "replicas": 1}  # fmt: skip
     status, _, body = _request(base_url, "POST", f"/tenants/{tenant}/endpoints", alice, endpoint)
     if not report.expect(status == 200, f"alice's POST endpoints: {status} {body[:300]!r}"):
         return
-    report.seen.append("endpoint e2e created by alice")
-    _console(report, base_url, dex, f"/console/tenants/{tenant}/endpoints/e2e/", "e2e")
+    report.seen.append("triton endpoint adder created by alice")
+    _console(report, base_url, dex, f"/console/tenants/{tenant}/endpoints/adder/", "adder")
+    if inference:
+        _inference(report, core, tenant)
+
+
+# Y = X[0] + X[1], in Triton's python backend (the real node's `triton` image).
+ADDER_CONFIG = """name: "adder"
+backend: "python"
+max_batch_size: 0
+input [ { name: "X", data_type: TYPE_FP32, dims: [ 2 ] } ]
+output [ { name: "Y", data_type: TYPE_FP32, dims: [ 1 ] } ]
+"""
+ADDER_MODEL = """import numpy as np
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def execute(self, requests):
+        out = []
+        for request in requests:
+            x = pb_utils.get_input_tensor_by_name(request, "X").as_numpy()
+            out.append(pb_utils.InferenceResponse([pb_utils.Tensor("Y", np.array([x.sum()], dtype=np.float32))]))
+        return out
+"""
+
+
+def _upload(report: NodeReport, base_url: str, token: str, tenant: str, file_name: str, content: bytes) -> bool:
+    """One file of model adder version 1 through start / part / done."""
+    model = {"modelName": "adder", "modelVersion": 1, "fileName": file_name}
+    status, _, body = _request(base_url, "POST", f"/tenants/{tenant}/upload/start", token, model)
+    if not report.expect(status == 200, f"upload start of {file_name}: {status} {body[:300]!r}"):
+        return False
+    upload_id = json.loads(body)["data"]["uploadId"]
+    query = urllib.parse.urlencode({**model, "uploadId": upload_id, "partNumber": "1"})
+    status, _, body = _request(
+        base_url, "PUT", f"/tenants/{tenant}/upload?{query}", token, raw=content,
+        headers={"Content-Type": "application/octet-stream"},
+    )  # fmt: skip
+    if not report.expect(status == 200, f"upload part of {file_name}: {status} {body[:300]!r}"):
+        return False
+    parts = [{"ETag": json.loads(body)["data"]["ETag"], "PartNumber": 1}]
+    done = {**model, "uploadId": upload_id, "parts": parts}
+    status, _, body = _request(base_url, "POST", f"/tenants/{tenant}/upload/done", token, done)
+    return report.expect(status == 200, f"upload done of {file_name}: {status} {body[:300]!r}")
+
+
+def _inference(report: NodeReport, core: Any, tenant: str, timeout: float = 300) -> None:
+    """The endpoint's Triton on the real node answers V2 inference through its Service."""
+    body = json.dumps({"inputs": [{"name": "X", "shape": [2], "datatype": "FP32", "data": [1.5, 2.25]}]}).encode()
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            service = core.read_namespaced_service("adder", tenant)
+            url = f"http://{service.spec.cluster_ip}:8000/v2/models/adder/infer"
+            with urllib.request.urlopen(urllib.request.Request(url, data=body), timeout=10) as response:
+                answer = json.load(response)
+            report.expect(answer["outputs"][0]["data"] == [3.75], f"inference answered {answer}")
+            report.seen.append(
+                f"triton endpoint adder answered inference on the real node: {answer['outputs'][0]['data']}"
+            )
+            return
+        except Exception as exc:  # not ready yet (no Service, refused, 4xx/5xx, bad body): retried
+            last = f"{type(exc).__name__}: {exc}"
+            time.sleep(5)
+    report.failures.append(f"the triton endpoint did not answer inference in {timeout:.0f}s: {last}")
 
 
 def _console(report: NodeReport, base_url: str, dex: NodeDex, page_path: str, expected: str) -> None:
@@ -619,7 +698,8 @@ def _console(report: NodeReport, base_url: str, dex: NodeDex, page_path: str, ex
 
 
 def _delete_tenant(report: NodeReport, base_url: str, dex: NodeDex, tenant: str) -> None:
-    status, _, body = _request(base_url, "DELETE", "/tenants", dex.token("admin"), {"name": tenant})
+    # Slow on a busy shared cluster (the namespace's contents are deleted by kube-controller-manager).
+    status, _, body = _request(base_url, "DELETE", "/tenants", dex.token("admin"), {"name": tenant}, timeout=300)
     report.expect(status == 200, f"admin's DELETE /tenants: {status} {body[:300]!r}")
 
 
@@ -628,9 +708,10 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m devstack.chart_node", description=__doc__.splitlines()[0])
     parser.add_argument("--keep", action="store_true", help="leave the namespace and database for inspection")
+    parser.add_argument("--inference", action="store_true", help="also wait for the endpoint's Triton to answer")
     args = parser.parse_args(argv)
     try:
-        report = e2e_real_node(chart._devstack_env(), keep=args.keep)
+        report = e2e_real_node(chart._devstack_env(), keep=args.keep, inference=args.inference)
     except StackError as exc:
         print(f"[helm-e2e] {exc}", file=sys.stderr)
         return 1
