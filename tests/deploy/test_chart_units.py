@@ -240,7 +240,7 @@ def _values() -> dict[str, Any]:
 def _schema_errors(values: dict[str, Any]) -> list[str]:
     import json
 
-    import jsonschema
+    import jsonschema  # type: ignore[import-untyped]  # drf-spectacular's dependency; no stubs
 
     validator = jsonschema.Draft7Validator(json.loads(VALUES_SCHEMA.read_text()))
     return sorted(error.message for error in validator.iter_errors(values))
