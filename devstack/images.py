@@ -15,11 +15,16 @@ machine reuses it; containerd imports it into the CRI's `k8s.io` namespace under
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import io
+import json
+import os
 import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import Iterator
@@ -83,8 +88,16 @@ def _tool(name: str) -> str:
     return path
 
 
-def _assemble(image: Image, layers: list[Path], config: list[str], parent: Image | None = None) -> None:
-    """Write `image.archive`: `parent`'s layers (if any), then one layer per directory in `layers`."""
+def _assemble(
+    image: Image, layers: list[Path], config: list[str], parent: Image | None = None, packed: bool = False
+) -> None:
+    """Write `image.archive`: `parent`'s layers (if any), then one layer per directory in `layers`.
+
+    `packed`: each directory is archived by GNU tar (names sorted, one fixed time, numeric owners
+    as they are on disk) and added verbatim, so the same inputs give the same layer digest; the
+    top-level entries are the directory's children, never `.` (which would replace the root's mode).
+    umoci's own `insert` stamps the files' times, and wrote one product layer without the tar
+    end-of-archive blocks (umoci 0.4.7), which strict readers refuse."""
     umoci = _tool("umoci")
     IMAGE_CACHE.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=IMAGE_CACHE, prefix=f".{image.name}-") as tmp:
@@ -101,7 +114,14 @@ def _assemble(image: Image, layers: list[Path], config: list[str], parent: Image
             _run([umoci, "tag", "--image", f"{layout}:{parent.key}", image.key], f"image {image.name}")
             _run([umoci, "rm", "--image", f"{layout}:{parent.key}"], f"image {image.name}")
         for layer in layers:
-            _run([umoci, "insert", "--image", target, str(layer), "/"], f"image {image.name}")
+            if not packed:
+                _run([umoci, "insert", "--image", target, str(layer), "/"], f"image {image.name}")
+                continue
+            tarball = Path(tmp) / f"{layer.name}.tar"
+            pack = ["tar", "-C", str(layer), "-cf", str(tarball), "--sort=name", "--mtime=@0", "--numeric-owner"]
+            _run([*pack, *sorted(child.name for child in layer.iterdir())], f"image {image.name}: layer")
+            _run([umoci, "raw", "add-layer", "--no-history", "--image", target, str(tarball)], f"image {image.name}")
+            tarball.unlink()
         _run([umoci, "config", "--image", target, "--os", "linux", "--architecture", "amd64", *config], image.name)
         _run([umoci, "gc", "--layout", str(layout)], f"image {image.name}")
         partial = image.archive.with_suffix(".partial")
@@ -363,3 +383,363 @@ def ensure_imported(images: list[Image], ctr: list[str]) -> None:
     for image in images:
         if image.alias_ref is not None:
             _run([*ctr, "images", "tag", "--force", image.ref, image.alias_ref], f"image {image.name}: tag")
+
+
+# --- the product's own image --------------------------------------------------------------------------
+# The Dockerfile's build, made from the local `base` (bookworm's Python 3.11, the same minor version
+# as the Dockerfile's python:3.11-slim-bookworm): the runtime wheels of requirements/prod.txt are
+# downloaded on the host (pip inside a build cannot pass the TLS-intercepting proxy) and installed
+# offline into a virtualenv-shaped /opt/venv; the application files are the repository's tracked
+# files minus .dockerignore (what `docker build .` would send); static files are collected and
+# bytecode compiled at build time; the runtime configuration (environment, user, working directory,
+# port, labels, command) is read from the Dockerfile's final stage, so the two builds cannot drift.
+
+PRODUCT_UID = 10001
+PRODUCT_REQUIREMENTS = ("requirements/prod.txt", "requirements/base.txt")
+VENV = "opt/venv"
+BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# A change in how the image is assembled (not in its inputs) bumps this.
+PRODUCT_LAYOUT = "product layout 2"
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """The final stage of the Dockerfile, as OCI image configuration."""
+
+    env: dict[str, str]
+    user: str
+    workdir: str
+    cmd: list[str]
+    exposed: list[str]
+    labels: dict[str, str]
+
+    def umoci_flags(self) -> list[str]:
+        flags = ["--config.user", self.user, "--config.workingdir", self.workdir, "--clear=config.cmd"]
+        for key, value in self.env.items():
+            flags += ["--config.env", f"{key}={value}"]
+        for word in self.cmd:
+            flags += ["--config.cmd", word]
+        for port in self.exposed:
+            flags += ["--config.exposedports", port]
+        for key, value in self.labels.items():
+            flags += ["--config.label", f"{key}={value}"]
+        return flags
+
+
+def _dockerfile_pairs(text: str) -> dict[str, str]:
+    """ENV and LABEL arguments: `KEY=value KEY2="quoted value"` (shell-style quoting)."""
+    import shlex
+
+    pairs: dict[str, str] = {}
+    for word in shlex.split(text):
+        key, sep, value = word.partition("=")
+        if not sep:
+            raise StackError(f"Dockerfile: `{text}` is not KEY=value pairs (the only form the local build reads)")
+        pairs[key] = value
+    return pairs
+
+
+def dockerfile_runtime(dockerfile: Path) -> RuntimeConfig:
+    """Read the final stage's ENV, USER, WORKDIR, EXPOSE, LABEL and CMD (exec form) from the Dockerfile."""
+    joined = re.sub(r"\\\n", " ", dockerfile.read_text())
+    lines = [line.strip() for line in joined.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    stages: list[list[tuple[str, str]]] = []
+    for line in lines:
+        op, _, args = line.partition(" ")
+        if op.upper() == "FROM":
+            stages.append([])
+        elif stages:
+            stages[-1].append((op.upper(), args.strip()))
+    if not stages:
+        raise StackError(f"{dockerfile}: no FROM")
+    env: dict[str, str] = {}
+    labels: dict[str, str] = {}
+    user, workdir, cmd, exposed = "0:0", "/", ["/bin/sh"], []
+    for op, args in stages[-1]:
+        if op == "ENV":
+            for key, value in _dockerfile_pairs(args).items():
+                # $PATH is the only reference the Dockerfile makes: the base image's PATH.
+                env[key] = value.replace("$PATH", env.get("PATH", BASE_PATH))
+        elif op == "LABEL":
+            labels.update(_dockerfile_pairs(args))
+        elif op == "USER":
+            user = args
+        elif op == "WORKDIR":
+            workdir = args
+        elif op == "EXPOSE":
+            exposed += [port if "/" in port else f"{port}/tcp" for port in args.split()]
+        elif op == "CMD":
+            cmd = json.loads(args)
+    return RuntimeConfig(env, user, workdir, cmd, exposed, labels)
+
+
+def ignore_regex(pattern: str) -> re.Pattern[str]:
+    """One .dockerignore line as a regex over a slash-separated path (`*`, `?` within a segment, `**`)."""
+    parts = []
+    for segment in pattern.strip("/").split("/"):
+        if segment == "**":
+            parts.append("(?:[^/]+/)*")
+            continue
+        escaped = re.escape(segment).replace(r"\*", "[^/]*").replace(r"\?", "[^/]")
+        parts.append(escaped + "/")
+    return re.compile("^" + "".join(parts).removesuffix("/") + "$")
+
+
+def dockerignore(root: Path) -> list[re.Pattern[str]]:
+    patterns = []
+    for line in (root / ".dockerignore").read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("!"):
+            raise StackError(f".dockerignore: exceptions ({line}) are not supported by the local image build")
+        patterns.append(ignore_regex(line))
+    return patterns
+
+
+def ignored(path: str, patterns: list[re.Pattern[str]]) -> bool:
+    """Docker's rule: a path is left out when it or any directory above it matches a pattern."""
+    segments = path.split("/")
+    prefixes = ["/".join(segments[: i + 1]) for i in range(len(segments))]
+    return any(pattern.match(prefix) for pattern in patterns for prefix in prefixes)
+
+
+def product_files(root: Path) -> list[str]:
+    """The build context `docker build .` would send, limited to tracked files: an untracked file
+    (a local secret, a scratch database) can never reach the image."""
+    listed = subprocess.run(["git", "-C", str(root), "ls-files", "-z"], capture_output=True, check=False)
+    if listed.returncode != 0:
+        raise StackError(f"product image: `git ls-files` failed in {root}: {listed.stderr.decode().strip()}")
+    patterns = dockerignore(root)
+    names = [name for name in listed.stdout.decode().split("\0") if name]
+    return sorted(name for name in names if (root / name).is_file() and not ignored(name, patterns))
+
+
+def base_python_version() -> str:
+    """The base image's exact Python version (e.g. 3.11.2), from its dpkg database: pip's
+    Requires-Python checks use it, and tests/deploy/test_image.py evaluates every dependency marker
+    for it. pip itself evaluates markers for the host's interpreter, whatever --python-version says:
+    a dependency that hangs on the patch level (redis needs async-timeout below 3.11.3) must be
+    pinned in requirements/prod.txt."""
+    status = image_text_file(base(), "var/lib/dpkg/status")
+    for stanza in status.split("\n\n"):
+        if stanza.startswith(f"Package: python{TRITON_PYTHON}-minimal\n"):
+            match = re.search(r"^Version: (\d+\.\d+\.\d+)", stanza, re.MULTILINE)
+            if match:
+                return match.group(1)
+    raise StackError(f"base image: no python{TRITON_PYTHON}-minimal in its dpkg database")
+
+
+def _product_pip(*args: str) -> list[str]:
+    """pip for the product image: binary wheels for the base's platform and its exact Python version."""
+    argv = _pip(*args, dependencies=True)
+    argv[argv.index("--python-version") + 1] = base_python_version()
+    return argv
+
+
+def _requirements_key(root: Path) -> str:
+    digest = hashlib.sha256(" ".join([*_WHEEL_PLATFORMS, base_python_version()]).encode())
+    for name in PRODUCT_REQUIREMENTS:
+        digest.update(name.encode() + b"\0" + (root / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def product_key(root: Path) -> str:
+    """Content hash of everything the product image is made of."""
+    digest = hashlib.sha256(f"{base().ref} {PRODUCT_LAYOUT} {_requirements_key(root)}".encode())
+    for name in ["Dockerfile", *product_files(root)]:
+        digest.update(name.encode() + b"\0")
+        digest.update(hashlib.sha256((root / name).read_bytes()).digest())
+    return digest.hexdigest()[:16]
+
+
+def _product_wheels(root: Path) -> Path:
+    """The wheels of requirements/prod.txt for the image's platform, downloaded once per requirement set."""
+    wheels = IMAGE_CACHE / f"product-wheels-{_requirements_key(root)}"
+    if wheels.is_dir():
+        return wheels
+    IMAGE_CACHE.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(dir=IMAGE_CACHE, prefix=".product-wheels-"))
+    try:
+        download = _product_pip("download", "--dest", str(partial), "-r", str(root / "requirements" / "prod.txt"))
+        _run(download, "image product: pip download")
+        partial.replace(wheels)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return wheels
+
+
+def image_layers(image: Image) -> Iterator[tarfile.TarFile]:
+    """The image's layers, bottom first, each as an open tar stream."""
+    with tarfile.open(image.archive) as archive:
+
+        def blob(digest: str) -> bytes:
+            member = archive.extractfile(f"./blobs/sha256/{digest.removeprefix('sha256:')}")
+            if member is None:
+                raise StackError(f"image {image.name}: blob {digest} missing from {image.archive}")
+            return member.read()
+
+        index = json.loads(blob_of(archive, "./index.json"))
+        manifest = json.loads(blob(index["manifests"][0]["digest"]))
+        for layer in manifest["layers"]:
+            with tarfile.open(fileobj=io.BytesIO(gzip.decompress(blob(layer["digest"])))) as tar:
+                yield tar
+
+
+def blob_of(archive: tarfile.TarFile, name: str) -> bytes:
+    """One file of an OCI archive (index.json, a blob under ./blobs/sha256/)."""
+    member = archive.extractfile(name)
+    if member is None:
+        raise StackError(f"{archive.name!s}: no {name}")
+    return member.read()
+
+
+def image_files(image: Image) -> dict[str, tarfile.TarInfo]:
+    """The image's final filesystem as {path without leading slash: entry}: layers applied in order,
+    with OCI whiteouts (`.wh.<name>` removes a path, `.wh..wh..opq` empties a directory)."""
+    files: dict[str, tarfile.TarInfo] = {}
+    for tar in image_layers(image):
+        for member in tar:
+            path = member.name.removeprefix("./").lstrip("/").rstrip("/")
+            directory, _, name = path.rpartition("/")
+            prefix = f"{directory}/" if directory else ""
+            if name == ".wh..wh..opq":
+                for old in [old for old in files if old.startswith(prefix) and old != directory]:
+                    del files[old]
+            elif name.startswith(".wh."):
+                gone = prefix + name.removeprefix(".wh.")
+                for old in [old for old in files if old == gone or old.startswith(f"{gone}/")]:
+                    del files[old]
+            elif path:
+                files[path] = member
+    return files
+
+
+def image_text_file(parent: Image, name: str) -> str:
+    """A text file of the parent image, e.g. etc/passwd (the topmost layer that has it)."""
+    found: bytes | None = None
+    for tar in image_layers(parent):
+        for candidate in (name, f"./{name}", f"/{name}"):
+            try:
+                member = tar.extractfile(candidate)
+            except KeyError:
+                continue
+            if member is not None:
+                found = member.read()
+                break
+    if found is None:
+        raise StackError(f"image {parent.name}: no /{name}")
+    return found.decode()
+
+
+def _venv(layer: Path, wheels: Path, root: Path) -> None:
+    """/opt/venv as `python -m venv` makes it, filled offline from the downloaded wheels."""
+    venv = layer / VENV
+    site = venv / "lib" / f"python{TRITON_PYTHON}" / "site-packages"
+    site.mkdir(parents=True)
+    (venv / "bin").mkdir()
+    (venv / "lib64").symlink_to("lib")
+    (venv / "pyvenv.cfg").write_text(
+        f"home = /usr/bin\ninclude-system-site-packages = false\nversion = {TRITON_PYTHON}\n"
+    )
+    for name in ("python", "python3", f"python{TRITON_PYTHON}"):
+        (venv / "bin" / name).symlink_to(f"/usr/bin/python{TRITON_PYTHON}")
+    install = _product_pip("install", "--no-index", "--no-compile", "--find-links", str(wheels), "--target", str(site))
+    _run([*install, "-r", str(root / "requirements" / "prod.txt")], "image product: pip install")
+    # pip --target puts console scripts (gunicorn, celery) in site-packages/bin with the host's
+    # interpreter in their first line: move them where the venv has them, on the venv's python.
+    for script in sorted((site / "bin").iterdir()):
+        text = script.read_bytes()
+        if text.startswith(b"#!"):
+            text = b"#!/" + VENV.encode() + b"/bin/python\n" + text.split(b"\n", 1)[1]
+        target = venv / "bin" / script.name
+        target.write_bytes(text)
+        target.chmod(0o755)
+    shutil.rmtree(site / "bin")
+
+
+def product(root: Path | None = None) -> Image:
+    """The product's image (API and console, worker, beat, controller), built like the Dockerfile builds it."""
+    from devstack.layout import ROOT
+
+    root = root or ROOT
+    parent = base()
+    image = Image("product", product_key(root))
+    if image.archive.exists():
+        return image
+    say(f"building image {image.ref} (cached in {IMAGE_CACHE})")
+    began = time.monotonic()
+    config = dockerfile_runtime(root / "Dockerfile")
+    wheels = _product_wheels(root)
+    with tempfile.TemporaryDirectory(dir=IMAGE_CACHE, prefix=".product-") as tmp:
+        layer = Path(tmp) / "layer"
+        app = layer / config.workdir.lstrip("/")
+        _venv(layer, wheels, root)
+        for name in product_files(root):
+            (app / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(root / name, app / name)
+        env = {
+            "PATH": BASE_PATH,
+            "HOME": tmp,
+            "PYTHONPATH": str(layer / VENV / "lib" / f"python{TRITON_PYTHON}" / "site-packages"),
+            "DJANGO_SETTINGS_MODULE": config.env.get("DJANGO_SETTINGS_MODULE", "inferencemgmt.settings"),
+            "DJANGO_SECRET_KEY": "collectstatic-only",
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+        collect = [sys.executable, "manage.py", "collectstatic", "--noinput", "--verbosity", "0"]
+        result = subprocess.run(collect, cwd=app, env=env, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise StackError(f"image product: collectstatic failed: {result.stderr.strip()[-2000:]}")
+        # Bytecode for the image's Python (3.11, the host's too): hash-based, so valid whatever the
+        # files' times; a read-only root filesystem could never write it at run time.
+        if sys.version_info[:2] == tuple(int(part) for part in TRITON_PYTHON.split(".")):
+            compile_all = [sys.executable, "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash"]
+            _run([*compile_all, "-d", "/app", str(app)], "image product: compileall")
+            _run([*compile_all, str(layer / VENV)], "image product: compileall")
+        etc = layer / "etc"
+        etc.mkdir()
+        passwd = image_text_file(parent, "etc/passwd")
+        group = image_text_file(parent, "etc/group")
+        (etc / "passwd").write_text(passwd + f"imm:x:{PRODUCT_UID}:{PRODUCT_UID}::/app:/usr/sbin/nologin\n")
+        (etc / "group").write_text(group + f"imm:x:{PRODUCT_UID}:\n")
+        # docker-compose.yml shares kubeconfigs through a volume mounted here; a new volume takes this owner.
+        kube = layer / "kube"
+        kube.mkdir()
+        os.chown(kube, PRODUCT_UID, PRODUCT_UID)
+        for path in [layer, *layer.rglob("*")]:
+            if not path.is_symlink() and path != kube:
+                os.chown(path, 0, 0, follow_symlinks=False)
+        _assemble(image, [layer], config.umoci_flags(), parent=parent, packed=True)
+    size = image.archive.stat().st_size / 2**20
+    say(f"image {image.ref} built in {time.monotonic() - began:.0f}s ({size:.0f} MiB archive)")
+    return image
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m devstack.images product [--tag T]`: `make docker_build` where no Docker engine runs."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m devstack.images", description=main.__doc__)
+    parser.add_argument("image", choices=["product"])
+    parser.add_argument("--name", default="imm", help="repository name the archive is meant for (default imm)")
+    parser.add_argument("--tag", default="latest")
+    args = parser.parse_args(argv)
+    began = time.monotonic()
+    try:
+        image = product()
+        files = image_files(image)
+    except StackError as exc:
+        print(f"[images] {exc}", file=sys.stderr)
+        return 1
+    size = sum(entry.size for entry in files.values() if entry.isfile())
+    say(
+        f"{args.name}:{args.tag} is {image.ref} ({time.monotonic() - began:.0f}s): OCI archive {image.archive} "
+        f"({image.archive.stat().st_size / 2**20:.0f} MiB, {size / 2**20:.0f} MiB unpacked). Load it with "
+        f"`ctr -n k8s.io images import --base-name <registry>/{args.name} {image.archive}` and "
+        f"`ctr -n k8s.io images tag <registry>/{args.name}:{image.key} <registry>/{args.name}:{args.tag}`"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

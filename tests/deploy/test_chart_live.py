@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from devstack import chart, chart_e2e, chart_schema
+from devstack import chart, chart_e2e, chart_policy, chart_schema
 from devstack.layout import CHART
 
 pytestmark = pytest.mark.integration
@@ -151,3 +151,43 @@ def test_the_product_accepts_the_environment_the_chart_sets(
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "104857600"
+
+
+def test_a_typo_in_a_value_fails_lint_and_install(helm: chart.Helm, openapi: dict[str, Any]) -> None:
+    """values.schema.json closes every block: a misspelt key is an error, never a silent default."""
+    version = f"--kube-version={chart.cluster_version(openapi)}"
+    lint = helm.run("lint", version, f"--values={chart.CI_VALUES}", "--set=api.replica=3", str(CHART), check=False)
+    assert lint.returncode != 0
+    assert "additional properties 'replica' not allowed" in lint.stdout + lint.stderr
+    install = helm.run(
+        "install", "imm-typo", str(CHART), "--dry-run=client", f"--values={chart.CI_VALUES}",
+        "--set=securityContext.readOnlyRootFilesytem=true", check=False,
+    )  # fmt: skip
+    assert install.returncode != 0
+    assert "at '/securityContext': additional properties 'readOnlyRootFilesytem' not allowed" in install.stderr
+
+
+def test_one_registry_value_moves_the_product_and_the_serving_images(helm: chart.Helm, openapi: dict[str, Any]) -> None:
+    text = chart.render(
+        helm,
+        chart.cluster_version(openapi),
+        "--set=global.imageRegistry=mirror.example:5000/platform",
+        "--set=servingImages.triton=tritonserver:2.51",
+        "--set-string=image.tag=7",
+    )
+    pods = [chart_policy._pod_spec(o) for o in chart_schema.documents(text)]
+    containers = [c for pod in pods if pod for c in [*pod.get("initContainers", []), *pod["containers"]]]
+    assert len(containers) == 5  # api, worker, beat, controller, migrate
+    assert {c["image"] for c in containers} == {"mirror.example:5000/platform/imm:7"}
+    api = next(c for c in containers if c["name"] == "api")
+    env = {item["name"]: item.get("value") for item in api["env"]}
+    assert env["SERVING_IMAGE_REGISTRY"] == "mirror.example:5000/platform"
+    assert json.loads(env["SERVING_IMAGES"]) == {"triton": "tritonserver:2.51"}
+    plain = chart.render(helm, chart.cluster_version(openapi))
+    images = {
+        c["image"]
+        for pod in map(chart_policy._pod_spec, chart_schema.documents(plain))
+        if pod
+        for c in pod["containers"]
+    }
+    assert images == {"imm:0.1.0"}

@@ -223,3 +223,134 @@ def test_every_variable_compose_sets_for_the_product_is_read_by_it() -> None:
     for service in ("api", "worker", "beat", "controller", "migrate"):
         names |= set(compose["services"][service]["environment"])
     assert names - NOT_SETTINGS - _settings_variables() == set()
+
+
+# --- values.schema.json ---------------------------------------------------------------------------
+
+VALUES_SCHEMA = ROOT / "helm" / "imm" / "values.schema.json"
+
+
+def _values() -> dict[str, Any]:
+    import yaml
+
+    loaded: dict[str, Any] = yaml.safe_load((ROOT / "helm" / "imm" / "values.yaml").read_text())
+    return loaded
+
+
+def _schema_errors(values: dict[str, Any]) -> list[str]:
+    import json
+
+    import jsonschema  # type: ignore[import-untyped]  # drf-spectacular's dependency; no stubs
+
+    validator = jsonschema.Draft7Validator(json.loads(VALUES_SCHEMA.read_text()))
+    return sorted(error.message for error in validator.iter_errors(values))
+
+
+def _key_paths(values: Any, schema: dict[str, Any], prefix: str = "") -> tuple[set[str], set[str]]:
+    """(keys of values.yaml, properties of the schema), recursively where the schema is closed."""
+    if not isinstance(values, dict) or "properties" not in schema:
+        return set(), set()
+    keys = {f"{prefix}{key}" for key in values}
+    props = {f"{prefix}{key}" for key in schema["properties"]}
+    for key, sub in schema["properties"].items():
+        more_keys, more_props = _key_paths(values.get(key), sub, f"{prefix}{key}.")
+        keys |= more_keys
+        props |= more_props
+    return keys, props
+
+
+def test_the_values_schema_describes_exactly_the_shipped_values() -> None:
+    import json
+
+    schema = json.loads(VALUES_SCHEMA.read_text())
+    keys, props = _key_paths(_values(), schema)
+    assert len(keys) > 100
+    assert keys - props == set()
+    # The schema may name more than values.yaml sets only inside Kubernetes' own structures
+    # (optional fields of a security context or of resources), never a setting of the chart.
+    optional = props - keys
+    assert all(
+        path.split(".")[0] in {"securityContext", "podSecurityContext"} or ".resources." in path for path in optional
+    ), sorted(optional)
+    # Closed everywhere a typo could hide: every object with named properties refuses others.
+
+    def open_objects(node: Any, path: str) -> list[str]:
+        if not isinstance(node, dict):
+            return []
+        found = [path] if "properties" in node and node.get("additionalProperties") is not False else []
+        for key, sub in node.get("properties", {}).items():
+            found += open_objects(sub, f"{path}.{key}")
+        if isinstance(node.get("items"), dict):
+            found += open_objects(node["items"], f"{path}[]")
+        return found
+
+    assert open_objects(schema, "") == []
+
+
+def test_the_shipped_and_ci_values_pass_the_schema() -> None:
+    import yaml
+
+    values = _values()
+    assert _schema_errors(values) == []
+    ci = yaml.safe_load((ROOT / "helm" / "imm" / "ci" / "test-values.yaml").read_text())
+    merged = copy.deepcopy(values)
+    for key, value in ci.items():
+        merged[key] = {**merged[key], **value} if isinstance(value, dict) else value
+    assert _schema_errors(merged) == []
+    assert _schema_errors(chart_e2e.e2e_values({"S3_ENDPOINT_URL": "http://x", "OIDC_ISSUER": "https://y"}, "g")) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"api": {"replica": 3}}, "'replica' was unexpected"),
+        ({"imageRegistery": "mirror.example"}, "'imageRegistery' was unexpected"),
+        ({"securityContext": {"readOnlyRootFilesytem": True}}, "'readOnlyRootFilesytem' was unexpected"),
+        ({"image": {"pullPolicy": "Sometimes"}}, "'Sometimes' is not one of"),
+        ({"servingImages": {"triton": 3}}, "3 is not of type 'string'"),
+        ({"global": {"imageRegistry": "mirror.example/"}}, "does not match"),
+    ],
+)
+def test_the_values_schema_refuses_a_typo(change: dict[str, Any], message: str) -> None:
+    values = _values()
+    for key, value in change.items():
+        values[key] = {**values[key], **value} if isinstance(value, dict) and key in values else value
+    errors = _schema_errors(values)
+    assert any(message in error for error in errors), errors
+
+
+def test_real_node_values_place_every_product_pod_on_the_node_and_pass_the_schema() -> None:
+    from devstack import chart_node, realnode
+
+    devstack = {
+        "S3_ENDPOINT_URL": "http://127.0.0.1:18333",
+        "IMM_DEVSTACK_S3_CLUSTER_URL": "http://10.87.0.1:18333",
+        "OIDC_ISSUER": "https://127.0.0.1:15556/dex",
+        "OIDC_API_CLIENT_SECRET": "do-not-leak",
+    }
+    values = chart_node.node_values(devstack, "e2e-1", "https://10.87.0.1:4444/dex", "imm-database")
+    assert _schema_errors(values) == []
+    assert "do-not-leak" not in repr(values)
+    assert (values["global"]["imageRegistry"], values["image"]["repository"], values["image"]["tag"]) == (
+        "imm.local", "imm", "e2e-1",
+    )  # fmt: skip
+    assert values["image"]["pullPolicy"] == "IfNotPresent"
+    for component in ("api", "worker", "beat", "controller", "migrations"):
+        assert values[component]["nodeSelector"] == {realnode.PLACEMENT_KEY: "true"}, component
+        assert values[component]["tolerations"] == [
+            {"key": realnode.PLACEMENT_KEY, "operator": "Equal", "value": "true", "effect": "NoSchedule"}
+        ], component
+    assert values["api"]["replicas"] == 2
+    assert values["objectStore"]["endpointUrl"] == "http://10.87.0.1:18333"
+    assert values["oidc"]["issuer"] == "https://10.87.0.1:4444/dex"
+    # Nothing about the pods' hardening is relaxed for the node.
+    assert "securityContext" not in values
+    assert "podSecurityContext" not in values
+
+
+def test_pod_side_urls_keep_credentials_and_change_only_the_address() -> None:
+    from devstack import chart_node
+
+    moved = chart_node._with_host("postgres://imm:s3cr%40t@127.0.0.1:15432/imm", "10.87.0.1", 4321, "/imm_e2e_1")
+    assert moved == "postgres://imm:s3cr%40t@10.87.0.1:4321/imm_e2e_1"
+    assert chart_node._with_host("redis://127.0.0.1:16379/0", "10.87.0.1", 5, "/7") == "redis://10.87.0.1:5/7"

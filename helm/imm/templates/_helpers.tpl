@@ -33,8 +33,14 @@ app.kubernetes.io/instance: {{ $root.Release.Name }}
 app.kubernetes.io/component: {{ index . 1 }}
 {{- end -}}
 
+{{/* The product's image: global.imageRegistry (if any) / image.repository : image.tag (default appVersion). */}}
 {{- define "imm.image" -}}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- $reference := printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- with .Values.global.imageRegistry -}}
+{{- printf "%s/%s" (trimSuffix "/" .) $reference -}}
+{{- else -}}
+{{- $reference -}}
+{{- end -}}
 {{- end -}}
 
 {{- define "imm.apiServiceAccount" -}}{{ include "imm.fullname" . }}-management-api{{- end -}}
@@ -155,6 +161,10 @@ names and subjects, so the rules have one source.
   value: {{ .Values.platformAdminLabel | quote }}
 - name: IMM_SYSTEM_NAMESPACE
   value: {{ .Release.Namespace | quote }}
+- name: SERVING_IMAGE_REGISTRY
+  value: {{ .Values.global.imageRegistry | quote }}
+- name: SERVING_IMAGES
+  value: {{ .Values.servingImages | toJson | quote }}
 - name: IMM_INFERENCE_TLS_SECRET
   value: {{ .Values.inferenceTlsSecret | quote }}
 - name: IMM_INGRESS_NAMESPACE
