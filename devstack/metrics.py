@@ -77,8 +77,11 @@ def part(write_kubeconfig: Any) -> Part:
             f"--metric-resolution={RESOLUTION}",
             "--v=1",
         ],
-        # Ready once it has scraped the node (its readiness includes a first successful scrape).
-        ready=lambda: _https_ok(f"https://127.0.0.1:{PORTS.metrics_server}/readyz"),
+        # Alive and serving. Not /readyz: seen here, it answers "no metrics to serve" for as long as
+        # the real node runs no pod (a fresh devstack), although the node is scraped every cycle, so
+        # a start would wait for ever; the APIService turns Available on the served API alone, and
+        # pods' CPU is there for the HPAs as soon as pods run.
+        ready=lambda: _https_ok(f"https://127.0.0.1:{PORTS.metrics_server}/livez"),
         ports=(PORTS.metrics_server,),
         timeout=90,
     )
