@@ -217,6 +217,14 @@ IMM_STORE_IDENTITY_BACKEND = env.choice("IMM_STORE_IDENTITY_BACKEND", ("aws-iam"
 S3_IAM_ENDPOINT_URL = env.string("S3_IAM_ENDPOINT_URL", "")
 S3_IAM_ACCESS_KEY_ID = env.secret("S3_IAM_ACCESS_KEY_ID", "")
 S3_IAM_SECRET_ACCESS_KEY = env.secret("S3_IAM_SECRET_ACCESS_KEY", "")
+# Key rotation (POST /tenants/<name>/credentials/rotate, tenants.rotation): a tenant key older than this
+# many days is rotated by a periodic task (0: never), checked every IMM_STORE_KEY_ROTATION_CHECK_SECONDS.
+# A rotation waits this long for the tenant's endpoints to roll onto the new key before it fails and
+# keeps the old key. Periodic rotations act as IMM_STORE_KEY_ROTATION_USER in the admin group.
+IMM_STORE_KEY_ROTATION_DAYS = env.integer("IMM_STORE_KEY_ROTATION_DAYS", 0, minimum=0)
+IMM_STORE_KEY_ROTATION_CHECK_SECONDS = env.number("IMM_STORE_KEY_ROTATION_CHECK_SECONDS", 3600.0, minimum=10)
+IMM_STORE_KEY_ROTATION_ROLLOUT_SECONDS = env.number("IMM_STORE_KEY_ROTATION_ROLLOUT_SECONDS", 900.0, minimum=1)
+IMM_STORE_KEY_ROTATION_USER = env.string("IMM_STORE_KEY_ROTATION_USER", "imm-key-rotation")
 
 # --- Redis and Celery -------------------------------------------------------------------------------
 REDIS_URL = env.secret("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -359,6 +367,10 @@ CELERY_BEAT_SCHEDULE = {
     "operations-requeue-stalled": {
         "task": "operations.requeue_stalled",
         "schedule": env.number("IMM_OPERATION_REQUEUE_INTERVAL_SECONDS", 60.0, minimum=1),
+    },
+    "tenants-rotate-old-credentials": {
+        "task": "tenants.rotate_old_credentials",
+        "schedule": IMM_STORE_KEY_ROTATION_CHECK_SECONDS,
     },
     "models-abort-stale-uploads": {
         "task": "models.abort_stale_uploads",

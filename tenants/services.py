@@ -9,16 +9,22 @@ admin, against the live objects.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from django.conf import settings
 
 from inferencemgmt import kube, objectstore
 from inferencemgmt.auth.identity import Identity
-from inferencemgmt.errors import NotFound
+from inferencemgmt.errors import Conflict, NotFound
 from inferencemgmt.operations.models import Operation
 from inferencemgmt.operations.services import operation_create
-from tenants import manifests, selectors, tasks
+from tenants import manifests, rotation, selectors, tasks
 from tenants.provisioning import tenant_exists_error
+
+logger = logging.getLogger(__name__)
 
 
 def tenant_create(
@@ -71,3 +77,36 @@ def tenant_update(
     if annotations:
         core.patch_namespace(name, {"metadata": {"annotations": annotations}})
     return {"name": name, "values": values}
+
+
+def tenant_credentials_rotate(identity: Identity, *, name: str) -> Operation:
+    """Start rotating the tenant's store key (tenants.rotation), or return the rotation already running,
+    so a repeated request never issues one more key."""
+    selectors.tenant_required(name)
+    if not objectstore.identities_enabled():
+        raise Conflict(
+            f"Tenant {name} has no store key to rotate",
+            "tenant identities are off (IMM_STORE_IDENTITY_BACKEND=none): tenants get no key at all",
+            code="object_store_identities_off",
+        )
+    running = rotation.rotation_in_flight(name)
+    if running is not None:
+        return running
+    return operation_create(task=tasks.rotate_credentials, target=name, identity=identity, params={"name": name})
+
+
+def tenant_credentials_rotate_due(now: datetime | None = None) -> list[Operation]:
+    """Start a rotation, as the platform's rotation identity, for every tenant whose key is older than
+    IMM_STORE_KEY_ROTATION_DAYS; none when that is 0 or tenants have no keys."""
+    days = settings.IMM_STORE_KEY_ROTATION_DAYS
+    if not days or not objectstore.identities_enabled():
+        return []
+    due = rotation.not_in_flight(rotation.tenants_due(now or datetime.now(UTC), timedelta(days=days)))
+    identity = rotation.rotation_identity()
+    started = []
+    for name in due:
+        started.append(
+            operation_create(task=tasks.rotate_credentials, target=name, identity=identity, params={"name": name})
+        )
+        logger.info("tenant %s: store key older than %s days; rotation started", name, days)
+    return started
