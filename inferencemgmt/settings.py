@@ -209,9 +209,10 @@ S3_CONNECT_TIMEOUT_SECONDS = env.number("S3_CONNECT_TIMEOUT_SECONDS", 5.0, minim
 S3_READ_TIMEOUT_SECONDS = env.number("S3_READ_TIMEOUT_SECONDS", 60.0, minimum=0.1)
 S3_MAX_ATTEMPTS = env.integer("S3_MAX_ATTEMPTS", 3, minimum=1)
 # Tenant identities (issue 18): each tenant's serving pods get a key of their own that reads only its
-# bucket. `aws-iam`: the IAM API (AWS, SeaweedFS's embedded IAM); `none`: the store cannot make
-# identities, tenants get no key and their serving pods cannot read models (never the platform key).
-IMM_STORE_IDENTITY_BACKEND = env.choice("IMM_STORE_IDENTITY_BACKEND", ("aws-iam", "none"), "aws-iam")
+# bucket. `aws-iam`: the IAM API (AWS, SeaweedFS's embedded IAM); `minio`: MinIO's admin API; `none`:
+# the store cannot make identities, tenants get no key and their serving pods cannot read models
+# (never the platform key).
+IMM_STORE_IDENTITY_BACKEND = env.choice("IMM_STORE_IDENTITY_BACKEND", ("aws-iam", "minio", "none"), "aws-iam")
 # The IAM endpoint (empty: S3_ENDPOINT_URL, where SeaweedFS serves it) and the key that may manage
 # users there (empty: the platform's S3 key).
 S3_IAM_ENDPOINT_URL = env.string("S3_IAM_ENDPOINT_URL", "")
