@@ -79,8 +79,10 @@ def _find_keys(tenant: Tenant) -> dict[str, Any]:
     annotations = _annotations(tenant)
     by_generation = {key_generation(key): key for key in keys}
     current = by_generation.get(annotations.get(manifests.STORE_KEY_ANNOTATION, ""))
-    if current is None and manifests.STORE_KEY_ANNOTATION not in annotations and len(keys) == 1:
-        current = keys[0]  # never rotated: the key provisioning (or the migration) wrote
+    if current is None and len(keys) == 1:
+        # Never rotated (the key provisioning or the migration wrote), or rewritten by the migration since:
+        # the only key there is is the one the secret holds.
+        current = keys[0]
     previous = by_generation.get(annotations.get(PREVIOUS_ANNOTATION, ""))
     if current is None and keys:
         raise Conflict(
