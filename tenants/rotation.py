@@ -108,7 +108,8 @@ def _issue(tenant: Tenant, run: OperationRun, old: str | None) -> str:
             # Issued by a killed run that did not annotate: its secret half is lost, and no pod was
             # rolled onto it; revoke it before issuing, so the identity never holds a third key.
             objectstore.tenant_key_delete(tenant.name, str(issued))
-        objectstore.tenant_identity_ensure(tenant.name)
+        # Not create-or-verify: a tenant being deleted meanwhile must not get its identity back. A
+        # tenant without one (made with identities off) gets it from `migrate_tenant_credentials`.
         key = objectstore.tenant_key_create(tenant.name)
         step.note(issued=key.access_key_id)
         try:

@@ -15,6 +15,7 @@ import json
 import threading
 import time
 import urllib.request
+import uuid
 from typing import Any
 
 import pytest
@@ -26,6 +27,7 @@ from tests.endpoints.conftest import Platform
 from tests.inference_endpoints import GROUP, PLURAL, VERSION
 from tests.servings.conftest import ControllerProcess, wait_for
 from tests.servings.test_triton_live import ADDER_CONFIG, ADDER_MODEL
+from tests.tenants.test_tenants_api import CERT
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 BODY = json.dumps({"inputs": [{"name": "X", "shape": [2], "datatype": "FP32", "data": [1.5, 2.25]}]}).encode()
@@ -71,11 +73,34 @@ class Prober:
         self._thread.join(timeout=10)
 
 
+def tenant_made(platform: Platform) -> str:
+    """A team-a tenant made through the API, waited for as long as a loaded machine needs (the fixture's
+    own helper waits only IMM_OPERATION_WAIT_SECONDS); deleted with the module's tenants."""
+    from rest_framework.test import APIClient
+
+    name = f"rot{uuid.uuid4().hex[:9]}"
+    platform.tenants.append(name)
+    answer = APIClient().post(
+        "/tenants",
+        data=json.dumps({"name": name, "cert": CERT, "scope": "team-a", "quota": {}}),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {platform.token('admin')}",
+        HTTP_PREFER="respond-async",
+    )
+    assert answer.status_code == 202, answer.content
+    operation_id = answer.json()["data"]["task"]["id"]
+    made = wait_for(
+        lambda: (op := Operation.objects.get(pk=operation_id)).is_final and op, timeout=300, what="the tenant"
+    )
+    assert made.state == Operation.State.SUCCEEDED, made.error
+    return name
+
+
 def test_a_triton_endpoint_answers_throughout_a_key_rotation(platform: Platform, controller: ControllerProcess) -> None:
     env = platform.env
     if "IMM_DEVSTACK_REAL_NODE_NAME" not in env:
         pytest.skip("the devstack's real node is off; start it with IMM_DEVSTACK_REAL_NODE=1 (README, Devstack)")
-    tenant = platform.tenant()
+    tenant = tenant_made(platform)
     core, apps = client.CoreV1Api(platform.k8s), client.AppsV1Api(platform.k8s)
     platform.s3.put_object(Bucket=tenant, Key="adder/1/config.pbtxt", Body=ADDER_CONFIG.encode())
     platform.s3.put_object(Bucket=tenant, Key="adder/1/model.py", Body=ADDER_MODEL.replace("FACTOR", "1").encode())
