@@ -800,7 +800,7 @@ def _minio() -> Any:
         if _minio_client is None:
             from urllib.parse import urlsplit
 
-            from minio.credentials import StaticProvider
+            from minio.credentials.providers import StaticProvider
             from minio.minioadmin import MinioAdmin
 
             endpoint = settings.S3_IAM_ENDPOINT_URL or settings.S3_ENDPOINT_URL
