@@ -241,3 +241,12 @@ def not_in_flight(names: list[str]) -> list[str]:
         .values_list("target", flat=True)
     )
     return [name for name in names if name not in busy]
+
+
+def tenants_due_now(now: datetime) -> list[str]:
+    """The tenants a periodic check should start a rotation for: keys older than
+    IMM_STORE_KEY_ROTATION_DAYS and no rotation unfinished; none when that is 0 or tenants have no keys."""
+    days = settings.IMM_STORE_KEY_ROTATION_DAYS
+    if not days or not objectstore.identities_enabled():
+        return []
+    return not_in_flight(tenants_due(now, timedelta(days=days)))

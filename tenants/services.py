@@ -9,12 +9,8 @@ admin, against the live objects.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
 from typing import Any
-
-from django.conf import settings
 
 from inferencemgmt import kube, objectstore
 from inferencemgmt.auth.identity import Identity
@@ -23,8 +19,6 @@ from inferencemgmt.operations.models import Operation
 from inferencemgmt.operations.services import operation_create
 from tenants import manifests, rotation, selectors, tasks
 from tenants.provisioning import tenant_exists_error
-
-logger = logging.getLogger(__name__)
 
 
 def tenant_create(
@@ -93,20 +87,3 @@ def tenant_credentials_rotate(identity: Identity, *, name: str) -> Operation:
     if running is not None:
         return running
     return operation_create(task=tasks.rotate_credentials, target=name, identity=identity, params={"name": name})
-
-
-def tenant_credentials_rotate_due(now: datetime | None = None) -> list[Operation]:
-    """Start a rotation, as the platform's rotation identity, for every tenant whose key is older than
-    IMM_STORE_KEY_ROTATION_DAYS; none when that is 0 or tenants have no keys."""
-    days = settings.IMM_STORE_KEY_ROTATION_DAYS
-    if not days or not objectstore.identities_enabled():
-        return []
-    due = rotation.not_in_flight(rotation.tenants_due(now or datetime.now(UTC), timedelta(days=days)))
-    identity = rotation.rotation_identity()
-    started = []
-    for name in due:
-        started.append(
-            operation_create(task=tasks.rotate_credentials, target=name, identity=identity, params={"name": name})
-        )
-        logger.info("tenant %s: store key older than %s days; rotation started", name, days)
-    return started

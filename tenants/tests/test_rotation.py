@@ -22,7 +22,7 @@ from inferencemgmt.operations.execution import execute_operation
 from inferencemgmt.operations.models import Operation
 from servings.controller.rendering import STORE_KEY_ANNOTATION as POD_ANNOTATION
 from servings.controller.tenancy import TenantNamespaces
-from tenants import manifests, rotation, selectors, services
+from tenants import manifests, rotation, selectors, tasks
 from tenants.tests.test_identity_steps import FakeIam, iam  # noqa: F401 -- the IAM fake and its fixture
 
 pytestmark = [pytest.mark.unit, pytest.mark.django_db]
@@ -263,14 +263,14 @@ def test_periodic_rotation_starts_one_operation_per_tenant_whose_key_is_too_old(
 
     monkeypatch.setattr(kube, "service_api", lambda name: Core())
     settings.IMM_STORE_KEY_ROTATION_DAYS = 0
-    assert services.tenant_credentials_rotate_due(now) == []
+    assert tasks.rotations_start_due(now) == []
     settings.IMM_STORE_KEY_ROTATION_DAYS = 30
-    started = services.tenant_credentials_rotate_due(now)
+    started = tasks.rotations_start_due(now)
     assert sorted(op.target for op in started) == ["old", "stale"]
     assert {op.requested_identity["username"] for op in started} == {settings.IMM_STORE_KEY_ROTATION_USER}
     assert all(op.requested_identity["groups"] == [settings.IMM_ADMIN_GROUP] for op in started)
     # The next check starts nothing more while those run.
-    assert services.tenant_credentials_rotate_due(now) == []
+    assert tasks.rotations_start_due(now) == []
 
 
 def test_the_controller_learns_a_tenants_store_key_generation_from_the_namespace_watch():
