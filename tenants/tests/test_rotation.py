@@ -149,6 +149,16 @@ def rotate_once() -> Operation:
     return operation
 
 
+def error_of(operation: Operation) -> dict[str, Any]:
+    assert operation.error is not None, operation.state
+    return dict(operation.error)
+
+
+def result_of(operation: Operation) -> dict[str, Any]:
+    assert operation.result is not None, operation.error
+    return dict(operation.result)
+
+
 def test_a_rotation_writes_a_new_key_rolls_the_endpoints_then_revokes_the_old_key(cluster, iam):  # noqa: F811
     (old,) = keys(iam)
     operation = rotate_once()
@@ -180,10 +190,10 @@ def test_a_roll_that_fails_keeps_the_old_key_and_a_second_request_resumes_withou
     cluster.rollout_finishes = False
     failed = rotate_once()
     assert failed.state == State.FAILED
-    assert failed.error["code"] == "store_key_rollout_failed"
-    assert failed.error["status"] == 504
-    assert "resnet: its rollout stopped: stuck" in failed.error["description"]
-    assert "previous key is kept" in failed.error["description"]
+    assert error_of(failed)["code"] == "store_key_rollout_failed"
+    assert error_of(failed)["status"] == 504
+    assert "resnet: its rollout stopped: stuck" in error_of(failed)["description"]
+    assert "previous key is kept" in error_of(failed)["description"]
     assert old in keys(iam)
     assert len(keys(iam)) == 2
     (new,) = set(keys(iam)) - {old}
@@ -195,8 +205,8 @@ def test_a_roll_that_fails_keeps_the_old_key_and_a_second_request_resumes_withou
     assert resumed.state == State.SUCCEEDED, resumed.error
     assert iam.made == made  # no key issued: the unfinished rotation was finished
     assert keys(iam) == [new]
-    assert resumed.result["resumed"] is True
-    assert resumed.result["revoked"] == [old]
+    assert result_of(resumed)["resumed"] is True
+    assert result_of(resumed)["revoked"] == [old]
 
 
 def test_an_endpoint_the_controller_never_renders_times_out_and_keeps_the_old_key(cluster, iam):  # noqa: F811
@@ -204,7 +214,7 @@ def test_an_endpoint_the_controller_never_renders_times_out_and_keeps_the_old_ke
     cluster.controller_renders = False
     failed = rotate_once()
     assert failed.state == State.FAILED
-    assert "resnet: the controller has not rendered the new store key" in failed.error["description"]
+    assert "resnet: the controller has not rendered the new store key" in error_of(failed)["description"]
     assert old in keys(iam)
 
 
@@ -236,7 +246,7 @@ def test_a_second_rotation_while_one_runs_fails_instead_of_issuing_another_key(c
     made = iam.made
     second = rotate_once()
     assert second.state == State.FAILED
-    assert second.error["code"] == "store_key_rotation_running"
+    assert error_of(second)["code"] == "store_key_rotation_running"
     assert iam.made == made
 
 
