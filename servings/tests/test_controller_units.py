@@ -491,7 +491,7 @@ def test_events_become_endpoint_keys_and_a_template_change_requeues_its_users():
         "created_by=platform_admin",
         lambda annotations: annotations.get("imm.ai.intel.com/store-key", ""),
     )
-    ctl.reconciler.namespaces = rotating  # type: ignore[attr-defined]
+    ctl.reconciler.namespaces = rotating
     ctl._on_namespace_list([tenant])
     drain()
     ctl._on_endpoint("ADDED", {"metadata": {"namespace": "other", "name": "x"}, "spec": {"servingName": "s1"}})
