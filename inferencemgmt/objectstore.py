@@ -13,7 +13,7 @@ import json
 import re
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -526,8 +526,9 @@ def object_copy(source_bucket: str, source_key: str, bucket: str, key: str) -> N
 # allows exactly read and list of the tenant's bucket. The backend is a setting, because stores manage
 # identities differently; `none` means the store can do neither and the tenant gets no key at all.
 IDENTITY_BACKEND_AWS_IAM = "aws-iam"
+IDENTITY_BACKEND_MINIO = "minio"
 IDENTITY_BACKEND_NONE = "none"
-IDENTITY_BACKENDS = (IDENTITY_BACKEND_AWS_IAM, IDENTITY_BACKEND_NONE)
+IDENTITY_BACKENDS = (IDENTITY_BACKEND_AWS_IAM, IDENTITY_BACKEND_MINIO, IDENTITY_BACKEND_NONE)
 TENANT_IDENTITY_PREFIX = "imm-tenant-"
 TENANT_POLICY_NAME = "imm-tenant-read"
 
@@ -615,10 +616,7 @@ def _forget_iam_client(**kwargs: Any) -> None:
         _iam_client = None
 
 
-def _iam() -> Any:
-    """The IAM API client: the store's IAM endpoint (SeaweedFS: the S3 port), with the identity that
-    may manage users (by default the platform's own key)."""
-    global _iam_client
+def _identities_required() -> None:
     if not identities_enabled():
         raise ImmError(
             "Platform misconfigured",
@@ -626,6 +624,13 @@ def _iam() -> Any:
             code="object_store_identities_off",
             status=503,
         )
+
+
+def _iam() -> Any:
+    """The IAM API client: the store's IAM endpoint (SeaweedFS: the S3 port), with the identity that
+    may manage users (by default the platform's own key)."""
+    global _iam_client
+    _identities_required()
     with _client_lock:
         if _iam_client is None:
             endpoint = settings.S3_IAM_ENDPOINT_URL or settings.S3_ENDPOINT_URL
@@ -649,7 +654,7 @@ def _iam() -> Any:
         return _iam_client
 
 
-def tenant_identity_ensure(tenant: str) -> bool:
+def _aws_identity_ensure(tenant: str) -> bool:
     """Create-or-verify the tenant's identity and (re)set its read-only policy; True when it was made.
 
     An existing identity of that name is adopted: the name is the platform's (its prefix), so it can
@@ -677,7 +682,7 @@ def tenant_identity_ensure(tenant: str) -> bool:
     return created
 
 
-def tenant_identity_exists(tenant: str) -> bool:
+def _aws_identity_exists(tenant: str) -> bool:
     try:
         with _iam_errors():
             _iam().get_user(UserName=tenant_identity_name(tenant))
@@ -686,7 +691,7 @@ def tenant_identity_exists(tenant: str) -> bool:
     return True
 
 
-def tenant_keys(tenant: str) -> list[str]:
+def _aws_keys(tenant: str) -> list[str]:
     """The access key ids the tenant's identity holds (empty when it does not exist)."""
     try:
         with _iam_errors():
@@ -696,13 +701,13 @@ def tenant_keys(tenant: str) -> list[str]:
     return [str(item["AccessKeyId"]) for item in answer.get("AccessKeyMetadata", [])]
 
 
-def tenant_key_create(tenant: str) -> AccessKey:
+def _aws_key_create(tenant: str) -> AccessKey:
     with _iam_errors():
         key = _iam().create_access_key(UserName=tenant_identity_name(tenant))["AccessKey"]
     return AccessKey(str(key["AccessKeyId"]), str(key["SecretAccessKey"]))
 
 
-def tenant_key_delete(tenant: str, access_key_id: str) -> bool:
+def _aws_key_delete(tenant: str, access_key_id: str) -> bool:
     """Revoke one key; False when it (or the identity) was already gone."""
     try:
         with _iam_errors():
@@ -712,12 +717,12 @@ def tenant_key_delete(tenant: str, access_key_id: str) -> bool:
     return True
 
 
-def tenant_identity_delete(tenant: str) -> bool:
+def _aws_identity_delete(tenant: str) -> bool:
     """Delete the identity with its keys and policy (AWS refuses to delete a user that has them);
     False when it did not exist. Safe to run again."""
     user = tenant_identity_name(tenant)
-    for key_id in tenant_keys(tenant):
-        tenant_key_delete(tenant, key_id)
+    for key_id in _aws_keys(tenant):
+        _aws_key_delete(tenant, key_id)
     try:
         with _iam_errors():
             _iam().delete_user_policy(UserName=user, PolicyName=TENANT_POLICY_NAME)
@@ -729,3 +734,225 @@ def tenant_identity_delete(tenant: str) -> bool:
     except NotFound:
         return False
     return True
+
+
+# --- the MinIO backend ---------------------------------------------------------------------------------
+# MinIO has no IAM API; its admin API (what `mc admin` speaks, over HTTP, bodies encrypted with the
+# admin's secret) manages users and canned policies. The tenant's identity is a canned policy named
+# like an IAM user (read and list of the bucket, nothing else), and each key is a MinIO user (a user IS
+# a key pair there) with exactly that policy attached: issuing a key adds a user, revoking removes it,
+# and the tenant's keys are the users whose only policy is the tenant's.
+_MINIO_KEY_ID_LENGTH = 20
+_MINIO_SECRET_LENGTH = 40
+_MINIO_NOT_FOUND = ("XMinioAdminNoSuchUser", "XMinioAdminNoSuchPolicy", "XMinioAdminNoSuchServiceAccount")
+_MINIO_ALREADY = "XMinioAdminPolicyChangeAlreadyApplied"
+
+
+def _minio_error(exc: Exception) -> ImmError:
+    """A MinIO admin failure as a domain error (the SDK gives the HTTP status and the body)."""
+    from minio.error import MinioAdminException
+
+    if not isinstance(exc, MinioAdminException):
+        return UpstreamUnavailable(OBJECT_STORE, f"identity management: {type(exc).__name__}: cannot reach MinIO")
+    status = int(exc._code) if str(exc._code).isdigit() else 0
+    body = str(exc._body)
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        answer = {}
+    code = str(answer.get("Code", "")) if isinstance(answer, dict) else ""
+    message = str(answer.get("Message", "") if isinstance(answer, dict) else "") or body[:200] or code
+    if code in _MINIO_NOT_FOUND or status == 404:
+        return NotFound(description=message, code="object_store_identity_not_found")
+    if code == _MINIO_ALREADY:
+        return Conflict(description=message, code="object_store_identity_exists")
+    if status == 403 or code in {"AccessDenied", "XMinioAdminNoPermission"}:
+        return Forbidden(
+            description="the object store refused to manage tenant identities with the platform's credentials "
+            f"({code or status}: {message})",
+            code="object_store_identity_forbidden",
+        )
+    if status >= 500 or status == 0:
+        return UpstreamUnavailable(OBJECT_STORE, f"identity management: {code or status}: {message}")
+    return UpstreamError(OBJECT_STORE, f"identity management: {code or status}: {message}")
+
+
+@contextmanager
+def _minio_errors() -> Iterator[None]:
+    from minio.error import MinioAdminException
+
+    try:
+        yield
+    except (MinioAdminException, urllib3.exceptions.HTTPError, OSError) as exc:
+        raise _minio_error(exc) from None
+
+
+_minio_client: Any = None
+
+
+@receiver(setting_changed)
+def _forget_minio_client(**kwargs: Any) -> None:
+    global _minio_client
+    setting = str(kwargs.get("setting", ""))
+    if setting.startswith("S3_") or setting == "IMM_STORE_IDENTITY_BACKEND":
+        _minio_client = None
+
+
+def _minio() -> Any:
+    """MinIO's admin API client: its address (S3_IAM_ENDPOINT_URL, else the S3 endpoint, where MinIO
+    serves it) and the key allowed to manage users (S3_IAM_*, else the platform's)."""
+    global _minio_client
+    _identities_required()
+    with _client_lock:
+        if _minio_client is None:
+            from urllib.parse import urlsplit
+
+            from minio.credentials.providers import StaticProvider
+            from minio.minioadmin import MinioAdmin
+
+            endpoint = settings.S3_IAM_ENDPOINT_URL or settings.S3_ENDPOINT_URL
+            if not endpoint:
+                raise UpstreamUnavailable(
+                    OBJECT_STORE, "S3_IAM_ENDPOINT_URL is not configured", code="object_store_not_configured"
+                )
+            address = urlsplit(endpoint)
+            timeout = urllib3.Timeout(
+                connect=settings.S3_CONNECT_TIMEOUT_SECONDS, read=settings.S3_READ_TIMEOUT_SECONDS
+            )
+            pool = urllib3.PoolManager(
+                timeout=timeout,
+                maxsize=4,
+                cert_reqs="CERT_REQUIRED",
+                ca_certs=settings.S3_CA_FILE or None,
+                retries=urllib3.Retry(total=settings.S3_MAX_ATTEMPTS - 1, backoff_factor=0.2, status_forcelist=[503]),
+            )
+            _minio_client = MinioAdmin(
+                endpoint=address.netloc,
+                credentials=StaticProvider(
+                    settings.S3_IAM_ACCESS_KEY_ID or settings.S3_ACCESS_KEY_ID,
+                    settings.S3_IAM_SECRET_ACCESS_KEY or settings.S3_SECRET_ACCESS_KEY,
+                ),
+                region=settings.S3_REGION,
+                secure=address.scheme == "https",
+                http_client=pool,
+            )
+        return _minio_client
+
+
+def _minio_policy_name(tenant: str) -> str:
+    return tenant_identity_name(tenant)
+
+
+def _minio_ensure(tenant: str) -> bool:
+    """(Re)write the tenant's canned policy: exactly read and list of its bucket; True when it was new."""
+    existed = _minio_exists(tenant)
+    with _minio_errors():
+        _minio().policy_add(_minio_policy_name(tenant), policy=tenant_policy(tenant))
+    return not existed
+
+
+def _minio_exists(tenant: str) -> bool:
+    try:
+        with _minio_errors():
+            _minio().policy_info(_minio_policy_name(tenant))
+    except NotFound:
+        return False
+    return True
+
+
+def _minio_keys(tenant: str) -> list[str]:
+    """The users whose only policy is the tenant's (MinIO lists every user with its policies)."""
+    with _minio_errors():
+        listed = json.loads(_minio().user_list() or "{}")
+    wanted = _minio_policy_name(tenant)
+    return sorted(
+        str(access_key)
+        for access_key, user in (listed or {}).items()
+        if isinstance(user, dict) and str(user.get("policyName", "")) == wanted
+    )
+
+
+def _minio_key_create(tenant: str) -> AccessKey:
+    """A new MinIO user with random key and secret, and only the tenant's policy attached.
+
+    If the attach fails the user is removed again, so no key without the policy (which MinIO would
+    give no rights, but which would still be a live credential) is ever left.
+    """
+    import secrets
+    import string
+
+    alphabet = string.ascii_uppercase + string.digits
+    access_key = "".join(secrets.choice(alphabet) for _ in range(_MINIO_KEY_ID_LENGTH))
+    secret = secrets.token_urlsafe(_MINIO_SECRET_LENGTH)[:_MINIO_SECRET_LENGTH]
+    with _minio_errors():
+        _minio().user_add(access_key, secret)
+    try:
+        with _minio_errors():
+            _minio().attach_policy([_minio_policy_name(tenant)], user=access_key)
+    except ImmError:
+        with suppress(ImmError), _minio_errors():
+            _minio().user_remove(access_key)
+        raise
+    return AccessKey(access_key, secret)
+
+
+def _minio_key_delete(tenant: str, access_key_id: str) -> bool:
+    """Remove the key's user, only if it is one of the tenant's (never another user of the store)."""
+    if access_key_id not in _minio_keys(tenant):
+        return False
+    try:
+        with _minio_errors():
+            _minio().user_remove(access_key_id)
+    except NotFound:
+        return False
+    return True
+
+
+def _minio_delete(tenant: str) -> bool:
+    for key_id in _minio_keys(tenant):
+        _minio_key_delete(tenant, key_id)
+    try:
+        with _minio_errors():
+            _minio().policy_remove(_minio_policy_name(tenant))
+    except NotFound:
+        return False
+    return True
+
+
+# --- one interface, the backend a setting ----------------------------------------------------------------
+def _minio_backend() -> bool:
+    return str(settings.IMM_STORE_IDENTITY_BACKEND) == IDENTITY_BACKEND_MINIO
+
+
+def tenant_identity_ensure(tenant: str) -> bool:
+    """Create-or-verify the tenant's identity with exactly its read-only policy; True when it was made.
+
+    An existing identity of that name is adopted: the name is the platform's (its prefix), so it can
+    only be left by an earlier run for this tenant; its policy is put again, so it grants exactly read
+    and list of the bucket.
+    """
+    return _minio_ensure(tenant) if _minio_backend() else _aws_identity_ensure(tenant)
+
+
+def tenant_identity_exists(tenant: str) -> bool:
+    return _minio_exists(tenant) if _minio_backend() else _aws_identity_exists(tenant)
+
+
+def tenant_keys(tenant: str) -> list[str]:
+    """The access key ids the tenant's identity holds (empty when it does not exist)."""
+    return _minio_keys(tenant) if _minio_backend() else _aws_keys(tenant)
+
+
+def tenant_key_create(tenant: str) -> AccessKey:
+    """Issue the tenant's identity a new key (the secret half is known only now)."""
+    return _minio_key_create(tenant) if _minio_backend() else _aws_key_create(tenant)
+
+
+def tenant_key_delete(tenant: str, access_key_id: str) -> bool:
+    """Revoke one key; False when it (or the identity) was already gone."""
+    return _minio_key_delete(tenant, access_key_id) if _minio_backend() else _aws_key_delete(tenant, access_key_id)
+
+
+def tenant_identity_delete(tenant: str) -> bool:
+    """Delete the identity with its keys and policy; False when it did not exist. Safe to run again."""
+    return _minio_delete(tenant) if _minio_backend() else _aws_identity_delete(tenant)

@@ -214,14 +214,23 @@ S3_CONNECT_TIMEOUT_SECONDS = env.number("S3_CONNECT_TIMEOUT_SECONDS", 5.0, minim
 S3_READ_TIMEOUT_SECONDS = env.number("S3_READ_TIMEOUT_SECONDS", 60.0, minimum=0.1)
 S3_MAX_ATTEMPTS = env.integer("S3_MAX_ATTEMPTS", 3, minimum=1)
 # Tenant identities (issue 18): each tenant's serving pods get a key of their own that reads only its
-# bucket. `aws-iam`: the IAM API (AWS, SeaweedFS's embedded IAM); `none`: the store cannot make
-# identities, tenants get no key and their serving pods cannot read models (never the platform key).
-IMM_STORE_IDENTITY_BACKEND = env.choice("IMM_STORE_IDENTITY_BACKEND", ("aws-iam", "none"), "aws-iam")
+# bucket. `aws-iam`: the IAM API (AWS, SeaweedFS's embedded IAM); `minio`: MinIO's admin API; `none`:
+# the store cannot make identities, tenants get no key and their serving pods cannot read models
+# (never the platform key).
+IMM_STORE_IDENTITY_BACKEND = env.choice("IMM_STORE_IDENTITY_BACKEND", ("aws-iam", "minio", "none"), "aws-iam")
 # The IAM endpoint (empty: S3_ENDPOINT_URL, where SeaweedFS serves it) and the key that may manage
 # users there (empty: the platform's S3 key).
 S3_IAM_ENDPOINT_URL = env.string("S3_IAM_ENDPOINT_URL", "")
 S3_IAM_ACCESS_KEY_ID = env.secret("S3_IAM_ACCESS_KEY_ID", "")
 S3_IAM_SECRET_ACCESS_KEY = env.secret("S3_IAM_SECRET_ACCESS_KEY", "")
+# Key rotation (POST /tenants/<name>/credentials/rotate, tenants.rotation): a tenant key older than this
+# many days is rotated by a periodic task (0: never), checked every IMM_STORE_KEY_ROTATION_CHECK_SECONDS.
+# A rotation waits this long for the tenant's endpoints to roll onto the new key before it fails and
+# keeps the old key. Periodic rotations act as IMM_STORE_KEY_ROTATION_USER in the admin group.
+IMM_STORE_KEY_ROTATION_DAYS = env.integer("IMM_STORE_KEY_ROTATION_DAYS", 0, minimum=0)
+IMM_STORE_KEY_ROTATION_CHECK_SECONDS = env.number("IMM_STORE_KEY_ROTATION_CHECK_SECONDS", 3600.0, minimum=10)
+IMM_STORE_KEY_ROTATION_ROLLOUT_SECONDS = env.number("IMM_STORE_KEY_ROTATION_ROLLOUT_SECONDS", 900.0, minimum=1)
+IMM_STORE_KEY_ROTATION_USER = env.string("IMM_STORE_KEY_ROTATION_USER", "imm-key-rotation")
 
 # --- Redis and Celery -------------------------------------------------------------------------------
 REDIS_URL = env.secret("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -396,6 +405,10 @@ CELERY_BEAT_SCHEDULE = {
     "operations-requeue-stalled": {
         "task": "operations.requeue_stalled",
         "schedule": env.number("IMM_OPERATION_REQUEUE_INTERVAL_SECONDS", 60.0, minimum=1),
+    },
+    "tenants-rotate-old-credentials": {
+        "task": "tenants.rotate_old_credentials",
+        "schedule": IMM_STORE_KEY_ROTATION_CHECK_SECONDS,
     },
     "models-abort-stale-uploads": {
         "task": "models.abort_stale_uploads",

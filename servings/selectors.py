@@ -16,6 +16,7 @@ from inferencemgmt.auth.identity import Identity
 from inferencemgmt.errors import NotFound
 from inferencemgmt.resources import GROUP, PLURAL
 from servings.catalogue import TEMPLATE_LABEL, TEMPLATE_LABEL_SELECTOR
+from servings.controller.rendering import STORE_KEY_ANNOTATION
 
 # What Kubernetes accepts as a ConfigMap name (a DNS-1123 subdomain, at most 253 characters).
 CONFIGMAP_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
@@ -87,3 +88,49 @@ def serving_exists(identity: Identity, name: str) -> bool:
     except NotFound:
         return False
     return True
+
+
+def _rollout_problem(deployment: dict[str, Any], store_key: str) -> str | None:
+    """Why the Deployment's pods are not all on ``store_key`` and available yet (None: they are).
+
+    The rule of ``kubectl rollout status``: the controller saw the newest spec, every wanted replica
+    is updated and available, and no old replica is left (an old pod still holds the previous key).
+    """
+    metadata, spec, status = deployment.get("metadata", {}), deployment.get("spec", {}), deployment.get("status") or {}
+    annotations = (spec.get("template", {}).get("metadata") or {}).get("annotations") or {}
+    if annotations.get(STORE_KEY_ANNOTATION) != store_key:
+        return "the controller has not rendered the new store key into its pod template yet"
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "Progressing" and condition.get("reason") == "ProgressDeadlineExceeded":
+            return f"its rollout stopped: {condition.get('message') or 'progress deadline exceeded'}"
+    if int(status.get("observedGeneration") or 0) < int(metadata.get("generation") or 0):
+        return "its newest spec was not observed yet"
+    wanted = int(spec.get("replicas", 1) if spec.get("replicas") is not None else 1)
+    updated, total = int(status.get("updatedReplicas") or 0), int(status.get("replicas") or 0)
+    available = int(status.get("availableReplicas") or 0)
+    if updated < wanted:
+        return f"{updated} of {wanted} replicas updated"
+    if total > updated:
+        return f"{total - updated} old replicas still running"
+    if available < updated:
+        return f"{available} of {updated} updated replicas available"
+    return None
+
+
+def endpoint_rollouts(identity: Identity, tenant: str, store_key: str) -> dict[str, str | None]:
+    """For each endpoint of ``tenant`` that has a Deployment: None when all its pods run with the
+    store-key generation ``store_key`` and are available, else why not (the key rotation waits on it).
+
+    An endpoint without a Deployment has no pod holding any key, so it is left out.
+    """
+    client = kube.api_client_for(identity)
+    crs = kube.call_json(client, "CustomObjectsApi", "list_namespaced_custom_object", GROUP, "v1", tenant, PLURAL)
+    found: dict[str, str | None] = {}
+    for cr in crs.get("items") or []:
+        name = str(cr.get("spec", {}).get("endpointName") or cr["metadata"]["name"])
+        try:
+            deployment = kube.call_json(client, "AppsV1Api", "read_namespaced_deployment", name, tenant)
+        except NotFound:
+            continue
+        found[name] = _rollout_problem(deployment, store_key)
+    return found

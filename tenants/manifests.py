@@ -40,6 +40,12 @@ POD_SECURITY_LABELS = {
 TENANT_LABEL = "imm.ai.intel.com/tenant"
 SCOPE_ANNOTATION = "imm.ai.intel.com/scope"
 CREATED_BY_ANNOTATION = "imm.ai.intel.com/created-by"
+#: The tenant's store-key generation: a digest of the access key id its access secret holds, written on
+#: the namespace by the key rotation (tenants.rotation) after the secret; the controller copies it onto
+#: every pod template of the tenant, so a new key rolls the pods. Never the key itself.
+STORE_KEY_ANNOTATION = "imm.ai.intel.com/store-key"
+#: When the tenant's key was last rotated (ISO 8601, UTC): the periodic rotation's clock.
+STORE_KEY_ROTATED_ANNOTATION = "imm.ai.intel.com/store-key-rotated-at"
 CA_SECRET = "ca-cert-secret"  # noqa: S105 -- object names, not secret values
 STORE_SECRET = "minio-access-info"  # noqa: S105
 TLS_SECRET = "tls-secret"  # noqa: S105

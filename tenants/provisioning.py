@@ -140,7 +140,8 @@ def bucket_remove(name: str) -> None:
     objectstore.bucket_delete(name)
 
 
-def _put_secret(tenant: Tenant, body: dict[str, Any]) -> None:
+def secret_put(tenant: Tenant, body: dict[str, Any]) -> None:
+    """Create the secret, or replace the one there (provisioning and the key rotation write them)."""
     core = tenant.core()
     _create_or_replace(
         lambda: core.create_namespaced_secret(tenant.name, body),
@@ -149,7 +150,7 @@ def _put_secret(tenant: Tenant, body: dict[str, Any]) -> None:
 
 
 def _ca_secret_apply(tenant: Tenant, started_before: bool) -> None:
-    _put_secret(tenant, manifests.ca_secret(tenant.name, tenant.cert))
+    secret_put(tenant, manifests.ca_secret(tenant.name, tenant.cert))
 
 
 def _identity_apply(tenant: Tenant, started_before: bool) -> None:
@@ -204,7 +205,7 @@ def store_secret_body(name: str) -> dict[str, Any]:
 
 
 def _store_secret_apply(tenant: Tenant, started_before: bool) -> None:
-    _put_secret(tenant, store_secret_body(tenant.name))
+    secret_put(tenant, store_secret_body(tenant.name))
 
 
 def _tls_secret_apply(tenant: Tenant, started_before: bool) -> None:
@@ -222,7 +223,7 @@ def _tls_secret_apply(tenant: Tenant, started_before: bool) -> None:
             code="platform_tls_secret_missing",
             status=503,
         ) from None
-    _put_secret(tenant, manifests.tls_secret(tenant.name, {"type": source.type, "data": source.data}))
+    secret_put(tenant, manifests.tls_secret(tenant.name, {"type": source.type, "data": source.data}))
 
 
 def _quota_apply(tenant: Tenant, started_before: bool) -> None:

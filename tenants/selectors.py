@@ -44,6 +44,12 @@ def is_tenant_labels(labels: Mapping[str, str] | None) -> bool:
     return bool((labels or {}).get(manifests.TENANT_OWNER_LABEL) == settings.PLATFORM_ADMIN_LABEL)
 
 
+def store_key_generation(annotations: Mapping[str, str] | None) -> str:
+    """A tenant namespace's store-key generation ("" when its key was never rotated); the controller
+    puts it on the tenant's pod templates (tenants.rotation)."""
+    return str((annotations or {}).get(manifests.STORE_KEY_ANNOTATION, ""))
+
+
 def _selector() -> str:
     return tenant_label_selector()
 

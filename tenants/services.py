@@ -14,10 +14,10 @@ from typing import Any
 
 from inferencemgmt import kube, objectstore
 from inferencemgmt.auth.identity import Identity
-from inferencemgmt.errors import NotFound
+from inferencemgmt.errors import Conflict, NotFound
 from inferencemgmt.operations.models import Operation
 from inferencemgmt.operations.services import operation_create
-from tenants import manifests, selectors, tasks
+from tenants import manifests, rotation, selectors, tasks
 from tenants.provisioning import tenant_exists_error
 
 
@@ -71,3 +71,19 @@ def tenant_update(
     if annotations:
         core.patch_namespace(name, {"metadata": {"annotations": annotations}})
     return {"name": name, "values": values}
+
+
+def tenant_credentials_rotate(identity: Identity, *, name: str) -> Operation:
+    """Start rotating the tenant's store key (tenants.rotation), or return the rotation already running,
+    so a repeated request never issues one more key."""
+    selectors.tenant_required(name)
+    if not objectstore.identities_enabled():
+        raise Conflict(
+            f"Tenant {name} has no store key to rotate",
+            "tenant identities are off (IMM_STORE_IDENTITY_BACKEND=none): tenants get no key at all",
+            code="object_store_identities_off",
+        )
+    running = rotation.rotation_in_flight(name)
+    if running is not None:
+        return running
+    return operation_create(task=tasks.rotate_credentials, target=name, identity=identity, params={"name": name})

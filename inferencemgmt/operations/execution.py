@@ -69,6 +69,15 @@ class StepProgress:
         self._record["total"] = total
         self._run.save_steps()
 
+    def note(self, **values: Any) -> None:
+        """Record values a resumed run needs (never a secret: steps are shown by `GET /tasks`), at once.
+
+        A run killed right after an irreversible act (an access key issued) must find out what it did;
+        the note is written before the step goes on, so the next run reads it with ``noted``.
+        """
+        self._record.setdefault("notes", {}).update(values)
+        self._run.save_steps(force=True)
+
 
 class OperationRun:
     """What an operation body gets: who to act as, its params, and progress reporting."""
@@ -90,6 +99,11 @@ class OperationRun:
     def completed(self, name: str) -> bool:
         """True when an earlier (killed) run already finished this step."""
         return any(s["name"] == name and s.get("state") == "done" for s in self.steps)
+
+    def noted(self, name: str) -> dict[str, Any]:
+        """What an earlier run of this operation noted in step ``name`` (empty when nothing)."""
+        record = next((s for s in self.steps if s["name"] == name), None)
+        return dict((record or {}).get("notes") or {})
 
     def save_steps(self, *, force: bool = False) -> None:
         """Write progress, at most every IMM_OPERATION_PROGRESS_INTERVAL_SECONDS unless forced.

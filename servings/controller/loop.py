@@ -82,10 +82,12 @@ class Controller:
             self.queue.add(f"{metadata.get('namespace')}/{name}")
 
     def _requeue_namespaces(self, names: set[str]) -> None:
+        """A tenant namespace's verdict or store-key generation changed: its endpoints go first (a key
+        rotation waits for them to roll)."""
         with self._lock:
             keys = [key for key in self._servings if key.split("/", 1)[0] in names]
         for key in keys:
-            self.queue.add(key)
+            self.queue.add(key, urgent=True)
 
     def _on_namespace(self, kind: str, obj: dict[str, Any]) -> None:
         if self.reconciler.namespaces.apply(kind, obj):

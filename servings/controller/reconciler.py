@@ -263,7 +263,7 @@ class Reconciler:
             self._write_status(cr, status_rules.failure_status(cr, status_rules.SERVING_NOT_FOUND, message, url=url))
             return status_rules.DEGRADED
         try:
-            objects = render_endpoint(cr, template, self.platform)
+            objects = render_endpoint(cr, template, self.platform, store_key=self.namespaces.store_key(namespace))
         except TemplateForbidden as exc:
             message = f"serving template {serving!r} is refused: {exc}"
             self._write_status(cr, status_rules.failure_status(cr, status_rules.TEMPLATE_FORBIDDEN, message, url=url))

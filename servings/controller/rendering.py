@@ -10,7 +10,8 @@ autoescaping is off.
 
 The controller, not the template, owns the invariants every object must keep: its name and
 namespace, the ownership labels, the owner reference to the CR, and the pod-template annotation
-holding a hash of the rendered config (so a model or policy change rolls the pods). Templates can
+holding a hash of the rendered config (so a model or policy change rolls the pods), and the one holding
+the tenant's store-key generation (so a rotated key rolls the pods, tenants.rotation). Templates can
 therefore not forget them, and an admin-supplied template cannot write outside the tenant.
 """
 
@@ -38,6 +39,7 @@ from servings.podsecurity import Violation, describe, object_violations
 FIELD_MANAGER = "imm-controller"
 
 CONFIG_HASH_ANNOTATION = f"{GROUP}/config-hash"
+STORE_KEY_ANNOTATION = f"{GROUP}/store-key"
 OWNERSHIP_LABELS = {
     "app.kubernetes.io/managed-by": FIELD_MANAGER,
     "app.kubernetes.io/part-of": "inference-model-manager",
@@ -290,8 +292,13 @@ def _log_tail_on_error(pod_spec: dict[str, Any]) -> None:
                 container.setdefault("terminationMessagePolicy", TERMINATION_MESSAGE_POLICY)
 
 
-def render_endpoint(cr: Mapping[str, Any], template: ServingTemplate, platform: Platform) -> list[dict[str, Any]]:
+def render_endpoint(
+    cr: Mapping[str, Any], template: ServingTemplate, platform: Platform, *, store_key: str = ""
+) -> list[dict[str, Any]]:
     """The four children of an endpoint, in apply order (ConfigMap, Service, Deployment, Ingress).
+
+    ``store_key`` is the tenant's store-key generation: written on the pod template when set, so the
+    pods read the access secret again (which holds a new key) when it changes.
 
     Raises RenderError for anything the endpoint's owner or the template's admin must fix, and its
     TemplateForbidden for a pod the restricted Pod Security Standards profile forbids.
@@ -321,6 +328,8 @@ def render_endpoint(cr: Mapping[str, Any], template: ServingTemplate, platform: 
         **(pod_metadata.get("annotations") or {}),
         CONFIG_HASH_ANNOTATION: config_hash(objects["configMap"]),
     }
+    if store_key:
+        pod_metadata["annotations"][STORE_KEY_ANNOTATION] = store_key
     return [copy.deepcopy(objects[part]) for part in PARTS]
 
 

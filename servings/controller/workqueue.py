@@ -7,7 +7,9 @@ matters. The rules (those of client-go's workqueue, which proved them):
 - a key is queued at most once (dedupe);
 - a key is never handed to two workers at once; a key added while it is being processed is queued
   again when that worker is done, so no change is lost;
-- a failed key comes back after an exponential backoff (per key, capped), reset on success.
+- a failed key comes back after an exponential backoff (per key, capped), reset on success;
+- an urgent key (a tenant's namespace changed: someone, such as a key rotation, waits on it) goes to
+  the front, ahead of the resync of thousands of endpoints that would otherwise delay it for minutes.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ class WorkQueue:
         self._queued: set[str] = set()
         self._processing: set[str] = set()
         self._dirty: set[str] = set()
+        self._urgent: set[str] = set()
         self._delayed: list[tuple[float, int, str]] = []
         self._counter = itertools.count()
         self._failures: dict[str, int] = {}
@@ -33,16 +36,27 @@ class WorkQueue:
         self._max_delay = max_delay
         self._shut_down = False
 
-    def add(self, key: str) -> None:
-        """Queue ``key`` now (no-op if it is queued; deferred if a worker holds it)."""
+    def add(self, key: str, *, urgent: bool = False) -> None:
+        """Queue ``key`` now (no-op if it is queued; deferred if a worker holds it); ``urgent`` puts it
+        first (and moves it there if it was queued further back)."""
         with self._cond:
-            if self._shut_down or key in self._queued:
+            if self._shut_down:
                 return
             if key in self._processing:
                 self._dirty.add(key)
+                if urgent:
+                    self._urgent.add(key)
+                return
+            if key in self._queued:
+                if urgent:
+                    self._queue.remove(key)
+                    self._queue.appendleft(key)
                 return
             self._queued.add(key)
-            self._queue.append(key)
+            if urgent:
+                self._queue.appendleft(key)
+            else:
+                self._queue.append(key)
             self._cond.notify()
 
     def add_after(self, key: str, delay: float) -> None:
@@ -105,8 +119,12 @@ class WorkQueue:
             if key in self._dirty:
                 self._dirty.discard(key)
                 self._queued.add(key)
-                self._queue.append(key)
+                if key in self._urgent:
+                    self._queue.appendleft(key)
+                else:
+                    self._queue.append(key)
                 self._cond.notify()
+            self._urgent.discard(key)
 
     def __len__(self) -> int:
         with self._cond:

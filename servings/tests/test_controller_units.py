@@ -292,6 +292,20 @@ def test_queue_dedupes_and_never_hands_one_key_to_two_workers():
     assert queue.get(timeout=0) == "a"
 
 
+def test_an_urgent_key_goes_first_even_when_it_was_queued_behind_others():
+    queue = WorkQueue()
+    for key in ("a", "b", "c"):
+        queue.add(key)
+    queue.add("c", urgent=True)  # moved to the front, not queued twice
+    queue.add("d", urgent=True)
+    assert len(queue) == 4
+    assert queue.get(timeout=0) == "d"
+    queue.add("d", urgent=True)  # changed while processed: first again once done
+    queue.add("e")
+    queue.done("d")
+    assert [queue.get(timeout=0) for _ in range(5)] == ["d", "c", "a", "b", "e"]
+
+
 def test_queue_retry_backs_off_exponentially_and_forget_resets():
     queue = WorkQueue(base_delay=0.01, max_delay=0.04)
     assert [queue.retry("k") for _ in range(4)] == [0.01, 0.02, 0.04, 0.04]
@@ -470,3 +484,17 @@ def test_events_become_endpoint_keys_and_a_template_change_requeues_its_users():
     ctl._on_namespace_list([])  # a relist after the watch expired: what vanished meanwhile is dropped
     assert namespaces.is_tenant("t") is False
     assert drain() == ["t/b"]
+
+    # A new store-key generation on a tenant (a key rotation) puts its endpoints before the others.
+    rotating = TenantNamespaces(
+        lambda labels: labels.get("created_by") == "platform_admin",
+        "created_by=platform_admin",
+        lambda annotations: annotations.get("imm.ai.intel.com/store-key", ""),
+    )
+    ctl.reconciler.namespaces = rotating
+    ctl._on_namespace_list([tenant])
+    drain()
+    ctl._on_endpoint("ADDED", {"metadata": {"namespace": "other", "name": "x"}, "spec": {"servingName": "s1"}})
+    rotated = {"metadata": {**tenant["metadata"], "annotations": {"imm.ai.intel.com/store-key": "abc"}}}
+    ctl._on_namespace("MODIFIED", rotated)
+    assert drain() == ["t/b", "other/x"]

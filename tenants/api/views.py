@@ -14,7 +14,8 @@ from inferencemgmt.api.permissions import IsAuthenticatedIdentity, IsPlatformAdm
 from inferencemgmt.api.requests import request_identity, validated
 from inferencemgmt.api.responses import envelope
 from inferencemgmt.api.schema import error_response
-from inferencemgmt.operations.api.answers import answer_operation
+from inferencemgmt.errors import BadRequest
+from inferencemgmt.operations.api.answers import accepted, answer_operation
 from inferencemgmt.operations.api.schemas import ACCEPTED
 from tenants import selectors, services
 from tenants.api.schemas import (
@@ -91,3 +92,28 @@ class TenantDetailView(AdminForWrites):
     @extend_schema(request=None, responses={200: TENANT_DELETED_ANSWER, 202: ACCEPTED}, summary="Delete a tenant")
     def delete(self, request: Request, name: str) -> Response:
         return self._delete(request, selectors.known_tenant_name(name))
+
+
+class TenantCredentialsRotateView(APIView):
+    """Platform admins only (403 for anyone else, whatever the name), then 404 for an unknown tenant."""
+
+    permission_classes = [IsAuthenticatedIdentity, IsPlatformAdmin]
+
+    @extend_schema(
+        operation_id="tenants_credentials_rotate",
+        request=None,
+        responses={202: ACCEPTED},
+        summary="Rotate the tenant's store key: new key, endpoints rolled onto it, old key revoked (202)",
+    )
+    def post(self, request: Request, name: str) -> Response:
+        data = request.data
+        if data is not None and not (hasattr(data, "keys") and not list(data.keys())):
+            raise BadRequest(
+                "Invalid parameter",
+                "This route takes no body (or an empty JSON object).",
+                code="request_body_unexpected",
+            )
+        name = selectors.known_tenant_name(name)
+        operation = services.tenant_credentials_rotate(request_identity(request), name=name)
+        # A rotation waits for every endpoint to roll (minutes): always answered at once, with the operation.
+        return accepted(request, operation, name)

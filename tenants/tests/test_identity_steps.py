@@ -38,6 +38,8 @@ class FakeIam:
         self.refuse = False
         self.calls: list[str] = []
         self.made = 0
+        #: how many keys the user held after each key was made (AWS allows two)
+        self.key_counts: list[int] = []
 
     def _user(self, name: str, operation: str) -> dict[str, Any]:
         self.calls.append(operation)
@@ -72,6 +74,7 @@ class FakeIam:
         self.made += 1
         key_id, secret = f"AKIA{self.made:04d}", f"secret-{self.made}"
         user["keys"][key_id] = secret
+        self.key_counts.append(len(user["keys"]))
         return {"AccessKey": {"AccessKeyId": key_id, "SecretAccessKey": secret, "UserName": UserName}}
 
     def delete_access_key(self, UserName: str, AccessKeyId: str) -> None:  # noqa: N803

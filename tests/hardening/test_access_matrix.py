@@ -40,6 +40,8 @@ TENANT_ROUTES: dict[tuple[str, str], tuple[str, Any]] = {
     ("GET", "/tenants/{name}"): ("member", None),
     ("PATCH", "/tenants/{name}"): ("admin", {"quota": {"maxEndpoints": 4}}),
     ("DELETE", "/tenants/{name}"): ("admin", None),
+    # The admin's call starts a real rotation of the matrix tenant (its one endpoint has no Deployment).
+    ("POST", "/tenants/{name}/credentials/rotate"): ("admin", None),
     ("GET", "/tenants/{tenant}/models"): ("member", None),
     ("DELETE", "/tenants/{tenant}/models"): ("member", MODEL),
     ("POST", "/tenants/{tenant}/models/extract"): ("member", {**MODEL, "archive": "missing.tar.gz"}),

@@ -187,6 +187,8 @@ names and subjects, so the rules have one source.
       key: {{ .Values.objectStore.credentials.secretAccessKeyKey }}
 - name: IMM_STORE_IDENTITY_BACKEND
   value: {{ .Values.objectStore.identityBackend | quote }}
+- name: IMM_STORE_KEY_ROTATION_DAYS
+  value: {{ .Values.objectStore.keyRotationDays | quote }}
 {{- if .Values.objectStore.iam.endpointUrl }}
 - name: S3_IAM_ENDPOINT_URL
   value: {{ .Values.objectStore.iam.endpointUrl | quote }}

@@ -26,7 +26,7 @@ from servings.controller.loop import Controller
 from servings.controller.reconciler import Reconciler, TemplateCache
 from servings.controller.rendering import FIELD_MANAGER, Platform
 from servings.controller.tenancy import TenantNamespaces
-from tenants.selectors import is_tenant_labels, tenant_label_selector
+from tenants.selectors import is_tenant_labels, store_key_generation, tenant_label_selector
 
 
 def platform_from_settings() -> Platform:
@@ -83,7 +83,7 @@ class Command(BaseCommand):
             api_client,
             platform=platform_from_settings(),
             templates=templates,
-            namespaces=TenantNamespaces(is_tenant_labels, tenant_label_selector()),
+            namespaces=TenantNamespaces(is_tenant_labels, tenant_label_selector(), store_key_generation),
             reapply_seconds=options["reapply_seconds"],
         )
         controller = Controller(
