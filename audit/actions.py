@@ -31,6 +31,7 @@ ACTIONS: dict[tuple[str, str, str], Action] = {
     ("tenant-list", "DELETE", ""): Action("tenant.delete", "body:name"),
     ("tenant-detail", "PATCH", ""): Action("tenant.update", "kw:name"),
     ("tenant-detail", "DELETE", ""): Action("tenant.delete", "kw:name"),
+    ("tenant-credentials-rotate", "POST", ""): Action("tenant.credentials_rotate", "kw:name"),
     ("robot-list", "POST", ""): Action("robot.create", target=("body:name",)),
     ("robot-detail", "DELETE", ""): Action("robot.delete", target=("kw:name",)),
     ("robot-tokens", "POST", ""): Action("robot.token_create", target=("kw:name",)),

@@ -246,8 +246,13 @@ TRITON_SERVER_VERSION = "2.51"
 TRITON_DEBS = ("libpython3.11",)
 TRITON_PYTHON = "3.11"
 TRITON_UID = 1000
-# pip's view of the image's platform: bookworm's glibc 2.36 runs manylinux_2_35 and older wheels.
-_WHEEL_PLATFORMS = ("manylinux_2_35_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
+# pip's view of the image's platform: bookworm's glibc 2.36 runs manylinux_2_35 and older wheels. pip
+# does not widen an explicit --platform to the older glibc versions, so each is named (a wheel tagged
+# only manylinux_2_28, such as argon2-cffi-bindings 26, is otherwise not found).
+_WHEEL_PLATFORMS = (
+    *(f"manylinux_2_{minor}_x86_64" for minor in range(35, 16, -1)),
+    "manylinux2014_x86_64",
+)
 
 
 def _pip(*args: str, dependencies: bool = False) -> list[str]:

@@ -20,7 +20,11 @@ pytestmark = pytest.mark.unit
 
 METHODS = ("get", "post", "put", "patch", "delete")
 # POST routes that act on the path alone (any body is ignored).
-BODYLESS_POSTS = {"/tenants/{tenant}/endpoints/{name}/pause", "/tenants/{tenant}/endpoints/{name}/resume"}
+BODYLESS_POSTS = {
+    "/tenants/{tenant}/endpoints/{name}/pause",
+    "/tenants/{tenant}/endpoints/{name}/resume",
+    "/tenants/{name}/credentials/rotate",
+}
 # The documented DELETE routes that name their object in a JSON body (imm-behaviour §1.5).
 DELETES_WITH_BODY = {"/tenants", "/tenants/{tenant}/endpoints", "/tenants/{tenant}/models"}
 ENVELOPE_WORDS = {"OK", "CREATED", "DELETED", "PATCHED", "ACCEPTED"}
