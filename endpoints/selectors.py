@@ -116,7 +116,7 @@ def _children(identity: Identity, tenant: str, name: str) -> tuple[dict[str, Any
 
 
 def endpoint_view(identity: Identity, tenant: str, name: str) -> dict[str, Any]:
-    """The documented view (imm-behaviour §1.5.7) plus status, reason, message, paused and conditions."""
+    """The documented view (docs/compatibility.md) plus status, reason, message, paused and conditions."""
     tenant_required(tenant)
     cr = endpoint_cr(identity, tenant, name)
     child = status.endpoint_name_of(cr)
@@ -259,7 +259,7 @@ def endpoint_count(identity: Identity, tenant: str) -> int:
 
 
 def model_available(tenant: str, model: str) -> bool:
-    """True when ``<model>/<version>/...`` holds at least one non-empty object (imm-behaviour §1.5.6 step 6).
+    """True when ``<model>/<version>/...`` holds at least one non-empty object (docs/compatibility.md).
 
     Uses the platform's object-store credentials: callers have already proved, as the user, that
     they may act in the tenant (the CR was created as them). A missing bucket holds no model.
@@ -279,7 +279,7 @@ def model_available(tenant: str, model: str) -> bool:
 
 
 def model_warning(tenant: str, model: str) -> str:
-    """The documented ``warning``: empty when the model is there; never an error (DECISIONS §6)."""
+    """The documented ``warning``: empty when the model is there; never an error (docs/compatibility.md, Endpoints)."""
     try:
         available = model_available(tenant, model)
     except ImmError as exc:

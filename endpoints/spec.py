@@ -1,8 +1,8 @@
-"""The InferenceEndpoint spec the API writes, as pure functions of a request (imm-behaviour §1.3, §4.3).
+"""The InferenceEndpoint spec the API writes, as pure functions of a request (docs/compatibility.md).
 
 Everything here runs before anything is written, so a bad request never leaves a CR behind, and
 the texts match what the original clients grep for. Two of the original's defects are fixed on
-purpose (DECISIONS §6): the version-policy normalisation keeps multi-digit versions whole, and
+purpose (docs/compatibility.md, Endpoints): the version-policy normalisation keeps multi-digit versions whole, and
 flat resource keys are split on the FIRST dot only (``requests.nvidia.com/gpu`` stays a GPU).
 """
 
@@ -110,7 +110,7 @@ def endpoint_manifest(
     resources: Mapping[str, str] | None = None,
     autoscaling: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
-    """The CR the API creates (imm-behaviour §4.3): metadata.name and spec.endpointName are equal.
+    """The CR the API creates (docs/compatibility.md): metadata.name and spec.endpointName are equal.
 
     An autoscaled endpoint starts at ``minReplicas`` unless a count was given (the HPA takes over).
     """
@@ -161,7 +161,7 @@ def _quota_error(message: str) -> BadRequest:
 
 
 def check_quota_compliance(tenant: str, hard: Mapping[str, str], resources: Mapping[str, str] | None) -> None:
-    """The original's ``validate_quota_compliance`` texts (imm-behaviour §3.5), on create AND update.
+    """The original's ``validate_quota_compliance`` texts (docs/compatibility.md), on create AND update.
 
     An absent ``resources`` counts as ``{}``: the original skipped the check then, and the endpoint
     could never start a pod under the tenant's quota. Values are not compared with the quota (the

@@ -3,7 +3,7 @@
 Objects are the API server's JSON (camelCase dicts), as ``kube.call_json`` returns them: the
 generated client's model classes cost more to build than the list itself on a 1,000-endpoint tenant.
 Kubernetes leaves zero counters out of a Deployment's status (``omitempty``), so "present" in the
-original's table (imm-behaviour §1.5.6) means "non-zero" here.
+original's table (docs/compatibility.md) means "non-zero" here.
 """
 
 from __future__ import annotations

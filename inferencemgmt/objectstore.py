@@ -1,9 +1,10 @@
 """The one door to the object store: the only module that imports boto3/botocore.
 
 Object-store calls use the platform's credentials (users never get S3 keys), so callers must first
-have asked Kubernetes whether the user may act in the tenant (DECISIONS §3). The platform's key never
-leaves the server: serving pods get a tenant identity's read-only key, made here (issue 18). Addressing is
-path-style, because bucket names are tenant names and MinIO-like stores rarely have wildcard DNS.
+have asked Kubernetes whether the user may act in the tenant (docs/decisions/0002-impersonation.md).
+The platform's key never leaves the server: serving pods get a tenant identity's read-only key, made
+here. Addressing is path-style, because bucket names are tenant names and MinIO-like stores rarely
+have wildcard DNS.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Models: model files in the tenant's bucket (``<model>/<version>/<path>``) and the upload protocols
-(DECISIONS §7, imm-behaviour §1.5.10 and §5).
+(docs/decisions/0006-uploads.md; docs/compatibility.md).
 
 Routes (``api/urls.py``), every one behind a SelfSubjectAccessReview as the caller (``access.py``):
 

@@ -1,7 +1,7 @@
 """May this user act in this tenant? Asked of Kubernetes before any object-store call.
 
-Object-store calls use the platform's credentials (DECISIONS §3), so nothing upstream would stop a
-user from reading or writing another tenant's bucket: the check must happen here. Kubernetes RBAC
+Object-store calls use the platform's credentials (docs/decisions/0002-impersonation.md), so nothing
+upstream would stop a user from reading or writing another tenant's bucket: the check must happen here. Kubernetes RBAC
 stays the one authority: a SelfSubjectAccessReview made AS the user asks whether they may manage
 InferenceEndpoints in the tenant's namespace (what the tenant Role grants its scope group, and the
 platform-admin ClusterRole grants admins). The answer is cached briefly per (user, groups, tenant,

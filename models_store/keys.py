@@ -1,4 +1,4 @@
-"""Names that become object keys: ``<model>/<version>/<path>`` (imm-behaviour §5.1), checked before use.
+"""Names that become object keys: ``<model>/<version>/<path>`` (docs/compatibility.md), checked before use.
 
 The original put ``modelName``, ``fileName`` and ``key`` into keys verbatim, so ``..``, absolute
 paths, empty segments and control characters reached the bucket (and, through the serving pods'

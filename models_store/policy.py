@@ -1,7 +1,7 @@
 """Which model versions an endpoint's ``modelVersionPolicy`` serves (TF Serving's semantics).
 
 Used to refuse deleting a version an endpoint serves. The API writes the grammar of
-imm-behaviour §1.3 (``{specific{versions:1 versions:2 }}``, ``{all{}}``, ``{latest{}}``); TF
+docs/compatibility.md (``{specific{versions:1 versions:2 }}``, ``{all{}}``, ``{latest{}}``); TF
 Serving also knows ``latest{num_versions:N}``, which a CR written by hand may hold. A policy we
 cannot read is taken to serve every version: refusing a delete wrongly is recoverable
 (``force``), deleting what a live endpoint loads is not.

@@ -60,7 +60,7 @@ def model_delete(identity: Identity, *, tenant: str, name: str, version: int, fo
     return {"model_path": prefix}
 
 
-# --- the compatibility multipart protocol (imm-behaviour §5.2) ----------------------------------------
+# --- the compatibility multipart protocol (docs/compatibility.md) ----------------------------------------
 def upload_start(identity: Identity, *, tenant: str, key: str) -> dict[str, str]:
     access.tenant_access(identity, tenant, access.WRITE)
     return {"uploadId": objectstore.multipart_start(tenant, key), "op": "upload_init"}

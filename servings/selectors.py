@@ -82,7 +82,8 @@ def serving_users(identity: Identity, name: str) -> list[str]:
 
 
 def serving_exists(identity: Identity, name: str) -> bool:
-    """For endpoint creation: an unknown ``servingName`` is a 404 before anything is written (DECISIONS §6)."""
+    """For endpoint creation: an unknown ``servingName`` is a 404 before anything is written
+    (docs/compatibility.md, Endpoints)."""
     try:
         serving_configmap(identity, name)
     except NotFound:

@@ -1,6 +1,6 @@
 """Logging in: the browser (authorization code + PKCE), copy-paste (out of band) and the password grant.
 
-Browser and out-of-band logins go through the API's compatibility routes (imm-behaviour §2.4): ``GET
+Browser and out-of-band logins go through the API's compatibility routes (docs/compatibility.md): ``GET
 /authenticate`` names the provider's login page, the code comes back to a one-shot server on
 127.0.0.1:5555 (or is pasted), and ``POST /authenticate/token`` swaps it for tokens. The server adds
 the client secret, so the CLI never holds one. PKCE (RFC 7636) binds the code to this process: a code

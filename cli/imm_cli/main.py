@@ -1,6 +1,6 @@
 """The ``imm`` command: ``imm [OPTIONS] OPERATION RESOURCE [ARGS]``, as the original bash CLI.
 
-Operations and resources keep the original names, aliases and positional order (imm-behaviour §7.2):
+Operations and resources keep the original names, aliases and positional order (docs/compatibility.md):
 ``create|c``, ``remove|rm``, ``update|up``, ``scale|s``, ``list|ls``, ``view|v``, ``upload|u``,
 ``login``, ``logout``; resources ``tenant|t``, ``endpoint|e``, ``model|m``, ``serving|s``. New routes
 get new pairs in the same grammar (``view tenant``, ``pause endpoint``, ``logs endpoint``, ...) and

@@ -1,7 +1,8 @@
 """Following long operations: ``GET /tasks/<id>`` until the task ends, with a progress bar.
 
-The server's convention (DECISIONS §4): a request sent with ``Prefer: respond-async`` answers ``202``
-with ``data.task.url``; the task's ``progress`` (percent) and ``steps`` tell how far it got.
+The server's convention (docs/decisions/0003-operations-as-rows.md): a request sent with
+``Prefer: respond-async`` answers ``202`` with ``data.task.url``; the task's ``progress`` (percent)
+and ``steps`` tell how far it got.
 """
 
 from __future__ import annotations

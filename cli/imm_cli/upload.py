@@ -1,6 +1,6 @@
 """``imm upload``: a file, a directory tree (empty directories kept) or a tarball, resumable.
 
-What goes where (imm-behaviour §5.1, §5.3): a single file becomes ``<model>/<version>/<name>``; a
+What goes where (docs/compatibility.md): a single file becomes ``<model>/<version>/<name>``; a
 tarball is unpacked (safely: no links out, no absolute paths) and uploaded as a directory; a
 directory is walked down through wrapper levels (no files, exactly one subdirectory), as the
 original client did, and every file lands at ``<model>/<version>/<relative path>``; empty leaf

@@ -1,4 +1,4 @@
-"""The endpoint routes (imm-behaviour §1.5.6-1.5.9) and the new operator routes (events, logs, pause, resume).
+"""The endpoint routes (docs/compatibility.md) and the new operator routes (events, logs, pause, resume).
 
 Views validate and answer; every Kubernetes call is made by ``endpoints.services`` /
 ``endpoints.selectors`` AS the caller, so Kubernetes RBAC decides (a user outside the tenant's

@@ -1,8 +1,9 @@
 """The shapes every route's OpenAPI description shares: the success envelope and the one error body.
 
 Views describe only their own ``data``; wrapping it here keeps the documented envelope
-(``{"status", "data"}``, DECISIONS §1) and error (``{"title", "description"?, "code"}``, §2) in one
-place, so the schema cannot drift from ``responses.envelope`` and ``ImmError.as_body``.
+(``{"status", "data"}``) and error (``{"title", "description"?, "code"}``;
+docs/decisions/0001-api-contract-and-error-shape.md) in one place, so the schema cannot drift from
+``responses.envelope`` and ``ImmError.as_body``.
 """
 
 from __future__ import annotations

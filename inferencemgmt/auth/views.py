@@ -1,4 +1,4 @@
-"""Compatibility login routes used by the original CLI (imm-behaviour §1.5.1, §1.5.2, §2.4).
+"""Compatibility login routes used by the original CLI (docs/compatibility.md).
 
 The CLI is sent to the provider (``GET /authenticate``) and hands the code back
 (``POST /authenticate/token``); the server adds the client secret, so the CLI never holds it.

@@ -24,7 +24,7 @@ from django.test.client import FakePayload
 from rest_framework.test import APIClient
 
 ISSUER = "https://issuer.test/dex"
-# What the original clients put on the wire (imm-behaviour §7, scripts/common_token.py): http.client's
+# What the original clients put on the wire (docs/compatibility.md): http.client's
 # own headers first, then the token helper's; and `requests` with `data=json.dumps(...)`, which sends
 # no Content-Type at all. Content-Length is added per request.
 ORIGINAL_TOKEN_HELPER_HEADERS = {

@@ -1,6 +1,6 @@
 """Request bodies of the model and upload routes, in the original's jsonschema words.
 
-The shapes are the original's (imm-behaviour §5.2) with its gaps closed: ``upload/dir`` requires
+The shapes are the original's (docs/compatibility.md) with its gaps closed: ``upload/dir`` requires
 ``modelName`` and ``modelVersion`` (a KeyError 500 before), and the items of ``parts`` must be
 exactly ``{"ETag": str, "PartNumber": int}`` (extra keys reached boto3 and gave a 500).
 """

@@ -1,4 +1,4 @@
-"""The model routes (imm-behaviour §1.5.10, §5.2) and the direct-upload routes (new).
+"""The model routes (docs/compatibility.md) and the direct-upload routes (new).
 
 Views validate everything (names, numbers, sizes) and answer 400 before any upstream call; the
 services then check the caller's right to act in the tenant (403) before touching the bucket.

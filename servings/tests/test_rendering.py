@@ -91,7 +91,7 @@ def test_tf_conf_byte_for_byte_with_multi_digit_versions():
 
 
 def test_tf_conf_reads_as_the_original_tests_read_it():
-    """The original endpoint test (imm-behaviour §8, case 32) patches modelName to "new-name" and
+    """The original endpoint test (docs/compatibility.md) patches modelName to "new-name" and
     looks for `name:"new-name"` and `s3://<tenant>/new-name` in the ConfigMap's text."""
     tf_conf = render(with_spec(modelName="new-name", modelVersionPolicy="{specific{versions:2 }}"))["ConfigMap"]
     text = tf_conf["data"]["tf.conf"]

@@ -1,4 +1,4 @@
-"""The original end-to-end flow (imm-behaviour §7.3) through the CLI, without the inference calls.
+"""The original end-to-end flow (docs/compatibility.md) through the CLI, without the inference calls.
 
 Admin creates a tenant for team-a; alice uploads a model as a file, a tree with an empty directory
 and a tarball, lists models, creates an endpoint, lists and views it, scales it to 2 and sees two

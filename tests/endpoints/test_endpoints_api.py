@@ -1,7 +1,7 @@
 """The endpoint routes on the live platform: real tenants, real tokens, RBAC as the user, the real controller.
 
 Personas: alice (team-a) owns the tenants, bob (team-b) is an outsider, dave is in no group, carol
-is in both, admin is a platform admin. Case numbers refer to imm-behaviour.md §8.4.
+is in both, admin is a platform admin. Case numbers are those of the original project's endpoint tests.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ One team-a tenant is created through the API for the whole module (tenant creati
 deleted at the end. Each check collects its mismatches and reports them all at once, so a failure
 names every route and persona that answered wrongly, not just the first.
 
-Personas (ARCHITECTURE.md §9): admin (group `admin`), member (alice, team-a), outsider (bob, team-b),
+Personas (docs/architecture.md, Tests): admin (group `admin`), member (alice, team-a), outsider (bob, team-b),
 nobody (dave, no group), anonymous (no token).
 """
 
@@ -278,7 +278,7 @@ def test_hostile_names_are_400_or_404(call, persona):
 def test_unknown_tenant_is_404_on_every_tenant_route(call):
     """One rule for every route that names a tenant: an unknown tenant is 404 `Tenant <name> does not
     exist` for everyone signed in (tenant names are not secret); only an admin-only route answers a
-    non-admin 403 first. The original's own tests expect the 404 for `saturn` (imm-behaviour §8, case 28)."""
+    non-admin 403 first. The original's own tests expect the 404 for `saturn` (docs/compatibility.md)."""
     tenant = f"saturn-{uuid.uuid4().hex[:8]}"
     wrong = []
     for (method, template), (who, raw) in TENANT_ROUTES.items():

@@ -25,7 +25,7 @@ BODYLESS_POSTS = {
     "/tenants/{tenant}/endpoints/{name}/resume",
     "/tenants/{name}/credentials/rotate",
 }
-# The documented DELETE routes that name their object in a JSON body (imm-behaviour §1.5).
+# The documented DELETE routes that name their object in a JSON body (docs/compatibility.md).
 DELETES_WITH_BODY = {"/tenants", "/tenants/{tenant}/endpoints", "/tenants/{tenant}/models"}
 ENVELOPE_WORDS = {"OK", "CREATED", "DELETED", "PATCHED", "ACCEPTED"}
 

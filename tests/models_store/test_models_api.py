@@ -1,4 +1,4 @@
-"""Models and the original multipart protocol against the live platform (imm-behaviour §8.4 29, 39-46)."""
+"""Models and the original multipart protocol against the live platform (docs/compatibility.md)."""
 
 from __future__ import annotations
 
