@@ -77,7 +77,7 @@ def _create_or_replace(create: Callable[[], Any], replace: Callable[[], Any]) ->
 
 
 # --- steps ------------------------------------------------------------------------------------------
-def _namespace_apply(tenant: Tenant, started_before: bool) -> None:
+def _namespace_apply(tenant: Tenant) -> None:
     body = manifests.namespace(
         tenant.name, tenant.scope, tenant.quota or {}, tenant.identity.username, settings.PLATFORM_ADMIN_LABEL
     )
@@ -116,7 +116,7 @@ def namespace_wait_gone(tenant: Tenant, run: OperationRun | None) -> None:
         time.sleep(NAMESPACE_POLL_SECONDS)
 
 
-def _bucket_apply(tenant: Tenant, started_before: bool) -> None:
+def _bucket_apply(tenant: Tenant) -> None:
     if objectstore.bucket_create(tenant.name):
         return
     # The bucket exists: ours from an interrupted run, or an orphan left by an old tenant of this
@@ -149,11 +149,11 @@ def secret_put(tenant: Tenant, body: dict[str, Any]) -> None:
     )
 
 
-def _ca_secret_apply(tenant: Tenant, started_before: bool) -> None:
+def _ca_secret_apply(tenant: Tenant) -> None:
     secret_put(tenant, manifests.ca_secret(tenant.name, tenant.cert))
 
 
-def _identity_apply(tenant: Tenant, started_before: bool) -> None:
+def _identity_apply(tenant: Tenant) -> None:
     """Create-or-verify the tenant's own store identity (read and list of its bucket, nothing else)."""
     if objectstore.identities_enabled():
         objectstore.tenant_identity_ensure(tenant.name)
@@ -204,11 +204,11 @@ def store_secret_body(name: str) -> dict[str, Any]:
     )
 
 
-def _store_secret_apply(tenant: Tenant, started_before: bool) -> None:
+def _store_secret_apply(tenant: Tenant) -> None:
     secret_put(tenant, store_secret_body(tenant.name))
 
 
-def _tls_secret_apply(tenant: Tenant, started_before: bool) -> None:
+def _tls_secret_apply(tenant: Tenant) -> None:
     # Read with the platform's own identity (its Role in the system namespace): an admin may write
     # secrets in tenant namespaces only and read none anywhere, so the copy's source is not theirs.
     try:
@@ -226,7 +226,7 @@ def _tls_secret_apply(tenant: Tenant, started_before: bool) -> None:
     secret_put(tenant, manifests.tls_secret(tenant.name, {"type": source.type, "data": source.data}))
 
 
-def _quota_apply(tenant: Tenant, started_before: bool) -> None:
+def _quota_apply(tenant: Tenant) -> None:
     body = manifests.resource_quota(tenant.name, tenant.quota or {})
     core = tenant.core()
     _create_or_replace(
@@ -235,7 +235,7 @@ def _quota_apply(tenant: Tenant, started_before: bool) -> None:
     )
 
 
-def _role_apply(tenant: Tenant, started_before: bool) -> None:
+def _role_apply(tenant: Tenant) -> None:
     body = manifests.role(tenant.name)
     rbac = tenant.rbac()
     _create_or_replace(
@@ -244,7 +244,7 @@ def _role_apply(tenant: Tenant, started_before: bool) -> None:
     )
 
 
-def _robot_roles_apply(tenant: Tenant, started_before: bool) -> None:
+def _robot_roles_apply(tenant: Tenant) -> None:
     rbac = tenant.rbac()
     for body in manifests.robot_roles(tenant.name):
         try:
@@ -259,7 +259,7 @@ def _robot_roles_undo(tenant: Tenant, run: OperationRun | None) -> None:
             tenant.rbac().delete_namespaced_role(body["metadata"]["name"], tenant.name)
 
 
-def _role_binding_apply(tenant: Tenant, started_before: bool) -> None:
+def _role_binding_apply(tenant: Tenant) -> None:
     body = manifests.role_binding(tenant.name, tenant.scope)
     rbac = tenant.rbac()
     _create_or_replace(
@@ -268,7 +268,7 @@ def _role_binding_apply(tenant: Tenant, started_before: bool) -> None:
     )
 
 
-def _network_policy_apply(tenant: Tenant, started_before: bool) -> None:
+def _network_policy_apply(tenant: Tenant) -> None:
     body = manifests.network_policy(tenant.name, settings.IMM_INGRESS_NAMESPACE)
     networking = tenant.networking()
     name = body["metadata"]["name"]
@@ -288,7 +288,7 @@ def _secret_undo(name: str) -> Callable[[Tenant, OperationRun | None], None]:
 @dataclass(frozen=True)
 class Step:
     name: str
-    apply: Callable[[Tenant, bool], None]
+    apply: Callable[[Tenant], None]
     undo: Callable[[Tenant, OperationRun | None], None]
 
 
@@ -319,10 +319,6 @@ CREATE_STEPS: tuple[Step, ...] = (
         ),
     ),
 )
-
-
-def _started_before(run: OperationRun, name: str) -> bool:
-    return any(step["name"] == name for step in run.steps)
 
 
 def _rollback(tenant: Tenant, run: OperationRun, failed: Step, error: ImmError) -> None:
@@ -363,10 +359,9 @@ def provision(run: OperationRun) -> dict[str, Any]:
     for step in CREATE_STEPS:
         if run.completed(step.name):
             continue
-        started_before = _started_before(run, step.name)
         try:
             with run.step(step.name):
-                step.apply(tenant, started_before)
+                step.apply(tenant)  # create-or-verify: a resumed run adopts what an earlier one made
         except ImmError as error:
             if error.retryable and run.operation.attempts < settings.IMM_OPERATION_MAX_ATTEMPTS:
                 raise  # kept steps; the operation is retried and resumes here
@@ -374,9 +369,6 @@ def provision(run: OperationRun) -> dict[str, Any]:
                 raise  # nothing of ours exists: plain failure, nothing to undo
             _rollback(tenant, run, step, error)
     return {"name": tenant.name}
-
-
-DELETE_STEPS = ("endpoints", "namespace", "identity", "uploads", "objects", "bucket")
 
 
 def deprovision(run: OperationRun) -> dict[str, Any]:

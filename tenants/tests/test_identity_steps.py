@@ -123,8 +123,8 @@ def decoded(secret: dict[str, Any]) -> dict[str, str]:
 
 def test_the_identity_step_is_create_or_verify_and_grants_read_and_list_of_its_bucket_only(iam):
     step = identity_step()
-    step.apply(tenant("acme"), False)
-    step.apply(tenant("acme"), True)  # a retried run adopts what the first one made
+    step.apply(tenant("acme"))
+    step.apply(tenant("acme"))  # a retried run adopts what the first one made
     assert list(iam.users) == ["imm-tenant-acme"]
     policy = iam.users["imm-tenant-acme"]["policies"]["imm-tenant-read"]
     statements = [(s["Effect"], s["Action"], s["Resource"]) for s in policy["Statement"]]
@@ -145,7 +145,7 @@ def test_an_adopted_identity_loses_any_other_policy(iam):
 
 
 def test_the_secret_holds_the_identitys_one_key_and_a_retry_revokes_the_earlier_one(iam):
-    identity_step().apply(tenant("acme"), False)
+    identity_step().apply(tenant("acme"))
     first = decoded(provisioning.store_secret_body("acme"))
     second = decoded(provisioning.store_secret_body("acme"))  # a retried secret step
     keys = iam.users["imm-tenant-acme"]["keys"]
@@ -158,20 +158,18 @@ def test_the_secret_holds_the_identitys_one_key_and_a_retry_revokes_the_earlier_
 
 
 def test_removal_deletes_keys_policy_and_user_and_can_run_again(iam):
-    identity_step().apply(tenant("acme"), False)
+    identity_step().apply(tenant("acme"))
     provisioning.store_secret_body("acme")
     provisioning.identity_remove("acme")
     assert iam.users == {}
     provisioning.identity_remove("acme")  # deletion re-run: already gone is fine
-    assert "identity" in provisioning.DELETE_STEPS
-    assert provisioning.DELETE_STEPS.index("namespace") < provisioning.DELETE_STEPS.index("identity")
 
 
 def test_a_store_that_refuses_identities_is_a_403_and_the_undo_goes_on(iam):
     iam.refuse = True
     step = identity_step()
     with pytest.raises(Forbidden) as refused:
-        step.apply(tenant("acme"), False)
+        step.apply(tenant("acme"))
     assert refused.value.code == "object_store_identity_forbidden"
     assert not refused.value.retryable
     step.undo(tenant("acme"), None)  # does not raise: the rollback continues with the bucket and namespace
@@ -182,7 +180,7 @@ def test_backend_none_gives_the_tenant_no_key_and_never_calls_the_store(iam, set
     settings.IMM_STORE_IDENTITY_BACKEND = "none"
     for step in provisioning.CREATE_STEPS:
         if step.name == "object-store-identity":
-            step.apply(tenant("acme"), False)
+            step.apply(tenant("acme"))
             step.undo(tenant("acme"), None)
     secret = decoded(provisioning.store_secret_body("acme"))
     assert "minio.access_key_id" not in secret
