@@ -73,10 +73,19 @@ def store_secret(admin_k8s: client.ApiClient, tenant: str) -> dict[str, str]:
 
 
 def s3_with(secret: dict[str, str]) -> Any:
-    """An S3 client holding exactly what a serving pod of the tenant gets."""
+    """An S3 client holding exactly the key a serving pod of the tenant gets.
+
+    It talks to the store at the address this host uses: the secret's own address is the one pods
+    use, which with the real node on is the pod bridge's (``S3_SERVING_ENDPOINT_URL``).
+    """
+    from django.conf import settings  # the live platform's, set by the platform_settings fixture
+
+    endpoint = secret["minio.endpoint_url"]
+    if settings.S3_SERVING_ENDPOINT_URL and endpoint == settings.S3_SERVING_ENDPOINT_URL:
+        endpoint = settings.S3_ENDPOINT_URL
     return boto3.client(
         "s3",
-        endpoint_url=secret["minio.endpoint_url"],
+        endpoint_url=endpoint,
         aws_access_key_id=secret["minio.access_key_id"],
         aws_secret_access_key=secret["minio.access_secret_key"],
         region_name=secret["minio.minio_region"],
@@ -221,7 +230,9 @@ def test_backend_none_gives_the_tenant_no_key_at_all(
     secret = store_secret(admin_k8s, name)
     assert "minio.access_key_id" not in secret
     assert "minio.access_secret_key" not in secret
-    assert secret["minio.endpoint_url"] == devstack_env["S3_ENDPOINT_URL"]
+    assert secret["minio.endpoint_url"] == (
+        devstack_env.get("S3_SERVING_ENDPOINT_URL") or devstack_env["S3_ENDPOINT_URL"]
+    )
     assert devstack_env["S3_ACCESS_KEY_ID"] not in secret.values()
     assert not identity_exists(devstack_env, name)
     assert as_admin("delete", f"/tenants/{name}").status_code == 200
