@@ -53,9 +53,10 @@ test: devstack ## Every test (unit and integration against the devstack), on SQL
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
 # Only the tests that use the database run again: the others (cluster, chart, CLI against its own
-# server) would repeat the SQLite run word for word.
+# server) would repeat the SQLite run word for word, and so would the real-node ones (minutes of real
+# pods each, whose database use is the same routes' as the rest).
 test-postgres: devstack ## The database tests again, on the devstack's PostgreSQL
-	@set -a; . .devstack/env; set +a; DATABASE_URL="$$IMM_DEVSTACK_DATABASE_URL" $(PY) -m pytest -m django_db $(PYTEST_ARGS)
+	@set -a; . .devstack/env; set +a; DATABASE_URL="$$IMM_DEVSTACK_DATABASE_URL" $(PY) -m pytest -m "django_db and not real_node" $(PYTEST_ARGS)
 
 test-unit: venv ## Unit tests only (no services)
 	@$(PY) -m pytest -m unit $(PYTEST_ARGS)

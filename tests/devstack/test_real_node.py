@@ -22,7 +22,7 @@ from kubernetes.stream import stream
 
 from tests.devstack.conftest import wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.real_node]
 
 KUBERNETES_VERSION = "v1.37.2"
 POD_CIDR = ipaddress.ip_network("10.87.0.0/24")

@@ -30,7 +30,7 @@ from tests.inference_endpoints import GROUP, PLURAL, VERSION
 from tests.servings.conftest import ControllerProcess, wait_for
 from tests.tenants.test_tenants_api import CERT
 
-pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.integration, pytest.mark.real_node, pytest.mark.django_db(transaction=True)]
 
 SCALING = {"minReplicas": 1, "maxReplicas": 3, "targetCPUUtilization": 60, "scaleDownStabilizationSeconds": 30}
 

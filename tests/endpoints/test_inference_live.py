@@ -33,7 +33,7 @@ from inferencemgmt import objectstore
 from tests.endpoints.conftest import Platform
 from tests.servings.conftest import ControllerProcess, wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.integration, pytest.mark.real_node, pytest.mark.django_db(transaction=True)]
 
 # The input every request sends; version 1 answers the sum, version 2 ten times the sum.
 X = [1.5, 2.25]

@@ -19,7 +19,7 @@ from kubernetes import client
 from tests.endpoints.conftest import Platform
 from tests.servings.conftest import ControllerProcess, wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.integration, pytest.mark.real_node, pytest.mark.django_db(transaction=True)]
 
 MODEL = "flowers"
 

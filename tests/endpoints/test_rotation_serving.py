@@ -30,7 +30,7 @@ from tests.servings.conftest import ControllerProcess, wait_for
 from tests.servings.test_triton_live import ADDER_CONFIG, ADDER_MODEL
 from tests.tenants.test_tenants_api import CERT
 
-pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.integration, pytest.mark.real_node, pytest.mark.django_db(transaction=True)]
 BODY = json.dumps({"inputs": [{"name": "X", "shape": [2], "datatype": "FP32", "data": [1.5, 2.25]}]}).encode()
 
 

@@ -29,7 +29,7 @@ from tests.platform_admin import admin_s3_client, remove_tenant, team_a_tenant_c
 from tests.servings.conftest import wait_for
 from tests.servings.test_triton_live import ADDER_CONFIG, ADDER_MODEL
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.real_node]
 
 REQUESTS_SENT = 40
 

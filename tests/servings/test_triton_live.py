@@ -29,7 +29,7 @@ from servings.controller.rendering import Platform, ServingTemplate, render_endp
 from tenants import manifests
 from tests.servings.conftest import wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.real_node]
 
 
 @pytest.fixture

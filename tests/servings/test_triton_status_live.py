@@ -25,7 +25,7 @@ from tenants import manifests
 from tests.servings.conftest import wait_for
 from tests.servings.test_triton_live import ADDER_CONFIG, rendered
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.real_node]
 
 BROKEN = """class TritonPythonModel:
     def initialize(self, args):
