@@ -30,7 +30,7 @@ from kubernetes.client.exceptions import ApiException
 from inferencemgmt.auth.identity import Identity
 from inferencemgmt.operations.models import Operation
 from models_store.models import DirectUpload
-from tests.conftest import WorkerPool, suite_broker_url, use_broker, worker_env
+from tests.conftest import TEST_QUEUE, WorkerPool, suite_broker_url, use_broker, worker_env
 from tests.hardening import outages
 from tests.hardening.outages import outage, wait_for
 from tests.platform_admin import admin_s3_client, remove_tenant
@@ -229,7 +229,7 @@ def test_redis_outage_refuses_new_work_and_requeues_the_work_it_lost(
     broker = redis.Redis.from_url(suite_broker_url(devstack_env))
     try:
         task = started_operation(call("admin", "POST", "/tenants", tenant_body(queued)))  # no worker yet
-        assert broker.llen("celery") >= 1
+        assert broker.llen(TEST_QUEUE) >= 1  # the run's own queue (tests/conftest.py)
 
         with outage(outages.REDIS) as end:
             assert_unavailable(call("admin", "POST", "/tenants", tenant_body(refused), HTTP_PREFER=""), "redis")
@@ -239,7 +239,7 @@ def test_redis_outage_refuses_new_work_and_requeues_the_work_it_lost(
             assert "redis" in json.loads(not_ready.content)["description"]
             end()
 
-        assert broker.llen("celery") == 0, "the restarted broker kept its messages (no outage was simulated)"
+        assert broker.llen(TEST_QUEUE) == 0, "the restarted broker kept its messages (no outage was simulated)"
         assert operation(task).state == State.PENDING  # the row remembers the work the broker forgot
         start_worker(workers, tmp_path)
         wait_for(lambda: succeeded(task), 90, "the lost tenant creation to be requeued and finish")
