@@ -60,8 +60,8 @@ def _body_fields(request: HttpRequest, action: Action) -> dict[str, Any]:
         return {}
     try:
         parsed = json.loads(request.body)  # cached by Django: the view parses the same bytes
-    except (ValueError, UnicodeDecodeError):
-        return {}
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return {}  # the view answers a malformed or too deeply nested body with its 400
     return parsed if isinstance(parsed, dict) else {}
 
 

@@ -22,7 +22,6 @@ import pytest
 from kubernetes import client
 
 from inferencemgmt.operations.models import Operation
-from servings.catalogue import serving_template_configmap, shipped_templates
 from servings.controller.rendering import STORE_KEY_ANNOTATION
 from tests.endpoints.conftest import Platform
 from tests.inference_endpoints import GROUP, PLURAL, VERSION
@@ -103,13 +102,9 @@ def test_a_triton_endpoint_answers_throughout_a_key_rotation(platform: Platform,
         pytest.skip("the devstack's real node is off; start it with IMM_DEVSTACK_REAL_NODE=1 (README, Devstack)")
     tenant = tenant_made(platform)
     core, apps = client.CoreV1Api(platform.k8s), client.AppsV1Api(platform.k8s)
-    # The shipped triton template under a name only this test's controller knows: controllers of other
-    # checkouts sharing the cluster then leave the endpoint's Deployment alone (serving not found).
-    serving = f"triton-{tenant}"
-    templates = controller.env["SERVING_TEMPLATES_NAMESPACE"]
-    core.create_namespaced_config_map(
-        templates, serving_template_configmap(serving, shipped_templates()["triton"], templates)
-    )
+    # The shipped triton serving, whose image the devstack's SERVING_IMAGES maps to its own build (a
+    # copy under another name would get the vendor's image, which no registry here serves).
+    serving = "triton"
     platform.s3.put_object(Bucket=tenant, Key="adder/1/config.pbtxt", Body=ADDER_CONFIG.encode())
     platform.s3.put_object(Bucket=tenant, Key="adder/1/model.py", Body=ADDER_MODEL.replace("FACTOR", "1").encode())
     cr = {

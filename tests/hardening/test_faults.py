@@ -31,11 +31,11 @@ def closed_port() -> int:
 
 
 def model_routes() -> list[tuple[str, str, Any]]:
-    """The model and upload routes (the endpoint and robot routes need no object store)."""
+    """The model and upload routes (the endpoint, robot and usage routes need no object store)."""
     return [
         (m, t, body)
         for (m, t), (_, body) in TENANT_ROUTES.items()
-        if "{tenant}" in t and "/endpoints" not in t and "/robots" not in t
+        if "{tenant}" in t and not any(part in t for part in ("/endpoints", "/robots", "/usage"))
     ]
 
 

@@ -22,12 +22,12 @@ from kubernetes.client.exceptions import ApiException
 from rest_framework.test import APIClient
 
 from servings.catalogue import shipped_templates
-from servings.controller.rendering import Platform, ServingTemplate, render_endpoint
+from servings.controller.rendering import ServingTemplate, render_endpoint
 from tenants import manifests
 from tests.inference_endpoints import GROUP, PLURAL, VERSION
 from tests.platform_admin import admin_s3_client, remove_tenant, team_a_tenant_create
 from tests.servings.conftest import wait_for
-from tests.servings.test_triton_live import ADDER_CONFIG, ADDER_MODEL
+from tests.servings.test_triton_live import ADDER_CONFIG, ADDER_MODEL, devstack_platform
 
 pytestmark = [pytest.mark.integration, pytest.mark.real_node]
 
@@ -107,7 +107,7 @@ def test_prometheus_scrapes_a_triton_endpoint_and_the_route_returns_its_request_
         }
         cr = custom.create_namespaced_custom_object(GROUP, VERSION, tenant, PLURAL, body)
         template = ServingTemplate("triton", shipped_templates()["triton"])
-        objects = {obj["kind"]: obj for obj in render_endpoint(cr, template, Platform(domain="imm.local"))}
+        objects = {obj["kind"]: obj for obj in render_endpoint(cr, template, devstack_platform(devstack_env))}
         _create(lambda: core.create_namespaced_config_map(tenant, objects["ConfigMap"]))
         _create(lambda: core.create_namespaced_service(tenant, objects["Service"]))
         _create(lambda: apps.create_namespaced_deployment(tenant, objects["Deployment"]))

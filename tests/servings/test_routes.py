@@ -15,7 +15,8 @@ from inferencemgmt.auth.identity import Identity
 from servings.catalogue import shipped_templates
 from tests.inference_endpoints import FORBIDDEN_EDITS, GROUP, PLURAL, VERSION, endpoint_body, forbidden_template
 
-pytestmark = pytest.mark.integration
+# Every write is audited (audit/): the record needs the database.
+pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
 ADMIN = Identity("admin@example.com", ("admin",), is_admin=True)
 USER = Identity("alice@example.com", ("team-a",))

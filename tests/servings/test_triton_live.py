@@ -67,6 +67,11 @@ def rendered(
     return {obj["kind"]: obj for obj in render_endpoint(cr, template, platform)}
 
 
+def devstack_platform(devstack_env: dict[str, str]) -> Platform:
+    """The platform values the devstack's controller renders with: its own image builds (SERVING_IMAGES)."""
+    return Platform(domain="imm.local", serving_images={"triton": devstack_env["IMM_DEVSTACK_TRITON_IMAGE"]})
+
+
 def triton_pod(namespace: str) -> dict[str, Any]:
     deployment = rendered(namespace)["Deployment"]
     template = deployment["spec"]["template"]
@@ -290,7 +295,7 @@ def test_triton_endpoint_on_the_real_node_serves_the_version_its_policy_names(
         core.create_namespaced_secret(tenant, secret)
 
         # The devstack's own build, as the platform setting SERVING_IMAGES names it for the controller.
-        platform = Platform(domain="imm.local", serving_images={"triton": devstack_env["IMM_DEVSTACK_TRITON_IMAGE"]})
+        platform = devstack_platform(devstack_env)
 
         def apply(policy: str) -> None:
             objects = rendered(tenant, policy, model="adder", platform=platform)

@@ -19,11 +19,10 @@ from kubernetes import client
 
 from servings.controller import status as rules
 from servings.controller.reconciler import Reconciler, TemplateCache
-from servings.controller.rendering import Platform
 from servings.controller.tenancy import TenantNamespaces
 from tenants import manifests
 from tests.servings.conftest import wait_for
-from tests.servings.test_triton_live import ADDER_CONFIG, rendered
+from tests.servings.test_triton_live import ADDER_CONFIG, devstack_platform, rendered
 
 pytestmark = [pytest.mark.integration, pytest.mark.real_node]
 
@@ -73,7 +72,7 @@ def test_a_model_triton_cannot_load_is_a_crash_loop_with_triton_s_reason(
             region=devstack_env["S3_REGION"],
         )
         core.create_namespaced_secret(namespace, secret)
-        objects = rendered(namespace, "{latest{}}", model="broken")
+        objects = rendered(namespace, "{latest{}}", model="broken", platform=devstack_platform(devstack_env))
         for obj in objects.values():
             obj["metadata"].pop("ownerReferences")  # no CR here: the garbage collector would take them
         core.create_namespaced_config_map(namespace, objects["ConfigMap"])
@@ -82,7 +81,7 @@ def test_a_model_triton_cannot_load_is_a_crash_loop_with_triton_s_reason(
         # The controller's own log reader (previous run, once per restart), on the admin's client.
         reconciler = Reconciler(
             admin,
-            platform=Platform(domain="imm.local"),
+            platform=devstack_platform(devstack_env),
             templates=TemplateCache(admin, "imm-servings"),
             namespaces=TenantNamespaces(lambda labels: False, "none"),
         )
