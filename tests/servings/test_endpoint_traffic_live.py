@@ -156,10 +156,17 @@ def test_prometheus_scrapes_a_triton_endpoint_and_the_route_returns_its_request_
         # The console's endpoint page draws the request rate (server-rendered SVG).
         from tests.console.test_console_units import signed_in
 
-        page = signed_in("alice@example.com", ["team-a"]).get(f"/console/tenants/{tenant}/endpoints/adder/?range=15m")
-        assert page.status_code == 200
-        figure = page.content.decode().split('data-series="requestRate"', 1)[1].split("</figure>", 1)[0]
-        assert '<polyline class="series" points="' in figure
+        # Its points are whole steps of the 15-minute range, so the requests show once the newest step
+        # has passed them (up to a step after the API route, which was asked at 5 s steps).
+        console = signed_in("alice@example.com", ["team-a"])
+
+        def drawn() -> bool:
+            page = console.get(f"/console/tenants/{tenant}/endpoints/adder/?range=15m")
+            assert page.status_code == 200
+            figure = page.content.decode().split('data-series="requestRate"', 1)[1].split("</figure>", 1)[0]
+            return '<polyline class="series" points="' in figure
+
+        wait_for(drawn, timeout=150, interval=5, what="the console page to draw the request rate")
 
         outsider = traffic("bob")
         assert outsider.status_code == 403
