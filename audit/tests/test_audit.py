@@ -24,9 +24,9 @@ from audit import services
 from audit.actions import ACTIONS, NOT_AUDITED
 from audit.admin import AuditRecordAdmin
 from audit.models import AuditRecord
-from inferencemgmt import kube
 from inferencemgmt.operations.models import Operation
 from inferencemgmt.operations.services import operation_finished
+from inferencemgmt.tests.kube_fakes import NamespaceJson, patch_kube
 from tenants import manifests
 from tenants.tests.test_robot_routes import TENANT, FakeCluster
 
@@ -34,7 +34,7 @@ pytestmark = [pytest.mark.unit, pytest.mark.django_db]
 OTHER = "audit-other-u1"
 
 
-class Cluster(FakeCluster):
+class Cluster(FakeCluster, NamespaceJson):
     """The robot tenant (scope team-a) and another tenant (scope team-b), listable for membership."""
 
     def _namespace(self, name: str, scope: list[str]) -> Any:
@@ -45,30 +45,11 @@ class Cluster(FakeCluster):
     def list_namespace(self, label_selector: str) -> Any:
         return SimpleNamespace(items=[self._namespace(TENANT, ["team-a"]), self._namespace(OTHER, ["team-b"])])
 
-    def call_json(self, api_client: Any, api: str, method: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        """The tenant listing reads namespaces as raw JSON (tenants.selectors.tenant_page), one page."""
-        assert (api, method) == ("CoreV1Api", "list_namespace")
-        items = [
-            {
-                "metadata": {
-                    "name": ns.metadata.name,
-                    "labels": ns.metadata.labels,
-                    "annotations": ns.metadata.annotations,
-                }
-            }
-            for ns in self.list_namespace(kwargs.get("label_selector", "")).items
-        ]
-        return {"items": items, "metadata": {}}
-
 
 @pytest.fixture
 def cluster(monkeypatch: pytest.MonkeyPatch, issuer: Any) -> Cluster:
     fake = Cluster()
-    monkeypatch.setattr(kube, "service_api", lambda name: fake)
-    monkeypatch.setattr(kube, "api", lambda identity, name: fake)
-    monkeypatch.setattr(kube, "call_json", fake.call_json)
-    monkeypatch.setattr(kube, "service_api_client", lambda: "platform")
-    monkeypatch.setattr(kube, "api_client_for", lambda identity: identity.username)
+    patch_kube(monkeypatch, fake)
     return fake
 
 

@@ -13,6 +13,7 @@ import pytest
 from django.conf import settings as django_settings
 
 from inferencemgmt import kube
+from inferencemgmt.tests.kube_fakes import NamespaceJson, patch_kube
 from tenants import manifests
 from usage import selectors, services
 from usage.charts import usage_charts
@@ -196,7 +197,7 @@ def test_charts_are_polylines_scaled_to_the_peak_or_the_quota(settings):
 TENANT = "usage-u1"
 
 
-class Cluster:
+class Cluster(NamespaceJson):
     def read_namespace(self, name: str) -> Any:
         from inferencemgmt.errors import NotFound
 
@@ -214,30 +215,11 @@ class Cluster:
     def list_namespace(self, label_selector: str) -> Any:
         return SimpleNamespace(items=[self._namespace()])
 
-    def call_json(self, api_client: Any, api: str, method: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        """The tenant listing reads namespaces as raw JSON (tenants.selectors.tenant_page), one page."""
-        assert (api, method) == ("CoreV1Api", "list_namespace")
-        items = [
-            {
-                "metadata": {
-                    "name": ns.metadata.name,
-                    "labels": ns.metadata.labels,
-                    "annotations": ns.metadata.annotations,
-                }
-            }
-            for ns in self.list_namespace(kwargs.get("label_selector", "")).items
-        ]
-        return {"items": items, "metadata": {}}
-
 
 @pytest.fixture
 def cluster(monkeypatch: pytest.MonkeyPatch, issuer: Any) -> Cluster:
     fake = Cluster()
-    monkeypatch.setattr(kube, "service_api", lambda name: fake)
-    monkeypatch.setattr(kube, "api", lambda identity, name: fake)
-    monkeypatch.setattr(kube, "call_json", fake.call_json)
-    monkeypatch.setattr(kube, "service_api_client", lambda: "platform")
-    monkeypatch.setattr(kube, "api_client_for", lambda identity: identity.username)
+    patch_kube(monkeypatch, fake)
     return fake
 
 
