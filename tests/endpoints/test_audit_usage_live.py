@@ -24,7 +24,7 @@ from tests.inference_endpoints import GROUP, VERSION
 from tests.servings.conftest import ControllerProcess, wait_for
 from usage import tasks as usage_tasks
 
-pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 #: A broker database of this module's own: engineers share the devstack's Redis, and a worker of
 #: another checkout listening on the endpoint tests' database would take this module's tasks.
 AUDIT_REDIS_DB = 4

@@ -30,7 +30,7 @@ from tests.inference_endpoints import GROUP, PLURAL, VERSION, endpoint_body
 from tests.platform_admin import admin_s3_client
 from tests.tenants.test_tenants_api import CERT
 
-pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 PAGING_REDIS_DB = 9
 

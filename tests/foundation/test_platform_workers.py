@@ -22,7 +22,7 @@ from inferencemgmt.operations.models import Operation
 from inferencemgmt.operations.tasks import canary
 from tests.conftest import WorkerPool, worker_env
 
-pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 ROOT = Path(__file__).resolve().parents[2]
 VISIBILITY_TIMEOUT = 4
 STALE_SECONDS = 2

@@ -11,7 +11,7 @@ import requests
 from models_store.models import DirectUpload, ModelVersion
 from tests.models_store.conftest import MIB
 
-pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
 def md5(data: bytes) -> str:

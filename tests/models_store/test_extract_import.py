@@ -17,7 +17,7 @@ from kubernetes import client
 from models_store.models import ModelVersion
 from tenants import manifests
 
-pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
 def tarball(members: list[tuple[str, bytes | None, bytes]]) -> bytes:

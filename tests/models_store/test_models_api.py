@@ -13,7 +13,7 @@ from kubernetes import client
 from tests.inference_endpoints import GROUP, PLURAL, VERSION, endpoint_body
 from tests.models_store.conftest import MIB
 
-pytestmark = [pytest.mark.integration, pytest.mark.django_db]
+pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.django_db]
 
 
 def put_object(s3: Any, bucket: str, key: str, data: bytes) -> None:

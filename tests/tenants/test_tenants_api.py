@@ -17,7 +17,7 @@ from inferencemgmt.operations.models import Operation
 from tests.certificates import ca_certificate_pem
 from tests.platform_admin import admin_s3_client, remove_tenant
 
-pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
 CERT = base64.b64encode(ca_certificate_pem("tenant-client-ca")).decode()
