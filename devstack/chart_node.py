@@ -28,6 +28,7 @@ import re
 import secrets
 import selectors
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -809,6 +810,10 @@ def _finish_tenant_deletion(report: NodeReport, base_url: str, dex: NodeDex, ten
         report.seen.append(f"tenant {tenant} deleted by admin (the operation finished by the worker pod)")
 
 
+def _terminated(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
@@ -821,6 +826,9 @@ def main(argv: list[str] | None = None) -> int:
         help="wait for the endpoint's Triton, rendered by the release's controller, to answer (default: on)",
     )
     args = parser.parse_args(argv)
+    # A CI job's timeout or a `kill` sends SIGTERM: as an exception it runs the cleanup (uninstall,
+    # tenant, database, relays, the run's Dex) that the default action would skip.
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         report = e2e_real_node(chart_e2e._devstack_env(), keep=args.keep, inference=args.inference)
     except StackError as exc:
