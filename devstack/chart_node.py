@@ -659,10 +659,11 @@ def _inference(
     if answer is None:
         state = "unknown"
         with contextlib.suppress(Exception):
-            cr = client.CustomObjectsApi(core.api_client).get_namespaced_custom_object(
+            cr: Any = client.CustomObjectsApi(core.api_client).get_namespaced_custom_object(
                 GROUP, "v1", tenant, PLURAL, "adder"
             )
-            state = f"{cr.get('status', {}).get('state')}: {cr.get('status', {}).get('message', '')}"[:400]
+            status = cr.get("status") or {}
+            state = f"{status.get('state')}: {status.get('message', '')}"[:400]
         report.failures.append(
             f"the triton endpoint did not answer inference in {timeout:.0f}s: {last} (endpoint status {state})"
         )
