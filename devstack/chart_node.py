@@ -366,7 +366,9 @@ def e2e_real_node(devstack: dict[str, str], keep: bool = False, inference: bool 
             _inference(report, core, tenant, namespace, release, f"{REGISTRY}/{serving_images(devstack)['triton']}")
             report.timings["inference"] = time.monotonic() - step
         # Started now, so that the namespace's slow removal overlaps the upgrade; followed after it.
+        step = time.monotonic()
         task_url = _start_tenant_deletion(report, base_url, dex, tenant)
+        report.timings["deletion"] = time.monotonic() - step
 
         step = time.monotonic()
         helm.run(
@@ -389,7 +391,9 @@ def e2e_real_node(devstack: dict[str, str], keep: bool = False, inference: bool 
             env_values = {e.name: e.value for e in deployment.spec.template.spec.containers[0].env}
             report.expect(env_values.get("DJANGO_LOG_LEVEL") == "DEBUG", f"{name}: DJANGO_LOG_LEVEL not DEBUG")
         if task_url is not None:
+            step = time.monotonic()
             _finish_tenant_deletion(report, base_url, dex, tenant, task_url)
+            report.timings["deletion"] += time.monotonic() - step  # what was left of it after the upgrade
 
         step = time.monotonic()
         helm.run("uninstall", release, f"--namespace={namespace}", "--wait", "--timeout=180s", timeout=240)
@@ -640,6 +644,7 @@ def _inference(
     began = time.monotonic()
     deadline = began + timeout
     answer: Any = None
+    answered = ready = 0.0
     ready_line = f"reconciled {tenant}/adder: Ready"
     controller_ready = False
     last = "nothing asked yet"
@@ -650,10 +655,12 @@ def _inference(
                 url = f"http://{service.spec.cluster_ip}:8000/v2/models/adder/infer"
                 with urllib.request.urlopen(urllib.request.Request(url, data=body), timeout=10) as response:
                     answer = json.load(response)
+                answered = time.monotonic() - began
             except Exception as exc:  # not ready yet (no Service, refused, 4xx/5xx, bad body): asked again
                 last = f"{type(exc).__name__}: {exc}"
         if answer is not None and not controller_ready:
             controller_ready = ready_line in _controller_log(core, namespace, release, time.monotonic() - began + 60)
+            ready = time.monotonic() - began
         if answer is None or not controller_ready:
             time.sleep(1)
     if answer is None:
@@ -671,7 +678,10 @@ def _inference(
     outputs = answer.get("outputs") or [{}]
     if not report.expect(outputs[0].get("data") == [3.75], f"inference answered {answer}"):
         return
-    report.seen.append(f"triton endpoint adder answered inference on the real node: {outputs[0]['data']}")
+    report.seen.append(
+        f"triton endpoint adder answered inference on the real node: {outputs[0]['data']} after {answered:.0f}s"
+        f" (Ready in the release controller's log after {ready:.0f}s)"
+    )
     report.expect(controller_ready, f"the release's controller never logged {ready_line!r}")
     pods = core.list_namespaced_pod(tenant, label_selector=f"{ENDPOINT_LABEL}=adder").items
     images = {
@@ -792,7 +802,8 @@ def _start_tenant_deletion(report: NodeReport, base_url: str, dex: NodeDex, tena
     status, _, body = _request(base_url, "DELETE", "/tenants", dex.token("admin"), {"name": tenant}, timeout=300)
     if status == 202:
         return str(json.loads(body)["data"]["task"]["url"])
-    report.expect(status == 200, f"admin's DELETE /tenants: {status} {body[:300]!r}")
+    if report.expect(status == 200, f"admin's DELETE /tenants: {status} {body[:300]!r}"):
+        report.seen.append(f"tenant {tenant} deleted by admin")
     return None
 
 
@@ -806,7 +817,7 @@ def _finish_tenant_deletion(report: NodeReport, base_url: str, dex: NodeDex, ten
         status, _, body = _request(base_url, "GET", task_url, admin)
         state = json.loads(body)["data"]["state"] if status == 200 else f"HTTP {status}"
         if state in ("PENDING", "RUNNING"):
-            time.sleep(5)
+            time.sleep(1)
     if report.expect(state == "SUCCEEDED", f"admin's tenant deletion ended {state}: {body[:400]!r}"):
         report.seen.append(f"tenant {tenant} deleted by admin (the operation finished by the worker pod)")
 
