@@ -301,9 +301,9 @@ def e2e_real_node(devstack: dict[str, str], keep: bool = False, inference: bool 
     """Install, exercise, upgrade and uninstall the chart on the real node; return what was seen.
 
     `inference`: also wait for the endpoint's Triton pod, rendered by the release's controller, to
-    answer an inference (on by default; about 20 s). Off only to save that time: the release's
-    controller reconciles every endpoint of the cluster, so on a shared devstack crowded with other
-    sessions' endpoints ours can wait minutes in its queue."""
+    answer an inference (on by default; 17-28 s, and 5 s more to delete the tenant). Off only to save
+    that time: the release's controller reconciles every endpoint of the cluster, so on a shared
+    devstack crowded with other sessions' endpoints ours can wait minutes in its queue."""
     from kubernetes import client, dynamic
 
     if not devstack.get("IMM_DEVSTACK_REAL_NODE_NAME"):
