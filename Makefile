@@ -14,6 +14,8 @@ STAMP := $(VENV)/.installed
 
 IMAGE ?= imm
 TAG ?= latest
+# `make helm-e2e HELM_E2E_FLAGS=--no-inference` skips the endpoint's inference (see docs/deployment.md).
+HELM_E2E_FLAGS ?=
 
 help: ## List the targets
 	@grep -E '^[a-z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -81,8 +83,8 @@ helm-check: devstack ## Helm chart: lint, render, validate against the devstack 
 	@$(PY) -m devstack.chart check
 
 # The real node is needed (IMM_DEVSTACK_REAL_NODE=1; `make devstack` with it set adds the node to a running devstack).
-helm-e2e: devstack ## Helm chart with the product image on the real node: install, run a flow, upgrade, uninstall
-	@$(PY) -m devstack.chart_node
+helm-e2e: devstack ## Helm chart with the product image on the real node: install, a flow up to an inference, upgrade, uninstall
+	@$(PY) -m devstack.chart_node $(HELM_E2E_FLAGS)
 
 helm-e2e-kwok: devstack ## Helm chart on kwok nodes (no image runs): install, verify RBAC and CRD, upgrade, uninstall
 	@$(PY) -m devstack.chart_e2e

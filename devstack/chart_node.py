@@ -28,6 +28,7 @@ import re
 import secrets
 import selectors
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -253,6 +254,7 @@ def node_values(devstack: dict[str, str], tag: str, issuer: str, database_url_se
         {
             "global": {"imageRegistry": REGISTRY},
             "image": {"repository": REPOSITORY, "tag": tag, "pullPolicy": "IfNotPresent"},
+            "servingImages": serving_images(devstack),
             "ingress": {"enabled": False},
             "kubernetes": {"server": f"https://{KUBERNETES_SERVICE_IP}"},
             "api": {**placement, "replicas": 2, "workers": 1, "threads": 4},
@@ -270,6 +272,18 @@ def node_values(devstack: dict[str, str], tag: str, issuer: str, database_url_se
     return values
 
 
+def serving_images(devstack: dict[str, str]) -> dict[str, str]:
+    """The devstack's serving runtime builds (its SERVING_IMAGES) as chart values: without the registry,
+    which the chart puts back in front. Without them the release's controller would render the
+    templates' default images (`imm.local/nvidia/tritonserver:...`), which no registry serves."""
+    prefix = f"{REGISTRY}/"
+    built = json.loads(devstack.get("SERVING_IMAGES") or "{}")
+    images = {serving: str(ref).removeprefix(prefix) for serving, ref in built.items() if str(ref).startswith(prefix)}
+    if "triton" not in images:
+        raise StackError(f"the devstack's SERVING_IMAGES names no triton build under {prefix}: {built}")
+    return images
+
+
 def _psql(database_url: str, statement: str) -> None:
     import psycopg
 
@@ -283,12 +297,13 @@ def _with_host(url: str, host: str, port: int, path: str | None = None) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc, path=parts.path if path is None else path))
 
 
-def e2e_real_node(devstack: dict[str, str], keep: bool = False, inference: bool = False) -> NodeReport:
+def e2e_real_node(devstack: dict[str, str], keep: bool = False, inference: bool = True) -> NodeReport:
     """Install, exercise, upgrade and uninstall the chart on the real node; return what was seen.
 
-    `inference`: also wait for the endpoint's Triton pod and ask it for an inference. Off by default:
-    the release's controller reconciles every endpoint of the cluster, and on the shared devstack
-    other sessions' benchmarks keep thousands of them in its queue (minutes before ours)."""
+    `inference`: also wait for the endpoint's Triton pod, rendered by the release's controller, to
+    answer an inference (on by default; 17-28 s, and 5 s more to delete the tenant). Off only to save
+    that time: the release's controller reconciles every endpoint of the cluster, so on a shared
+    devstack crowded with other sessions' endpoints ours can wait minutes in its queue."""
     from kubernetes import client, dynamic
 
     if not devstack.get("IMM_DEVSTACK_REAL_NODE_NAME"):
@@ -344,16 +359,25 @@ def e2e_real_node(devstack: dict[str, str], keep: bool = False, inference: bool 
         step = time.monotonic()
         service = core.read_namespaced_service(release, namespace)
         base_url = f"http://{service.spec.cluster_ip}:{service.spec.ports[0].port}"
-        _flow(report, base_url, dex, tenant, core, inference)
-        # Started now, so that the namespace's slow removal overlaps the upgrade; followed after it.
-        task_url = _start_tenant_deletion(report, base_url, dex, tenant)
+        endpoint_created = _flow(report, base_url, dex, tenant)
         report.timings["flow"] = time.monotonic() - step
+        if inference and endpoint_created:
+            step = time.monotonic()
+            _inference(report, core, tenant, namespace, release, f"{REGISTRY}/{serving_images(devstack)['triton']}")
+            report.timings["inference"] = time.monotonic() - step
+        # Started now, so that the namespace's slow removal overlaps the upgrade; followed after it.
+        step = time.monotonic()
+        task_url = _start_tenant_deletion(report, base_url, dex, tenant)
+        report.timings["deletion"] = time.monotonic() - step
 
         step = time.monotonic()
         helm.run(
             "upgrade", release, str(CHART), f"--namespace={namespace}", f"--values={values_file}",
             f"--set=image.tag={second}", "--set=django.logLevel=DEBUG", "--wait", "--timeout=480s", timeout=540,
         )  # fmt: skip
+        # `helm upgrade --wait` returns once the new pods are ready, before the old ReplicaSets are
+        # scaled down: the roll is finished when no pod of the first image is left.
+        _wait_rolled_out(client.AppsV1Api(api_client), namespace, release)
         report.timings["upgrade"] = time.monotonic() - step
         _check_pods(report, core, namespace, release, refs[1], devstack["IMM_DEVSTACK_REAL_NODE_NAME"], digests)
         for name in (f"{release}-{component}" for component in COMPONENTS):
@@ -367,7 +391,9 @@ def e2e_real_node(devstack: dict[str, str], keep: bool = False, inference: bool 
             env_values = {e.name: e.value for e in deployment.spec.template.spec.containers[0].env}
             report.expect(env_values.get("DJANGO_LOG_LEVEL") == "DEBUG", f"{name}: DJANGO_LOG_LEVEL not DEBUG")
         if task_url is not None:
+            step = time.monotonic()
             _finish_tenant_deletion(report, base_url, dex, tenant, task_url)
+            report.timings["deletion"] += time.monotonic() - step  # what was left of it after the upgrade
 
         step = time.monotonic()
         helm.run("uninstall", release, f"--namespace={namespace}", "--wait", "--timeout=180s", timeout=240)
@@ -531,7 +557,8 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def _flow(report: NodeReport, base_url: str, dex: NodeDex, tenant: str, core: Any, inference: bool) -> None:
+def _flow(report: NodeReport, base_url: str, dex: NodeDex, tenant: str) -> bool:
+    """Tenant, model, endpoint and console page through the in-cluster API; whether the endpoint was created."""
     admin, alice = dex.token("admin"), dex.token("alice")
     # The tenant's client CA (any CA certificate does): the devstack's own, public part.
     cert = base64.b64encode(pki.ensure_ca().cert.read_bytes()).decode()
@@ -539,12 +566,12 @@ def _flow(report: NodeReport, base_url: str, dex: NodeDex, tenant: str, core: An
         base_url, "POST", "/tenants", admin, {"name": tenant, "cert": cert, "scope": "team-a", "quota": {}}
     )
     if not report.expect(status == 200, f"admin's POST /tenants: {status} {body[:300]!r}"):
-        return
+        return False
     report.seen.append(f"tenant {tenant} created by admin")
     # A python-backend model (Y = sum of X) uploaded by alice through the API's multipart upload.
     for file_name, content in (("config.pbtxt", ADDER_CONFIG), ("model.py", ADDER_MODEL)):
         if not _upload(report, base_url, alice, tenant, file_name, content.encode()):
-            return
+            return False
     status, _, body = _request(base_url, "GET", f"/tenants/{tenant}/models", alice)
     report.expect(status == 200 and b'"adder"' in body, f"alice's model list: {status} {body[:300]!r}")
     report.seen.append("model adder uploaded by alice and listed")
@@ -552,11 +579,10 @@ def _flow(report: NodeReport, base_url: str, dex: NodeDex, tenant: str, core: An
                 "replicas": 1}  # fmt: skip
     status, _, body = _request(base_url, "POST", f"/tenants/{tenant}/endpoints", alice, endpoint)
     if not report.expect(status == 200, f"alice's POST endpoints: {status} {body[:300]!r}"):
-        return
+        return False
     report.seen.append("triton endpoint adder created by alice")
     _console(report, base_url, dex, f"/console/tenants/{tenant}/endpoints/adder/", "adder")
-    if inference:
-        _inference(report, core, tenant)
+    return True
 
 
 # Y = X[0] + X[1], in Triton's python backend (the real node's `triton` image).
@@ -600,26 +626,97 @@ def _upload(report: NodeReport, base_url: str, token: str, tenant: str, file_nam
     return report.expect(status == 200, f"upload done of {file_name}: {status} {body[:300]!r}")
 
 
-def _inference(report: NodeReport, core: Any, tenant: str, timeout: float = 300) -> None:
-    """The endpoint's Triton on the real node answers V2 inference through its Service."""
+def _inference(
+    report: NodeReport, core: Any, tenant: str, namespace: str, release: str, image: str, timeout: float = 300
+) -> None:
+    """The endpoint answers V2 inference through its Service, from pods the release's controller rendered.
+
+    On a shared cluster other controllers (other checkouts' test controllers) reconcile every endpoint
+    too, under the same field manager, so an answer alone does not prove the release's controller
+    works. It is proved by the release controller's own log saying the endpoint is Ready (it applies
+    again any Deployment whose generation is not the one its own apply produced, so it says Ready only
+    about its own render) and by the endpoint's pods running the image the release's values name."""
+    from kubernetes import client
+
+    from inferencemgmt.resources import ENDPOINT_LABEL, GROUP, PLURAL
+
     body = json.dumps({"inputs": [{"name": "X", "shape": [2], "datatype": "FP32", "data": [1.5, 2.25]}]}).encode()
-    deadline = time.monotonic() + timeout
-    last = ""
-    while time.monotonic() < deadline:
-        try:
-            service = core.read_namespaced_service("adder", tenant)
-            url = f"http://{service.spec.cluster_ip}:8000/v2/models/adder/infer"
-            with urllib.request.urlopen(urllib.request.Request(url, data=body), timeout=10) as response:
-                answer = json.load(response)
-            report.expect(answer["outputs"][0]["data"] == [3.75], f"inference answered {answer}")
-            report.seen.append(
-                f"triton endpoint adder answered inference on the real node: {answer['outputs'][0]['data']}"
+    began = time.monotonic()
+    deadline = began + timeout
+    answer: Any = None
+    answered = ready = 0.0
+    ready_line = f"reconciled {tenant}/adder: Ready"
+    controller_ready = False
+    last = "nothing asked yet"
+    while time.monotonic() < deadline and (answer is None or not controller_ready):
+        if answer is None:
+            try:
+                service = core.read_namespaced_service("adder", tenant)
+                url = f"http://{service.spec.cluster_ip}:8000/v2/models/adder/infer"
+                with urllib.request.urlopen(urllib.request.Request(url, data=body), timeout=10) as response:
+                    answer = json.load(response)
+                answered = time.monotonic() - began
+            except Exception as exc:  # not ready yet (no Service, refused, 4xx/5xx, bad body): asked again
+                last = f"{type(exc).__name__}: {exc}"
+        if answer is not None and not controller_ready:
+            controller_ready = ready_line in _controller_log(core, namespace, release, time.monotonic() - began + 60)
+            ready = time.monotonic() - began
+        if answer is None or not controller_ready:
+            time.sleep(1)
+    if answer is None:
+        state = "unknown"
+        with contextlib.suppress(Exception):
+            cr: Any = client.CustomObjectsApi(core.api_client).get_namespaced_custom_object(
+                GROUP, "v1", tenant, PLURAL, "adder"
             )
+            status = cr.get("status") or {}
+            state = f"{status.get('state')}: {status.get('message', '')}"[:400]
+        report.failures.append(
+            f"the triton endpoint did not answer inference in {timeout:.0f}s: {last} (endpoint status {state})"
+        )
+        return
+    outputs = answer.get("outputs") or [{}]
+    if not report.expect(outputs[0].get("data") == [3.75], f"inference answered {answer}"):
+        return
+    report.seen.append(
+        f"triton endpoint adder answered inference on the real node: {outputs[0]['data']} after {answered:.0f}s"
+        f" (Ready in the release controller's log after {ready:.0f}s)"
+    )
+    report.expect(controller_ready, f"the release's controller never logged {ready_line!r}")
+    pods = core.list_namespaced_pod(tenant, label_selector=f"{ENDPOINT_LABEL}=adder").items
+    images = {
+        c.image
+        for pod in pods
+        if pod.metadata.deletion_timestamp is None
+        for c in [*pod.spec.containers, *(pod.spec.init_containers or [])]
+    }
+    if report.expect(images == {image}, f"the endpoint's pods run {images}, not the release's {image}"):
+        report.seen.append(f"endpoint adder rendered by the release's controller, on {image}")
+
+
+def _controller_log(core: Any, namespace: str, release: str, seconds: float) -> str:
+    """The last `seconds` of the release's controller pods' logs ("" when none can be read yet)."""
+    selector = f"app.kubernetes.io/instance={release},app.kubernetes.io/component=controller"
+    text = []
+    for pod in core.list_namespaced_pod(namespace, label_selector=selector).items:
+        with contextlib.suppress(Exception):
+            text.append(core.read_namespaced_pod_log(pod.metadata.name, namespace, since_seconds=int(seconds) + 1))
+    return "\n".join(text)
+
+
+def _wait_rolled_out(apps: Any, namespace: str, release: str, timeout: float = 120) -> None:
+    """Until every Deployment of the release has only pods of its current template (or `timeout`;
+    the checks after it then say what is left)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        deployments = apps.list_namespaced_deployment(namespace, label_selector=f"app.kubernetes.io/instance={release}")
+        if all(
+            d.status.observed_generation == d.metadata.generation
+            and d.status.replicas == d.status.updated_replicas == d.status.ready_replicas == d.spec.replicas
+            for d in deployments.items
+        ):
             return
-        except Exception as exc:  # not ready yet (no Service, refused, 4xx/5xx, bad body): retried
-            last = f"{type(exc).__name__}: {exc}"
-            time.sleep(5)
-    report.failures.append(f"the triton endpoint did not answer inference in {timeout:.0f}s: {last}")
+        time.sleep(1)
 
 
 def _console(report: NodeReport, base_url: str, dex: NodeDex, page_path: str, expected: str) -> None:
@@ -705,7 +802,8 @@ def _start_tenant_deletion(report: NodeReport, base_url: str, dex: NodeDex, tena
     status, _, body = _request(base_url, "DELETE", "/tenants", dex.token("admin"), {"name": tenant}, timeout=300)
     if status == 202:
         return str(json.loads(body)["data"]["task"]["url"])
-    report.expect(status == 200, f"admin's DELETE /tenants: {status} {body[:300]!r}")
+    if report.expect(status == 200, f"admin's DELETE /tenants: {status} {body[:300]!r}"):
+        report.seen.append(f"tenant {tenant} deleted by admin")
     return None
 
 
@@ -719,9 +817,13 @@ def _finish_tenant_deletion(report: NodeReport, base_url: str, dex: NodeDex, ten
         status, _, body = _request(base_url, "GET", task_url, admin)
         state = json.loads(body)["data"]["state"] if status == 200 else f"HTTP {status}"
         if state in ("PENDING", "RUNNING"):
-            time.sleep(5)
+            time.sleep(1)
     if report.expect(state == "SUCCEEDED", f"admin's tenant deletion ended {state}: {body[:400]!r}"):
         report.seen.append(f"tenant {tenant} deleted by admin (the operation finished by the worker pod)")
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -729,8 +831,16 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m devstack.chart_node", description=__doc__.splitlines()[0])
     parser.add_argument("--keep", action="store_true", help="leave the namespace and database for inspection")
-    parser.add_argument("--inference", action="store_true", help="also wait for the endpoint's Triton to answer")
+    parser.add_argument(
+        "--inference",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="wait for the endpoint's Triton, rendered by the release's controller, to answer (default: on)",
+    )
     args = parser.parse_args(argv)
+    # A CI job's timeout or a `kill` sends SIGTERM: as an exception it runs the cleanup (uninstall,
+    # tenant, database, relays, the run's Dex) that the default action would skip.
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         report = e2e_real_node(chart_e2e._devstack_env(), keep=args.keep, inference=args.inference)
     except StackError as exc:

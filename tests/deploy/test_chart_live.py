@@ -182,7 +182,8 @@ def test_one_registry_value_moves_the_product_and_the_serving_images(helm: chart
     api = next(c for c in containers if c["name"] == "api")
     env = {item["name"]: item.get("value") for item in api["env"]}
     assert env["SERVING_IMAGE_REGISTRY"] == "mirror.example:5000/platform"
-    assert json.loads(env["SERVING_IMAGES"]) == {"triton": "tritonserver:2.51"}
+    # The product takes SERVING_IMAGES as full references: the chart puts the registry in front.
+    assert json.loads(env["SERVING_IMAGES"]) == {"triton": "mirror.example:5000/platform/tritonserver:2.51"}
     plain = chart.render(helm, chart.cluster_version(openapi))
     images = {
         c["image"]

@@ -4,6 +4,7 @@ document, and the chart's own least-privilege and hardening rules."""
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
@@ -327,6 +328,9 @@ def test_real_node_values_place_every_product_pod_on_the_node_and_pass_the_schem
         "IMM_DEVSTACK_S3_CLUSTER_URL": "http://10.87.0.1:18333",
         "OIDC_ISSUER": "https://127.0.0.1:15556/dex",
         "OIDC_API_CLIENT_SECRET": "do-not-leak",
+        "SERVING_IMAGES": json.dumps(
+            {"triton": "imm.local/devstack/triton:c5186a15", "mlserver": "imm.local/devstack/mlserver:e8"}
+        ),
     }
     values = chart_node.node_values(devstack, "e2e-1", "https://10.87.0.1:4444/dex", "imm-database")
     assert _schema_errors(values) == []
@@ -341,11 +345,25 @@ def test_real_node_values_place_every_product_pod_on_the_node_and_pass_the_schem
             {"key": realnode.PLACEMENT_KEY, "operator": "Equal", "value": "true", "effect": "NoSchedule"}
         ], component
     assert values["api"]["replicas"] == 2
+    # The devstack's serving builds, without the registry the chart puts back in front: the
+    # release's controller renders the triton endpoint on the image the node has.
+    assert values["servingImages"] == {"triton": "devstack/triton:c5186a15", "mlserver": "devstack/mlserver:e8"}
     assert values["objectStore"]["endpointUrl"] == "http://10.87.0.1:18333"
     assert values["oidc"]["issuer"] == "https://10.87.0.1:4444/dex"
     # Nothing about the pods' hardening is relaxed for the node.
     assert "securityContext" not in values
     assert "podSecurityContext" not in values
+
+
+@pytest.mark.parametrize(
+    "serving_images", ["", '{"mlserver": "imm.local/devstack/mlserver:e8"}', '{"triton": "nvidia/tritonserver:24.10"}']
+)
+def test_real_node_values_need_the_devstacks_triton_build(serving_images: str) -> None:
+    from devstack import chart_node
+    from devstack.proc import StackError
+
+    with pytest.raises(StackError, match=r"names no triton build under imm\.local/"):
+        chart_node.serving_images({"SERVING_IMAGES": serving_images})
 
 
 def test_pod_side_urls_keep_credentials_and_change_only_the_address() -> None:

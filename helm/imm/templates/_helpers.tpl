@@ -43,6 +43,17 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- end -}}
 {{- end -}}
 
+{{- /* servingImages as the product's SERVING_IMAGES: the values name no registry (like image.repository),
+and the product takes SERVING_IMAGES as full references, so global.imageRegistry is put in front here. */ -}}
+{{- define "imm.servingImages" -}}
+{{- $registry := trimSuffix "/" (default "" .Values.global.imageRegistry) -}}
+{{- $images := dict -}}
+{{- range $serving, $image := .Values.servingImages -}}
+{{- $_ := set $images $serving (ternary (printf "%s/%s" $registry $image) $image (ne $registry "")) -}}
+{{- end -}}
+{{- toJson $images -}}
+{{- end -}}
+
 {{- define "imm.apiServiceAccount" -}}{{ include "imm.fullname" . }}-management-api{{- end -}}
 {{- define "imm.controllerServiceAccount" -}}{{ include "imm.fullname" . }}-controller{{- end -}}
 
@@ -164,7 +175,7 @@ names and subjects, so the rules have one source.
 - name: SERVING_IMAGE_REGISTRY
   value: {{ .Values.global.imageRegistry | quote }}
 - name: SERVING_IMAGES
-  value: {{ .Values.servingImages | toJson | quote }}
+  value: {{ include "imm.servingImages" . | quote }}
 - name: IMM_INFERENCE_TLS_SECRET
   value: {{ .Values.inferenceTlsSecret | quote }}
 - name: IMM_INGRESS_NAMESPACE
