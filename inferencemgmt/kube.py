@@ -463,14 +463,20 @@ def server_side_apply(api_client: Any, manifest: dict[str, Any], field_manager: 
 
     Forcing is right for a controller: the fields it renders are its own by definition, and a manual
     edit of them is drift to undo.
+
+    The body is sent as UTF-8 JSON written here: the SDK's own ``json.dumps`` escapes a character
+    outside the Basic Multilingual Plane (an emoji in a subject name) as a surrogate pair, which the
+    API server's YAML decoder of apply patches refuses ("invalid Unicode character escape code"), so
+    such an endpoint could never be rendered.
     """
     client = _dynamic(api_client)
     metadata = manifest["metadata"]
+    body = json.dumps(manifest, ensure_ascii=False).encode("utf-8")
     with kube_errors():
         resource = client.resources.get(api_version=manifest["apiVersion"], kind=manifest["kind"])
         applied = client.server_side_apply(
             resource,
-            body=manifest,
+            body=body,
             name=metadata["name"],
             namespace=metadata.get("namespace"),
             field_manager=field_manager,

@@ -416,6 +416,25 @@ def test_updates_reach_the_rendered_objects(platform, live):  # 32, 33
     wait_for(rendered, 180, 1, "the ConfigMap and Ingress to follow the update")
 
 
+def test_a_model_name_outside_the_basic_plane_is_rendered(platform, live):
+    # An emoji is a valid model name (a folder of the bucket). The SDK's own JSON writer escapes it as
+    # a surrogate pair, which the API server's YAML decoder of apply patches refuses: the controller
+    # must send it as UTF-8, or such an endpoint is Degraded forever with "invalid Unicode character".
+    model = "rocket-\U0001f680"
+    created(platform, live, "emoji", modelName=model)
+    core = client.CoreV1Api(platform.k8s)
+
+    def rendered() -> bool:
+        try:
+            return f"s3://{live}/{model}" in core.read_namespaced_config_map("emoji", live).data["tf.conf"]
+        except client.exceptions.ApiException:
+            return False
+
+    wait_for(rendered, 180, 1, "the ConfigMap to hold the model's name")
+    view = platform.call("alice", "get", f"/tenants/{live}/endpoints/emoji").json()["data"]
+    assert view["reason"] != "ApplyFailed", view
+
+
 def test_pause_remembers_and_resume_restores(platform, live):
     created(platform, live, "pausing", replicas=3)
     base = f"/tenants/{live}/endpoints/pausing"
