@@ -304,6 +304,8 @@ SPECTACULAR_SETTINGS = {
     # sets on different routes (envelope words, endpoint status words, task and upload states), and
     # the default hook's shared enum components would collide on those names.
     "POSTPROCESSING_HOOKS": [],
+    # The shared base views' docstrings describe code, not routes: never an operation's description.
+    "GET_LIB_DOC_EXCLUDES": "inferencemgmt.api.views.schema_doc_excludes",
 }
 
 # --- Logging ----------------------------------------------------------------------------------------

@@ -16,22 +16,12 @@ from typing import Any
 from django.conf import settings
 
 from inferencemgmt import kube, objectstore, paging
-from inferencemgmt.api.validation import DNS_1123_LABEL, matches
+from inferencemgmt.api.validation import known_tenant_name as known_tenant_name
+from inferencemgmt.api.validation import tenant_not_found as tenant_not_found
 from inferencemgmt.auth.identity import Identity
 from inferencemgmt.digits import ascii_int
 from inferencemgmt.errors import NotFound
 from tenants import manifests
-
-
-def tenant_not_found(name: str) -> NotFound:
-    return NotFound(description=f"Tenant {name} does not exist", code="tenant_not_found")
-
-
-def known_tenant_name(name: str) -> str:
-    """A path segment that cannot be a tenant name names no tenant (and never reaches an upstream)."""
-    if not matches(DNS_1123_LABEL, name) or len(name) > 63:
-        raise tenant_not_found(name)
-    return name
 
 
 def tenant_label_selector() -> str:

@@ -12,12 +12,12 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from audit import selectors
 from audit.api.schemas import AUDIT_LIST_ANSWER
 from inferencemgmt.api.responses import envelope
 from inferencemgmt.api.schema import error_response
+from inferencemgmt.api.views import IdentityView
 from inferencemgmt.auth.identity import Identity
 
 FILTERS = [
@@ -47,7 +47,7 @@ CSV_COLUMNS = [
 ]
 
 
-class AuditListView(APIView):
+class AuditListView(IdentityView):
     @extend_schema(
         parameters=[
             *FILTERS,
@@ -62,10 +62,9 @@ class AuditListView(APIView):
         responses={200: AUDIT_LIST_ANSWER, 400: error_response(400)},
     )
     def get(self, request: Request) -> Response:
-        identity: Identity = request.user  # type: ignore[assignment]
         filters = selectors.audit_filters(request.query_params)
         limit = selectors.page_limit(request.query_params.get("limit"))
-        page = selectors.audit_page(identity, filters, limit=limit, token=request.query_params.get("continue"))
+        page = selectors.audit_page(self.identity, filters, limit=limit, token=request.query_params.get("continue"))
         items = [selectors.audit_as_dict(record) for record in page.records]
         return envelope("OK", {"items": items, "continue": page.continue_token})
 
@@ -98,11 +97,10 @@ def csv_response(identity: Identity, query: Any) -> StreamingHttpResponse:
     return response
 
 
-class AuditExportView(APIView):
+class AuditExportView(IdentityView):
     """Left out of the OpenAPI schema: its answer is CSV, not the API's JSON envelope that every
     documented success is (tests/hardening/test_schema_precision.py); README "Audit trail" documents it."""
 
     @extend_schema(exclude=True)
     def get(self, request: Request) -> StreamingHttpResponse:
-        identity: Identity = request.user  # type: ignore[assignment]
-        return csv_response(identity, request.query_params)
+        return csv_response(self.identity, request.query_params)

@@ -10,7 +10,6 @@ from __future__ import annotations
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from endpoints import selectors, services
 from endpoints.api.schemas import (
@@ -35,11 +34,11 @@ from endpoints.api.serializers import (
 from endpoints.spec import endpoint_url
 from inferencemgmt import paging
 from inferencemgmt.api.openapi import PAGE_PARAMETERS
-from inferencemgmt.api.requests import request_identity, validated
+from inferencemgmt.api.requests import validated
 from inferencemgmt.api.responses import envelope
 from inferencemgmt.api.schema import error_response
 from inferencemgmt.api.validation import matches
-from tenants.selectors import known_tenant_name
+from inferencemgmt.api.views import TenantView
 
 # Object names Kubernetes accepts for a CR (a DNS-1123 subdomain): endpoints made by the original
 # may start with a digit, and must stay reachable for view and delete.
@@ -53,28 +52,26 @@ def _endpoint(name: str) -> str:
     return name
 
 
-class EndpointCollectionView(APIView):
+class EndpointCollectionView(TenantView):
     @extend_schema(
         operation_id="tenants_endpoints_list",
         parameters=PAGE_PARAMETERS,
         responses={200: ENDPOINT_LIST_ANSWER, 400: error_response(400)},
         summary="Endpoints of a tenant with their live status, one page",
     )
-    def get(self, request: Request, tenant: str) -> Response:
+    def get(self, request: Request) -> Response:
         """``{"endpoints": [{"name", "url", "status"}]}``; status is available, unavailable,
         not fully available, scaled to 0 or pending."""
-        identity = request_identity(request)
-        tenant = known_tenant_name(tenant)
-        page = paging.page_request(request.query_params, selectors.endpoint_page_scope(identity, tenant))
-        entries, following = selectors.endpoint_page(identity, tenant, page)
+        scope = selectors.endpoint_page_scope(self.identity, self.tenant)
+        page = paging.page_request(request.query_params, scope)
+        entries, following = selectors.endpoint_page(self.identity, self.tenant, page)
         return paging.page_answer("OK", {"endpoints": entries}, following)
 
     @extend_schema(request=EndpointCreateSerializer, responses=ENDPOINT_CREATED_ANSWER, summary="Create an endpoint")
-    def post(self, request: Request, tenant: str) -> Response:
+    def post(self, request: Request) -> Response:
         """``CREATED`` with ``{"url", "warning"}``; the warning says when the model is not in the bucket."""
-        tenant = known_tenant_name(tenant)
-        data = validated(EndpointCreateSerializer, request.data, tenant=tenant)
-        created = services.endpoint_create(request_identity(request), tenant, **endpoint_create_arguments(data))
+        data = validated(EndpointCreateSerializer, request.data, tenant=self.tenant)
+        created = services.endpoint_create(self.identity, self.tenant, **endpoint_create_arguments(data))
         return envelope("CREATED", created)
 
     @extend_schema(
@@ -83,63 +80,60 @@ class EndpointCollectionView(APIView):
         responses={200: ENDPOINT_DELETED_ANSWER},
         summary="Delete an endpoint (documented body form)",
     )
-    def delete(self, request: Request, tenant: str) -> Response:
-        tenant = known_tenant_name(tenant)
+    def delete(self, request: Request) -> Response:
         name = _endpoint(validated(EndpointNameSerializer, request.data)["endpointName"])
-        return envelope("DELETED", {"url": services.endpoint_delete(request_identity(request), tenant, name)})
+        return envelope("DELETED", {"url": services.endpoint_delete(self.identity, self.tenant, name)})
 
 
-class EndpointDetailView(APIView):
+class EndpointDetailView(TenantView):
     @extend_schema(
         responses=ENDPOINT_ANSWER, summary="An endpoint: pods, URL, subject, resources, replicas, conditions"
     )
-    def get(self, request: Request, tenant: str, name: str) -> Response:
-        return envelope(
-            "OK", selectors.endpoint_view(request_identity(request), known_tenant_name(tenant), _endpoint(name))
-        )
+    def get(self, request: Request, name: str) -> Response:
+        return envelope("OK", selectors.endpoint_view(self.identity, self.tenant, _endpoint(name)))
 
     @extend_schema(
         request=EndpointUpdateSerializer,
         responses=ENDPOINT_PATCHED_ANSWER,
         summary="Change model, version policy, resources or subject",
     )
-    def patch(self, request: Request, tenant: str, name: str) -> Response:
+    def patch(self, request: Request, name: str) -> Response:
         """``values`` echoes the body as sent (the original's answer), not the normalised values."""
-        tenant, name = known_tenant_name(tenant), _endpoint(name)
+        name = _endpoint(name)
         changes = validated(EndpointUpdateSerializer, request.data)
-        url = services.endpoint_update(request_identity(request), tenant, name, changes)
+        url = services.endpoint_update(self.identity, self.tenant, name, changes)
         return envelope("PATCHED", {"url": url, "values": request.data})
 
     @extend_schema(request=None, responses={200: ENDPOINT_DELETED_ANSWER}, summary="Delete an endpoint")
-    def delete(self, request: Request, tenant: str, name: str) -> Response:
-        url = services.endpoint_delete(request_identity(request), known_tenant_name(tenant), _endpoint(name))
+    def delete(self, request: Request, name: str) -> Response:
+        url = services.endpoint_delete(self.identity, self.tenant, _endpoint(name))
         return envelope("DELETED", {"url": url})
 
 
-class EndpointReplicasView(APIView):
+class EndpointReplicasView(TenantView):
     @extend_schema(
         request=EndpointScaleSerializer,
         responses=ENDPOINT_PATCHED_ANSWER,
         summary="Scale an endpoint (the CR's scale subresource)",
     )
-    def patch(self, request: Request, tenant: str, name: str) -> Response:
-        tenant, name = known_tenant_name(tenant), _endpoint(name)
+    def patch(self, request: Request, name: str) -> Response:
+        name = _endpoint(name)
         replicas = validated(EndpointScaleSerializer, request.data)["replicas"]
-        url = services.endpoint_scale(request_identity(request), tenant, name, replicas)
+        url = services.endpoint_scale(self.identity, self.tenant, name, replicas)
         return envelope("PATCHED", {"url": url, "values": request.data})
 
 
-class EndpointEventsView(APIView):
+class EndpointEventsView(TenantView):
     @extend_schema(
         responses=ENDPOINT_EVENTS_ANSWER,
         summary="Events of the endpoint, its Deployment, ReplicaSets and pods, oldest first",
     )
-    def get(self, request: Request, tenant: str, name: str) -> Response:
-        events = selectors.endpoint_events(request_identity(request), known_tenant_name(tenant), _endpoint(name))
+    def get(self, request: Request, name: str) -> Response:
+        events = selectors.endpoint_events(self.identity, self.tenant, _endpoint(name))
         return envelope("OK", {"events": events})
 
 
-class EndpointLogsView(APIView):
+class EndpointLogsView(TenantView):
     @extend_schema(
         parameters=[
             OpenApiParameter(
@@ -151,35 +145,35 @@ class EndpointLogsView(APIView):
         responses={200: ENDPOINT_LOGS_ANSWER, 400: error_response(400)},
         summary="The last ?tail=N (default 100) log lines of every pod of the endpoint",
     )
-    def get(self, request: Request, tenant: str, name: str) -> Response:
-        tenant, name = known_tenant_name(tenant), _endpoint(name)
+    def get(self, request: Request, name: str) -> Response:
+        name = _endpoint(name)
         tail = validate_tail(request.query_params.get("tail"), selectors.LOG_TAIL_DEFAULT, selectors.LOG_TAIL_MAX)
-        return envelope("OK", {"logs": selectors.endpoint_logs(request_identity(request), tenant, name, tail)})
+        return envelope("OK", {"logs": selectors.endpoint_logs(self.identity, self.tenant, name, tail)})
 
 
-class EndpointPauseView(APIView):
+class EndpointPauseView(TenantView):
     @extend_schema(
         request=None,
         responses=ENDPOINT_PATCHED_ANSWER,
         summary="Scale to 0, remembering the replica count on the endpoint",
     )
-    def post(self, request: Request, tenant: str, name: str) -> Response:
-        tenant, name = known_tenant_name(tenant), _endpoint(name)
-        replicas = services.endpoint_pause(request_identity(request), tenant, name)
-        return envelope("PATCHED", {"url": endpoint_url(name, tenant), "values": {"replicas": replicas}})
+    def post(self, request: Request, name: str) -> Response:
+        name = _endpoint(name)
+        replicas = services.endpoint_pause(self.identity, self.tenant, name)
+        return envelope("PATCHED", {"url": endpoint_url(name, self.tenant), "values": {"replicas": replicas}})
 
 
-class EndpointResumeView(APIView):
+class EndpointResumeView(TenantView):
     @extend_schema(
         request=None, responses=ENDPOINT_PATCHED_ANSWER, summary="Scale back to the replica count remembered by pause"
     )
-    def post(self, request: Request, tenant: str, name: str) -> Response:
-        tenant, name = known_tenant_name(tenant), _endpoint(name)
-        replicas = services.endpoint_resume(request_identity(request), tenant, name)
-        return envelope("PATCHED", {"url": endpoint_url(name, tenant), "values": {"replicas": replicas}})
+    def post(self, request: Request, name: str) -> Response:
+        name = _endpoint(name)
+        replicas = services.endpoint_resume(self.identity, self.tenant, name)
+        return envelope("PATCHED", {"url": endpoint_url(name, self.tenant), "values": {"replicas": replicas}})
 
 
-class EndpointMetricsView(APIView):
+class EndpointMetricsView(TenantView):
     @extend_schema(
         parameters=[
             OpenApiParameter(
@@ -196,10 +190,10 @@ class EndpointMetricsView(APIView):
         responses={200: ENDPOINT_TRAFFIC_ANSWER, 400: error_response(400), 503: error_response(503)},
         summary="Request rate, error rate and latency p50/p95 of the endpoint over time, from Prometheus",
     )
-    def get(self, request: Request, tenant: str, name: str) -> Response:
+    def get(self, request: Request, name: str) -> Response:
         """``{"start", "end", "step", "series": {"requestRate", "errorRate", "latencyP50Ms", "latencyP95Ms"}}``,
         each series ``[[unix seconds, value or null], ...]``; 503 ``metrics_not_configured`` without Prometheus."""
-        tenant, name = known_tenant_name(tenant), _endpoint(name)
+        name = _endpoint(name)
         seconds, step = validate_traffic_query(request.query_params)
-        traffic = selectors.endpoint_traffic(request_identity(request), tenant, name, seconds=seconds, step=step)
+        traffic = selectors.endpoint_traffic(self.identity, self.tenant, name, seconds=seconds, step=step)
         return envelope("OK", traffic)

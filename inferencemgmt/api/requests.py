@@ -1,6 +1,6 @@
-"""What every API view does first: name the verified caller and validate the body.
+"""How every API view validates a body: one place, so the views cannot drift apart in how they read it.
 
-One place, so the tenant, model and endpoint views cannot drift apart in how they read a request.
+The caller and the tenant are named once too, by the base views (``inferencemgmt.api.views``).
 """
 
 from __future__ import annotations
@@ -8,15 +8,6 @@ from __future__ import annotations
 from typing import Any
 
 from rest_framework import serializers
-from rest_framework.request import Request
-
-from inferencemgmt.auth.identity import Identity
-
-
-def request_identity(request: Request) -> Identity:
-    identity = request.user
-    assert isinstance(identity, Identity)  # guaranteed by the default IsAuthenticatedIdentity
-    return identity
 
 
 def validated(serializer_class: type[serializers.Serializer[Any]], data: Any, **context: Any) -> dict[str, Any]:

@@ -14,6 +14,8 @@ from typing import Any
 
 from rest_framework import serializers
 
+from inferencemgmt.errors import NotFound
+
 # C0 and C1 control characters and DEL: invisible in logs and listings, NUL ends C strings, and
 # PostgreSQL refuses NUL in text and JSON (a database error, a 500, for a query filter holding one).
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -95,6 +97,22 @@ class StrictBoolean(serializers.Field[bool, bool, bool, Any]):
 
     def to_representation(self, value: bool) -> bool:
         return value
+
+
+def tenant_not_found(name: str) -> NotFound:
+    """The one answer for a tenant that is not there (docs/api-conventions.md, "Tenants in the path")."""
+    return NotFound(description=f"Tenant {name} does not exist", code="tenant_not_found")
+
+
+def known_tenant_name(name: str) -> str:
+    """A path segment that cannot be a tenant name names no tenant (and never reaches an upstream).
+
+    Here rather than in ``tenants`` so the shared API base view (``inferencemgmt.api.views``) can apply
+    it to every tenant route without the project package importing a domain app.
+    """
+    if not matches(DNS_1123_LABEL, name) or len(name) > 63:
+        raise tenant_not_found(name)
+    return name
 
 
 def quantity(value: Any) -> str:

@@ -11,13 +11,13 @@ from typing import Any
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from inferencemgmt import paging
 from inferencemgmt.api.openapi import PAGE_PARAMETERS
-from inferencemgmt.api.requests import request_identity, validated
+from inferencemgmt.api.requests import validated
 from inferencemgmt.api.responses import envelope
 from inferencemgmt.api.schema import error_response
+from inferencemgmt.api.views import TenantView
 from inferencemgmt.digits import ascii_int
 from inferencemgmt.errors import BadRequest
 from inferencemgmt.objectstore import PART_NUMBER_MAX, PART_NUMBER_MIN
@@ -28,7 +28,6 @@ from models_store import keys, selectors, services
 from models_store.api import schemas as answers
 from models_store.api import serializers as bodies
 from models_store.api.body import RequestBody
-from tenants.selectors import known_tenant_name
 
 # The five query parameters of the part PUT, in the order the original checked them.
 PART_PARAMETERS = ("modelName", "modelVersion", "fileName", "partNumber", "uploadId")
@@ -55,7 +54,7 @@ def _key(data: dict[str, Any]) -> str:
     return keys.object_key(data["modelName"], data["modelVersion"], data["fileName"], data.get("key"))
 
 
-class ModelCollectionView(APIView):
+class ModelCollectionView(TenantView):
     @extend_schema(
         operation_id="tenants_models_list",
         parameters=[
@@ -67,16 +66,14 @@ class ModelCollectionView(APIView):
         responses={200: answers.MODEL_LIST_ANSWER, 400: error_response(400)},
         summary="Model files of the tenant, one page (?view=grouped: models → versions → files, with endpoints)",
     )
-    def get(self, request: Request, tenant: str) -> Response:
-        identity = request_identity(request)
-        tenant = known_tenant_name(tenant)
+    def get(self, request: Request) -> Response:
         grouped = request.query_params.get("view") == "grouped"
-        scope = selectors.model_page_scope(identity, tenant, "grouped" if grouped else "files")
+        scope = selectors.model_page_scope(self.identity, self.tenant, "grouped" if grouped else "files")
         page = paging.page_request(request.query_params, scope)
         if grouped:
-            found, following = selectors.model_grouped_page(identity, tenant, page)
+            found, following = selectors.model_grouped_page(self.identity, self.tenant, page)
         else:
-            found, following = selectors.model_page(identity, tenant, page)
+            found, following = selectors.model_page(self.identity, self.tenant, page)
         return paging.page_answer("OK", {"models": found}, following)
 
     @extend_schema(
@@ -85,12 +82,12 @@ class ModelCollectionView(APIView):
         responses={200: answers.MODEL_DELETED_ANSWER},
         summary="Delete a model version (409 while served)",
     )
-    def delete(self, request: Request, tenant: str) -> Response:
+    def delete(self, request: Request) -> Response:
         data = validated(bodies.ModelDeleteSerializer, request.data)
         name = keys.model_name(data["modelName"])
         result = services.model_delete(
-            request_identity(request),
-            tenant=known_tenant_name(tenant),
+            self.identity,
+            tenant=self.tenant,
             name=name,
             version=data["modelVersion"],
             force=data["force"],
@@ -98,7 +95,7 @@ class ModelCollectionView(APIView):
         return envelope("DELETED", result)
 
 
-class UploadPartView(APIView):
+class UploadPartView(TenantView):
     """``PUT /tenants/<t>/upload?modelName=&modelVersion=&fileName=&partNumber=&uploadId=[&key=]``."""
 
     @extend_schema(
@@ -131,7 +128,7 @@ class UploadPartView(APIView):
         responses={200: answers.UPLOAD_PART_ANSWER, 411: error_response(411)},
         summary="Upload one part (streamed to the store)",
     )
-    def put(self, request: Request, tenant: str) -> Response:
+    def put(self, request: Request) -> Response:
         query = request.query_params
         for name in PART_PARAMETERS:
             if not query.get(name):
@@ -144,8 +141,8 @@ class UploadPartView(APIView):
         length = services.part_length_checked(_content_length(request))
         body = RequestBody(request.stream, length)
         result = services.upload_part(
-            request_identity(request),
-            tenant=known_tenant_name(tenant),
+            self.identity,
+            tenant=self.tenant,
             key=key,
             upload_id=upload_id,
             part_number=part_number,
@@ -155,30 +152,28 @@ class UploadPartView(APIView):
         return envelope("OK", result)
 
 
-class UploadStartView(APIView):
+class UploadStartView(TenantView):
     @extend_schema(
         request=bodies.UploadStartSerializer,
         responses=answers.UPLOAD_STARTED_ANSWER,
         summary="Start a multipart upload (original protocol)",
     )
-    def post(self, request: Request, tenant: str) -> Response:
+    def post(self, request: Request) -> Response:
         data = validated(bodies.UploadStartSerializer, request.data)
-        return envelope(
-            "OK", services.upload_start(request_identity(request), tenant=known_tenant_name(tenant), key=_key(data))
-        )
+        return envelope("OK", services.upload_start(self.identity, tenant=self.tenant, key=_key(data)))
 
 
-class UploadDoneView(APIView):
+class UploadDoneView(TenantView):
     @extend_schema(
         request=bodies.UploadDoneSerializer,
         responses=answers.UPLOAD_DONE_ANSWER,
         summary="Complete a multipart upload (original protocol)",
     )
-    def post(self, request: Request, tenant: str) -> Response:
+    def post(self, request: Request) -> Response:
         data = validated(bodies.UploadDoneSerializer, request.data)
         result = services.upload_done(
-            request_identity(request),
-            tenant=known_tenant_name(tenant),
+            self.identity,
+            tenant=self.tenant,
             key=_key(data),
             upload_id=services.upload_id_checked(data["uploadId"]),
             parts=data["parts"],
@@ -188,48 +183,48 @@ class UploadDoneView(APIView):
         return envelope("OK", result)
 
 
-class UploadAbortView(APIView):
+class UploadAbortView(TenantView):
     @extend_schema(
         request=bodies.UploadAbortSerializer,
         responses=answers.UPLOAD_ABORTED_ANSWER,
         summary="Abort a multipart upload (original protocol)",
     )
-    def post(self, request: Request, tenant: str) -> Response:
+    def post(self, request: Request) -> Response:
         data = validated(bodies.UploadAbortSerializer, request.data)
         result = services.upload_abort(
-            request_identity(request),
-            tenant=known_tenant_name(tenant),
+            self.identity,
+            tenant=self.tenant,
             key=_key(data),
             upload_id=services.upload_id_checked(data["uploadId"]),
         )
         return envelope("OK", result)
 
 
-class UploadDirView(APIView):
+class UploadDirView(TenantView):
     @extend_schema(
         request=bodies.UploadDirSerializer,
         responses=answers.UPLOAD_DIR_ANSWER,
         summary="Create an empty directory (zero-byte marker)",
     )
-    def post(self, request: Request, tenant: str) -> Response:
+    def post(self, request: Request) -> Response:
         data = validated(bodies.UploadDirSerializer, request.data)
         key = keys.directory_key(data["modelName"], data["modelVersion"], data["key"])
-        return envelope("OK", services.upload_dir(request_identity(request), tenant=known_tenant_name(tenant), key=key))
+        return envelope("OK", services.upload_dir(self.identity, tenant=self.tenant, key=key))
 
 
-class DirectUploadCollectionView(APIView):
+class DirectUploadCollectionView(TenantView):
     @extend_schema(
         request=bodies.DirectStartSerializer,
         responses=answers.DIRECT_UPLOAD_CREATED_ANSWER,
         summary="Start a direct upload: presigned part URLs",
     )
-    def post(self, request: Request, tenant: str) -> Response:
+    def post(self, request: Request) -> Response:
         data = validated(bodies.DirectStartSerializer, request.data)
         model = keys.model_name(data["modelName"])
         path = keys.relative_path(data["path"], "path")
         result = services.direct_upload_start(
-            request_identity(request),
-            tenant=known_tenant_name(tenant),
+            self.identity,
+            tenant=self.tenant,
             model=model,
             version=data["modelVersion"],
             path=path,
@@ -239,17 +234,15 @@ class DirectUploadCollectionView(APIView):
         return envelope("CREATED", result)
 
 
-class DirectUploadView(APIView):
+class DirectUploadView(TenantView):
     @extend_schema(
         responses=answers.DIRECT_UPLOAD_ANSWER,
         summary="A direct upload: parts in the store, fresh URLs for the missing ones (resume)",
     )
-    def get(self, request: Request, tenant: str, upload_id: str) -> Response:
+    def get(self, request: Request, upload_id: str) -> Response:
         return envelope(
             "OK",
-            services.direct_upload_get(
-                request_identity(request), tenant=known_tenant_name(tenant), upload_id=upload_id
-            ),
+            services.direct_upload_get(self.identity, tenant=self.tenant, upload_id=upload_id),
         )
 
     @extend_schema(
@@ -257,23 +250,21 @@ class DirectUploadView(APIView):
         responses={200: answers.DIRECT_UPLOAD_ABORTED_ANSWER},
         summary="Abort a direct upload (its parts are deleted)",
     )
-    def delete(self, request: Request, tenant: str, upload_id: str) -> Response:
-        result = services.direct_upload_abort(
-            request_identity(request), tenant=known_tenant_name(tenant), upload_id=upload_id
-        )
+    def delete(self, request: Request, upload_id: str) -> Response:
+        result = services.direct_upload_abort(self.identity, tenant=self.tenant, upload_id=upload_id)
         return envelope("DELETED", result)
 
 
-class DirectUploadCompleteView(APIView):
+class DirectUploadCompleteView(TenantView):
     @extend_schema(
         request=bodies.DirectCompleteSerializer,
         responses={200: answers.DIRECT_UPLOAD_COMPLETED_ANSWER, 202: ACCEPTED},
         summary="Verify (size and MD5 of every part) and assemble; waits, or 202 with Prefer: respond-async",
     )
-    def post(self, request: Request, tenant: str, upload_id: str) -> Response:
+    def post(self, request: Request, upload_id: str) -> Response:
         data = validated(bodies.DirectCompleteSerializer, request.data)
         operation = services.direct_upload_complete(
-            request_identity(request), tenant=known_tenant_name(tenant), upload_id=upload_id, checksums=data["parts"]
+            self.identity, tenant=self.tenant, upload_id=upload_id, checksums=data["parts"]
         )
         return _answer(request, operation, upload_id)
 
@@ -283,17 +274,17 @@ def _answer(request: Request, operation: Operation, name: str) -> Response:
     return answer_operation(request, operation, name=name, done_status="CREATED", result_as_data=True)
 
 
-class ModelExtractView(APIView):
+class ModelExtractView(TenantView):
     @extend_schema(
         request=bodies.ModelExtractSerializer,
         responses={200: answers.MODEL_EXTRACTED_ANSWER, 202: ACCEPTED},
         summary="Unpack a tarball in the bucket into <model>/<version>/ (a task; Prefer: respond-async)",
     )
-    def post(self, request: Request, tenant: str) -> Response:
+    def post(self, request: Request) -> Response:
         data = validated(bodies.ModelExtractSerializer, request.data)
         operation = services.model_extract(
-            request_identity(request),
-            tenant=known_tenant_name(tenant),
+            self.identity,
+            tenant=self.tenant,
             model=keys.model_name(data["modelName"]),
             version=data["modelVersion"],
             archive=keys.relative_path(data["archive"], "archive"),
@@ -302,18 +293,18 @@ class ModelExtractView(APIView):
         return _answer(request, operation, data["modelName"])
 
 
-class ModelImportView(APIView):
+class ModelImportView(TenantView):
     @extend_schema(
         request=bodies.ModelImportSerializer,
         responses={200: answers.MODEL_IMPORTED_ANSWER, 202: ACCEPTED},
         summary="Import a model from s3://<tenant>/<path> or an http(s) URL (a task; Prefer: respond-async)",
     )
-    def post(self, request: Request, tenant: str) -> Response:
+    def post(self, request: Request) -> Response:
         data = validated(bodies.ModelImportSerializer, request.data)
         path = data.get("path")
         operation = services.model_import(
-            request_identity(request),
-            tenant=known_tenant_name(tenant),
+            self.identity,
+            tenant=self.tenant,
             model=keys.model_name(data["modelName"]),
             version=data["modelVersion"],
             source=data["source"],

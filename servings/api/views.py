@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
-from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from inferencemgmt import paging
 from inferencemgmt.api.openapi import PAGE_PARAMETERS
-from inferencemgmt.api.permissions import IsAuthenticatedIdentity, IsPlatformAdmin
+from inferencemgmt.api.permissions import IsAuthenticatedIdentity, ReadForMembersWriteForAdmins
 from inferencemgmt.api.responses import envelope
 from inferencemgmt.api.schema import error_response
-from inferencemgmt.auth.identity import Identity
+from inferencemgmt.api.views import IdentityView
 from servings import selectors, services
 from servings.api.schemas import (
     SERVING_ANSWER,
@@ -25,7 +23,7 @@ from servings.api.schemas import (
 )
 
 
-class ServingListView(APIView):
+class ServingListView(IdentityView):
     @extend_schema(
         operation_id="servings_list",
         parameters=PAGE_PARAMETERS,
@@ -34,38 +32,31 @@ class ServingListView(APIView):
     )
     def get(self, request: Request) -> Response:
         """``{"status": "OK", "data": ["ovms", "tf-serving"]}`` (``"continue"`` beside ``data`` when there is more)."""
-        identity: Identity = request.user  # type: ignore[assignment]
-        page = paging.page_request(request.query_params, selectors.serving_page_scope(identity))
-        names, following = selectors.serving_page(identity, page)
+        page = paging.page_request(request.query_params, selectors.serving_page_scope(self.identity))
+        names, following = selectors.serving_page(self.identity, page)
         return paging.page_answer("OK", names, following)
 
 
-class ServingDetailView(APIView):
-    def get_permissions(self) -> list[BasePermission]:
-        if self.request.method in ("GET", "HEAD", "OPTIONS"):
-            return [IsAuthenticatedIdentity()]
-        return [IsAuthenticatedIdentity(), IsPlatformAdmin()]
+class ServingDetailView(IdentityView):
+    permission_classes = [IsAuthenticatedIdentity, ReadForMembersWriteForAdmins]
 
     @extend_schema(responses=SERVING_ANSWER, summary="A serving's template texts")
     def get(self, request: Request, name: str) -> Response:
         """``{"status": "OK", "data": {"configMap.tmpl": "...", "deployment.tmpl": "...", ...}}``."""
-        identity: Identity = request.user  # type: ignore[assignment]
-        return envelope("OK", selectors.serving_get(identity, name))
+        return envelope("OK", selectors.serving_get(self.identity, name))
 
     @extend_schema(
         request=SERVING_TEMPLATE_BODY, responses=SERVING_CREATED_ANSWER, summary="Add a serving template (admins)"
     )
     def post(self, request: Request, name: str) -> Response:
-        identity: Identity = request.user  # type: ignore[assignment]
-        services.serving_create(identity, name, request.data)
+        services.serving_create(self.identity, name, request.data)
         return envelope("CREATED", {"name": name})
 
     @extend_schema(
         request=SERVING_TEMPLATE_BODY, responses=SERVING_REPLACED_ANSWER, summary="Replace a serving template (admins)"
     )
     def put(self, request: Request, name: str) -> Response:
-        identity: Identity = request.user  # type: ignore[assignment]
-        services.serving_replace(identity, name, request.data)
+        services.serving_replace(self.identity, name, request.data)
         return envelope("PATCHED", {"name": name})
 
     @extend_schema(
@@ -74,6 +65,5 @@ class ServingDetailView(APIView):
         summary="Delete a serving template no endpoint uses (admins)",
     )
     def delete(self, request: Request, name: str) -> Response:
-        identity: Identity = request.user  # type: ignore[assignment]
-        services.serving_delete(identity, name)
+        services.serving_delete(self.identity, name)
         return envelope("DELETED", {"name": name})

@@ -14,16 +14,15 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from inferencemgmt import paging
 from inferencemgmt.api.openapi import PAGE_PARAMETERS, envelope_answer, page_envelope_answer, shape
-from inferencemgmt.api.requests import request_identity, validated
+from inferencemgmt.api.requests import validated
 from inferencemgmt.api.responses import envelope
 from inferencemgmt.api.schema import error_response
 from inferencemgmt.api.validation import DNS_1123_LABEL, StrictInteger, StrictString, matches, required_messages
+from inferencemgmt.api.views import TenantView
 from tenants import manifests, robots
-from tenants.selectors import known_tenant_name
 
 DESCRIPTION_MAX = 256
 
@@ -101,18 +100,16 @@ ROBOT_TOKEN_ANSWER = envelope_answer(
 )
 
 
-class RobotCollectionView(APIView):
+class RobotCollectionView(TenantView):
     @extend_schema(
         operation_id="tenants_robots_list",
         parameters=PAGE_PARAMETERS,
         responses={200: ROBOT_LIST_ANSWER, 400: error_response(400)},
         summary="A tenant's robots, one page",
     )
-    def get(self, request: Request, tenant: str) -> Response:
-        identity = request_identity(request)
-        tenant = known_tenant_name(tenant)
-        page = paging.page_request(request.query_params, robots.robot_page_scope(identity, tenant))
-        found, following = robots.robot_page(identity, tenant, page)
+    def get(self, request: Request) -> Response:
+        page = paging.page_request(request.query_params, robots.robot_page_scope(self.identity, self.tenant))
+        found, following = robots.robot_page(self.identity, self.tenant, page)
         return paging.page_answer("OK", {"robots": found}, following)
 
     @extend_schema(
@@ -120,16 +117,15 @@ class RobotCollectionView(APIView):
         responses={200: ROBOT_CREATED_ANSWER},
         summary="Create a robot (a ServiceAccount bound to the tenant's Role, or a narrower one)",
     )
-    def post(self, request: Request, tenant: str) -> Response:
-        tenant = known_tenant_name(tenant)
+    def post(self, request: Request) -> Response:
         data = validated(RobotCreateSerializer, request.data)
-        return envelope("CREATED", robots.robot_create(request_identity(request), tenant, **data))
+        return envelope("CREATED", robots.robot_create(self.identity, self.tenant, **data))
 
 
-class RobotDetailView(APIView):
+class RobotDetailView(TenantView):
     @extend_schema(responses=ROBOT_ANSWER, summary="One robot")
-    def get(self, request: Request, tenant: str, name: str) -> Response:
-        found = robots.robot_get(request_identity(request), known_tenant_name(tenant), _robot_name(name))
+    def get(self, request: Request, name: str) -> Response:
+        found = robots.robot_get(self.identity, self.tenant, _robot_name(name))
         return envelope("OK", found)
 
     @extend_schema(
@@ -137,23 +133,21 @@ class RobotDetailView(APIView):
         responses={200: ROBOT_DELETED_ANSWER},
         summary="Delete a robot (every token it was given stops working)",
     )
-    def delete(self, request: Request, tenant: str, name: str) -> Response:
-        gone = robots.robot_delete(request_identity(request), known_tenant_name(tenant), _robot_name(name))
+    def delete(self, request: Request, name: str) -> Response:
+        gone = robots.robot_delete(self.identity, self.tenant, _robot_name(name))
         return envelope("DELETED", gone)
 
 
-class RobotTokenView(APIView):
+class RobotTokenView(TenantView):
     @extend_schema(
         request=RobotTokenSerializer,
         responses={200: ROBOT_TOKEN_ANSWER},
         summary="A bounded token for a robot (TokenRequest API; never stored)",
     )
-    def post(self, request: Request, tenant: str, name: str) -> Response:
-        tenant, name = known_tenant_name(tenant), _robot_name(name)
+    def post(self, request: Request, name: str) -> Response:
+        name = _robot_name(name)
         data = validated(RobotTokenSerializer, request.data if request.data is not None else {})
         expires_in = data.get("expiresIn", settings.IMM_ROBOT_TOKEN_MAX_SECONDS)
-        response = envelope(
-            "CREATED", robots.robot_token(request_identity(request), tenant, name, expires_in=expires_in)
-        )
+        response = envelope("CREATED", robots.robot_token(self.identity, self.tenant, name, expires_in=expires_in))
         response["Cache-Control"] = "no-store"
         return response

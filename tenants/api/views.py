@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
-from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from inferencemgmt import paging
 from inferencemgmt.api.openapi import PAGE_PARAMETERS
-from inferencemgmt.api.permissions import IsAuthenticatedIdentity, IsPlatformAdmin
-from inferencemgmt.api.requests import request_identity, validated
+from inferencemgmt.api.permissions import IsAuthenticatedIdentity, IsPlatformAdmin, ReadForMembersWriteForAdmins
+from inferencemgmt.api.requests import validated
 from inferencemgmt.api.responses import envelope
 from inferencemgmt.api.schema import error_response
+from inferencemgmt.api.views import IdentityView, TenantView
+from inferencemgmt.auth.identity import Identity
 from inferencemgmt.errors import BadRequest
 from inferencemgmt.operations.api.answers import accepted, answer_operation
 from inferencemgmt.operations.api.schemas import ACCEPTED
@@ -28,21 +28,17 @@ from tenants.api.schemas import (
 from tenants.api.serializers import TenantCreateSerializer, TenantNameSerializer, TenantUpdateSerializer
 
 
-class AdminForWrites(APIView):
+def _delete(request: Request, identity: Identity, name: str) -> Response:
+    operation = services.tenant_delete(identity, name=name)
+    return answer_operation(request, operation, name=name, done_status="DELETED")
+
+
+class TenantCollectionView(IdentityView):
     """Reads are for every signed-in user (and filtered); writes are for platform admins only,
     checked before the body is read, as in the original."""
 
-    def get_permissions(self) -> list[BasePermission]:
-        if self.request.method in ("GET", "HEAD", "OPTIONS"):
-            return [IsAuthenticatedIdentity()]
-        return [IsAuthenticatedIdentity(), IsPlatformAdmin()]
+    permission_classes = [IsAuthenticatedIdentity, ReadForMembersWriteForAdmins]
 
-    def _delete(self, request: Request, name: str) -> Response:
-        operation = services.tenant_delete(request_identity(request), name=name)
-        return answer_operation(request, operation, name=name, done_status="DELETED")
-
-
-class TenantCollectionView(AdminForWrites):
     @extend_schema(
         operation_id="tenants_list",
         parameters=PAGE_PARAMETERS,
@@ -50,9 +46,8 @@ class TenantCollectionView(AdminForWrites):
         summary="Tenants the caller may see (admins: all), one page",
     )
     def get(self, request: Request) -> Response:
-        identity = request_identity(request)
-        page = paging.page_request(request.query_params, selectors.tenant_page_scope(identity))
-        names, following = selectors.tenant_page(identity, page)
+        page = paging.page_request(request.query_params, selectors.tenant_page_scope(self.identity))
+        names, following = selectors.tenant_page(self.identity, page)
         return paging.page_answer("OK", {"tenants": names}, following)
 
     @extend_schema(
@@ -62,7 +57,7 @@ class TenantCollectionView(AdminForWrites):
     )
     def post(self, request: Request) -> Response:
         data = validated(TenantCreateSerializer, request.data)
-        operation = services.tenant_create(request_identity(request), **data)
+        operation = services.tenant_create(self.identity, **data)
         return answer_operation(request, operation, name=data["name"], done_status="CREATED")
 
     @extend_schema(
@@ -72,32 +67,37 @@ class TenantCollectionView(AdminForWrites):
         summary="Delete a tenant (documented body form)",
     )
     def delete(self, request: Request) -> Response:
-        return self._delete(request, validated(TenantNameSerializer, request.data)["name"])
+        return _delete(request, self.identity, validated(TenantNameSerializer, request.data)["name"])
 
 
-class TenantDetailView(AdminForWrites):
+class TenantDetailView(TenantView):
+    """Reads are for every signed-in user (and filtered); writes are for platform admins only,
+    checked before the body is read, as in the original."""
+
+    permission_classes = [IsAuthenticatedIdentity, ReadForMembersWriteForAdmins]
+    tenant_kwarg = "name"
+
     @extend_schema(responses=TENANT_ANSWER, summary="A tenant's scope, quota usage, endpoint count and bucket size")
-    def get(self, request: Request, name: str) -> Response:
-        return envelope("OK", selectors.tenant_get(request_identity(request), selectors.known_tenant_name(name)))
+    def get(self, request: Request) -> Response:
+        return envelope("OK", selectors.tenant_get(self.identity, self.tenant))
 
     @extend_schema(
         request=TenantUpdateSerializer, responses=TENANT_PATCHED_ANSWER, summary="Replace a tenant's quota and/or scope"
     )
-    def patch(self, request: Request, name: str) -> Response:
+    def patch(self, request: Request) -> Response:
         data = validated(TenantUpdateSerializer, request.data)
-        return envelope(
-            "PATCHED", services.tenant_update(request_identity(request), name=selectors.known_tenant_name(name), **data)
-        )
+        return envelope("PATCHED", services.tenant_update(self.identity, name=self.tenant, **data))
 
     @extend_schema(request=None, responses={200: TENANT_DELETED_ANSWER, 202: ACCEPTED}, summary="Delete a tenant")
-    def delete(self, request: Request, name: str) -> Response:
-        return self._delete(request, selectors.known_tenant_name(name))
+    def delete(self, request: Request) -> Response:
+        return _delete(request, self.identity, self.tenant)
 
 
-class TenantCredentialsRotateView(APIView):
+class TenantCredentialsRotateView(TenantView):
     """Platform admins only (403 for anyone else, whatever the name), then 404 for an unknown tenant."""
 
     permission_classes = [IsAuthenticatedIdentity, IsPlatformAdmin]
+    tenant_kwarg = "name"
 
     @extend_schema(
         operation_id="tenants_credentials_rotate",
@@ -105,7 +105,7 @@ class TenantCredentialsRotateView(APIView):
         responses={202: ACCEPTED},
         summary="Rotate the tenant's store key: new key, endpoints rolled onto it, old key revoked (202)",
     )
-    def post(self, request: Request, name: str) -> Response:
+    def post(self, request: Request) -> Response:
         data = request.data
         if data is not None and not (hasattr(data, "keys") and not list(data.keys())):
             raise BadRequest(
@@ -113,7 +113,6 @@ class TenantCredentialsRotateView(APIView):
                 "This route takes no body (or an empty JSON object).",
                 code="request_body_unexpected",
             )
-        name = selectors.known_tenant_name(name)
-        operation = services.tenant_credentials_rotate(request_identity(request), name=name)
+        operation = services.tenant_credentials_rotate(self.identity, name=self.tenant)
         # A rotation waits for every endpoint to roll (minutes): always answered at once, with the operation.
-        return accepted(request, operation, name)
+        return accepted(request, operation, self.tenant)

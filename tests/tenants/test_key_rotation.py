@@ -20,7 +20,6 @@ from tenants import manifests, rotation
 from tests.platform_admin import admin_iam_client, admin_s3_client
 from tests.tenants.test_tenant_credentials import (
     admin_k8s,  # noqa: F401 -- a fixture
-    as_admin,  # noqa: F401 -- a fixture
     names,  # noqa: F401 -- a fixture
     new_name,
     s3_with,
@@ -55,7 +54,7 @@ def identity_keys(devstack_env: dict[str, str], tenant: str) -> list[str]:
 
 
 def test_rotation_gives_the_tenant_a_new_key_and_the_store_refuses_the_old_one(
-    as_admin,  # noqa: F811
+    as_user,
     api,
     user_token,
     operations_worker,
@@ -64,7 +63,7 @@ def test_rotation_gives_the_tenant_a_new_key_and_the_store_refuses_the_old_one(
     names,  # noqa: F811
 ):
     name = new_name(names, "rot")
-    assert as_admin("post", "/tenants", tenant_body(name)).status_code == 200
+    assert as_user("admin", "post", "/tenants", tenant_body(name)).status_code == 200
     admin_s3_client(devstack_env).put_object(Bucket=name, Key="resnet/1/saved_model.pb", Body=b"weights")
     before = store_secret(admin_k8s, name)
     old = with_key(before, devstack_env)
@@ -74,20 +73,20 @@ def test_rotation_gives_the_tenant_a_new_key_and_the_store_refuses_the_old_one(
     as_alice = api.post(f"/tenants/{name}/credentials/rotate", HTTP_AUTHORIZATION=f"Bearer {user_token('alice')}")
     assert as_alice.status_code == 403, as_alice.content
     assert set(as_alice.json()) >= {"title", "code"}
-    unknown = as_admin("post", f"/tenants/{name}x/credentials/rotate")
+    unknown = as_user("admin", "post", f"/tenants/{name}x/credentials/rotate")
     assert unknown.status_code == 404
     assert unknown.json()["code"] == "tenant_not_found"
-    with_body = as_admin("post", f"/tenants/{name}/credentials/rotate", {"age": 3})
+    with_body = as_user("admin", "post", f"/tenants/{name}/credentials/rotate", {"age": 3})
     assert with_body.status_code == 400
     assert with_body.json()["code"] == "request_body_unexpected"
     assert not Operation.objects.filter(kind=rotation.KIND, target=name).exists()
     assert store_secret(admin_k8s, name) == before
 
-    started = as_admin("post", f"/tenants/{name}/credentials/rotate")
+    started = as_user("admin", "post", f"/tenants/{name}/credentials/rotate")
     assert started.status_code == 202, started.content
     task = started.json()["data"]["task"]
     assert started["Location"] == task["url"]
-    again = as_admin("post", f"/tenants/{name}/credentials/rotate", {})
+    again = as_user("admin", "post", f"/tenants/{name}/credentials/rotate", {})
     assert again.status_code == 202
     operation = wait_final(task["id"])
     if again.json()["data"]["task"]["id"] != task["id"]:
@@ -95,7 +94,7 @@ def test_rotation_gives_the_tenant_a_new_key_and_the_store_refuses_the_old_one(
         wait_final(again.json()["data"]["task"]["id"])
     assert operation.state == Operation.State.SUCCEEDED, operation.error
     assert [step["name"] for step in operation.steps] == ["current-key", "new-key", "roll", "revoke"]
-    shown = as_admin("get", f"/tasks/{task['id']}")
+    shown = as_user("admin", "get", f"/tasks/{task['id']}")
     assert shown.status_code == 200
     assert shown.json()["data"]["state"] == "SUCCEEDED"
 
@@ -128,7 +127,7 @@ def test_rotation_gives_the_tenant_a_new_key_and_the_store_refuses_the_old_one(
 
 
 def test_rotating_with_identities_off_is_refused_and_changes_nothing(
-    as_admin,  # noqa: F811
+    as_user,
     operations_worker,
     admin_k8s,  # noqa: F811
     devstack_env,
@@ -136,9 +135,9 @@ def test_rotating_with_identities_off_is_refused_and_changes_nothing(
     settings: Any,
 ):
     name = new_name(names, "rot")
-    assert as_admin("post", "/tenants", tenant_body(name)).status_code == 200
+    assert as_user("admin", "post", "/tenants", tenant_body(name)).status_code == 200
     settings.IMM_STORE_IDENTITY_BACKEND = "none"
-    refused = as_admin("post", f"/tenants/{name}/credentials/rotate")
+    refused = as_user("admin", "post", f"/tenants/{name}/credentials/rotate")
     assert refused.status_code == 409
     assert refused.json()["code"] == "object_store_identities_off"
     assert not Operation.objects.filter(kind=rotation.KIND, target=name).exists()

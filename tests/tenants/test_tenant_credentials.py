@@ -37,19 +37,6 @@ def admin_k8s(devstack_env: dict[str, str]) -> client.ApiClient:
 
 
 @pytest.fixture
-def as_admin(api: Any, user_token: Any, platform_settings: Any) -> Any:
-    def call(method: str, path: str, body: Any = None) -> Any:
-        return getattr(api, method)(
-            path,
-            data=None if body is None else json.dumps(body),
-            content_type="application/json",
-            HTTP_AUTHORIZATION=f"Bearer {user_token('admin')}",
-        )
-
-    return call
-
-
-@pytest.fixture
 def names(devstack_env: dict[str, str]) -> Iterator[list[str]]:
     """Fresh tenant names; whatever a test leaves behind (identities included) is removed afterwards."""
     made: list[str] = []
@@ -110,11 +97,11 @@ def identity_exists(devstack_env: dict[str, str], tenant: str) -> bool:
 
 
 def test_the_tenant_key_reads_and_lists_its_own_bucket_and_nothing_else(
-    as_admin, operations_worker, admin_k8s, devstack_env, names
+    as_user, operations_worker, admin_k8s, devstack_env, names
 ):
     mine, other = new_name(names), new_name(names)
     for name in (mine, other):
-        created = as_admin("post", "/tenants", tenant_body(name))
+        created = as_user("admin", "post", "/tenants", tenant_body(name))
         assert created.status_code == 200, created.content
     platform = admin_s3_client(devstack_env)
     for name in (mine, other):
@@ -153,7 +140,7 @@ def test_the_tenant_key_reads_and_lists_its_own_bucket_and_nothing_else(
     assert not identity_exists(devstack_env, names[-1])
 
     # Deletion removes the identity, and its key is refused from then on.
-    assert as_admin("delete", f"/tenants/{mine}").status_code == 200
+    assert as_user("admin", "delete", f"/tenants/{mine}").status_code == 200
     assert not identity_exists(devstack_env, mine)
     code = refused(lambda: tenant.list_objects_v2(Bucket=other))
     assert code in {"InvalidAccessKeyId", "AccessDenied"}, code
@@ -188,10 +175,10 @@ def refusing_worker(devstack_env: dict[str, str], platform_settings: Any, tmp_pa
 
 
 def test_the_store_refusing_the_identity_step_rolls_the_tenant_back_with_nothing_left(
-    as_admin, refusing_worker, admin_k8s, devstack_env, names
+    as_user, refusing_worker, admin_k8s, devstack_env, names
 ):
     name = new_name(names, "fault-cred")
-    failed = as_admin("post", "/tenants", tenant_body(name))
+    failed = as_user("admin", "post", "/tenants", tenant_body(name))
     assert failed.status_code == 403, failed.content
     error = failed.json()
     assert error["title"] == f"Tenant {name} was not created: step 'object-store-identity' failed"
@@ -221,11 +208,11 @@ def worker_without_identities(devstack_env: dict[str, str], platform_settings: A
 
 
 def test_backend_none_gives_the_tenant_no_key_at_all(
-    as_admin, worker_without_identities, admin_k8s, devstack_env, names
+    as_user, worker_without_identities, admin_k8s, devstack_env, names
 ):
     """No identity API: the tenant's secret carries the endpoint but no key, never the platform's."""
     name = new_name(names)
-    created = as_admin("post", "/tenants", tenant_body(name))
+    created = as_user("admin", "post", "/tenants", tenant_body(name))
     assert created.status_code == 200, created.content
     secret = store_secret(admin_k8s, name)
     assert "minio.access_key_id" not in secret
@@ -235,15 +222,15 @@ def test_backend_none_gives_the_tenant_no_key_at_all(
     )
     assert devstack_env["S3_ACCESS_KEY_ID"] not in secret.values()
     assert not identity_exists(devstack_env, name)
-    assert as_admin("delete", f"/tenants/{name}").status_code == 200
+    assert as_user("admin", "delete", f"/tenants/{name}").status_code == 200
 
 
 def test_a_retried_secret_step_leaves_one_key_the_one_in_the_secret(
-    as_admin, operations_worker, admin_k8s, devstack_env, names
+    as_user, operations_worker, admin_k8s, devstack_env, names
 ):
     """Provisioning twice over the same identity (what a retried run does) never leaves a stray key."""
     name = new_name(names)
-    assert as_admin("post", "/tenants", tenant_body(name)).status_code == 200
+    assert as_user("admin", "post", "/tenants", tenant_body(name)).status_code == 200
     from tenants.provisioning import store_secret_body  # the step's body, run again as a retry would
 
     body = store_secret_body(name)
@@ -253,7 +240,7 @@ def test_a_retried_secret_step_leaves_one_key_the_one_in_the_secret(
     assert [key["AccessKeyId"] for key in keys] == [secret["minio.access_key_id"]]
     time.sleep(0.5)  # the store applies identity changes asynchronously
     assert s3_with(secret).list_objects_v2(Bucket=name)["KeyCount"] == 0
-    assert as_admin("delete", f"/tenants/{name}").status_code == 200
+    assert as_user("admin", "delete", f"/tenants/{name}").status_code == 200
 
 
 def test_no_tenant_namespace_holds_the_platform_key(admin_k8s, devstack_env):
@@ -271,14 +258,14 @@ def test_no_tenant_namespace_holds_the_platform_key(admin_k8s, devstack_env):
     assert leaks == []
 
 
-def test_migration_gives_a_tenant_made_before_its_own_key(as_admin, operations_worker, admin_k8s, devstack_env, names):
+def test_migration_gives_a_tenant_made_before_its_own_key(as_user, operations_worker, admin_k8s, devstack_env, names):
     """A tenant as made before issue 18 (the platform's key in its secret, no identity) is migrated once."""
     from django.core.management import call_command
 
     from tenants import manifests
 
     name = new_name(names)
-    assert as_admin("post", "/tenants", tenant_body(name)).status_code == 200
+    assert as_user("admin", "post", "/tenants", tenant_body(name)).status_code == 200
     identity_remove(devstack_env, f"imm-tenant-{name}")
     old = manifests.store_secret(
         name,
@@ -307,11 +294,11 @@ def test_migration_gives_a_tenant_made_before_its_own_key(as_admin, operations_w
     call_command("migrate_tenant_credentials", name, "--kubeconfig", devstack_env["KUBECONFIG"], stdout=again)
     assert "1 tenants, 0 migrated, 1 already had their own key" in again.getvalue()
     assert store_secret(admin_k8s, name) == secret
-    assert as_admin("delete", f"/tenants/{name}").status_code == 200
+    assert as_user("admin", "delete", f"/tenants/{name}").status_code == 200
 
 
 def test_a_leftover_identity_of_the_name_is_adopted_with_exactly_the_read_policy(
-    as_admin, operations_worker, admin_k8s, devstack_env, names
+    as_user, operations_worker, admin_k8s, devstack_env, names
 ):
     """An identity `imm-tenant-<name>` left behind (say, with a policy allowing everything) is made the
     tenant's read-only identity: its other policies and keys are gone, the store enforces ours."""
@@ -322,7 +309,7 @@ def test_a_leftover_identity_of_the_name_is_adopted_with_exactly_the_read_policy
     iam.put_user_policy(UserName=f"imm-tenant-{name}", PolicyName="wide", PolicyDocument=json.dumps(everything))
     stale = iam.create_access_key(UserName=f"imm-tenant-{name}")["AccessKey"]["AccessKeyId"]
 
-    assert as_admin("post", "/tenants", tenant_body(name)).status_code == 200
+    assert as_user("admin", "post", "/tenants", tenant_body(name)).status_code == 200
     assert iam.list_user_policies(UserName=f"imm-tenant-{name}")["PolicyNames"] == ["imm-tenant-read"]
     secret = store_secret(admin_k8s, name)
     keys = [k["AccessKeyId"] for k in iam.list_access_keys(UserName=f"imm-tenant-{name}")["AccessKeyMetadata"]]
@@ -332,4 +319,4 @@ def test_a_leftover_identity_of_the_name_is_adopted_with_exactly_the_read_policy
     tenant = s3_with(secret)
     assert tenant.list_objects_v2(Bucket=name)["KeyCount"] == 0
     assert refused(lambda: tenant.put_object(Bucket=name, Key="x", Body=b"x")) == "AccessDenied"
-    assert as_admin("delete", f"/tenants/{name}").status_code == 200
+    assert as_user("admin", "delete", f"/tenants/{name}").status_code == 200

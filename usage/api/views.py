@@ -6,16 +6,15 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from inferencemgmt.api.responses import envelope
 from inferencemgmt.api.schema import error_response
-from inferencemgmt.auth.identity import Identity
+from inferencemgmt.api.views import TenantView
 from usage import selectors
 from usage.api.schemas import USAGE_ANSWER
 
 
-class TenantUsageView(APIView):
+class TenantUsageView(TenantView):
     @extend_schema(
         parameters=[
             OpenApiParameter("from", OpenApiTypes.DATETIME, description="Default: a day before `to`."),
@@ -29,8 +28,7 @@ class TenantUsageView(APIView):
         operation_id="tenant_usage",
         responses={200: USAGE_ANSWER, 400: error_response(400)},
     )
-    def get(self, request: Request, tenant: str) -> Response:
-        identity: Identity = request.user  # type: ignore[assignment]
+    def get(self, request: Request) -> Response:
         period = selectors.usage_period(request.query_params)
-        selectors.usage_tenant_allowed(identity, tenant)
-        return envelope("OK", selectors.usage_series(tenant, period))
+        selectors.usage_tenant_allowed(self.identity, self.tenant)
+        return envelope("OK", selectors.usage_series(self.tenant, period))

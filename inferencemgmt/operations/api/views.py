@@ -5,14 +5,13 @@ from __future__ import annotations
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from inferencemgmt import paging
 from inferencemgmt.api.openapi import page_parameters
 from inferencemgmt.api.responses import envelope
 from inferencemgmt.api.schema import error_response
 from inferencemgmt.api.validation import CONTROL_CHARACTERS
-from inferencemgmt.auth.identity import Identity
+from inferencemgmt.api.views import IdentityView
 from inferencemgmt.errors import ValidationFailed
 from inferencemgmt.operations.api.schemas import TASK_ANSWER, TASK_LIST_ANSWER
 from inferencemgmt.operations.api.serializers import OperationSerializer
@@ -23,7 +22,7 @@ DEFAULT_LIST = 50
 MAX_LIST = 200
 
 
-class OperationListView(APIView):
+class OperationListView(IdentityView):
     @extend_schema(
         parameters=[
             OpenApiParameter("state", str, enum=list(Operation.State.values)),
@@ -34,8 +33,7 @@ class OperationListView(APIView):
         responses={200: TASK_LIST_ANSWER, 400: error_response(400)},
     )
     def get(self, request: Request) -> Response:
-        identity: Identity = request.user  # type: ignore[assignment]
-        operations = operations_visible_to(identity)
+        operations = operations_visible_to(self.identity)
         state = request.query_params.get("state")
         if state:
             if state not in Operation.State.values:
@@ -48,7 +46,7 @@ class OperationListView(APIView):
             operations = operations.filter(kind=kind)
         page = paging.page_request(
             request.query_params,
-            paging.scope_of("tasks", identity.username, state=state, kind=kind),
+            paging.scope_of("tasks", self.identity.username, state=state, kind=kind),
             default=DEFAULT_LIST,
             maximum=MAX_LIST,
         )
@@ -56,8 +54,7 @@ class OperationListView(APIView):
         return paging.page_answer("OK", {"tasks": OperationSerializer(found, many=True).data}, following)
 
 
-class OperationDetailView(APIView):
+class OperationDetailView(IdentityView):
     @extend_schema(responses=TASK_ANSWER)
     def get(self, request: Request, operation_id: str) -> Response:
-        identity: Identity = request.user  # type: ignore[assignment]
-        return envelope("OK", OperationSerializer(operation_get(identity, operation_id)).data)
+        return envelope("OK", OperationSerializer(operation_get(self.identity, operation_id)).data)
