@@ -718,6 +718,47 @@ def delete_endpoints(identity: Identity, namespace: str) -> dict[str, Any]:
     )
 
 
+# --- the typed façade, as the management API's own identity -------------------------------------------
+# Only for what no user may do or see (provisioning's copy of the platform's TLS secret, the tenant
+# rule's "is this a tenant" read, quota recounts): the same shape, the same error translation.
+def _json_platform(api_name: str, method: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """Call a generated method as the management API itself and return the response body as JSON."""
+    api_client = service_api_client()
+    with kube_errors(starting_is_unavailable=True):
+        response = getattr(getattr(k8s, api_name)(api_client), method)(*args, _preload_content=False, **kwargs)
+        body: dict[str, Any] = json.loads(response.data or b"{}")
+    return body
+
+
+def platform_read_namespace(name: str) -> dict[str, Any]:
+    return _json_platform("CoreV1Api", "read_namespace", name)
+
+
+def platform_namespaces(*, label_selector: str = "") -> dict[str, Any]:
+    """Every namespace (matching ``label_selector``) as one List object."""
+    return _json_platform("CoreV1Api", "list_namespace", **_list_arguments(label_selector, None, None))
+
+
+def platform_read_secret(namespace: str, name: str) -> dict[str, Any]:
+    return _json_platform("CoreV1Api", "read_namespaced_secret", name, namespace)
+
+
+def platform_replace_resource_quota_status(namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+    return _json_platform("CoreV1Api", "replace_namespaced_resource_quota_status", name, namespace, body)
+
+
+def platform_read_endpoint(namespace: str, name: str) -> dict[str, Any]:
+    return _json_platform(
+        "CustomObjectsApi",
+        "get_namespaced_custom_object",
+        resources.GROUP,
+        resources.VERSION,
+        namespace,
+        resources.PLURAL,
+        name,
+    )
+
+
 # --- a process's own identity (the controller) --------------------------------------------------------
 # The controller is no user's agent: it acts as itself, with the ClusterRole of
 # helm/imm/files/rbac/controller.yaml. These primitives return the API's JSON as plain dicts
