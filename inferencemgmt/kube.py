@@ -954,10 +954,12 @@ def token_review(token: str, audiences: list[str]) -> TokenReviewAnswer:
     )
 
 
-def service_account_token(identity: Identity, namespace: str, name: str, *, audience: str, seconds: int) -> Any:
+def service_account_token(
+    identity: Identity, namespace: str, name: str, *, audience: str, seconds: int
+) -> dict[str, Any]:
     """A bound token of the ServiceAccount ``namespace/name`` (the TokenRequest API), requested AS ``identity``.
 
-    Returns the TokenRequest's status (``token``, ``expiration_timestamp``). Never a Secret: the token
+    Returns the TokenRequest's status as JSON (``token``, ``expirationTimestamp``). Never a Secret: the token
     expires and dies with the ServiceAccount.
     """
     body = {
@@ -965,4 +967,9 @@ def service_account_token(identity: Identity, namespace: str, name: str, *, audi
         "kind": "TokenRequest",
         "spec": {"audiences": [audience], "expirationSeconds": seconds},
     }
-    return api(identity, "CoreV1Api").create_namespaced_service_account_token(name, namespace, body).status
+    return create_service_account_token(identity, namespace, name, body).get("status") or {}
+
+
+def create_service_account_token(identity: Identity, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The TokenRequest ``body`` for ServiceAccount ``namespace/name``, answered (``status.token``)."""
+    return _json_as(identity, "CoreV1Api", "create_namespaced_service_account_token", name, namespace, body)
