@@ -63,13 +63,13 @@ def rotation_in_flight(name: str) -> Operation | None:
 
 
 def _annotations(tenant: Tenant) -> dict[str, str]:
-    namespace = tenant.core().read_namespace(tenant.name)
-    return dict(namespace.metadata.annotations or {})
+    namespace = kube.read_namespace(tenant.identity, tenant.name)
+    return dict((namespace.get("metadata") or {}).get("annotations") or {})
 
 
 def _annotate(tenant: Tenant, values: Mapping[str, str | None]) -> None:
     """Merge-patch namespace annotations (``None`` removes one); the controller watches them."""
-    tenant.core().patch_namespace(tenant.name, {"metadata": {"annotations": dict(values)}})
+    kube.patch_namespace(tenant.identity, tenant.name, {"metadata": {"annotations": dict(values)}})
 
 
 def _find_keys(tenant: Tenant) -> dict[str, Any]:
