@@ -183,7 +183,7 @@ def _api_server_ready() -> bool:
 
 @contextmanager
 def kube_errors(*, starting_is_unavailable: bool = False, observed: bool = True) -> Iterator[None]:
-    """Wrap SDK calls that are not made through ``api()`` (watch streams, for instance).
+    """Map the SDK's errors to domain errors around SDK calls (the typed functions, watch streams).
 
     ``starting_is_unavailable``: a 403 from an API server that is not ready yet is the 503 it
     really is (for calls through the management API's kubeconfig, which the probe uses).
@@ -358,7 +358,7 @@ def _build(base: Any, user: str | None, groups: list[str], bearer: str | None) -
 
 
 def api_client_for(identity: Identity) -> Any:
-    """The raw ``ApiClient`` acting as ``identity`` (cached); prefer ``api()``."""
+    """The raw ``ApiClient`` acting as ``identity`` (cached); product code calls the typed functions below."""
     if settings.IMM_KUBE_AUTH_MODE == "passthrough":
         if not identity.token:
             raise UpstreamUnavailable(
@@ -380,11 +380,6 @@ def service_api_client() -> Any:
     return _cache.get(("service",), lambda base: _build(base, None, [], None))
 
 
-def api(identity: Identity, name: str) -> Any:
-    """A generated API (``"CoreV1Api"``, ``"CustomObjectsApi"``, ...) acting as ``identity``."""
-    return _Translated(getattr(k8s, name)(api_client_for(identity)), starting_is_unavailable=True)
-
-
 def service_api(name: str) -> Any:
     """A generated API acting as the management API's own identity."""
     return _Translated(getattr(k8s, name)(service_api_client()), starting_is_unavailable=True)
@@ -393,9 +388,9 @@ def service_api(name: str) -> Any:
 def self_subject_review(identity: Identity) -> tuple[str, list[str]]:
     """Ask Kubernetes who ``identity`` is to it: proves impersonation end to end."""
     body = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
-    review = api(identity, "AuthenticationV1Api").create_self_subject_review(body=body)
-    user_info = review.status.user_info
-    return str(user_info.username), list(user_info.groups or [])
+    review = _json_as(identity, "AuthenticationV1Api", "create_self_subject_review", body=body)
+    user_info = (review.get("status") or {}).get("userInfo") or {}
+    return str(user_info.get("username")), list(user_info.get("groups") or [])
 
 
 def ping() -> None:
@@ -915,8 +910,13 @@ def access_allowed(
         "kind": "SelfSubjectAccessReview",
         "spec": {"resourceAttributes": attributes},
     }
-    review = api(identity, "AuthorizationV1Api").create_self_subject_access_review(body=body)
-    return bool(review.status.allowed)
+    review = create_self_subject_access_review(identity, body)
+    return bool((review.get("status") or {}).get("allowed"))
+
+
+def create_self_subject_access_review(identity: Identity, body: dict[str, Any]) -> dict[str, Any]:
+    """The SelfSubjectAccessReview ``body``, answered by Kubernetes for ``identity`` (``status.allowed``)."""
+    return _json_as(identity, "AuthorizationV1Api", "create_self_subject_access_review", body=body)
 
 
 # --- robots: service-account tokens -------------------------------------------------------------------

@@ -62,14 +62,12 @@ class FakeCluster:
         labels = {"created_by": settings.PLATFORM_ADMIN_LABEL}
         return SimpleNamespace(metadata=SimpleNamespace(name=name, labels=labels, annotations=annotations), status=None)
 
-    def as_user(self, identity: Identity) -> Any:
-        def review(body: dict[str, Any]) -> Any:
-            namespace = body["spec"]["resourceAttributes"]["namespace"]
-            self.reviews.append((identity.username, namespace))
-            allowed = identity.is_admin or bool(set(identity.groups) & set(TENANTS.get(namespace, [])))
-            return SimpleNamespace(status=SimpleNamespace(allowed=allowed))
-
-        return SimpleNamespace(create_self_subject_access_review=review)
+    def create_self_subject_access_review(self, identity: Identity, body: dict[str, Any]) -> dict[str, Any]:
+        """kube.py's typed review, answered as Kubernetes RBAC would for the tenant's scope groups."""
+        namespace = body["spec"]["resourceAttributes"]["namespace"]
+        self.reviews.append((identity.username, namespace))
+        allowed = identity.is_admin or bool(set(identity.groups) & set(TENANTS.get(namespace, [])))
+        return {"status": {"allowed": allowed}}
 
 
 def _store_reached(*args: Any, **kwargs: Any) -> Any:
@@ -82,7 +80,7 @@ def cluster(monkeypatch: pytest.MonkeyPatch, settings: Any) -> FakeCluster:
     access.access_cache_clear()
     fake = FakeCluster()
     monkeypatch.setattr(kube, "service_api", lambda name: fake)
-    monkeypatch.setattr(kube, "api", lambda identity, name: fake.as_user(identity))
+    monkeypatch.setattr(kube, "create_self_subject_access_review", fake.create_self_subject_access_review)
     for chokepoint in ("client", "_presigner", "_streaming_pool"):
         monkeypatch.setattr(objectstore, chokepoint, _store_reached)
     return fake

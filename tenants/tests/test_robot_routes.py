@@ -15,6 +15,7 @@ from django.test import Client
 from inferencemgmt import kube
 from inferencemgmt.auth.identity import Identity
 from inferencemgmt.errors import Conflict, NotFound
+from inferencemgmt.tests.kube_fakes import ROBOT_FUNCTIONS
 from tenants import manifests
 
 pytestmark = [pytest.mark.unit, pytest.mark.django_db]
@@ -110,15 +111,7 @@ class FakeCluster:
 def cluster(monkeypatch: pytest.MonkeyPatch, issuer: Any) -> FakeCluster:
     fake = FakeCluster()
     monkeypatch.setattr(kube, "service_api", lambda name: fake)
-    for typed in (
-        "create_service_account",
-        "read_service_account",
-        "service_accounts",
-        "delete_service_account",
-        "create_service_account_token",
-        "create_role_binding",
-        "delete_role_binding",
-    ):
+    for typed in ROBOT_FUNCTIONS:
         monkeypatch.setattr(kube, typed, getattr(fake, typed))
     return fake
 

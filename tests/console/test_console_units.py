@@ -208,7 +208,9 @@ def test_endpoint_scale_refuses_a_non_ascii_replica_count_with_a_400(raw: str, m
     monkeypatch.setattr(selectors, "endpoint_events", lambda identity, tenant, name: [])
     # The page shown again draws traffic charts; without this it would ask the platform about team-a1.
     monkeypatch.setattr(
-        selectors, "endpoint_traffic", lambda identity, tenant, name, **_: {"start": 0, "end": 0, "step": 60, "series": {}}
+        selectors,
+        "endpoint_traffic",
+        lambda identity, tenant, name, **_: {"start": 0, "end": 0, "step": 60, "series": {}},
     )
     client = signed_in("alice@example.com", ["team-a"])
     response = client.post("/console/tenants/team-a1/endpoints/ep/scale/", {"replicas": raw})
