@@ -54,8 +54,8 @@ def _selector() -> str:
     return tenant_label_selector()
 
 
-def _is_tenant(namespace: Any) -> bool:
-    return is_tenant_labels(namespace.metadata.labels)
+def _is_tenant(namespace: dict[str, Any]) -> bool:
+    return is_tenant_labels((namespace.get("metadata") or {}).get("labels"))
 
 
 def _scope_of_annotations(annotations: Mapping[str, str] | None) -> list[str]:
@@ -68,16 +68,16 @@ def _scope_of_annotations(annotations: Mapping[str, str] | None) -> list[str]:
     return [group for group in scope if isinstance(group, str)] if isinstance(scope, list) else []
 
 
-def tenant_namespace(name: str) -> Any | None:
-    """The tenant's namespace as the management API sees it, or None when it is not a tenant."""
+def tenant_namespace(name: str) -> dict[str, Any] | None:
+    """The tenant's namespace as the management API sees it (its JSON), or None when it is not a tenant."""
     try:
-        namespace = kube.service_api("CoreV1Api").read_namespace(name)
+        namespace = kube.platform_read_namespace(name)
     except NotFound:
         return None
     return namespace if _is_tenant(namespace) else None
 
 
-def tenant_required(name: str) -> Any:
+def tenant_required(name: str) -> dict[str, Any]:
     """The tenant's namespace, or 404 ``Tenant <name> does not exist``: every tenant route's first check.
 
     The one rule of the tenant routes (docs/api-conventions.md, "Tenants in the path"): tenant names
@@ -94,7 +94,7 @@ def tenant_required(name: str) -> Any:
 def namespace_taken(name: str) -> bool:
     """Any namespace of that name (a tenant or not) makes the name unavailable."""
     try:
-        kube.service_api("CoreV1Api").read_namespace(name)
+        kube.platform_read_namespace(name)
     except NotFound:
         return False
     return True
@@ -102,8 +102,8 @@ def namespace_taken(name: str) -> bool:
 
 def tenant_names_all() -> list[str]:
     """Every tenant, as the management API's own identity sees them (periodic tasks: no caller)."""
-    namespaces = kube.service_api("CoreV1Api").list_namespace(label_selector=_selector()).items
-    return sorted(ns.metadata.name for ns in namespaces)
+    namespaces = kube.platform_namespaces(label_selector=_selector()).get("items") or []
+    return sorted(str(ns["metadata"]["name"]) for ns in namespaces)
 
 
 def tenant_list(identity: Identity) -> list[str]:

@@ -68,6 +68,27 @@ def wire(monkeypatch: pytest.MonkeyPatch) -> Any:
     return install
 
 
+def test_platform_functions_act_as_the_management_api_itself(wire, monkeypatch):
+    """``platform_*`` use the service client (no impersonation), never the caller's."""
+    sent = wire(200, {"items": [{"metadata": {"name": "t1", "creationTimestamp": "2024-01-02T03:04:05Z"}}]})
+    platform_client = kube.api_client_for(ALICE)  # the wire's client, now reached only as the platform
+    monkeypatch.setattr(kube, "service_api_client", lambda: platform_client)
+    monkeypatch.setattr(kube, "api_client_for", lambda identity: pytest.fail("a platform read used a user's client"))
+    listed = kube.platform_namespaces(label_selector="created_by=platform_admin")
+    assert _plain(listed)
+    assert listed["items"][0]["metadata"]["name"] == "t1"
+    assert "labelSelector=created_by%3Dplatform_admin" in sent.sent[0]["url"]
+
+
+def test_a_platform_read_of_a_missing_object_is_not_found(wire, monkeypatch):
+    wire(404, _status(404, 'namespaces "gone" not found'))
+    platform_client = kube.api_client_for(ALICE)
+    monkeypatch.setattr(kube, "service_api_client", lambda: platform_client)
+    with pytest.raises(NotFound) as raised:
+        kube.platform_read_namespace("gone")
+    assert raised.value.description == 'namespaces "gone" not found'
+
+
 def _plain(value: Any) -> bool:
     """Only JSON types all the way down: no SDK models, no datetimes."""
     if isinstance(value, dict):

@@ -5,7 +5,6 @@ RBAC itself (who may) is proven live in tests/tenants/test_robots.py."""
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -32,12 +31,12 @@ class FakeCluster:
         self.calls: list[tuple[str, str]] = []
         self.token_requests: list[dict[str, Any]] = []
 
-    # CoreV1Api
-    def read_namespace(self, name: str) -> Any:
+    # kube.platform_read_namespace, as the management API's own identity
+    def platform_read_namespace(self, name: str) -> dict[str, Any]:
         if name != TENANT:
             raise NotFound(description=f'namespaces "{name}" not found', code="kubernetes_not_found")
         labels = {"created_by": django_settings.PLATFORM_ADMIN_LABEL}
-        return SimpleNamespace(metadata=SimpleNamespace(name=name, labels=labels, annotations={}), status=None)
+        return {"metadata": {"name": name, "labels": labels, "annotations": {}}}
 
     # kube.py's typed functions, as the caller; answers are the API server's JSON
     def _account(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -110,7 +109,7 @@ class FakeCluster:
 @pytest.fixture
 def cluster(monkeypatch: pytest.MonkeyPatch, issuer: Any) -> FakeCluster:
     fake = FakeCluster()
-    monkeypatch.setattr(kube, "service_api", lambda name: fake)
+    monkeypatch.setattr(kube, "platform_read_namespace", fake.platform_read_namespace)
     for typed in ROBOT_FUNCTIONS:
         monkeypatch.setattr(kube, typed, getattr(fake, typed))
     return fake

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import contextlib
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -263,20 +262,18 @@ def test_periodic_rotation_starts_one_operation_per_tenant_whose_key_is_too_old(
         if rotated_days is not None:
             stamp = (now - timedelta(days=rotated_days)).isoformat()
             annotations[manifests.STORE_KEY_ROTATED_ANNOTATION] = stamp
-        metadata = SimpleNamespace(
-            name=name, annotations=annotations, creation_timestamp=now - timedelta(days=created_days)
-        )
-        return SimpleNamespace(metadata=metadata, status=SimpleNamespace(phase="Active"))
+        created = (now - timedelta(days=created_days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        metadata = {"name": name, "annotations": annotations, "creationTimestamp": created}
+        return {"metadata": metadata, "status": {"phase": "Active"}}
 
     listed = [namespace("old", 100, None), namespace("rotated", 100, 5), namespace("young", 3, None)]
     listed.append(namespace("stale", 100, 40))
 
-    class Core:
-        def list_namespace(self, label_selector: str) -> Any:
-            assert label_selector == selectors.tenant_label_selector()
-            return SimpleNamespace(items=listed)
+    def platform_namespaces(*, label_selector: str = "") -> dict[str, Any]:
+        assert label_selector == selectors.tenant_label_selector()
+        return {"items": listed, "metadata": {}}
 
-    monkeypatch.setattr(kube, "service_api", lambda name: Core())
+    monkeypatch.setattr(kube, "platform_namespaces", platform_namespaces)
     settings.IMM_STORE_KEY_ROTATION_DAYS = 0
     assert tasks.rotations_start_due(now) == []
     settings.IMM_STORE_KEY_ROTATION_DAYS = 30
