@@ -93,13 +93,6 @@ def impersonation_user(identity: Identity) -> str:
     return identity.username
 
 
-def list_continue(answer: Any) -> str | None:
-    """The ``continue`` of a generated list answer (the SDK names the attribute differently across versions)."""
-    metadata = getattr(answer, "metadata", None)
-    value = getattr(metadata, "var_continue", None) or getattr(metadata, "_continue", None)
-    return value if isinstance(value, str) and value else None
-
-
 # --- errors -----------------------------------------------------------------------------------------
 def _status_message(exc: ApiException) -> str:
     try:
@@ -404,13 +397,19 @@ def ping() -> None:
 # generated models: one shape everywhere, the same the controller and the lists already read. Every
 # function maps SDK errors to domain errors (``translate``), and a 403 from an API server that is still
 # starting is the 503 it really is. Lists return the List object (``items`` and ``metadata.continue``).
-def _json_as(identity: Identity, api_name: str, method: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
-    """Call a generated method AS ``identity`` and return the response body as the API's JSON."""
-    api_client = api_client_for(identity)
-    with kube_errors(starting_is_unavailable=True):
+def _raw_json(
+    api_client: Any, api_name: str, method: str, args: tuple[Any, ...], kwargs: dict[str, Any], *, starting: bool
+) -> dict[str, Any]:
+    """One generated call, its body unread by the SDK and parsed as JSON (no models are built)."""
+    with kube_errors(starting_is_unavailable=starting):
         response = getattr(getattr(k8s, api_name)(api_client), method)(*args, _preload_content=False, **kwargs)
         body: dict[str, Any] = json.loads(response.data or b"{}")
     return body
+
+
+def _json_as(identity: Identity, api_name: str, method: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """Call a generated method AS ``identity`` and return the response body as the API's JSON."""
+    return _raw_json(api_client_for(identity), api_name, method, args, kwargs, starting=True)
 
 
 def _list_arguments(label_selector: str, limit: int | None, continue_token: str | None) -> dict[str, Any]:
@@ -718,11 +717,7 @@ def delete_endpoints(identity: Identity, namespace: str) -> dict[str, Any]:
 # rule's "is this a tenant" read, quota recounts): the same shape, the same error translation.
 def _json_platform(api_name: str, method: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
     """Call a generated method as the management API itself and return the response body as JSON."""
-    api_client = service_api_client()
-    with kube_errors(starting_is_unavailable=True):
-        response = getattr(getattr(k8s, api_name)(api_client), method)(*args, _preload_content=False, **kwargs)
-        body: dict[str, Any] = json.loads(response.data or b"{}")
-    return body
+    return _raw_json(service_api_client(), api_name, method, args, kwargs, starting=True)
 
 
 def platform_read_namespace(name: str) -> dict[str, Any]:
@@ -791,10 +786,7 @@ def api_of(api_client: Any, name: str) -> Any:
 
 def call_json(api_client: Any, api_name: str, method: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
     """Call a generated method and return the response body as the API's JSON."""
-    with kube_errors():
-        response = getattr(getattr(k8s, api_name)(api_client), method)(*args, _preload_content=False, **kwargs)
-        body: dict[str, Any] = json.loads(response.data or b"{}")
-    return body
+    return _raw_json(api_client, api_name, method, args, kwargs, starting=False)
 
 
 _dynamic_clients: dict[int, Any] = {}
