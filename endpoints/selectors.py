@@ -178,7 +178,6 @@ def endpoint_logs(identity: Identity, tenant: str, name: str, tail: int) -> list
     cr = endpoint_cr(identity, tenant, name)
     selector = _label_selector(status.endpoint_name_of(cr))
     pods = _json(identity, "CoreV1Api", "list_namespaced_pod", tenant, label_selector=selector).get("items") or []
-    core = kube.api(identity, "CoreV1Api")
     entries: list[dict[str, Any]] = []
     reasons: list[str] = []
     for pod in sorted(pods, key=lambda pod: str(pod["metadata"]["name"])):
@@ -186,8 +185,8 @@ def endpoint_logs(identity: Identity, tenant: str, name: str, tail: int) -> list
         for container in (pod.get("spec") or {}).get("containers") or []:
             entry: dict[str, Any] = {"pod": pod_name, "container": container["name"], "lines": None}
             try:
-                text = core.read_namespaced_pod_log(pod_name, tenant, container=container["name"], tail_lines=tail)
-                entry["lines"] = str(text).splitlines()
+                text = kube.pod_log(identity, tenant, pod_name, container=container["name"], tail_lines=tail)
+                entry["lines"] = text.splitlines()
             except (NotFound, UpstreamError, UpstreamUnavailable) as exc:
                 # The pod is listed, so a 404 here is the node's (no log), not the pod's.
                 reason = exc.description or exc.title

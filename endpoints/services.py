@@ -25,7 +25,7 @@ from decimal import Decimal
 from typing import Any
 
 from endpoints import hosts, selectors
-from endpoints.selectors import VERSION, endpoint_not_found
+from endpoints.selectors import endpoint_not_found
 from endpoints.spec import (
     PAUSED_REPLICAS_ANNOTATION,
     check_autoscaling_quota,
@@ -40,7 +40,6 @@ from inferencemgmt.auth.identity import Identity
 from inferencemgmt.digits import ascii_int
 from inferencemgmt.errors import KUBERNETES, Conflict, Forbidden, ImmError, NotFound, UpstreamUnavailable
 from inferencemgmt.quantities import quantity_value
-from inferencemgmt.resources import GROUP, PLURAL
 from inferencemgmt.resources import QUOTA_COUNT_KEY as ENDPOINT_COUNT_KEY
 from servings import selectors as serving_selectors
 from tenants.selectors import tenant_required
@@ -86,10 +85,6 @@ def endpoint_autoscaled_error(name: str) -> Conflict:
     )
 
 
-def _custom(identity: Identity) -> Any:
-    return kube.api(identity, "CustomObjectsApi")
-
-
 class _CountRefused(Exception):
     """The API server's quota admission refused a create for the endpoint count (to be re-checked)."""
 
@@ -98,7 +93,7 @@ def _create_once(identity: Identity, tenant: str, body: dict[str, Any]) -> None:
     name = body["metadata"]["name"]
     for attempt in range(QUOTA_UNKNOWN_ATTEMPTS):
         try:
-            _custom(identity).create_namespaced_custom_object(GROUP, VERSION, tenant, PLURAL, body)
+            kube.create_endpoint(identity, tenant, body)
             return
         except Conflict:
             raise endpoint_exists_error(name) from None
@@ -143,9 +138,7 @@ def _correct_used(tenant: str, quota: dict[str, Any], count: int) -> None:
     corrected = {**copy.deepcopy(quota), "apiVersion": "v1", "kind": "ResourceQuota"}
     corrected.setdefault("status", {}).setdefault("used", {})[ENDPOINT_COUNT_KEY] = str(count)
     try:
-        kube.service_api("CoreV1Api").replace_namespaced_resource_quota_status(
-            quota["metadata"]["name"], tenant, corrected
-        )
+        kube.platform_replace_resource_quota_status(tenant, quota["metadata"]["name"], corrected)
     except Forbidden:
         raise UpstreamUnavailable(
             KUBERNETES,
@@ -265,12 +258,9 @@ def endpoint_create(
 
 def _json_patch(identity: Identity, tenant: str, name: str, operations: list[dict[str, Any]]) -> dict[str, Any]:
     try:
-        result: dict[str, Any] = _custom(identity).patch_namespaced_custom_object(
-            GROUP, VERSION, tenant, PLURAL, name, operations, _content_type="application/json-patch+json"
-        )
+        return kube.patch_endpoint(identity, tenant, name, operations, content_type=kube.JSON_PATCH)
     except NotFound:
         raise endpoint_not_found(name) from None
-    return result
 
 
 def endpoint_update(identity: Identity, tenant: str, name: str, changes: Mapping[str, Any]) -> str:
@@ -335,9 +325,7 @@ def endpoint_scale(identity: Identity, tenant: str, name: str, replicas: int) ->
             raise endpoint_autoscaled_error(name)
         patch = {"metadata": {"resourceVersion": cr["metadata"]["resourceVersion"]}, "spec": {"replicas": replicas}}
         try:
-            _custom(identity).patch_namespaced_custom_object_scale(
-                GROUP, VERSION, tenant, PLURAL, name, patch, _content_type="application/merge-patch+json"
-            )
+            kube.scale_endpoint(identity, tenant, name, patch)
         except NotFound:
             raise endpoint_not_found(name) from None
         except Conflict:
@@ -352,9 +340,7 @@ def endpoint_delete(identity: Identity, tenant: str, name: str) -> str:
     """Delete the CR; its children go with it through their owner references (garbage collection)."""
     tenant_required(tenant)
     try:
-        _custom(identity).delete_namespaced_custom_object(
-            GROUP, VERSION, tenant, PLURAL, name, propagation_policy="Background"
-        )
+        kube.delete_endpoint(identity, tenant, name, propagation_policy="Background")
     except NotFound:
         _host_release_quietly(tenant, name)  # a claim left by an endpoint deleted around the API
         raise endpoint_not_found(name) from None
@@ -407,9 +393,7 @@ def _set_replicas(identity: Identity, tenant: str, name: str, decide: Decision) 
             "spec": {"replicas": replicas},
         }
         try:
-            _custom(identity).patch_namespaced_custom_object(
-                GROUP, VERSION, tenant, PLURAL, name, patch, _content_type="application/merge-patch+json"
-            )
+            kube.patch_endpoint(identity, tenant, name, patch, content_type=kube.MERGE_PATCH)
         except NotFound:
             raise endpoint_not_found(name) from None
         except Conflict:

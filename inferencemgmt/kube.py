@@ -23,6 +23,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 import urllib3
@@ -34,6 +35,7 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from urllib3.util.retry import Retry
 
+from inferencemgmt import resources
 from inferencemgmt.auth.identity import Identity
 from inferencemgmt.auth.names import passable_groups, service_account_groups, service_account_of, username_problem
 from inferencemgmt.digits import ascii_int
@@ -50,6 +52,8 @@ from inferencemgmt.errors import (
 from inferencemgmt.metrics import upstream_call
 
 TRANSIENT_STATUSES = (429, 500, 502, 503, 504)
+MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
 
 
 def impersonation_groups(identity: Identity) -> list[str]:
@@ -87,13 +91,6 @@ def impersonation_user(identity: Identity) -> str:
             code="impersonation_refused",
         )
     return identity.username
-
-
-def list_continue(answer: Any) -> str | None:
-    """The ``continue`` of a generated list answer (the SDK names the attribute differently across versions)."""
-    metadata = getattr(answer, "metadata", None)
-    value = getattr(metadata, "var_continue", None) or getattr(metadata, "_continue", None)
-    return value if isinstance(value, str) and value else None
 
 
 # --- errors -----------------------------------------------------------------------------------------
@@ -179,7 +176,7 @@ def _api_server_ready() -> bool:
 
 @contextmanager
 def kube_errors(*, starting_is_unavailable: bool = False, observed: bool = True) -> Iterator[None]:
-    """Wrap SDK calls that are not made through ``api()`` (watch streams, for instance).
+    """Map the SDK's errors to domain errors around SDK calls (the typed functions, watch streams).
 
     ``starting_is_unavailable``: a 403 from an API server that is not ready yet is the 503 it
     really is (for calls through the management API's kubeconfig, which the probe uses).
@@ -354,7 +351,7 @@ def _build(base: Any, user: str | None, groups: list[str], bearer: str | None) -
 
 
 def api_client_for(identity: Identity) -> Any:
-    """The raw ``ApiClient`` acting as ``identity`` (cached); prefer ``api()``."""
+    """The raw ``ApiClient`` acting as ``identity`` (cached); product code calls the typed functions below."""
     if settings.IMM_KUBE_AUTH_MODE == "passthrough":
         if not identity.token:
             raise UpstreamUnavailable(
@@ -376,11 +373,6 @@ def service_api_client() -> Any:
     return _cache.get(("service",), lambda base: _build(base, None, [], None))
 
 
-def api(identity: Identity, name: str) -> Any:
-    """A generated API (``"CoreV1Api"``, ``"CustomObjectsApi"``, ...) acting as ``identity``."""
-    return _Translated(getattr(k8s, name)(api_client_for(identity)), starting_is_unavailable=True)
-
-
 def service_api(name: str) -> Any:
     """A generated API acting as the management API's own identity."""
     return _Translated(getattr(k8s, name)(service_api_client()), starting_is_unavailable=True)
@@ -389,14 +381,372 @@ def service_api(name: str) -> Any:
 def self_subject_review(identity: Identity) -> tuple[str, list[str]]:
     """Ask Kubernetes who ``identity`` is to it: proves impersonation end to end."""
     body = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
-    review = api(identity, "AuthenticationV1Api").create_self_subject_review(body=body)
-    user_info = review.status.user_info
-    return str(user_info.username), list(user_info.groups or [])
+    review = _json_as(identity, "AuthenticationV1Api", "create_self_subject_review", body=body)
+    user_info = (review.get("status") or {}).get("userInfo") or {}
+    return str(user_info.get("username")), list(user_info.get("groups") or [])
 
 
 def ping() -> None:
     """Readiness: the API server answers the management API's own identity."""
     service_api("VersionApi").get_code(_request_timeout=settings.IMM_READINESS_TIMEOUT_SECONDS)
+
+
+# --- the typed façade: one function per resource and verb, acting AS a user ---------------------------
+# Product code asks for what it means (``read_config_map``), never for an SDK class by name, and gets
+# the API server's JSON as plain dicts (camelCase keys, timestamps as RFC 3339 strings), never the
+# generated models: one shape everywhere, the same the controller and the lists already read. Every
+# function maps SDK errors to domain errors (``translate``), and a 403 from an API server that is still
+# starting is the 503 it really is. Lists return the List object (``items`` and ``metadata.continue``).
+def _raw_json(
+    api_client: Any, api_name: str, method: str, args: tuple[Any, ...], kwargs: dict[str, Any], *, starting: bool
+) -> dict[str, Any]:
+    """One generated call, its body unread by the SDK and parsed as JSON (no models are built)."""
+    with kube_errors(starting_is_unavailable=starting):
+        response = getattr(getattr(k8s, api_name)(api_client), method)(*args, _preload_content=False, **kwargs)
+        body: dict[str, Any] = json.loads(response.data or b"{}")
+    return body
+
+
+def _json_as(identity: Identity, api_name: str, method: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """Call a generated method AS ``identity`` and return the response body as the API's JSON."""
+    return _raw_json(api_client_for(identity), api_name, method, args, kwargs, starting=True)
+
+
+def _list_arguments(label_selector: str, limit: int | None, continue_token: str | None) -> dict[str, Any]:
+    arguments: dict[str, Any] = {}
+    if label_selector:
+        arguments["label_selector"] = label_selector
+    if limit is not None:
+        arguments["limit"] = limit
+    if continue_token:
+        arguments["_continue"] = continue_token
+    return arguments
+
+
+def timestamp_iso(value: object) -> str | None:
+    """An API timestamp (``2024-01-02T03:04:05Z``) as ``datetime.isoformat()`` writes it (``+00:00``),
+    the form the API's answers have always carried; None for an absent one."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value).isoformat()
+    except ValueError:
+        return value
+
+
+# namespaces
+def read_namespace(identity: Identity, name: str) -> dict[str, Any]:
+    return _json_as(identity, "CoreV1Api", "read_namespace", name)
+
+
+def create_namespace(identity: Identity, body: dict[str, Any]) -> dict[str, Any]:
+    return _json_as(identity, "CoreV1Api", "create_namespace", body=body)
+
+
+def patch_namespace(identity: Identity, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+    return _json_as(identity, "CoreV1Api", "patch_namespace", name, patch)
+
+
+def delete_namespace(identity: Identity, name: str) -> dict[str, Any]:
+    return _json_as(identity, "CoreV1Api", "delete_namespace", name)
+
+
+# secrets (written only: nobody reads a tenant's secrets through the API)
+def create_secret(identity: Identity, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+    return _json_as(identity, "CoreV1Api", "create_namespaced_secret", namespace, body)
+
+
+def replace_secret(identity: Identity, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+    return _json_as(identity, "CoreV1Api", "replace_namespaced_secret", name, namespace, body)
+
+
+def delete_secret(identity: Identity, namespace: str, name: str) -> dict[str, Any]:
+    return _json_as(identity, "CoreV1Api", "delete_namespaced_secret", name, namespace)
+
+
+# resource quotas
+def read_resource_quota(identity: Identity, namespace: str, name: str) -> dict[str, Any]:
+    return _json_as(identity, "CoreV1Api", "read_namespaced_resource_quota", name, namespace)
+
+
+def create_resource_quota(identity: Identity, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+    return _json_as(identity, "CoreV1Api", "create_namespaced_resource_quota", namespace, body)
+
+
+def replace_resource_quota(identity: Identity, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+    return _json_as(identity, "CoreV1Api", "replace_namespaced_resource_quota", name, namespace, body)
+
+
+def delete_resource_quota(identity: Identity, namespace: str, name: str) -> dict[str, Any]:
+    return _json_as(identity, "CoreV1Api", "delete_namespaced_resource_quota", name, namespace)
+
+
+# config maps
+def config_maps(
+    identity: Identity,
+    namespace: str,
+    *,
+    label_selector: str = "",
+    limit: int | None = None,
+    continue_token: str | None = None,
+) -> dict[str, Any]:
+    return _json_as(
+        identity,
+        "CoreV1Api",
+        "list_namespaced_config_map",
+        namespace,
+        **_list_arguments(label_selector, limit, continue_token),
+    )
+
+
+def read_config_map(identity: Identity, namespace: str, name: str) -> dict[str, Any]:
+    return _json_as(identity, "CoreV1Api", "read_namespaced_config_map", name, namespace)
+
+
+def create_config_map(identity: Identity, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+    return _json_as(identity, "CoreV1Api", "create_namespaced_config_map", namespace, body)
+
+
+def replace_config_map(identity: Identity, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+    return _json_as(identity, "CoreV1Api", "replace_namespaced_config_map", name, namespace, body)
+
+
+def delete_config_map(identity: Identity, namespace: str, name: str) -> dict[str, Any]:
+    return _json_as(identity, "CoreV1Api", "delete_namespaced_config_map", name, namespace)
+
+
+# service accounts
+def service_accounts(
+    identity: Identity,
+    namespace: str,
+    *,
+    label_selector: str = "",
+    limit: int | None = None,
+    continue_token: str | None = None,
+) -> dict[str, Any]:
+    return _json_as(
+        identity,
+        "CoreV1Api",
+        "list_namespaced_service_account",
+        namespace,
+        **_list_arguments(label_selector, limit, continue_token),
+    )
+
+
+def read_service_account(identity: Identity, namespace: str, name: str) -> dict[str, Any]:
+    return _json_as(identity, "CoreV1Api", "read_namespaced_service_account", name, namespace)
+
+
+def create_service_account(identity: Identity, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+    return _json_as(identity, "CoreV1Api", "create_namespaced_service_account", namespace, body)
+
+
+def delete_service_account(identity: Identity, namespace: str, name: str) -> dict[str, Any]:
+    return _json_as(identity, "CoreV1Api", "delete_namespaced_service_account", name, namespace)
+
+
+# pods
+def pod_log(identity: Identity, namespace: str, name: str, *, container: str, tail_lines: int) -> str:
+    """The last ``tail_lines`` lines of one container's log, as text."""
+    api_client = api_client_for(identity)
+    with kube_errors(starting_is_unavailable=True):
+        # Unread (``_preload_content=False``): the raw urllib3 answer, whatever the stubs say it returns.
+        response: Any = k8s.CoreV1Api(api_client).read_namespaced_pod_log(
+            name, namespace, container=container, tail_lines=tail_lines, _preload_content=False
+        )
+        data = response.data or b""
+    return data.decode("utf-8", errors="replace") if isinstance(data, bytes) else str(data)
+
+
+# roles, role bindings, network policies
+def create_role(identity: Identity, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+    return _json_as(identity, "RbacAuthorizationV1Api", "create_namespaced_role", namespace, body)
+
+
+def replace_role(identity: Identity, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+    return _json_as(identity, "RbacAuthorizationV1Api", "replace_namespaced_role", name, namespace, body)
+
+
+def delete_role(identity: Identity, namespace: str, name: str) -> dict[str, Any]:
+    return _json_as(identity, "RbacAuthorizationV1Api", "delete_namespaced_role", name, namespace)
+
+
+def read_role_binding(identity: Identity, namespace: str, name: str) -> dict[str, Any]:
+    return _json_as(identity, "RbacAuthorizationV1Api", "read_namespaced_role_binding", name, namespace)
+
+
+def create_role_binding(identity: Identity, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+    return _json_as(identity, "RbacAuthorizationV1Api", "create_namespaced_role_binding", namespace, body)
+
+
+def replace_role_binding(identity: Identity, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+    return _json_as(identity, "RbacAuthorizationV1Api", "replace_namespaced_role_binding", name, namespace, body)
+
+
+def delete_role_binding(identity: Identity, namespace: str, name: str) -> dict[str, Any]:
+    return _json_as(identity, "RbacAuthorizationV1Api", "delete_namespaced_role_binding", name, namespace)
+
+
+def create_network_policy(identity: Identity, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+    return _json_as(identity, "NetworkingV1Api", "create_namespaced_network_policy", namespace, body)
+
+
+def replace_network_policy(identity: Identity, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+    return _json_as(identity, "NetworkingV1Api", "replace_namespaced_network_policy", name, namespace, body)
+
+
+def delete_network_policy(identity: Identity, namespace: str, name: str) -> dict[str, Any]:
+    return _json_as(identity, "NetworkingV1Api", "delete_namespaced_network_policy", name, namespace)
+
+
+# InferenceEndpoint custom objects
+def endpoints(
+    identity: Identity, namespace: str, *, limit: int | None = None, continue_token: str | None = None
+) -> dict[str, Any]:
+    """The namespace's InferenceEndpoints (the List object: ``items`` and ``metadata``)."""
+    return _json_as(
+        identity,
+        "CustomObjectsApi",
+        "list_namespaced_custom_object",
+        resources.GROUP,
+        resources.VERSION,
+        namespace,
+        resources.PLURAL,
+        **_list_arguments("", limit, continue_token),
+    )
+
+
+def endpoints_everywhere(identity: Identity) -> dict[str, Any]:
+    """Every namespace's InferenceEndpoints (platform admins; others get the API server's 403)."""
+    return _json_as(
+        identity, "CustomObjectsApi", "list_cluster_custom_object", resources.GROUP, resources.VERSION, resources.PLURAL
+    )
+
+
+def read_endpoint(identity: Identity, namespace: str, name: str) -> dict[str, Any]:
+    return _json_as(
+        identity,
+        "CustomObjectsApi",
+        "get_namespaced_custom_object",
+        resources.GROUP,
+        resources.VERSION,
+        namespace,
+        resources.PLURAL,
+        name,
+    )
+
+
+def create_endpoint(identity: Identity, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+    return _json_as(
+        identity,
+        "CustomObjectsApi",
+        "create_namespaced_custom_object",
+        resources.GROUP,
+        resources.VERSION,
+        namespace,
+        resources.PLURAL,
+        body,
+    )
+
+
+def patch_endpoint(
+    identity: Identity, namespace: str, name: str, patch: Any, *, content_type: str = MERGE_PATCH
+) -> dict[str, Any]:
+    """Patch the CR: a merge patch (a dict) or, with ``content_type=JSON_PATCH``, a list of operations."""
+    return _json_as(
+        identity,
+        "CustomObjectsApi",
+        "patch_namespaced_custom_object",
+        resources.GROUP,
+        resources.VERSION,
+        namespace,
+        resources.PLURAL,
+        name,
+        patch,
+        _content_type=content_type,
+    )
+
+
+def scale_endpoint(identity: Identity, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+    """Merge-patch the CR's scale subresource (``spec.replicas``, guarded by ``metadata.resourceVersion``)."""
+    return _json_as(
+        identity,
+        "CustomObjectsApi",
+        "patch_namespaced_custom_object_scale",
+        resources.GROUP,
+        resources.VERSION,
+        namespace,
+        resources.PLURAL,
+        name,
+        patch,
+        _content_type=MERGE_PATCH,
+    )
+
+
+def delete_endpoint(
+    identity: Identity, namespace: str, name: str, *, propagation_policy: str = "Background"
+) -> dict[str, Any]:
+    return _json_as(
+        identity,
+        "CustomObjectsApi",
+        "delete_namespaced_custom_object",
+        resources.GROUP,
+        resources.VERSION,
+        namespace,
+        resources.PLURAL,
+        name,
+        propagation_policy=propagation_policy,
+    )
+
+
+def delete_endpoints(identity: Identity, namespace: str) -> dict[str, Any]:
+    """Delete every InferenceEndpoint of the namespace (one collection delete)."""
+    return _json_as(
+        identity,
+        "CustomObjectsApi",
+        "delete_collection_namespaced_custom_object",
+        resources.GROUP,
+        resources.VERSION,
+        namespace,
+        resources.PLURAL,
+    )
+
+
+# --- the typed façade, as the management API's own identity -------------------------------------------
+# Only for what no user may do or see (provisioning's copy of the platform's TLS secret, the tenant
+# rule's "is this a tenant" read, quota recounts): the same shape, the same error translation.
+def _json_platform(api_name: str, method: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """Call a generated method as the management API itself and return the response body as JSON."""
+    return _raw_json(service_api_client(), api_name, method, args, kwargs, starting=True)
+
+
+def platform_read_namespace(name: str) -> dict[str, Any]:
+    return _json_platform("CoreV1Api", "read_namespace", name)
+
+
+def platform_namespaces(*, label_selector: str = "") -> dict[str, Any]:
+    """Every namespace (matching ``label_selector``) as one List object."""
+    return _json_platform("CoreV1Api", "list_namespace", **_list_arguments(label_selector, None, None))
+
+
+def platform_read_secret(namespace: str, name: str) -> dict[str, Any]:
+    return _json_platform("CoreV1Api", "read_namespaced_secret", name, namespace)
+
+
+def platform_replace_resource_quota_status(namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+    return _json_platform("CoreV1Api", "replace_namespaced_resource_quota_status", name, namespace, body)
+
+
+def platform_read_endpoint(namespace: str, name: str) -> dict[str, Any]:
+    return _json_platform(
+        "CustomObjectsApi",
+        "get_namespaced_custom_object",
+        resources.GROUP,
+        resources.VERSION,
+        namespace,
+        resources.PLURAL,
+        name,
+    )
 
 
 # --- a process's own identity (the controller) --------------------------------------------------------
@@ -436,10 +786,7 @@ def api_of(api_client: Any, name: str) -> Any:
 
 def call_json(api_client: Any, api_name: str, method: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
     """Call a generated method and return the response body as the API's JSON."""
-    with kube_errors():
-        response = getattr(getattr(k8s, api_name)(api_client), method)(*args, _preload_content=False, **kwargs)
-        body: dict[str, Any] = json.loads(response.data or b"{}")
-    return body
+    return _raw_json(api_client, api_name, method, args, kwargs, starting=False)
 
 
 _dynamic_clients: dict[int, Any] = {}
@@ -561,8 +908,13 @@ def access_allowed(
         "kind": "SelfSubjectAccessReview",
         "spec": {"resourceAttributes": attributes},
     }
-    review = api(identity, "AuthorizationV1Api").create_self_subject_access_review(body=body)
-    return bool(review.status.allowed)
+    review = create_self_subject_access_review(identity, body)
+    return bool((review.get("status") or {}).get("allowed"))
+
+
+def create_self_subject_access_review(identity: Identity, body: dict[str, Any]) -> dict[str, Any]:
+    """The SelfSubjectAccessReview ``body``, answered by Kubernetes for ``identity`` (``status.allowed``)."""
+    return _json_as(identity, "AuthorizationV1Api", "create_self_subject_access_review", body=body)
 
 
 # --- robots: service-account tokens -------------------------------------------------------------------
@@ -600,10 +952,12 @@ def token_review(token: str, audiences: list[str]) -> TokenReviewAnswer:
     )
 
 
-def service_account_token(identity: Identity, namespace: str, name: str, *, audience: str, seconds: int) -> Any:
+def service_account_token(
+    identity: Identity, namespace: str, name: str, *, audience: str, seconds: int
+) -> dict[str, Any]:
     """A bound token of the ServiceAccount ``namespace/name`` (the TokenRequest API), requested AS ``identity``.
 
-    Returns the TokenRequest's status (``token``, ``expiration_timestamp``). Never a Secret: the token
+    Returns the TokenRequest's status as JSON (``token``, ``expirationTimestamp``). Never a Secret: the token
     expires and dies with the ServiceAccount.
     """
     body = {
@@ -611,4 +965,9 @@ def service_account_token(identity: Identity, namespace: str, name: str, *, audi
         "kind": "TokenRequest",
         "spec": {"audiences": [audience], "expirationSeconds": seconds},
     }
-    return api(identity, "CoreV1Api").create_namespaced_service_account_token(name, namespace, body).status
+    return create_service_account_token(identity, namespace, name, body).get("status") or {}
+
+
+def create_service_account_token(identity: Identity, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The TokenRequest ``body`` for ServiceAccount ``namespace/name``, answered (``status.token``)."""
+    return _json_as(identity, "CoreV1Api", "create_namespaced_service_account_token", name, namespace, body)

@@ -127,10 +127,8 @@ def uploads_abort_stale(max_age: timedelta, tenant: str | None = None) -> int:
         DirectUpload.objects.filter(pk=upload.pk).update(state=DirectUpload.State.ABORTED, finished_at=timezone.now())
         aborted += 1
     if tenant is None:
-        namespaces = kube.service_api("CoreV1Api").list_namespace(
-            label_selector=f"created_by={settings.PLATFORM_ADMIN_LABEL}"
-        )
-        buckets = [namespace.metadata.name for namespace in namespaces.items]
+        namespaces = kube.platform_namespaces(label_selector=f"created_by={settings.PLATFORM_ADMIN_LABEL}")
+        buckets = [str(namespace["metadata"]["name"]) for namespace in namespaces.get("items") or []]
     else:
         buckets = [tenant]
     for bucket in buckets:

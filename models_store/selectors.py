@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from inferencemgmt import kube, objectstore, paging, resources
+from inferencemgmt import kube, objectstore, paging
 from inferencemgmt.auth.identity import Identity
 from inferencemgmt.digits import ascii_int
 from models_store import access, keys
@@ -24,9 +24,7 @@ def model_list(identity: Identity, tenant: str) -> list[dict[str, Any]]:
 
 def tenant_endpoints(identity: Identity, tenant: str) -> list[dict[str, Any]]:
     """The tenant's InferenceEndpoints, read AS the user: ``{"name", "modelName", "modelVersionPolicy"}``."""
-    answer = kube.api(identity, "CustomObjectsApi").list_namespaced_custom_object(
-        resources.GROUP, resources.VERSION, tenant, resources.PLURAL
-    )
+    answer = kube.endpoints(identity, tenant)
     endpoints = []
     for item in answer.get("items", []):
         spec = item.get("spec") or {}

@@ -38,15 +38,18 @@ def serving_page_scope(identity: Identity) -> str:
 
 def serving_page(identity: Identity, page: paging.PageRequest) -> tuple[list[str], str | None]:
     """One page of serving template names (sorted, as the API server lists them) and the next token."""
-    configmaps = kube.api(identity, "CoreV1Api").list_namespaced_config_map(
-        settings.SERVING_TEMPLATES_NAMESPACE, label_selector=TEMPLATE_LABEL_SELECTOR, **page.kube_arguments()
+    configmaps = kube.config_maps(
+        identity,
+        settings.SERVING_TEMPLATES_NAMESPACE,
+        label_selector=TEMPLATE_LABEL_SELECTOR,
+        limit=page.limit,
+        continue_token=page.kube_continue,
     )
-    return sorted(item.metadata.name for item in configmaps.items), page.kube_token(
-        {"continue": kube.list_continue(configmaps)}
-    )
+    names = sorted(str(item["metadata"]["name"]) for item in configmaps.get("items") or [])
+    return names, page.kube_token(configmaps.get("metadata"))
 
 
-def serving_configmap(identity: Identity, name: str) -> Any:
+def serving_configmap(identity: Identity, name: str) -> dict[str, Any]:
     """The ConfigMap of serving ``name``; 404 when it is absent or not labelled as a template.
 
     A name no ConfigMap can have is 404 before any call: it becomes a segment of a Kubernetes URL,
@@ -55,25 +58,23 @@ def serving_configmap(identity: Identity, name: str) -> Any:
     if len(name) > CONFIGMAP_NAME_MAX or not CONFIGMAP_NAME.fullmatch(name):
         raise serving_not_found(name)
     try:
-        configmap = kube.api(identity, "CoreV1Api").read_namespaced_config_map(
-            name, settings.SERVING_TEMPLATES_NAMESPACE
-        )
+        configmap = kube.read_config_map(identity, settings.SERVING_TEMPLATES_NAMESPACE, name)
     except NotFound:
         raise serving_not_found(name) from None
-    if (configmap.metadata.labels or {}).get(TEMPLATE_LABEL) != "true":
+    if ((configmap.get("metadata") or {}).get("labels") or {}).get(TEMPLATE_LABEL) != "true":
         raise serving_not_found(name)
     return configmap
 
 
 def serving_get(identity: Identity, name: str) -> dict[str, str] | None:
     """The template texts by data key (``configMap.tmpl``, ...), or None for a ConfigMap without data."""
-    data = serving_configmap(identity, name).data
+    data = serving_configmap(identity, name).get("data")
     return dict(data) if data is not None else None
 
 
 def serving_users(identity: Identity, name: str) -> list[str]:
     """``<tenant>/<endpoint>`` of every endpoint that uses serving ``name`` (cluster-wide)."""
-    endpoints = kube.api(identity, "CustomObjectsApi").list_cluster_custom_object(GROUP, "v1", PLURAL)
+    endpoints = kube.endpoints_everywhere(identity)
     return sorted(
         f"{item['metadata']['namespace']}/{item['metadata']['name']}"
         for item in endpoints.get("items", [])

@@ -71,7 +71,7 @@ def serving_create(identity: Identity, name: str, data: object) -> None:
     texts = serving_validate(name, data)
     body = serving_template_configmap(name, texts, settings.SERVING_TEMPLATES_NAMESPACE)
     try:
-        kube.api(identity, "CoreV1Api").create_namespaced_config_map(settings.SERVING_TEMPLATES_NAMESPACE, body)
+        kube.create_config_map(identity, settings.SERVING_TEMPLATES_NAMESPACE, body)
     except Conflict:
         raise Conflict("Conflict", f"Serving {name} already exists", code="serving_already_exists") from None
 
@@ -81,8 +81,8 @@ def serving_replace(identity: Identity, name: str, data: object) -> None:
     current = selectors.serving_configmap(identity, name)
     body = serving_template_configmap(name, texts, settings.SERVING_TEMPLATES_NAMESPACE)
     # Optimistic concurrency: a concurrent change makes this a 409, never a lost update.
-    body["metadata"]["resourceVersion"] = current.metadata.resource_version
-    kube.api(identity, "CoreV1Api").replace_namespaced_config_map(name, settings.SERVING_TEMPLATES_NAMESPACE, body)
+    body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+    kube.replace_config_map(identity, settings.SERVING_TEMPLATES_NAMESPACE, name, body)
 
 
 def serving_delete(identity: Identity, name: str) -> None:
@@ -94,4 +94,4 @@ def serving_delete(identity: Identity, name: str) -> None:
         raise Conflict(
             "Conflict", f"Serving {name} is used by {len(users)} endpoint(s): {shown}", code="serving_in_use"
         )
-    kube.api(identity, "CoreV1Api").delete_namespaced_config_map(name, settings.SERVING_TEMPLATES_NAMESPACE)
+    kube.delete_config_map(identity, settings.SERVING_TEMPLATES_NAMESPACE, name)

@@ -22,7 +22,7 @@ from typing import Any
 from django.conf import settings
 
 from endpoints import services as endpoint_services
-from inferencemgmt import kube, objectstore, resources
+from inferencemgmt import kube, objectstore
 from inferencemgmt.auth.identity import Identity
 from inferencemgmt.errors import KUBERNETES, Conflict, Forbidden, ImmError, NotFound, UpstreamUnavailable
 from inferencemgmt.operations.execution import OperationRolledBack, OperationRun
@@ -50,18 +50,6 @@ class Tenant:
     scope: tuple[str, ...] = ()
     quota: dict[str, Any] | None = None
 
-    def core(self) -> Any:
-        return kube.api(self.identity, "CoreV1Api")
-
-    def rbac(self) -> Any:
-        return kube.api(self.identity, "RbacAuthorizationV1Api")
-
-    def networking(self) -> Any:
-        return kube.api(self.identity, "NetworkingV1Api")
-
-    def custom(self) -> Any:
-        return kube.api(self.identity, "CustomObjectsApi")
-
 
 def _ignore_missing(call: Callable[[], Any]) -> None:
     with suppress(NotFound):
@@ -83,16 +71,16 @@ def _namespace_apply(tenant: Tenant) -> None:
     )
     body["metadata"]["annotations"][OPERATION_ANNOTATION] = tenant.operation_id
     try:
-        tenant.core().create_namespace(body=body)
+        kube.create_namespace(tenant.identity, body)
     except Conflict:
-        existing = tenant.core().read_namespace(tenant.name)
-        annotations = existing.metadata.annotations or {}
+        existing = kube.read_namespace(tenant.identity, tenant.name)
+        annotations = (existing.get("metadata") or {}).get("annotations") or {}
         if annotations.get(OPERATION_ANNOTATION) != tenant.operation_id:
             raise tenant_exists_error(tenant.name) from None
 
 
 def _namespace_undo(tenant: Tenant, run: OperationRun | None) -> None:
-    _ignore_missing(lambda: tenant.core().delete_namespace(tenant.name))
+    _ignore_missing(lambda: kube.delete_namespace(tenant.identity, tenant.name))
     namespace_wait_gone(tenant, run)
 
 
@@ -101,7 +89,7 @@ def namespace_wait_gone(tenant: Tenant, run: OperationRun | None) -> None:
     deadline = time.monotonic() + settings.IMM_NAMESPACE_DELETE_TIMEOUT_SECONDS
     while True:
         try:
-            tenant.core().read_namespace(tenant.name)
+            kube.read_namespace(tenant.identity, tenant.name)
         except NotFound:
             return
         if time.monotonic() > deadline:
@@ -142,10 +130,9 @@ def bucket_remove(name: str) -> None:
 
 def secret_put(tenant: Tenant, body: dict[str, Any]) -> None:
     """Create the secret, or replace the one there (provisioning and the key rotation write them)."""
-    core = tenant.core()
     _create_or_replace(
-        lambda: core.create_namespaced_secret(tenant.name, body),
-        lambda: core.replace_namespaced_secret(body["metadata"]["name"], tenant.name, body),
+        lambda: kube.create_secret(tenant.identity, tenant.name, body),
+        lambda: kube.replace_secret(tenant.identity, tenant.name, body["metadata"]["name"], body),
     )
 
 
@@ -212,9 +199,7 @@ def _tls_secret_apply(tenant: Tenant) -> None:
     # Read with the platform's own identity (its Role in the system namespace): an admin may write
     # secrets in tenant namespaces only and read none anywhere, so the copy's source is not theirs.
     try:
-        source = kube.service_api("CoreV1Api").read_namespaced_secret(
-            settings.IMM_INFERENCE_TLS_SECRET, settings.IMM_SYSTEM_NAMESPACE
-        )
+        source = kube.platform_read_secret(settings.IMM_SYSTEM_NAMESPACE, settings.IMM_INFERENCE_TLS_SECRET)
     except NotFound:
         raise ImmError(
             "Platform misconfigured",
@@ -223,64 +208,59 @@ def _tls_secret_apply(tenant: Tenant) -> None:
             code="platform_tls_secret_missing",
             status=503,
         ) from None
-    secret_put(tenant, manifests.tls_secret(tenant.name, {"type": source.type, "data": source.data}))
+    secret_put(tenant, manifests.tls_secret(tenant.name, {"type": source.get("type"), "data": source.get("data")}))
 
 
 def _quota_apply(tenant: Tenant) -> None:
     body = manifests.resource_quota(tenant.name, tenant.quota or {})
-    core = tenant.core()
     _create_or_replace(
-        lambda: core.create_namespaced_resource_quota(tenant.name, body),
-        lambda: core.replace_namespaced_resource_quota(tenant.name, tenant.name, body),
+        lambda: kube.create_resource_quota(tenant.identity, tenant.name, body),
+        lambda: kube.replace_resource_quota(tenant.identity, tenant.name, tenant.name, body),
     )
 
 
 def _role_apply(tenant: Tenant) -> None:
     body = manifests.role(tenant.name)
-    rbac = tenant.rbac()
     _create_or_replace(
-        lambda: rbac.create_namespaced_role(tenant.name, body),
-        lambda: rbac.replace_namespaced_role(tenant.name, tenant.name, body),
+        lambda: kube.create_role(tenant.identity, tenant.name, body),
+        lambda: kube.replace_role(tenant.identity, tenant.name, tenant.name, body),
     )
 
 
 def _robot_roles_apply(tenant: Tenant) -> None:
-    rbac = tenant.rbac()
     for body in manifests.robot_roles(tenant.name):
         try:
-            rbac.create_namespaced_role(tenant.name, body)
+            kube.create_role(tenant.identity, tenant.name, body)
         except Conflict:
-            rbac.replace_namespaced_role(body["metadata"]["name"], tenant.name, body)
+            kube.replace_role(tenant.identity, tenant.name, body["metadata"]["name"], body)
 
 
 def _robot_roles_undo(tenant: Tenant, run: OperationRun | None) -> None:
     for body in manifests.robot_roles(tenant.name):
         with suppress(NotFound):
-            tenant.rbac().delete_namespaced_role(body["metadata"]["name"], tenant.name)
+            kube.delete_role(tenant.identity, tenant.name, body["metadata"]["name"])
 
 
 def _role_binding_apply(tenant: Tenant) -> None:
     body = manifests.role_binding(tenant.name, tenant.scope)
-    rbac = tenant.rbac()
     _create_or_replace(
-        lambda: rbac.create_namespaced_role_binding(tenant.name, body),
-        lambda: rbac.replace_namespaced_role_binding(tenant.name, tenant.name, body),
+        lambda: kube.create_role_binding(tenant.identity, tenant.name, body),
+        lambda: kube.replace_role_binding(tenant.identity, tenant.name, tenant.name, body),
     )
 
 
 def _network_policy_apply(tenant: Tenant) -> None:
     body = manifests.network_policy(tenant.name, settings.IMM_INGRESS_NAMESPACE)
-    networking = tenant.networking()
     name = body["metadata"]["name"]
     _create_or_replace(
-        lambda: networking.create_namespaced_network_policy(tenant.name, body),
-        lambda: networking.replace_namespaced_network_policy(name, tenant.name, body),
+        lambda: kube.create_network_policy(tenant.identity, tenant.name, body),
+        lambda: kube.replace_network_policy(tenant.identity, tenant.name, name, body),
     )
 
 
 def _secret_undo(name: str) -> Callable[[Tenant, OperationRun | None], None]:
     def undo(tenant: Tenant, run: OperationRun | None) -> None:
-        _ignore_missing(lambda: tenant.core().delete_namespaced_secret(name, tenant.name))
+        _ignore_missing(lambda: kube.delete_secret(tenant.identity, tenant.name, name))
 
     return undo
 
@@ -302,21 +282,19 @@ CREATE_STEPS: tuple[Step, ...] = (
     Step(
         "resource-quota",
         _quota_apply,
-        lambda t, run: _ignore_missing(lambda: t.core().delete_namespaced_resource_quota(t.name, t.name)),
+        lambda t, run: _ignore_missing(lambda: kube.delete_resource_quota(t.identity, t.name, t.name)),
     ),
-    Step("role", _role_apply, lambda t, run: _ignore_missing(lambda: t.rbac().delete_namespaced_role(t.name, t.name))),
+    Step("role", _role_apply, lambda t, run: _ignore_missing(lambda: kube.delete_role(t.identity, t.name, t.name))),
     Step("robot-roles", _robot_roles_apply, _robot_roles_undo),
     Step(
         "role-binding",
         _role_binding_apply,
-        lambda t, run: _ignore_missing(lambda: t.rbac().delete_namespaced_role_binding(t.name, t.name)),
+        lambda t, run: _ignore_missing(lambda: kube.delete_role_binding(t.identity, t.name, t.name)),
     ),
     Step(
         "network-policy",
         _network_policy_apply,
-        lambda t, run: _ignore_missing(
-            lambda: t.networking().delete_namespaced_network_policy("tenant-isolation", t.name)
-        ),
+        lambda t, run: _ignore_missing(lambda: kube.delete_network_policy(t.identity, t.name, "tenant-isolation")),
     ),
 )
 
@@ -379,11 +357,7 @@ def deprovision(run: OperationRun) -> dict[str, Any]:
         with run.step("endpoints"):
             # Deleting the CRs first lets the controller and the garbage collector remove the
             # serving pods before the namespace goes, so nothing serves from a deleted bucket.
-            _ignore_missing(
-                lambda: tenant.custom().delete_collection_namespaced_custom_object(
-                    resources.GROUP, resources.VERSION, name, resources.PLURAL
-                )
-            )
+            _ignore_missing(lambda: kube.delete_endpoints(tenant.identity, name))
     if not run.completed("host claims"):
         with run.step("host claims"):
             # The endpoints' inference hosts become free for other tenants (endpoints.hosts).

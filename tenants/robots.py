@@ -34,27 +34,28 @@ def robot_not_found(name: str) -> NotFound:
     return NotFound(description=f"Robot {name} does not exist", code="robot_not_found")
 
 
-def _is_robot(account: Any) -> bool:
-    return bool((account.metadata.labels or {}).get(manifests.ROBOT_LABEL) == "true")
+def _is_robot(account: dict[str, Any]) -> bool:
+    labels = (account.get("metadata") or {}).get("labels") or {}
+    return bool(labels.get(manifests.ROBOT_LABEL) == "true")
 
 
-def _view(tenant: str, account: Any) -> dict[str, Any]:
-    annotations = account.metadata.annotations or {}
-    created = account.metadata.creation_timestamp
+def _view(tenant: str, account: dict[str, Any]) -> dict[str, Any]:
+    metadata = account.get("metadata") or {}
+    annotations = metadata.get("annotations") or {}
     return {
-        "name": account.metadata.name,
+        "name": metadata["name"],
         "description": annotations.get(manifests.DESCRIPTION_ANNOTATION, ""),
         "role": annotations.get(manifests.ROBOT_ROLE_ANNOTATION, ""),
-        "username": f"system:serviceaccount:{tenant}:{account.metadata.name}",
+        "username": f"system:serviceaccount:{tenant}:{metadata['name']}",
         "createdBy": annotations.get(manifests.CREATED_BY_ANNOTATION),
-        "createdAt": created.isoformat() if created else None,
+        "createdAt": kube.timestamp_iso(metadata.get("creationTimestamp")),
     }
 
 
-def _read(identity: Identity, tenant: str, name: str) -> Any:
+def _read(identity: Identity, tenant: str, name: str) -> dict[str, Any]:
     """The robot's ServiceAccount read AS the caller: 403 for an outsider, 404 for no such robot."""
     try:
-        account = kube.api(identity, "CoreV1Api").read_namespaced_service_account(name, tenant)
+        account = kube.read_service_account(identity, tenant, name)
     except NotFound:
         raise robot_not_found(name) from None
     if not _is_robot(account):
@@ -69,11 +70,16 @@ def robot_page_scope(identity: Identity, tenant: str) -> str:
 def robot_page(identity: Identity, tenant: str, page: paging.PageRequest) -> tuple[list[dict[str, Any]], str | None]:
     """One page of the tenant's robots (by name) and the next page's token: one list call."""
     tenant_required(tenant)
-    accounts = kube.api(identity, "CoreV1Api").list_namespaced_service_account(
-        tenant, label_selector=f"{manifests.ROBOT_LABEL}=true", **page.kube_arguments()
+    accounts = kube.service_accounts(
+        identity,
+        tenant,
+        label_selector=f"{manifests.ROBOT_LABEL}=true",
+        limit=page.limit,
+        continue_token=page.kube_continue,
     )
-    robots = sorted((_view(tenant, account) for account in accounts.items), key=lambda robot: str(robot["name"]))
-    return robots, page.kube_token({"continue": kube.list_continue(accounts)})
+    views = (_view(tenant, account) for account in accounts.get("items") or [])
+    robots = sorted(views, key=lambda robot: str(robot["name"]))
+    return robots, page.kube_token(accounts.get("metadata"))
 
 
 def robot_get(identity: Identity, tenant: str, name: str) -> dict[str, Any]:
@@ -84,18 +90,17 @@ def robot_get(identity: Identity, tenant: str, name: str) -> dict[str, Any]:
 def robot_create(identity: Identity, tenant: str, *, name: str, description: str, role: str) -> dict[str, Any]:
     """The ServiceAccount, then its RoleBinding; a refused binding removes the account again."""
     tenant_required(tenant)
-    core = kube.api(identity, "CoreV1Api")
     body = manifests.robot_service_account(tenant, name, description, role, identity.username)
     try:
-        account = core.create_namespaced_service_account(tenant, body)
+        account = kube.create_service_account(identity, tenant, body)
     except Conflict:
         raise Conflict(f"Robot {name} already exists", code="robot_exists") from None
-    binding = manifests.robot_role_binding(tenant, name, role, str(account.metadata.uid))
+    binding = manifests.robot_role_binding(tenant, name, role, str(account["metadata"]["uid"]))
     try:
-        kube.api(identity, "RbacAuthorizationV1Api").create_namespaced_role_binding(tenant, binding)
+        kube.create_role_binding(identity, tenant, binding)
     except ImmError:
         with suppress(ImmError):
-            core.delete_namespaced_service_account(name, tenant)
+            kube.delete_service_account(identity, tenant, name)
         raise
     return _view(tenant, account)
 
@@ -105,11 +110,9 @@ def robot_delete(identity: Identity, tenant: str, name: str) -> dict[str, Any]:
     tenant_required(tenant)
     _read(identity, tenant, name)
     with suppress(NotFound):
-        kube.api(identity, "RbacAuthorizationV1Api").delete_namespaced_role_binding(
-            manifests.robot_binding_name(name), tenant
-        )
+        kube.delete_role_binding(identity, tenant, manifests.robot_binding_name(name))
     try:
-        kube.api(identity, "CoreV1Api").delete_namespaced_service_account(name, tenant)
+        kube.delete_service_account(identity, tenant, name)
     except NotFound:
         raise robot_not_found(name) from None
     return {"name": name}
@@ -131,10 +134,9 @@ def robot_token(identity: Identity, tenant: str, name: str, *, expires_in: int) 
         status = kube.service_account_token(identity, tenant, name, audience=audience, seconds=expires_in)
     except NotFound:
         raise robot_not_found(name) from None
-    expiration = status.expiration_timestamp
     return {
         "name": name,
-        "token": status.token,
-        "expiresAt": expiration.isoformat() if expiration else None,
+        "token": status.get("token"),
+        "expiresAt": kube.timestamp_iso(status.get("expirationTimestamp")),
         "audience": audience,
     }

@@ -63,13 +63,13 @@ def rotation_in_flight(name: str) -> Operation | None:
 
 
 def _annotations(tenant: Tenant) -> dict[str, str]:
-    namespace = tenant.core().read_namespace(tenant.name)
-    return dict(namespace.metadata.annotations or {})
+    namespace = kube.read_namespace(tenant.identity, tenant.name)
+    return dict((namespace.get("metadata") or {}).get("annotations") or {})
 
 
 def _annotate(tenant: Tenant, values: Mapping[str, str | None]) -> None:
     """Merge-patch namespace annotations (``None`` removes one); the controller watches them."""
-    tenant.core().patch_namespace(tenant.name, {"metadata": {"annotations": dict(values)}})
+    kube.patch_namespace(tenant.identity, tenant.name, {"metadata": {"annotations": dict(values)}})
 
 
 def _find_keys(tenant: Tenant) -> dict[str, Any]:
@@ -201,9 +201,10 @@ def rotate(run: OperationRun) -> dict[str, Any]:
 
 
 # --- periodic rotation ------------------------------------------------------------------------------
-def key_age(namespace: Any, now: datetime) -> timedelta:
-    """How old the tenant's key is: since its last rotation, or since the tenant was made."""
-    annotations = namespace.metadata.annotations or {}
+def key_age(namespace: dict[str, Any], now: datetime) -> timedelta:
+    """How old the tenant's key is: since its last rotation, or since the tenant was made (the namespace's JSON)."""
+    metadata = namespace.get("metadata") or {}
+    annotations = metadata.get("annotations") or {}
     stamp = annotations.get(manifests.STORE_KEY_ROTATED_ANNOTATION)
     since: datetime | None = None
     if stamp:
@@ -212,17 +213,21 @@ def key_age(namespace: Any, now: datetime) -> timedelta:
         except ValueError:
             since = None
     if since is None or since.tzinfo is None:
-        since = namespace.metadata.creation_timestamp
+        created = metadata.get("creationTimestamp")
+        try:
+            since = datetime.fromisoformat(created) if isinstance(created, str) and created else None
+        except ValueError:
+            since = None
     return now - since if since is not None else timedelta(0)
 
 
 def tenants_due(now: datetime, max_age: timedelta) -> list[str]:
     """Tenant namespaces whose key is older than ``max_age`` (terminating ones left out)."""
-    namespaces = kube.service_api("CoreV1Api").list_namespace(label_selector=selectors.tenant_label_selector()).items
+    namespaces = kube.platform_namespaces(label_selector=selectors.tenant_label_selector()).get("items") or []
     return sorted(
-        ns.metadata.name
+        str(ns["metadata"]["name"])
         for ns in namespaces
-        if not (ns.status and ns.status.phase == "Terminating") and key_age(ns, now) > max_age
+        if (ns.get("status") or {}).get("phase") != "Terminating" and key_age(ns, now) > max_age
     )
 
 

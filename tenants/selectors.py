@@ -44,16 +44,12 @@ def _selector() -> str:
     return tenant_label_selector()
 
 
-def _is_tenant(namespace: Any) -> bool:
-    return is_tenant_labels(namespace.metadata.labels)
-
-
-def tenant_scope(namespace: Any) -> list[str]:
-    """The tenant's groups, from our annotation (tenants made by the original IMM have none)."""
-    return _scope_of_annotations(namespace.metadata.annotations)
+def _is_tenant(namespace: dict[str, Any]) -> bool:
+    return is_tenant_labels((namespace.get("metadata") or {}).get("labels"))
 
 
 def _scope_of_annotations(annotations: Mapping[str, str] | None) -> list[str]:
+    """The tenant's groups, from our annotation (tenants made by the original IMM have none)."""
     raw = (annotations or {}).get(manifests.SCOPE_ANNOTATION, "[]")
     try:
         scope = json.loads(raw)
@@ -62,16 +58,16 @@ def _scope_of_annotations(annotations: Mapping[str, str] | None) -> list[str]:
     return [group for group in scope if isinstance(group, str)] if isinstance(scope, list) else []
 
 
-def tenant_namespace(name: str) -> Any | None:
-    """The tenant's namespace as the management API sees it, or None when it is not a tenant."""
+def tenant_namespace(name: str) -> dict[str, Any] | None:
+    """The tenant's namespace as the management API sees it (its JSON), or None when it is not a tenant."""
     try:
-        namespace = kube.service_api("CoreV1Api").read_namespace(name)
+        namespace = kube.platform_read_namespace(name)
     except NotFound:
         return None
     return namespace if _is_tenant(namespace) else None
 
 
-def tenant_required(name: str) -> Any:
+def tenant_required(name: str) -> dict[str, Any]:
     """The tenant's namespace, or 404 ``Tenant <name> does not exist``: every tenant route's first check.
 
     The one rule of the tenant routes (docs/api-conventions.md, "Tenants in the path"): tenant names
@@ -88,7 +84,7 @@ def tenant_required(name: str) -> Any:
 def namespace_taken(name: str) -> bool:
     """Any namespace of that name (a tenant or not) makes the name unavailable."""
     try:
-        kube.service_api("CoreV1Api").read_namespace(name)
+        kube.platform_read_namespace(name)
     except NotFound:
         return False
     return True
@@ -96,8 +92,8 @@ def namespace_taken(name: str) -> bool:
 
 def tenant_names_all() -> list[str]:
     """Every tenant, as the management API's own identity sees them (periodic tasks: no caller)."""
-    namespaces = kube.service_api("CoreV1Api").list_namespace(label_selector=_selector()).items
-    return sorted(ns.metadata.name for ns in namespaces)
+    namespaces = kube.platform_namespaces(label_selector=_selector()).get("items") or []
+    return sorted(str(ns["metadata"]["name"]) for ns in namespaces)
 
 
 def tenant_list(identity: Identity) -> list[str]:
@@ -163,13 +159,9 @@ def tenant_page(identity: Identity, page: paging.PageRequest) -> tuple[list[str]
 def _endpoint_count(identity: Identity, name: str) -> int:
     """How many endpoints the tenant has, without reading them all: one item and the API server's
     ``remainingItemCount`` (pages of 500 only if a server does not give that count)."""
-    custom = kube.api(identity, "CustomObjectsApi")
     count, token, limit = 0, None, 1
     while True:
-        extra: dict[str, Any] = {"_continue": token} if token else {}
-        answer = custom.list_namespaced_custom_object(
-            manifests.API_GROUP, "v1", name, manifests.ENDPOINTS_RESOURCE, limit=limit, **extra
-        )
+        answer = kube.endpoints(identity, name, limit=limit, continue_token=token)
         count += len(answer.get("items") or [])
         metadata = answer.get("metadata") or {}
         token = metadata.get("continue")
@@ -184,14 +176,14 @@ def _endpoint_count(identity: Identity, name: str) -> int:
 def tenant_get(identity: Identity, name: str) -> dict[str, Any]:
     """Details of one tenant; reads run as the caller, so a non-member gets Kubernetes' 403."""
     tenant_required(name)
-    core = kube.api(identity, "CoreV1Api")
-    namespace = core.read_namespace(name)
+    namespace = kube.read_namespace(identity, name)
     quota: dict[str, Any] = {"hard": {}, "used": {}}
     try:
-        resource_quota = core.read_namespaced_resource_quota(name, name)
+        resource_quota = kube.read_resource_quota(identity, name, name)
+        quota_status = resource_quota.get("status") or {}
         quota = {
-            "hard": dict(resource_quota.status.hard or resource_quota.spec.hard or {}),
-            "used": dict(resource_quota.status.used or {}),
+            "hard": dict(quota_status.get("hard") or (resource_quota.get("spec") or {}).get("hard") or {}),
+            "used": dict(quota_status.get("used") or {}),
         }
     except NotFound:
         pass
@@ -202,18 +194,17 @@ def tenant_get(identity: Identity, name: str) -> dict[str, Any]:
         bucket = {"name": name, "objects": objects, "bytes": size}
     except NotFound:
         bucket = None
-    annotations = namespace.metadata.annotations or {}
+    metadata = namespace.get("metadata") or {}
+    annotations = metadata.get("annotations") or {}
     max_endpoints = annotations.get(manifests.MAX_ENDPOINTS)
     return {
         "name": name,
-        "scope": tenant_scope(namespace),
-        "phase": namespace.status.phase if namespace.status else None,
+        "scope": _scope_of_annotations(annotations),
+        "phase": (namespace.get("status") or {}).get("phase"),
         "quota": quota,
         "maxEndpoints": ascii_int(max_endpoints),
         "endpoints": endpoint_count,
         "bucket": bucket,
         "createdBy": annotations.get(manifests.CREATED_BY_ANNOTATION),
-        "createdAt": namespace.metadata.creation_timestamp.isoformat()
-        if namespace.metadata.creation_timestamp
-        else None,
+        "createdAt": kube.timestamp_iso(metadata.get("creationTimestamp")),
     }

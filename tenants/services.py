@@ -46,30 +46,28 @@ def tenant_update(
 ) -> dict[str, Any]:
     """Replace the quota and/or the scope groups; the ResourceQuota and RoleBinding follow."""
     selectors.tenant_required(name)
-    core = kube.api(identity, "CoreV1Api")
     annotations: dict[str, str | None] = {}
     values: dict[str, Any] = {}
     if quota is not None:
         body = manifests.resource_quota(name, quota)
         try:
-            core.replace_namespaced_resource_quota(name, name, body)
+            kube.replace_resource_quota(identity, name, name, body)
         except NotFound:
-            core.create_namespaced_resource_quota(name, body)
+            kube.create_resource_quota(identity, name, body)
         annotations[manifests.MAX_ENDPOINTS] = (
             str(quota[manifests.MAX_ENDPOINTS]) if manifests.MAX_ENDPOINTS in quota else None
         )
         values["quota"] = quota
     if scope is not None:
-        rbac = kube.api(identity, "RbacAuthorizationV1Api")
         binding = manifests.role_binding(name, scope)
         try:
-            rbac.replace_namespaced_role_binding(name, name, binding)
+            kube.replace_role_binding(identity, name, name, binding)
         except NotFound:
-            rbac.create_namespaced_role_binding(name, binding)
+            kube.create_role_binding(identity, name, binding)
         annotations[manifests.SCOPE_ANNOTATION] = json.dumps(list(scope))
         values["scope"] = list(scope)
     if annotations:
-        core.patch_namespace(name, {"metadata": {"annotations": annotations}})
+        kube.patch_namespace(identity, name, {"metadata": {"annotations": annotations}})
     return {"name": name, "values": values}
 
 

@@ -10,7 +10,6 @@ import io
 import json
 import uuid
 from datetime import timedelta
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -37,13 +36,13 @@ OTHER = "audit-other-u1"
 class Cluster(FakeCluster, NamespaceJson):
     """The robot tenant (scope team-a) and another tenant (scope team-b), listable for membership."""
 
-    def _namespace(self, name: str, scope: list[str]) -> Any:
+    def _namespace(self, name: str, scope: list[str]) -> dict[str, Any]:
         labels = {manifests.TENANT_OWNER_LABEL: django_settings.PLATFORM_ADMIN_LABEL}
         annotations = {manifests.SCOPE_ANNOTATION: json.dumps(scope)}
-        return SimpleNamespace(metadata=SimpleNamespace(name=name, labels=labels, annotations=annotations), status=None)
+        return {"metadata": {"name": name, "labels": labels, "annotations": annotations}}
 
-    def list_namespace(self, label_selector: str) -> Any:
-        return SimpleNamespace(items=[self._namespace(TENANT, ["team-a"]), self._namespace(OTHER, ["team-b"])])
+    def platform_namespaces(self, *, label_selector: str = "") -> dict[str, Any]:
+        return {"items": [self._namespace(TENANT, ["team-a"]), self._namespace(OTHER, ["team-b"])], "metadata": {}}
 
 
 @pytest.fixture

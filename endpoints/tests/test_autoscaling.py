@@ -149,15 +149,16 @@ class FakeApi:
         if version != self.cr["metadata"]["resourceVersion"]:
             raise Conflict(description="the object has been modified")
 
-    def patch_namespaced_custom_object_scale(self, *args: Any, **kwargs: Any) -> None:
-        body = args[5]
+    def scale_endpoint(self, identity: Identity, ns: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
         self._conditional(body["metadata"]["resourceVersion"])
         self.scales.append(body)
         self.cr["spec"]["replicas"] = body["spec"]["replicas"]
+        return body
 
-    def patch_namespaced_custom_object(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        operations = args[5]
-        assert kwargs["_content_type"] == "application/json-patch+json"
+    def patch_endpoint(
+        self, identity: Identity, ns: str, name: str, operations: Any, *, content_type: str = kube.MERGE_PATCH
+    ) -> dict[str, Any]:
+        assert content_type == "application/json-patch+json"
         versions = [op["value"] for op in operations if op["path"] == "/metadata/resourceVersion"]
         if versions:
             self._conditional(versions[0])
@@ -178,7 +179,8 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Any:
         api = FakeApi(spec, hard)
         monkeypatch.setattr(kube, "call_json", api.call_json)
         monkeypatch.setattr(kube, "api_client_for", lambda identity: None)
-        monkeypatch.setattr(kube, "api", lambda identity, name: api)
+        monkeypatch.setattr(kube, "scale_endpoint", api.scale_endpoint)
+        monkeypatch.setattr(kube, "patch_endpoint", api.patch_endpoint)
         monkeypatch.setattr(services, "tenant_required", lambda tenant: None)
         return api
 

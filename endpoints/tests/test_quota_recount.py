@@ -43,8 +43,8 @@ class FakeCluster:
     def _value(self, text: str) -> int:
         return int(text[:-1]) * 1000 if text.endswith("k") else int(text)
 
-    # CustomObjectsApi, as the caller
-    def create_namespaced_custom_object(self, group: str, version: str, ns: str, plural: str, body: Any) -> None:
+    # kube.create_endpoint, as the caller
+    def create_endpoint(self, identity: Identity, ns: str, body: dict[str, Any]) -> dict[str, Any]:
         name = body["metadata"]["name"]
         used, hard = self._value(self.used), self._value(self.hard)
         if used + 1 > hard:
@@ -56,9 +56,10 @@ class FakeCluster:
         if name in self.stored:
             raise Conflict(description=f'inference-endpoints.ai.intel.com "{name}" already exists')
         self.stored.add(name)
+        return body
 
-    # CoreV1Api, as the management API's own identity
-    def replace_namespaced_resource_quota_status(self, name: str, ns: str, body: dict[str, Any]) -> None:
+    # kube.platform_replace_resource_quota_status, as the management API's own identity
+    def platform_replace_resource_quota_status(self, ns: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
         if self.status_forbidden:
             raise Forbidden(description="cannot update resource resourcequotas/status")
         assert body["kind"] == "ResourceQuota"
@@ -72,6 +73,7 @@ class FakeCluster:
         self.used = body["status"]["used"][ENDPOINT_COUNT_KEY]
         self.resource_version += 1
         self.status_writes.append(self.used)
+        return body
 
     # reads as the caller, as the API server's JSON
     def call_json(self, _client: Any, api_name: str, method: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
@@ -94,8 +96,8 @@ class FakeCluster:
 @pytest.fixture
 def cluster(monkeypatch: pytest.MonkeyPatch) -> FakeCluster:
     found = FakeCluster(hard="3", stored=["a"])
-    monkeypatch.setattr(kube, "api", lambda identity, name: found)
-    monkeypatch.setattr(kube, "service_api", lambda name: found)
+    monkeypatch.setattr(kube, "create_endpoint", found.create_endpoint)
+    monkeypatch.setattr(kube, "platform_replace_resource_quota_status", found.platform_replace_resource_quota_status)
     monkeypatch.setattr(kube, "api_client_for", lambda identity: None)
     monkeypatch.setattr(kube, "call_json", found.call_json)
     monkeypatch.setattr(time, "sleep", lambda seconds: found.on_sleep())

@@ -303,7 +303,7 @@ def test_a_403_from_an_api_server_that_is_not_ready_is_a_503(tmp_path, settings,
         settings.IMM_KUBE_RETRIES = 0
         monkeypatch.setattr(kube, "_ready_until", 0.0)
         with pytest.raises(error_type) as raised:
-            kube.api(Identity("alice@example.com", ("team-a",)), "CoreV1Api").list_namespaced_pod("t1")
+            kube.config_maps(Identity("alice@example.com", ("team-a",)), "t1")
         assert raised.value.code == code
     finally:
         server.server.shutdown()

@@ -1,7 +1,7 @@
 """One rule for a tenant in the path (issue 24, item 3): an unknown tenant is 404 ``Tenant <name> does
 not exist`` for everyone signed in; an existing tenant that is not the caller's is 403.
 
-Kubernetes and the object store are faked at their chokepoints (``kube.service_api``/``kube.api``;
+Kubernetes and the object store are faked at their chokepoints (``kube.platform_read_namespace`` and the access review;
 the store's clients fail the test if reached). Requests carry what the original clients send: the
 bash CLI's curl headers, or ``requests`` with ``json=`` (upload protocol) and raw bytes (parts).
 """
@@ -9,7 +9,6 @@ bash CLI's curl headers, or ``requests`` with ``json=`` (upload protocol) and ra
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -55,21 +54,19 @@ class FakeCluster:
     def __init__(self) -> None:
         self.reviews: list[tuple[str, str]] = []
 
-    def read_namespace(self, name: str) -> Any:
+    def platform_read_namespace(self, name: str) -> dict[str, Any]:
         if name not in TENANTS:
             raise NotFound(description=f'namespaces "{name}" not found', code="kubernetes_not_found")
         annotations = {manifests.SCOPE_ANNOTATION: json.dumps(TENANTS[name])}
         labels = {"created_by": settings.PLATFORM_ADMIN_LABEL}
-        return SimpleNamespace(metadata=SimpleNamespace(name=name, labels=labels, annotations=annotations), status=None)
+        return {"metadata": {"name": name, "labels": labels, "annotations": annotations}}
 
-    def as_user(self, identity: Identity) -> Any:
-        def review(body: dict[str, Any]) -> Any:
-            namespace = body["spec"]["resourceAttributes"]["namespace"]
-            self.reviews.append((identity.username, namespace))
-            allowed = identity.is_admin or bool(set(identity.groups) & set(TENANTS.get(namespace, [])))
-            return SimpleNamespace(status=SimpleNamespace(allowed=allowed))
-
-        return SimpleNamespace(create_self_subject_access_review=review)
+    def create_self_subject_access_review(self, identity: Identity, body: dict[str, Any]) -> dict[str, Any]:
+        """kube.py's typed review, answered as Kubernetes RBAC would for the tenant's scope groups."""
+        namespace = body["spec"]["resourceAttributes"]["namespace"]
+        self.reviews.append((identity.username, namespace))
+        allowed = identity.is_admin or bool(set(identity.groups) & set(TENANTS.get(namespace, [])))
+        return {"status": {"allowed": allowed}}
 
 
 def _store_reached(*args: Any, **kwargs: Any) -> Any:
@@ -81,8 +78,8 @@ def cluster(monkeypatch: pytest.MonkeyPatch, settings: Any) -> FakeCluster:
     settings.IMM_MODEL_ACCESS_CACHE_SECONDS = 0
     access.access_cache_clear()
     fake = FakeCluster()
-    monkeypatch.setattr(kube, "service_api", lambda name: fake)
-    monkeypatch.setattr(kube, "api", lambda identity, name: fake.as_user(identity))
+    monkeypatch.setattr(kube, "platform_read_namespace", fake.platform_read_namespace)
+    monkeypatch.setattr(kube, "create_self_subject_access_review", fake.create_self_subject_access_review)
     for chokepoint in ("client", "_presigner", "_streaming_pool"):
         monkeypatch.setattr(objectstore, chokepoint, _store_reached)
     return fake

@@ -25,7 +25,8 @@ def _kubernetes_reached(*args: Any, **kwargs: Any) -> Any:
 @pytest.mark.parametrize("name", ["..", "%2e%2e", ".", "x%00y", "X" * 300, "Upper", "-dash", "a" * 254])
 @pytest.mark.parametrize(("method", "user"), [("GET", "alice"), ("DELETE", "admin")])
 def test_a_name_no_configmap_can_have_is_404_without_a_call(monkeypatch, name, method, user):
-    monkeypatch.setattr(kube, "api", _kubernetes_reached)
+    # Every call kube.py makes as a user starts by building the user's client.
+    monkeypatch.setattr(kube, "api_client_for", _kubernetes_reached)
     client = APIClient()
     client.force_authenticate(user=Identity(f"{user}@example.com", (user,), is_admin=user == "admin"))  # type: ignore[arg-type]
     response = client.generic(method, f"/servings/{name}")

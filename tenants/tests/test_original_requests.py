@@ -42,7 +42,7 @@ def _upstream_reached(*args: Any, **kwargs: Any) -> Any:
 
 @pytest.mark.parametrize(("body", "message"), WRONG_BODIES)
 def test_the_original_wrong_tenant_bodies_get_the_original_messages(issuer, monkeypatch, body, message):
-    for name in ("api", "service_api"):
+    for name in ("api_client_for", "service_api_client", "service_api"):
         monkeypatch.setattr(kube, name, _upstream_reached)
     monkeypatch.setattr(objectstore, "client", _upstream_reached)
     headers = {

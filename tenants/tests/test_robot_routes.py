@@ -4,9 +4,7 @@ RBAC itself (who may) is proven live in tests/tenants/test_robots.py."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -14,7 +12,9 @@ from django.conf import settings as django_settings
 from django.test import Client
 
 from inferencemgmt import kube
+from inferencemgmt.auth.identity import Identity
 from inferencemgmt.errors import Conflict, NotFound
+from inferencemgmt.tests.kube_fakes import ROBOT_FUNCTIONS
 from tenants import manifests
 
 pytestmark = [pytest.mark.unit, pytest.mark.django_db]
@@ -31,76 +31,87 @@ class FakeCluster:
         self.calls: list[tuple[str, str]] = []
         self.token_requests: list[dict[str, Any]] = []
 
-    # CoreV1Api
-    def read_namespace(self, name: str) -> Any:
+    # kube.platform_read_namespace, as the management API's own identity
+    def platform_read_namespace(self, name: str) -> dict[str, Any]:
         if name != TENANT:
             raise NotFound(description=f'namespaces "{name}" not found', code="kubernetes_not_found")
         labels = {"created_by": django_settings.PLATFORM_ADMIN_LABEL}
-        return SimpleNamespace(metadata=SimpleNamespace(name=name, labels=labels, annotations={}), status=None)
+        return {"metadata": {"name": name, "labels": labels, "annotations": {}}}
 
-    def _account(self, body: dict[str, Any]) -> Any:
+    # kube.py's typed functions, as the caller; answers are the API server's JSON
+    def _account(self, body: dict[str, Any]) -> dict[str, Any]:
         meta = body["metadata"]
-        return SimpleNamespace(
-            metadata=SimpleNamespace(
-                name=meta["name"],
-                uid=f"uid-{meta['name']}",
-                labels=meta.get("labels"),
-                annotations=meta.get("annotations"),
-                creation_timestamp=dt.datetime(2026, 12, 6, tzinfo=dt.UTC),
-            )
-        )
+        return {
+            "metadata": {
+                "name": meta["name"],
+                "uid": f"uid-{meta['name']}",
+                "labels": meta.get("labels"),
+                "annotations": meta.get("annotations"),
+                "creationTimestamp": "2026-12-06T00:00:00Z",
+            }
+        }
 
-    def create_namespaced_service_account(self, namespace: str, body: dict[str, Any]) -> Any:
+    def create_service_account(self, identity: Identity, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         self.calls.append(("create serviceaccount", body["metadata"]["name"]))
         if body["metadata"]["name"] in self.accounts:
             raise Conflict(description="serviceaccounts already exists", code="kubernetes_conflict")
         self.accounts[body["metadata"]["name"]] = body
         return self._account(body)
 
-    def read_namespaced_service_account(self, name: str, namespace: str) -> Any:
+    def read_service_account(self, identity: Identity, namespace: str, name: str) -> dict[str, Any]:
         if name not in self.accounts:
             raise NotFound(description="not found", code="kubernetes_not_found")
         return self._account(self.accounts[name])
 
-    def list_namespaced_service_account(
-        self, namespace: str, label_selector: str, limit: int | None = None, _continue: str | None = None
-    ) -> Any:
+    def service_accounts(
+        self,
+        identity: Identity,
+        namespace: str,
+        *,
+        label_selector: str = "",
+        limit: int | None = None,
+        continue_token: str | None = None,
+    ) -> dict[str, Any]:
         """Kubernetes' chunking, by name: ``continue`` is the next name here (opaque to the API)."""
         names = sorted(self.accounts)
-        if _continue is not None:
-            names = [name for name in names if name >= _continue]
+        if continue_token is not None:
+            names = [name for name in names if name >= continue_token]
         following = names[limit] if limit is not None and len(names) > limit else None
         names = names[:limit] if limit is not None else names
         self.calls.append(("list serviceaccounts", str(limit)))
-        return SimpleNamespace(
-            items=[self._account(self.accounts[name]) for name in names],
-            metadata=SimpleNamespace(var_continue=following),
-        )
+        return {
+            "items": [self._account(self.accounts[name]) for name in names],
+            "metadata": {"continue": following} if following else {},
+        }
 
-    def delete_namespaced_service_account(self, name: str, namespace: str) -> None:
+    def delete_service_account(self, identity: Identity, namespace: str, name: str) -> dict[str, Any]:
         self.calls.append(("delete serviceaccount", name))
         self.accounts.pop(name)
+        return {}
 
-    def create_namespaced_service_account_token(self, name: str, namespace: str, body: dict[str, Any]) -> Any:
+    def create_service_account_token(
+        self, identity: Identity, namespace: str, name: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
         self.token_requests.append(body)
-        expires = dt.datetime(2026, 12, 6, 12, tzinfo=dt.UTC)
-        return SimpleNamespace(status=SimpleNamespace(token="header.payload.signature", expiration_timestamp=expires))
+        return {"status": {"token": "header.payload.signature", "expirationTimestamp": "2026-12-06T12:00:00Z"}}
 
-    # RbacAuthorizationV1Api
-    def create_namespaced_role_binding(self, namespace: str, body: dict[str, Any]) -> None:
+    def create_role_binding(self, identity: Identity, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         self.calls.append(("create rolebinding", body["metadata"]["name"]))
         self.bindings[body["metadata"]["name"]] = body
+        return body
 
-    def delete_namespaced_role_binding(self, name: str, namespace: str) -> None:
+    def delete_role_binding(self, identity: Identity, namespace: str, name: str) -> dict[str, Any]:
         self.calls.append(("delete rolebinding", name))
         self.bindings.pop(name)
+        return {}
 
 
 @pytest.fixture
 def cluster(monkeypatch: pytest.MonkeyPatch, issuer: Any) -> FakeCluster:
     fake = FakeCluster()
-    monkeypatch.setattr(kube, "service_api", lambda name: fake)
-    monkeypatch.setattr(kube, "api", lambda identity, name: fake)
+    monkeypatch.setattr(kube, "platform_read_namespace", fake.platform_read_namespace)
+    for typed in ROBOT_FUNCTIONS:
+        monkeypatch.setattr(kube, typed, getattr(fake, typed))
     return fake
 
 

@@ -5,7 +5,6 @@ authentication, identity and impersonation code under test is the real one."""
 from __future__ import annotations
 
 import time
-from types import SimpleNamespace
 from typing import Any
 
 import jwt
@@ -59,11 +58,11 @@ class FakeKubernetes:
             error=self.errors.get(token, "" if username else "invalid bearer token"),
         )
 
-    def read_namespace(self, name: str) -> Any:
+    def platform_read_namespace(self, name: str) -> dict[str, Any]:
         if name not in self.tenants and name != "kube-system":
             raise NotFound(description=f'namespaces "{name}" not found', code="kubernetes_not_found")
         labels = {"created_by": django_settings.PLATFORM_ADMIN_LABEL} if name in self.tenants else {}
-        return SimpleNamespace(metadata=SimpleNamespace(name=name, labels=labels, annotations={}), status=None)
+        return {"metadata": {"name": name, "labels": labels, "annotations": {}}}
 
 
 @pytest.fixture
@@ -72,7 +71,7 @@ def cluster(monkeypatch: pytest.MonkeyPatch, settings: Any, issuer: Any) -> Fake
     authentication.review_cache_clear()
     fake = FakeKubernetes()
     monkeypatch.setattr(kube, "token_review", fake.token_review)
-    monkeypatch.setattr(kube, "service_api", lambda name: fake)
+    monkeypatch.setattr(kube, "platform_read_namespace", fake.platform_read_namespace)
     return fake
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import contextlib
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -31,31 +30,34 @@ State = Operation.State
 
 
 class FakeCore:
+    """kube.py's typed namespace and secret functions over the cluster's annotations and secrets."""
+
     def __init__(self, cluster: FakeCluster) -> None:
         self.cluster = cluster
 
-    def read_namespace(self, name: str) -> Any:
-        annotations = dict(self.cluster.annotations)
-        return SimpleNamespace(metadata=SimpleNamespace(name=name, annotations=annotations))
+    def read_namespace(self, identity: Identity, name: str) -> dict[str, Any]:
+        return {"metadata": {"name": name, "annotations": dict(self.cluster.annotations)}}
 
-    def patch_namespace(self, name: str, body: dict[str, Any]) -> None:
+    def patch_namespace(self, identity: Identity, name: str, body: dict[str, Any]) -> dict[str, Any]:
         for key, value in body["metadata"]["annotations"].items():
             if value is None:
                 self.cluster.annotations.pop(key, None)
             else:
                 self.cluster.annotations[key] = value
+        return self.read_namespace(identity, name)
 
-    def create_namespaced_secret(self, namespace: str, body: dict[str, Any]) -> None:
+    def create_secret(self, identity: Identity, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         from inferencemgmt.errors import Conflict
 
         if body["metadata"]["name"] in self.cluster.secrets:
             raise Conflict()
-        self.replace_namespaced_secret(body["metadata"]["name"], namespace, body)
+        return self.replace_secret(identity, namespace, body["metadata"]["name"], body)
 
-    def replace_namespaced_secret(self, name: str, namespace: str, body: dict[str, Any]) -> None:
+    def replace_secret(self, identity: Identity, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
         if self.cluster.secret_outage:
             raise UpstreamUnavailable("kubernetes", "down for the test")
         self.cluster.secrets[name] = {k: base64.b64decode(v).decode() for k, v in body["data"].items()}
+        return body
 
 
 class FakeCluster:
@@ -104,7 +106,9 @@ def cluster(monkeypatch: pytest.MonkeyPatch, iam: FakeIam, settings: Any) -> Fak
     settings.IMM_STORE_KEY_ROTATION_ROLLOUT_SECONDS = 1.0
     monkeypatch.setattr(rotation, "ROLL_POLL_SECONDS", 0.01)
     fake = FakeCluster()
-    monkeypatch.setattr(kube, "api", lambda identity, name: FakeCore(fake))
+    core = FakeCore(fake)
+    for typed in ("read_namespace", "patch_namespace", "create_secret", "replace_secret"):
+        monkeypatch.setattr(kube, typed, getattr(core, typed))
     monkeypatch.setattr(kube, "api_client_for", lambda identity: object())
     monkeypatch.setattr(kube, "call_json", fake.call_json)
     fake.deployments["resnet"] = {
@@ -258,20 +262,18 @@ def test_periodic_rotation_starts_one_operation_per_tenant_whose_key_is_too_old(
         if rotated_days is not None:
             stamp = (now - timedelta(days=rotated_days)).isoformat()
             annotations[manifests.STORE_KEY_ROTATED_ANNOTATION] = stamp
-        metadata = SimpleNamespace(
-            name=name, annotations=annotations, creation_timestamp=now - timedelta(days=created_days)
-        )
-        return SimpleNamespace(metadata=metadata, status=SimpleNamespace(phase="Active"))
+        created = (now - timedelta(days=created_days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        metadata = {"name": name, "annotations": annotations, "creationTimestamp": created}
+        return {"metadata": metadata, "status": {"phase": "Active"}}
 
     listed = [namespace("old", 100, None), namespace("rotated", 100, 5), namespace("young", 3, None)]
     listed.append(namespace("stale", 100, 40))
 
-    class Core:
-        def list_namespace(self, label_selector: str) -> Any:
-            assert label_selector == selectors.tenant_label_selector()
-            return SimpleNamespace(items=listed)
+    def platform_namespaces(*, label_selector: str = "") -> dict[str, Any]:
+        assert label_selector == selectors.tenant_label_selector()
+        return {"items": listed, "metadata": {}}
 
-    monkeypatch.setattr(kube, "service_api", lambda name: Core())
+    monkeypatch.setattr(kube, "platform_namespaces", platform_namespaces)
     settings.IMM_STORE_KEY_ROTATION_DAYS = 0
     assert tasks.rotations_start_due(now) == []
     settings.IMM_STORE_KEY_ROTATION_DAYS = 30

@@ -17,6 +17,7 @@ from kubernetes import client, config
 from inferencemgmt import kube
 from inferencemgmt.auth.identity import Identity
 from inferencemgmt.errors import Forbidden, NotFound
+from tests.kube_as_user import api_as
 
 pytestmark = [pytest.mark.integration]
 
@@ -31,7 +32,7 @@ def cluster_admin(devstack_env: dict[str, str]) -> client.CoreV1Api:
 
 @pytest.fixture
 def admin_core(platform_settings: Any) -> Any:
-    return kube.api(ADMIN, "CoreV1Api")
+    return api_as(ADMIN, client.CoreV1Api)
 
 
 def _namespace(cluster_admin: client.CoreV1Api, labels: dict[str, str]) -> Iterator[str]:
@@ -99,7 +100,7 @@ def test_admin_writes_only_in_tenant_namespaces(admin_core, platform_settings, f
         admin_core.create_namespaced_secret(foreign_namespace, secret)
     with pytest.raises(Forbidden):
         admin_core.create_namespaced_config_map(foreign_namespace, {"metadata": {"name": "probe"}})
-    rbac = kube.api(ADMIN, "RbacAuthorizationV1Api")
+    rbac = api_as(ADMIN, client.RbacAuthorizationV1Api)
     binding = {
         "metadata": {"name": "probe"},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "imm-platform-admin"},

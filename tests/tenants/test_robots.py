@@ -27,6 +27,7 @@ from tenants import authentication
 from tests.conftest import WorkerPool, _test_database_url, use_broker
 from tests.endpoints.conftest import Platform, platform_values
 from tests.inference_endpoints import GROUP, PLURAL, VERSION
+from tests.kube_as_user import api_as
 from tests.platform_admin import admin_s3_client
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -248,7 +249,7 @@ def test_members_manage_robots_outsiders_do_not(platform, tenants):
 def test_a_member_may_bind_only_robot_roles_to_own_service_accounts(platform, tenants):
     """The admission policy tenant-robot-bindings: the tenant Role's `rolebindings create` cannot open the tenant."""
     mine, _ = tenants
-    rbac = kube.api(ALICE, "RbacAuthorizationV1Api")
+    rbac = api_as(ALICE, client.RbacAuthorizationV1Api)
 
     def binding(role: str, subjects: list[dict[str, str]]) -> dict[str, Any]:
         return {

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -198,22 +197,20 @@ TENANT = "usage-u1"
 
 
 class Cluster(NamespaceJson):
-    def read_namespace(self, name: str) -> Any:
+    def platform_read_namespace(self, name: str) -> dict[str, Any]:
         from inferencemgmt.errors import NotFound
 
         if name != TENANT:
             raise NotFound(description="not found", code="kubernetes_not_found")
         return self._namespace()
 
-    def _namespace(self) -> Any:
+    def _namespace(self) -> dict[str, Any]:
         labels = {manifests.TENANT_OWNER_LABEL: django_settings.PLATFORM_ADMIN_LABEL}
         annotations = {manifests.SCOPE_ANNOTATION: json.dumps(["team-a"])}
-        return SimpleNamespace(
-            metadata=SimpleNamespace(name=TENANT, labels=labels, annotations=annotations), status=None
-        )
+        return {"metadata": {"name": TENANT, "labels": labels, "annotations": annotations}}
 
-    def list_namespace(self, label_selector: str) -> Any:
-        return SimpleNamespace(items=[self._namespace()])
+    def platform_namespaces(self, *, label_selector: str = "") -> dict[str, Any]:
+        return {"items": [self._namespace()], "metadata": {}}
 
 
 @pytest.fixture

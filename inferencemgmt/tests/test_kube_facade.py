@@ -1,0 +1,221 @@
+"""kube.py's typed façade: plain dicts from every function, the SDK's errors as domain errors.
+
+The generated client runs for real down to its REST layer; only the socket is replaced (a recorder that
+answers with canned bytes), so the SDK's own ``ApiException`` is raised from a real non-2xx answer.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import urllib3
+from kubernetes import client as k8s
+from kubernetes.client import rest
+
+from inferencemgmt import kube, resources
+from inferencemgmt.auth.identity import Identity
+from inferencemgmt.errors import BadRequest, Conflict, Forbidden, NotFound, UpstreamError, UpstreamUnavailable
+
+pytestmark = pytest.mark.unit
+
+ALICE = Identity("alice@example.com", ("team-a",))
+CONFIG_MAP = {
+    "apiVersion": "v1",
+    "kind": "ConfigMap",
+    "metadata": {
+        "name": "triton",
+        "namespace": "imm-servings",
+        "resourceVersion": "42",
+        "creationTimestamp": "2024-01-02T03:04:05Z",
+        "labels": {"imm/serving-template": "true"},
+    },
+    "data": {"configMap.tmpl": "x"},
+}
+
+
+class _Wire:
+    """The REST layer under a real ApiClient: records each request, answers with the next canned reply."""
+
+    def __init__(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        self.status = status
+        self.body = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.headers = headers or {}
+        self.sent: list[dict[str, Any]] = []
+
+    def request(self, method: str, url: str, headers: Any = None, body: Any = None, **_: Any) -> rest.RESTResponse:
+        self.sent.append({"method": method, "url": url, "headers": dict(headers or {}), "body": body})
+        answer = urllib3.HTTPResponse(
+            body=self.body, status=self.status, headers=self.headers, reason="canned", preload_content=True
+        )
+        return rest.RESTResponse(answer)
+
+
+@pytest.fixture
+def wire(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Point ``kube.api_client_for`` at a real ApiClient over a ``_Wire``; the test sets its reply."""
+
+    def install(status: int, body: Any, headers: dict[str, str] | None = None) -> _Wire:
+        fake = _Wire(status, body, headers)
+        configuration = k8s.Configuration()
+        configuration.host = "http://kube.invalid"
+        api_client = k8s.ApiClient(configuration)
+        api_client.rest_client = fake  # type: ignore[assignment]
+        monkeypatch.setattr(kube, "api_client_for", lambda identity: api_client)
+        return fake
+
+    return install
+
+
+def test_platform_functions_act_as_the_management_api_itself(wire, monkeypatch):
+    """``platform_*`` use the service client (no impersonation), never the caller's."""
+    sent = wire(200, {"items": [{"metadata": {"name": "t1", "creationTimestamp": "2024-01-02T03:04:05Z"}}]})
+    platform_client = kube.api_client_for(ALICE)  # the wire's client, now reached only as the platform
+    monkeypatch.setattr(kube, "service_api_client", lambda: platform_client)
+    monkeypatch.setattr(kube, "api_client_for", lambda identity: pytest.fail("a platform read used a user's client"))
+    listed = kube.platform_namespaces(label_selector="created_by=platform_admin")
+    assert _plain(listed)
+    assert listed["items"][0]["metadata"]["name"] == "t1"
+    assert "labelSelector=created_by%3Dplatform_admin" in sent.sent[0]["url"]
+
+
+def test_a_platform_read_of_a_missing_object_is_not_found(wire, monkeypatch):
+    wire(404, _status(404, 'namespaces "gone" not found'))
+    platform_client = kube.api_client_for(ALICE)
+    monkeypatch.setattr(kube, "service_api_client", lambda: platform_client)
+    with pytest.raises(NotFound) as raised:
+        kube.platform_read_namespace("gone")
+    assert raised.value.description == 'namespaces "gone" not found'
+
+
+def _plain(value: Any) -> bool:
+    """Only JSON types all the way down: no SDK models, no datetimes."""
+    if isinstance(value, dict):
+        return all(isinstance(key, str) and _plain(item) for key, item in value.items())
+    if isinstance(value, list):
+        return all(_plain(item) for item in value)
+    return value is None or isinstance(value, str | int | float | bool)
+
+
+def test_a_read_is_the_api_servers_json_with_camel_case_keys_and_string_timestamps(wire):
+    sent = wire(200, CONFIG_MAP)
+    found = kube.read_config_map(ALICE, "imm-servings", "triton")
+    assert found == CONFIG_MAP
+    assert _plain(found)
+    assert found["metadata"]["resourceVersion"] == "42"
+    assert found["metadata"]["creationTimestamp"] == "2024-01-02T03:04:05Z"
+    assert sent.sent[0]["method"] == "GET"
+    assert sent.sent[0]["url"].endswith("/api/v1/namespaces/imm-servings/configmaps/triton")
+
+
+def test_a_list_is_the_list_object_with_its_continue_token(wire):
+    listing = {"items": [CONFIG_MAP], "metadata": {"continue": "next-page", "resourceVersion": "7"}}
+    sent = wire(200, listing)
+    found = kube.config_maps(ALICE, "imm-servings", label_selector="a=b", limit=5, continue_token="this-page")
+    assert found == listing
+    assert _plain(found)
+    url = sent.sent[0]["url"]
+    assert "labelSelector=a%3Db" in url
+    assert "limit=5" in url
+    assert "continue=this-page" in url
+
+
+def test_an_empty_page_sends_no_continue(wire):
+    sent = wire(200, {"items": [], "metadata": {}})
+    assert kube.service_accounts(ALICE, "t1", label_selector="robot=true", limit=10)["items"] == []
+    assert "continue" not in sent.sent[0]["url"]
+
+
+def test_custom_object_calls_name_the_inference_endpoint_resource_and_send_the_patch_type(wire):
+    sent = wire(200, {"metadata": {"name": "e1"}, "spec": {"replicas": 2}})
+    patched = kube.patch_endpoint(
+        ALICE, "t1", "e1", [{"op": "remove", "path": "/spec/x"}], content_type=kube.JSON_PATCH
+    )
+    assert patched == {"metadata": {"name": "e1"}, "spec": {"replicas": 2}}
+    request = sent.sent[0]
+    assert request["method"] == "PATCH"
+    assert request["url"].endswith(f"/apis/{resources.GROUP}/{resources.VERSION}/namespaces/t1/{resources.PLURAL}/e1")
+    assert request["headers"]["Content-Type"] == kube.JSON_PATCH
+    kube.scale_endpoint(ALICE, "t1", "e1", {"spec": {"replicas": 3}})
+    assert sent.sent[1]["url"].endswith(f"/{resources.PLURAL}/e1/scale")
+    assert sent.sent[1]["headers"]["Content-Type"] == kube.MERGE_PATCH
+
+
+def test_a_delete_answers_a_dict_even_when_the_body_is_empty(wire):
+    wire(200, b"")
+    assert kube.delete_endpoint(ALICE, "t1", "e1") == {}
+
+
+def test_a_pod_log_is_text(wire):
+    sent = wire(200, "line one\nline two ü\n".encode())
+    text = kube.pod_log(ALICE, "t1", "p1", container="server", tail_lines=5)
+    assert text.splitlines() == ["line one", "line two ü"]
+    assert "tailLines=5" in sent.sent[0]["url"]
+    assert "container=server" in sent.sent[0]["url"]
+
+
+def _status(code: int, message: str) -> dict[str, Any]:
+    return {"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": message, "code": code}
+
+
+@pytest.mark.parametrize(
+    ("status", "error_type", "code"),
+    [
+        (404, NotFound, "kubernetes_not_found"),
+        (409, Conflict, "kubernetes_conflict"),
+        (422, BadRequest, "kubernetes_invalid"),
+        (401, UpstreamError, "kubernetes_unauthorized"),
+    ],
+)
+def test_the_sdks_api_exception_becomes_the_domain_error(wire, status, error_type, code):
+    wire(status, _status(status, "the API server's own words"))
+    with pytest.raises(error_type) as raised:
+        kube.create_config_map(ALICE, "imm-servings", CONFIG_MAP)
+    assert raised.value.code == code
+    if status != 401:
+        assert raised.value.description == "the API server's own words"
+
+
+def test_an_unexpected_status_is_a_502_that_keeps_the_upstream_status(wire):
+    wire(418, _status(418, "short and stout"))
+    with pytest.raises(UpstreamError) as raised:
+        kube.read_namespace(ALICE, "t1")
+    assert raised.value.status == 502
+    assert raised.value.upstream_status == 418
+
+
+def test_a_transient_status_is_a_503_with_retry_after(wire, settings):
+    settings.IMM_KUBE_RETRIES = 0
+    wire(503, _status(503, "etcd is busy"), {"Retry-After": "7"})
+    with pytest.raises(UpstreamUnavailable) as raised:
+        kube.endpoints(ALICE, "t1")
+    assert raised.value.retry_after == 7
+
+
+def test_a_403_from_a_ready_api_server_stays_a_403(wire, monkeypatch):
+    monkeypatch.setattr(kube, "_api_server_ready", lambda: True)
+    wire(403, _status(403, 'configmaps "triton" is forbidden'))
+    with pytest.raises(Forbidden) as raised:
+        kube.delete_config_map(ALICE, "imm-servings", "triton")
+    assert raised.value.code == "kubernetes_forbidden"
+
+
+def test_a_403_from_a_starting_api_server_is_a_503(wire, monkeypatch):
+    monkeypatch.setattr(kube, "_api_server_ready", lambda: False)
+    wire(403, _status(403, "forbidden"))
+    with pytest.raises(UpstreamUnavailable):
+        kube.read_service_account(ALICE, "t1", "robot-1")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2024-01-02T03:04:05Z", "2024-01-02T03:04:05+00:00"),
+        ("2024-01-02T03:04:05.250000Z", "2024-01-02T03:04:05.250000+00:00"),
+        (None, None),
+        ("", None),
+    ],
+)
+def test_timestamps_keep_the_form_the_api_has_always_answered(value, expected):
+    assert kube.timestamp_iso(value) == expected
