@@ -55,7 +55,8 @@ and mix/direct ratios; then the resident set of
 every process (gunicorn master and each worker, Celery worker, controller) sampled every second: a
 timeline and start/max/end/growth. ``--soak`` runs the mix for ``--seconds`` (10 minutes) and compares
 each process's mean over the last minute with its mean over the first minute after a minute of
-warm-up. Exit status 1 on any error, a process that exited, or (soak) growth above the limit.
+warm-up. Exit status 1 on any error of the API (a direct phase's errors are printed, not counted), a
+process that exited, or (soak) growth above the limit.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ import urllib3
 from botocore.exceptions import BotoCoreError, ClientError
 from kubernetes import client as k8s
 from kubernetes import config
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 from models_upload import ROOT, Platform, drop_tenant, make_tenant, rss_bytes, token
 
 from tests.platform_admin import admin_s3_client
@@ -800,9 +801,16 @@ def report(
             f"growth={values[-1] - values[0]:+6.1f}"
         )
     failed = []
-    errors = sum(phase.errors for phase in phases.values())
+    # The target (0) is the API's: a direct phase's errors are the baseline's, printed above and here.
+    errors = sum(phase.errors for name, phase in phases.items() if "direct" not in name)
     if errors:
-        failed.append(f"{errors} errors (the target is 0)")
+        failed.append(f"{errors} errors of the API (the target is 0)")
+    direct_errors = {name: phase.errors for name, phase in phases.items() if "direct" in name and phase.errors}
+    if direct_errors:
+        print(
+            f"errors of the direct calls (not the API's; a direct scale fails when 5 read+patch rounds conflict): "
+            f"{direct_errors}"
+        )
     if memory.gone:
         failed.append(f"processes exited during the run: {sorted(memory.gone)}")
     if growth_limit is not None:
