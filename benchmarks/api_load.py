@@ -405,6 +405,10 @@ class Direct:
             "inference-endpoints",
             limit=100,
         )
+        self._deployments(made, f"{ENDPOINT_LABEL} in ({ENDPOINT})")
+
+    def _deployments(self, made: list[Call], selector: str) -> None:
+        """The endpoints' Deployments as alice, as JSON (their live status)."""
         self._json(
             made,
             "k8s alice list deployments",
@@ -412,14 +416,12 @@ class Direct:
             "AppsV1Api",
             "list_namespaced_deployment",
             self.tenant,
-            label_selector=f"{ENDPOINT_LABEL} in ({ENDPOINT})",
+            label_selector=selector,
         )
 
-    def endpoint_view(self, made: list[Call], n: int) -> None:
-        """GET /tenants/<t>/endpoints/<e>: namespace (svc); as alice the CR, Deployment, pods, Service."""
-        self._tenant_required(made)
-        selector = f"{ENDPOINT_LABEL}={ENDPOINT}"
-        self._json(
+    def _endpoint_cr(self, made: list[Call]) -> Any:
+        """``endpoints.selectors.endpoint_cr``: the InferenceEndpoint as alice, as JSON."""
+        return self._json(
             made,
             "k8s alice get endpoint",
             self.alice,
@@ -430,15 +432,13 @@ class Direct:
             "inference-endpoints",
             ENDPOINT,
         )
-        self._json(
-            made,
-            "k8s alice list deployments",
-            self.alice,
-            "AppsV1Api",
-            "list_namespaced_deployment",
-            self.tenant,
-            label_selector=selector,
-        )
+
+    def endpoint_view(self, made: list[Call], n: int) -> None:
+        """GET /tenants/<t>/endpoints/<e>: namespace (svc); as alice the CR, Deployment, pods, Service."""
+        self._tenant_required(made)
+        selector = f"{ENDPOINT_LABEL}={ENDPOINT}"
+        self._endpoint_cr(made)
+        self._deployments(made, selector)
         self._json(
             made,
             "k8s alice list pods",
@@ -459,17 +459,7 @@ class Direct:
         replicas = 1 + next(self._scales) % 2
         custom = k8s.CustomObjectsApi(self.alice)
         for attempt in range(CONFLICT_ATTEMPTS):
-            cr = self._json(
-                made,
-                "k8s alice get endpoint",
-                self.alice,
-                "CustomObjectsApi",
-                "get_namespaced_custom_object",
-                *CR,
-                self.tenant,
-                "inference-endpoints",
-                ENDPOINT,
-            )
+            cr = self._endpoint_cr(made)
             patch = {"metadata": {"resourceVersion": cr["metadata"]["resourceVersion"]}, "spec": {"replicas": replicas}}
             last = attempt + 1 == CONFLICT_ATTEMPTS
             self._call(
