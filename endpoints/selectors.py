@@ -16,11 +16,10 @@ from endpoints import status
 from inferencemgmt import kube, objectstore, paging, prometheus
 from inferencemgmt.auth.identity import Identity
 from inferencemgmt.errors import ImmError, NotFound, UpstreamError, UpstreamUnavailable
-from inferencemgmt.resources import ENDPOINT_LABEL, GROUP, PLURAL
+from inferencemgmt.resources import ENDPOINT_LABEL
 from inferencemgmt.views import status_badge
 from tenants.selectors import tenant_required
 
-VERSION = "v1"
 _LABEL_VALUE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 # The Deployment's ReplicaSets and pods carry the controller's endpoint label (it sets it on the pod
 # template whatever the serving template says), so one selector finds every child of an endpoint.
@@ -40,14 +39,10 @@ def endpoint_not_found(name: str) -> NotFound:
     return NotFound(description=f"Endpoint {name} does not exist", code="endpoint_not_found")
 
 
-def _json(identity: Identity, api_name: str, method: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
-    return kube.call_json(kube.api_client_for(identity), api_name, method, *args, **kwargs)
-
-
 def endpoint_cr(identity: Identity, tenant: str, name: str) -> dict[str, Any]:
     """The CR as the caller reads it; 404 ``Endpoint <name> does not exist`` when absent."""
     try:
-        return _json(identity, "CustomObjectsApi", "get_namespaced_custom_object", GROUP, VERSION, tenant, PLURAL, name)
+        return kube.read_endpoint(identity, tenant, name)
     except NotFound:
         raise endpoint_not_found(name) from None
 
@@ -75,28 +70,15 @@ def endpoint_page(identity: Identity, tenant: str, page: paging.PageRequest) -> 
     makes a call per endpoint.
     """
     tenant_required(tenant)
-    crs = _json(
-        identity,
-        "CustomObjectsApi",
-        "list_namespaced_custom_object",
-        GROUP,
-        VERSION,
-        tenant,
-        PLURAL,
-        **page.kube_arguments(),
-    )
+    crs = kube.endpoints(identity, tenant, limit=page.limit, continue_token=page.kube_continue)
     items = list(crs.get("items") or [])
     # Only names a label value can hold go into the selector (a CR written around the API could
     # name anything; its status is then "pending", as for an endpoint with no Deployment).
     children = sorted({child for child in map(status.endpoint_name_of, items) if _LABEL_VALUE.fullmatch(child)})
     by_endpoint: dict[str, Any] = {}
     if children:
-        deployments = _json(
-            identity,
-            "AppsV1Api",
-            "list_namespaced_deployment",
-            tenant,
-            label_selector=f"{ENDPOINT_SELECTOR} in ({','.join(children)})",
+        deployments = kube.deployments(
+            identity, tenant, label_selector=f"{ENDPOINT_SELECTOR} in ({','.join(children)})"
         )
         by_endpoint = {
             str(item["metadata"]["labels"][ENDPOINT_LABEL]): item
@@ -109,8 +91,8 @@ def endpoint_page(identity: Identity, tenant: str, page: paging.PageRequest) -> 
 
 def _children(identity: Identity, tenant: str, name: str) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
     selector = _label_selector(name)
-    deployments = _json(identity, "AppsV1Api", "list_namespaced_deployment", tenant, label_selector=selector)
-    pods = _json(identity, "CoreV1Api", "list_namespaced_pod", tenant, label_selector=selector)
+    deployments = kube.deployments(identity, tenant, label_selector=selector)
+    pods = kube.pods(identity, tenant, label_selector=selector)
     found = deployments.get("items") or []
     return (found[0] if found else None), list(pods.get("items") or [])
 
@@ -127,7 +109,7 @@ def endpoint_view(identity: Identity, tenant: str, name: str) -> dict[str, Any]:
 def _service(identity: Identity, tenant: str, name: str) -> dict[str, Any] | None:
     """The endpoint's Service (it says how to call the endpoint), or None before the controller made it."""
     try:
-        return _json(identity, "CoreV1Api", "read_namespaced_service", name, tenant)
+        return kube.read_service(identity, tenant, name)
     except NotFound:
         return None
 
@@ -138,8 +120,8 @@ def endpoint_events(identity: Identity, tenant: str, name: str) -> list[dict[str
     cr = endpoint_cr(identity, tenant, name)
     child = status.endpoint_name_of(cr)
     selector = _label_selector(child)
-    replicasets = _json(identity, "AppsV1Api", "list_namespaced_replica_set", tenant, label_selector=selector)
-    pods = _json(identity, "CoreV1Api", "list_namespaced_pod", tenant, label_selector=selector).get("items") or []
+    replicasets = kube.replica_sets(identity, tenant, label_selector=selector)
+    pods = kube.pods(identity, tenant, label_selector=selector).get("items") or []
     pods.sort(key=lambda pod: str(pod["metadata"].get("creationTimestamp") or ""), reverse=True)
     involved = {("InferenceEndpoint", name)} | {
         (kind, child) for kind in ("Deployment", "Service", "Ingress", "ConfigMap")
@@ -148,9 +130,7 @@ def endpoint_events(identity: Identity, tenant: str, name: str) -> list[dict[str
     involved |= {("Pod", str(pod["metadata"]["name"])) for pod in pods[:EVENT_PODS_MAX]}
     events: list[dict[str, Any]] = []
     for object_name in sorted({object_name for _, object_name in involved}):
-        found = _json(
-            identity, "CoreV1Api", "list_namespaced_event", tenant, field_selector=f"involvedObject.name={object_name}"
-        )
+        found = kube.events(identity, tenant, field_selector=f"involvedObject.name={object_name}")
         events.extend(
             event
             for event in found.get("items") or []
@@ -177,7 +157,7 @@ def endpoint_logs(identity: Identity, tenant: str, name: str, tail: int) -> list
     tenant_required(tenant)
     cr = endpoint_cr(identity, tenant, name)
     selector = _label_selector(status.endpoint_name_of(cr))
-    pods = _json(identity, "CoreV1Api", "list_namespaced_pod", tenant, label_selector=selector).get("items") or []
+    pods = kube.pods(identity, tenant, label_selector=selector).get("items") or []
     entries: list[dict[str, Any]] = []
     reasons: list[str] = []
     for pod in sorted(pods, key=lambda pod: str(pod["metadata"]["name"])):
@@ -203,7 +183,7 @@ def resource_quotas(identity: Identity, tenant: str) -> list[dict[str, Any]]:
 
     Read as the caller, so an outsider is refused here, before anything is written.
     """
-    quotas = _json(identity, "CoreV1Api", "list_namespaced_resource_quota", tenant).get("items") or []
+    quotas = kube.resource_quotas(identity, tenant).get("items") or []
     quotas.sort(key=lambda quota: quota["metadata"]["name"] != tenant)
     return quotas
 
@@ -235,18 +215,7 @@ def endpoint_count(identity: Identity, tenant: str) -> int:
     """
     count, token = 0, None
     while True:
-        extra: dict[str, Any] = {"_continue": token} if token else {}
-        page = _json(
-            identity,
-            "CustomObjectsApi",
-            "list_namespaced_custom_object",
-            GROUP,
-            VERSION,
-            tenant,
-            PLURAL,
-            limit=COUNT_PAGE_SIZE,
-            **extra,
-        )
+        page = kube.endpoints(identity, tenant, limit=COUNT_PAGE_SIZE, continue_token=token)
         count += len(page.get("items") or [])
         metadata = page.get("metadata") or {}
         token = metadata.get("continue")

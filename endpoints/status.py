@@ -1,6 +1,6 @@
 """What the API says about a live endpoint: pure functions of the CR and the objects the cluster shows.
 
-Objects are the API server's JSON (camelCase dicts), as ``kube.call_json`` returns them: the
+Objects are the API server's JSON (camelCase dicts), as kube.py's typed functions return them: the
 generated client's model classes cost more to build than the list itself on a 1,000-endpoint tenant.
 Kubernetes leaves zero counters out of a Deployment's status (``omitempty``), so "present" in the
 original's table (docs/compatibility.md) means "non-zero" here.

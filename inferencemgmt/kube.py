@@ -451,6 +451,13 @@ def delete_namespace(identity: Identity, name: str) -> dict[str, Any]:
     return _json_as(identity, "CoreV1Api", "delete_namespace", name)
 
 
+def namespaces(
+    identity: Identity, *, label_selector: str = "", limit: int | None = None, continue_token: str | None = None
+) -> dict[str, Any]:
+    """Namespaces (matching ``label_selector``) as the caller lists them: one page of the List object."""
+    return _json_as(identity, "CoreV1Api", "list_namespace", **_list_arguments(label_selector, limit, continue_token))
+
+
 # secrets (written only: nobody reads a tenant's secrets through the API)
 def create_secret(identity: Identity, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
     return _json_as(identity, "CoreV1Api", "create_namespaced_secret", namespace, body)
@@ -479,6 +486,11 @@ def replace_resource_quota(identity: Identity, namespace: str, name: str, body: 
 
 def delete_resource_quota(identity: Identity, namespace: str, name: str) -> dict[str, Any]:
     return _json_as(identity, "CoreV1Api", "delete_namespaced_resource_quota", name, namespace)
+
+
+def resource_quotas(identity: Identity, namespace: str) -> dict[str, Any]:
+    """The namespace's ResourceQuotas (the List object)."""
+    return _json_as(identity, "CoreV1Api", "list_namespaced_resource_quota", namespace)
 
 
 # config maps
@@ -543,6 +555,43 @@ def create_service_account(identity: Identity, namespace: str, body: dict[str, A
 
 def delete_service_account(identity: Identity, namespace: str, name: str) -> dict[str, Any]:
     return _json_as(identity, "CoreV1Api", "delete_namespaced_service_account", name, namespace)
+
+
+# an endpoint's children: Deployments, ReplicaSets, pods, Services, events (read only)
+def deployments(identity: Identity, namespace: str, *, label_selector: str = "") -> dict[str, Any]:
+    """The namespace's Deployments matching ``label_selector`` (the List object)."""
+    return _json_as(
+        identity, "AppsV1Api", "list_namespaced_deployment", namespace, **_list_arguments(label_selector, None, None)
+    )
+
+
+def read_deployment(identity: Identity, namespace: str, name: str) -> dict[str, Any]:
+    return _json_as(identity, "AppsV1Api", "read_namespaced_deployment", name, namespace)
+
+
+def replica_sets(identity: Identity, namespace: str, *, label_selector: str = "") -> dict[str, Any]:
+    """The namespace's ReplicaSets matching ``label_selector`` (the List object)."""
+    return _json_as(
+        identity, "AppsV1Api", "list_namespaced_replica_set", namespace, **_list_arguments(label_selector, None, None)
+    )
+
+
+def pods(identity: Identity, namespace: str, *, label_selector: str = "") -> dict[str, Any]:
+    """The namespace's pods matching ``label_selector`` (the List object)."""
+    return _json_as(
+        identity, "CoreV1Api", "list_namespaced_pod", namespace, **_list_arguments(label_selector, None, None)
+    )
+
+
+def read_service(identity: Identity, namespace: str, name: str) -> dict[str, Any]:
+    return _json_as(identity, "CoreV1Api", "read_namespaced_service", name, namespace)
+
+
+def events(identity: Identity, namespace: str, *, field_selector: str = "") -> dict[str, Any]:
+    """The namespace's events matching ``field_selector`` (events carry no labels: they are found by the
+    object they are about, ``involvedObject.name=<name>``)."""
+    arguments = {"field_selector": field_selector} if field_selector else {}
+    return _json_as(identity, "CoreV1Api", "list_namespaced_event", namespace, **arguments)
 
 
 # pods
@@ -724,9 +773,23 @@ def platform_read_namespace(name: str) -> dict[str, Any]:
     return _json_platform("CoreV1Api", "read_namespace", name)
 
 
-def platform_namespaces(*, label_selector: str = "") -> dict[str, Any]:
-    """Every namespace (matching ``label_selector``) as one List object."""
-    return _json_platform("CoreV1Api", "list_namespace", **_list_arguments(label_selector, None, None))
+def platform_namespaces(
+    *, label_selector: str = "", limit: int | None = None, continue_token: str | None = None
+) -> dict[str, Any]:
+    """Namespaces (matching ``label_selector``) as one List object: all of them, or a page with ``limit``."""
+    return _json_platform("CoreV1Api", "list_namespace", **_list_arguments(label_selector, limit, continue_token))
+
+
+def platform_deployments_everywhere(*, label_selector: str = "") -> dict[str, Any]:
+    """Every namespace's Deployments matching ``label_selector`` (the usage sampler's count of replicas)."""
+    return _json_platform(
+        "AppsV1Api", "list_deployment_for_all_namespaces", **_list_arguments(label_selector, None, None)
+    )
+
+
+def platform_resource_quotas_everywhere() -> dict[str, Any]:
+    """Every namespace's ResourceQuotas (the usage sampler's limits)."""
+    return _json_platform("CoreV1Api", "list_resource_quota_for_all_namespaces")
 
 
 def platform_read_secret(namespace: str, name: str) -> dict[str, Any]:

@@ -14,7 +14,6 @@ from django.conf import settings
 from inferencemgmt import kube, paging
 from inferencemgmt.auth.identity import Identity
 from inferencemgmt.errors import NotFound
-from inferencemgmt.resources import GROUP, PLURAL
 from servings.catalogue import TEMPLATE_LABEL, TEMPLATE_LABEL_SELECTOR
 from servings.controller.rendering import STORE_KEY_ANNOTATION
 
@@ -125,13 +124,12 @@ def endpoint_rollouts(identity: Identity, tenant: str, store_key: str) -> dict[s
 
     An endpoint without a Deployment has no pod holding any key, so it is left out.
     """
-    client = kube.api_client_for(identity)
-    crs = kube.call_json(client, "CustomObjectsApi", "list_namespaced_custom_object", GROUP, "v1", tenant, PLURAL)
+    crs = kube.endpoints(identity, tenant)
     found: dict[str, str | None] = {}
     for cr in crs.get("items") or []:
         name = str(cr.get("spec", {}).get("endpointName") or cr["metadata"]["name"])
         try:
-            deployment = kube.call_json(client, "AppsV1Api", "read_namespaced_deployment", name, tenant)
+            deployment = kube.read_deployment(identity, tenant, name)
         except NotFound:
             continue
         found[name] = _rollout_problem(deployment, store_key)

@@ -105,12 +105,16 @@ def tenant_page_scope(identity: Identity) -> str:
     return paging.scope_of("tenants", identity.username)
 
 
-def _namespace_json_page(api_client: Any) -> Any:
-    """Tenant namespaces as the API server's JSON, in chunks: no SDK models are built for the
-    namespaces a page leaves out (other groups' for a member, terminating ones for everyone)."""
+def _namespace_json_page(identity: Identity | None) -> Any:
+    """Tenant namespaces as the API server's JSON, in chunks, listed as ``identity`` (None: as the
+    management API itself): no SDK models are built for the namespaces a page leaves out (other
+    groups' for a member, terminating ones for everyone)."""
 
-    def call(**arguments: Any) -> tuple[list[dict[str, Any]], str | None]:
-        answer = kube.call_json(api_client, "CoreV1Api", "list_namespace", label_selector=_selector(), **arguments)
+    def call(*, limit: int, _continue: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        if identity is None:
+            answer = kube.platform_namespaces(label_selector=_selector(), limit=limit, continue_token=_continue)
+        else:
+            answer = kube.namespaces(identity, label_selector=_selector(), limit=limit, continue_token=_continue)
         return list(answer.get("items") or []), (answer.get("metadata") or {}).get("continue") or None
 
     return call
@@ -138,7 +142,7 @@ def tenant_page(identity: Identity, page: paging.PageRequest) -> tuple[list[str]
     chunk = min(paging.MAX_LIMIT, max(50, 5 * page.limit))
     if identity.is_admin:
         found, following = paging.kube_page(
-            _namespace_json_page(kube.api_client_for(identity)),
+            _namespace_json_page(identity),
             page,
             keep=lambda ns: (ns.get("status") or {}).get("phase") != "Terminating",
             name=lambda ns: str(ns["metadata"]["name"]),
@@ -147,7 +151,7 @@ def tenant_page(identity: Identity, page: paging.PageRequest) -> tuple[list[str]
         return [str(ns["metadata"]["name"]) for ns in found], following
     groups = set(identity.groups)
     found, following = paging.kube_page(
-        _namespace_json_page(kube.service_api_client()),
+        _namespace_json_page(None),
         page,
         keep=lambda ns: _member_of(identity, groups, ns),
         name=lambda ns: str(ns["metadata"]["name"]),

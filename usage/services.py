@@ -133,13 +133,10 @@ def usage_rows(
 
 def usage_sample(now: datetime | None = None) -> int:
     """Take one sample of every tenant; returns the number of rows written."""
-    client = kube.service_api_client()
-    namespaces = kube.call_json(client, "CoreV1Api", "list_namespace", label_selector=tenant_label_selector())
+    namespaces = kube.platform_namespaces(label_selector=tenant_label_selector())
     tenants = [str(item["metadata"]["name"]) for item in namespaces.get("items") or []]
-    deployments = kube.call_json(
-        client, "AppsV1Api", "list_deployment_for_all_namespaces", label_selector=ENDPOINT_SELECTOR
-    )
-    quotas = kube.call_json(client, "CoreV1Api", "list_resource_quota_for_all_namespaces")
+    deployments = kube.platform_deployments_everywhere(label_selector=ENDPOINT_SELECTOR)
+    quotas = kube.platform_resource_quotas_everywhere()
     rows = usage_rows(tenants, deployments.get("items") or [], quotas.get("items") or [], now or timezone.now())
     UsageSample.objects.bulk_create(rows)
     return len(rows)

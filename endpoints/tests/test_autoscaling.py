@@ -134,12 +134,11 @@ class FakeApi:
         self.patches: list[list[dict[str, Any]]] = []
         self.changed_before_write = 0  # writes answered 409 as if someone had changed the CR just before
 
-    def call_json(self, _client: Any, api_name: str, method: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        if method == "get_namespaced_custom_object":
-            return copy.deepcopy(self.cr)
-        if method == "list_namespaced_resource_quota":
-            return {"items": [{"metadata": {"name": "team"}, "spec": {"hard": self.hard}}]}
-        raise AssertionError(f"unexpected read {method}")
+    def read_endpoint(self, identity: Identity, namespace: str, name: str) -> dict[str, Any]:
+        return copy.deepcopy(self.cr)
+
+    def resource_quotas(self, identity: Identity, namespace: str) -> dict[str, Any]:
+        return {"items": [{"metadata": {"name": "team"}, "spec": {"hard": self.hard}}]}
 
     def _conditional(self, version: str) -> None:
         if self.changed_before_write:
@@ -177,8 +176,8 @@ class FakeApi:
 def fake(monkeypatch: pytest.MonkeyPatch) -> Any:
     def install(spec: dict[str, Any], hard: dict[str, str] | None = None) -> FakeApi:
         api = FakeApi(spec, hard)
-        monkeypatch.setattr(kube, "call_json", api.call_json)
-        monkeypatch.setattr(kube, "api_client_for", lambda identity: None)
+        monkeypatch.setattr(kube, "read_endpoint", api.read_endpoint)
+        monkeypatch.setattr(kube, "resource_quotas", api.resource_quotas)
         monkeypatch.setattr(kube, "scale_endpoint", api.scale_endpoint)
         monkeypatch.setattr(kube, "patch_endpoint", api.patch_endpoint)
         monkeypatch.setattr(services, "tenant_required", lambda tenant: None)
@@ -250,7 +249,7 @@ def test_an_endpoint_that_is_gone_is_a_404(fake, monkeypatch):
     def missing(*args: Any, **kwargs: Any) -> dict[str, Any]:
         raise NotFound()
 
-    monkeypatch.setattr(kube, "call_json", missing)
+    monkeypatch.setattr(kube, "read_endpoint", missing)
     with pytest.raises(NotFound) as gone:
         services.endpoint_scale(ALICE, "team", "predict", 2)
     assert gone.value.code == "endpoint_not_found"

@@ -76,21 +76,23 @@ class FakeCluster:
         return body
 
     # reads as the caller, as the API server's JSON
-    def call_json(self, _client: Any, api_name: str, method: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        if method == "list_namespaced_resource_quota":
-            quota = {
-                "metadata": {"name": TENANT, "namespace": TENANT, "resourceVersion": str(self.resource_version)},
-                "spec": {"hard": {ENDPOINT_COUNT_KEY: self.hard}},
-                "status": {"hard": {ENDPOINT_COUNT_KEY: self.hard}, "used": {ENDPOINT_COUNT_KEY: self.used}},
-            }
-            return {"items": [quota]}
-        if method == "get_namespaced_custom_object":
-            if args[-1] not in self.stored:
-                raise NotFound(description=f'inference-endpoints.ai.intel.com "{args[-1]}" not found')
-            return {"metadata": {"name": args[-1]}}
-        if method == "list_namespaced_custom_object":
-            return {"items": [{"metadata": {"name": name}} for name in sorted(self.stored)], "metadata": {}}
-        raise AssertionError(f"unexpected call {api_name}.{method}")
+    def resource_quotas(self, identity: Identity, namespace: str) -> dict[str, Any]:
+        quota = {
+            "metadata": {"name": TENANT, "namespace": TENANT, "resourceVersion": str(self.resource_version)},
+            "spec": {"hard": {ENDPOINT_COUNT_KEY: self.hard}},
+            "status": {"hard": {ENDPOINT_COUNT_KEY: self.hard}, "used": {ENDPOINT_COUNT_KEY: self.used}},
+        }
+        return {"items": [quota]}
+
+    def read_endpoint(self, identity: Identity, namespace: str, name: str) -> dict[str, Any]:
+        if name not in self.stored:
+            raise NotFound(description=f'inference-endpoints.ai.intel.com "{name}" not found')
+        return {"metadata": {"name": name}}
+
+    def endpoints(
+        self, identity: Identity, namespace: str, *, limit: int | None = None, continue_token: str | None = None
+    ) -> dict[str, Any]:
+        return {"items": [{"metadata": {"name": name}} for name in sorted(self.stored)], "metadata": {}}
 
 
 @pytest.fixture
@@ -98,8 +100,8 @@ def cluster(monkeypatch: pytest.MonkeyPatch) -> FakeCluster:
     found = FakeCluster(hard="3", stored=["a"])
     monkeypatch.setattr(kube, "create_endpoint", found.create_endpoint)
     monkeypatch.setattr(kube, "platform_replace_resource_quota_status", found.platform_replace_resource_quota_status)
-    monkeypatch.setattr(kube, "api_client_for", lambda identity: None)
-    monkeypatch.setattr(kube, "call_json", found.call_json)
+    for typed in ("resource_quotas", "read_endpoint", "endpoints"):
+        monkeypatch.setattr(kube, typed, getattr(found, typed))
     monkeypatch.setattr(time, "sleep", lambda seconds: found.on_sleep())
     return found
 

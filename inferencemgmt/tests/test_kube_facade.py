@@ -155,6 +155,89 @@ def test_a_pod_log_is_text(wire):
     assert "container=server" in sent.sent[0]["url"]
 
 
+@pytest.mark.parametrize(
+    ("read", "path"),
+    [
+        (
+            lambda: kube.deployments(ALICE, "t1", label_selector="endpoint in (a,b)"),
+            "/apis/apps/v1/namespaces/t1/deployments",
+        ),
+        (
+            lambda: kube.replica_sets(ALICE, "t1", label_selector="endpoint=a"),
+            "/apis/apps/v1/namespaces/t1/replicasets",
+        ),
+        (lambda: kube.pods(ALICE, "t1", label_selector="endpoint=a"), "/api/v1/namespaces/t1/pods"),
+        (lambda: kube.resource_quotas(ALICE, "t1"), "/api/v1/namespaces/t1/resourcequotas"),
+        (lambda: kube.namespaces(ALICE, label_selector="a=b", limit=50), "/api/v1/namespaces"),
+    ],
+)
+def test_an_endpoints_children_are_listed_as_the_caller_as_list_objects(wire, read, path):
+    listing = {"items": [{"metadata": {"name": "a-1", "creationTimestamp": "2024-01-02T03:04:05Z"}}], "metadata": {}}
+    sent = wire(200, listing)
+    found = read()
+    assert found == listing
+    assert _plain(found)
+    request = sent.sent[0]
+    assert request["method"] == "GET"
+    assert request["url"].split("?")[0].endswith(path)
+    assert "continue" not in request["url"]
+
+
+def test_the_label_selector_and_page_are_sent_and_omitted_when_empty(wire):
+    sent = wire(200, {"items": [], "metadata": {}})
+    kube.deployments(ALICE, "t1", label_selector="endpoint in (a,b)")
+    assert "labelSelector=endpoint%20in%20%28a%2Cb%29" in sent.sent[0]["url"]
+    kube.pods(ALICE, "t1")
+    assert "?" not in sent.sent[1]["url"]
+    kube.namespaces(ALICE, label_selector="a=b", limit=50, continue_token="next")
+    assert "labelSelector=a%3Db" in sent.sent[2]["url"]
+    assert "limit=50" in sent.sent[2]["url"]
+    assert "continue=next" in sent.sent[2]["url"]
+
+
+def test_events_are_found_by_the_object_they_are_about(wire):
+    event = {"involvedObject": {"kind": "Pod", "name": "a-1"}, "reason": "Scheduled", "lastTimestamp": None}
+    sent = wire(200, {"items": [event], "metadata": {}})
+    found = kube.events(ALICE, "t1", field_selector="involvedObject.name=a-1")
+    assert found["items"] == [event]
+    url = sent.sent[0]["url"]
+    assert url.split("?")[0].endswith("/api/v1/namespaces/t1/events")
+    assert "fieldSelector=involvedObject.name%3Da-1" in url
+
+
+def test_a_deployment_and_a_service_are_read_by_name(wire):
+    deployment = {"metadata": {"name": "a", "generation": 3}, "status": {"updatedReplicas": 1}}
+    sent = wire(200, deployment)
+    assert kube.read_deployment(ALICE, "t1", "a") == deployment
+    assert sent.sent[0]["url"].endswith("/apis/apps/v1/namespaces/t1/deployments/a")
+    kube.read_service(ALICE, "t1", "a")
+    assert sent.sent[1]["url"].endswith("/api/v1/namespaces/t1/services/a")
+
+
+def test_a_missing_service_is_not_found(wire):
+    wire(404, _status(404, 'services "a" not found'))
+    with pytest.raises(NotFound) as raised:
+        kube.read_service(ALICE, "t1", "a")
+    assert raised.value.description == 'services "a" not found'
+
+
+def test_the_usage_samplers_lists_are_every_namespaces_as_the_platform(wire, monkeypatch):
+    sent = wire(200, {"items": [{"metadata": {"name": "a", "namespace": "t1"}}], "metadata": {}})
+    platform_client = kube.api_client_for(ALICE)
+    monkeypatch.setattr(kube, "service_api_client", lambda: platform_client)
+    monkeypatch.setattr(kube, "api_client_for", lambda identity: pytest.fail("a platform read used a user's client"))
+    found = kube.platform_deployments_everywhere(label_selector="endpoint")
+    assert _plain(found)
+    assert found["items"][0]["metadata"]["name"] == "a"
+    assert sent.sent[0]["url"].split("?")[0].endswith("/apis/apps/v1/deployments")
+    assert "labelSelector=endpoint" in sent.sent[0]["url"]
+    kube.platform_resource_quotas_everywhere()
+    assert sent.sent[1]["url"].endswith("/api/v1/resourcequotas")
+    kube.platform_namespaces(label_selector="a=b", limit=50, continue_token="next")
+    assert "limit=50" in sent.sent[2]["url"]
+    assert "continue=next" in sent.sent[2]["url"]
+
+
 def _status(code: int, message: str) -> dict[str, Any]:
     return {"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": message, "code": code}
 
@@ -206,6 +289,17 @@ def test_a_403_from_a_starting_api_server_is_a_503(wire, monkeypatch):
     wire(403, _status(403, "forbidden"))
     with pytest.raises(UpstreamUnavailable):
         kube.read_service_account(ALICE, "t1", "robot-1")
+
+
+def test_an_endpoints_child_read_during_an_api_server_start_is_a_503_not_a_403(wire, monkeypatch):
+    """The children's reads (once ``call_json``, which had no probe) now tell a starting server apart."""
+    monkeypatch.setattr(kube, "_api_server_ready", lambda: False)
+    wire(403, _status(403, "forbidden"))
+    with pytest.raises(UpstreamUnavailable):
+        kube.pods(ALICE, "t1", label_selector="endpoint=a")
+    monkeypatch.setattr(kube, "_api_server_ready", lambda: True)
+    with pytest.raises(Forbidden):
+        kube.pods(ALICE, "t1", label_selector="endpoint=a")
 
 
 @pytest.mark.parametrize(

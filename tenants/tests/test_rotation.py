@@ -91,14 +91,14 @@ class FakeCluster:
             )
         return deployment
 
-    def call_json(self, client: Any, api: str, method: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        if method == "list_namespaced_custom_object":
-            return {"items": [{"metadata": {"name": name}, "spec": {}} for name in self.deployments]}
-        if method == "read_namespaced_deployment":
-            if args[0] not in self.deployments:
-                raise NotFound()
-            return self.deployment(args[0])
-        raise AssertionError(f"unexpected call {api}.{method}")
+    # kube.endpoints / kube.read_deployment, as the caller
+    def endpoints(self, identity: Any, namespace: str) -> dict[str, Any]:
+        return {"items": [{"metadata": {"name": name}, "spec": {}} for name in self.deployments]}
+
+    def read_deployment(self, identity: Any, namespace: str, name: str) -> dict[str, Any]:
+        if name not in self.deployments:
+            raise NotFound()
+        return self.deployment(name)
 
 
 @pytest.fixture
@@ -109,8 +109,8 @@ def cluster(monkeypatch: pytest.MonkeyPatch, iam: FakeIam, settings: Any) -> Fak
     core = FakeCore(fake)
     for typed in ("read_namespace", "patch_namespace", "create_secret", "replace_secret"):
         monkeypatch.setattr(kube, typed, getattr(core, typed))
-    monkeypatch.setattr(kube, "api_client_for", lambda identity: object())
-    monkeypatch.setattr(kube, "call_json", fake.call_json)
+    monkeypatch.setattr(kube, "endpoints", fake.endpoints)
+    monkeypatch.setattr(kube, "read_deployment", fake.read_deployment)
     fake.deployments["resnet"] = {
         "metadata": {"name": "resnet", "generation": 1},
         "spec": {"replicas": 1, "template": {"metadata": {"annotations": {}}}},

@@ -66,13 +66,19 @@ def test_a_sample_reads_three_lists_as_the_platform_and_writes_one_row_per_tenan
         "list_resource_quota_for_all_namespaces": {"items": []},
     }
 
-    def call_json(client: Any, api_name: str, method: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        assert client == "platform"
-        calls.append((method, kwargs))
-        return answers[method]
+    def platform(method: str) -> Any:
+        """kube.py's ``platform_*`` function for ``method``: the management API's own identity."""
 
-    monkeypatch.setattr(kube, "service_api_client", lambda: "platform")
-    monkeypatch.setattr(kube, "call_json", call_json)
+        def call(**kwargs: Any) -> dict[str, Any]:
+            calls.append((method, kwargs))
+            return answers[method]
+
+        return call
+
+    monkeypatch.setattr(kube, "platform_namespaces", platform("list_namespace"))
+    monkeypatch.setattr(kube, "platform_deployments_everywhere", platform("list_deployment_for_all_namespaces"))
+    monkeypatch.setattr(kube, "platform_resource_quotas_everywhere", platform("list_resource_quota_for_all_namespaces"))
+    monkeypatch.setattr(kube, "api_client_for", lambda identity: pytest.fail("a sample read as a user"))
     assert services.usage_sample(T0) == 2
     assert [method for method, _ in calls] == list(answers)
     assert calls[0][1]["label_selector"] == f"{manifests.TENANT_OWNER_LABEL}={django_settings.PLATFORM_ADMIN_LABEL}"
