@@ -30,9 +30,8 @@ from django.conf import settings
 
 from inferencemgmt import kube
 from inferencemgmt.errors import KUBERNETES, Conflict, Forbidden, NotFound, UpstreamError
-from inferencemgmt.resources import GROUP, PLURAL
+from inferencemgmt.resources import GROUP
 
-VERSION = "v1"
 CLAIM_PREFIX = "inference-host."
 CLAIM_LABEL = f"{GROUP}/inference-host"
 TENANT_LABEL = f"{GROUP}/tenant"
@@ -72,10 +71,6 @@ def _own_rights() -> Iterator[None]:
         ) from None
 
 
-def _leases() -> Any:
-    return kube.service_api("CoordinationV1Api")
-
-
 def _claim_name(endpoint: str, tenant: str) -> str:
     return CLAIM_PREFIX + host_label(endpoint, tenant)
 
@@ -89,7 +84,7 @@ def _endpoint_exists(tenant: str, endpoint: str) -> bool:
     if not (_DNS_LABEL.fullmatch(tenant) and _DNS_LABEL.fullmatch(endpoint)):
         return False
     try:
-        kube.service_api("CustomObjectsApi").get_namespaced_custom_object(GROUP, VERSION, tenant, PLURAL, endpoint)
+        kube.platform_read_endpoint(tenant, endpoint)
     except NotFound:
         return False
     return True
@@ -105,11 +100,11 @@ def same_host_endpoints(endpoint: str, tenant: str) -> list[tuple[str, str]]:
     return found
 
 
-def _age_seconds(claim: Any) -> float:
-    created = claim.metadata.creation_timestamp
-    if created is None:  # pragma: no cover - the API server always sets it
+def _age_seconds(claim: dict[str, Any]) -> float:
+    created = claim["metadata"].get("creationTimestamp")
+    if not created:  # pragma: no cover - the API server always sets it
         return 0.0
-    age: float = (datetime.now(UTC) - created).total_seconds()
+    age: float = (datetime.now(UTC) - datetime.fromisoformat(created)).total_seconds()
     return age
 
 
@@ -138,24 +133,24 @@ def _claim(tenant: str, endpoint: str) -> bool:
     }
     for _ in range(_TAKEOVER_ATTEMPTS):
         try:
-            _leases().create_namespaced_lease(namespace, body)
+            kube.platform_create_lease(namespace, body)
             return True
         except Conflict:
             pass
         try:
-            claim = _leases().read_namespaced_lease(name, namespace)
+            claim = kube.platform_read_lease(namespace, name)
         except NotFound:
             continue  # released meanwhile: claim it again
-        holder = str(claim.spec.holder_identity or "")
+        holder = str(claim.get("spec", {}).get("holderIdentity") or "")
         if holder == _holder(tenant, endpoint):
             return False  # ours already (the endpoint exists, or an earlier create stopped half-way)
         other_tenant, _, other_endpoint = holder.partition("/")
         if _age_seconds(claim) < CLAIM_GRACE_SECONDS or _endpoint_exists(other_tenant, other_endpoint):
             raise host_taken(endpoint, tenant)
         # Stale: its endpoint is gone. Delete exactly that claim (a newer one is left alone).
-        preconditions = {"uid": claim.metadata.uid, "resourceVersion": claim.metadata.resource_version}
+        preconditions = {"uid": claim["metadata"]["uid"], "resourceVersion": claim["metadata"]["resourceVersion"]}
         with contextlib.suppress(Conflict, NotFound):
-            _leases().delete_namespaced_lease(name, namespace, body={"preconditions": preconditions})
+            kube.platform_delete_lease(namespace, name, preconditions=preconditions)
     raise host_taken(endpoint, tenant)
 
 
@@ -169,19 +164,18 @@ def _release(tenant: str, endpoint: str) -> None:
     namespace = settings.IMM_SYSTEM_NAMESPACE
     name = _claim_name(endpoint, tenant)
     try:
-        claim = _leases().read_namespaced_lease(name, namespace)
+        claim = kube.platform_read_lease(namespace, name)
     except NotFound:
         return
-    if str(claim.spec.holder_identity or "") != _holder(tenant, endpoint):
+    if str(claim.get("spec", {}).get("holderIdentity") or "") != _holder(tenant, endpoint):
         return
-    preconditions = {"uid": claim.metadata.uid}
     with contextlib.suppress(Conflict, NotFound):
-        _leases().delete_namespaced_lease(name, namespace, body={"preconditions": preconditions})
+        kube.platform_delete_lease(namespace, name, preconditions={"uid": claim["metadata"]["uid"]})
 
 
 def tenant_hosts_release(tenant: str) -> None:
     """Remove every claim of ``tenant``'s endpoints (the tenant is being deleted)."""
     with _own_rights():
-        _leases().delete_collection_namespaced_lease(
+        kube.platform_delete_leases(
             settings.IMM_SYSTEM_NAMESPACE, label_selector=f"{CLAIM_LABEL}=true,{TENANT_LABEL}={tenant}"
         )

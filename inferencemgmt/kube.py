@@ -812,6 +812,28 @@ def platform_read_endpoint(namespace: str, name: str) -> dict[str, Any]:
     )
 
 
+# The inference host claims (endpoints/hosts.py): Leases the management API keeps as itself.
+def platform_create_lease(namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+    return _json_platform("CoordinationV1Api", "create_namespaced_lease", namespace, body)
+
+
+def platform_read_lease(namespace: str, name: str) -> dict[str, Any]:
+    return _json_platform("CoordinationV1Api", "read_namespaced_lease", name, namespace)
+
+
+def platform_delete_lease(namespace: str, name: str, *, preconditions: dict[str, str]) -> dict[str, Any]:
+    """Delete the Lease only if it is still the one read (``uid``, and ``resourceVersion`` if given)."""
+    return _json_platform(
+        "CoordinationV1Api", "delete_namespaced_lease", name, namespace, body={"preconditions": preconditions}
+    )
+
+
+def platform_delete_leases(namespace: str, *, label_selector: str) -> dict[str, Any]:
+    return _json_platform(
+        "CoordinationV1Api", "delete_collection_namespaced_lease", namespace, label_selector=label_selector
+    )
+
+
 # --- a process's own identity (the controller) --------------------------------------------------------
 # The controller is no user's agent: it acts as itself, with the ClusterRole of
 # helm/imm/files/rbac/controller.yaml. These primitives return the API's JSON as plain dicts

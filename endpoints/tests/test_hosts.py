@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -34,39 +33,43 @@ class FakeCluster:
         self.endpoints = endpoints or set()
         self.forbidden = forbidden
 
-    # CoordinationV1Api
-    def create_namespaced_lease(self, namespace: str, body: dict[str, Any]) -> None:
+    # kube.platform_*_lease (the management API's own identity)
+    def create_lease(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         if self.forbidden:
             raise Forbidden("K8s forbidden: Forbidden", code="kubernetes_forbidden")
         name = body["metadata"]["name"]
         if name in self.leases:
             raise Conflict(description=f"leases {name} already exists", code="kubernetes_conflict")
         self.leases[name] = {**body, "uid": uuid.uuid4().hex, "created": datetime.now(UTC)}
+        return body
 
-    def read_namespaced_lease(self, name: str, namespace: str) -> Any:
+    def read_lease(self, namespace: str, name: str) -> dict[str, Any]:
         if name not in self.leases:
             raise NotFound(code="kubernetes_not_found")
         lease = self.leases[name]
-        return SimpleNamespace(
-            spec=SimpleNamespace(holder_identity=lease["spec"]["holderIdentity"]),
-            metadata=SimpleNamespace(uid=lease["uid"], resource_version="1", creation_timestamp=lease["created"]),
-        )
+        created = lease["created"].strftime("%Y-%m-%dT%H:%M:%SZ")  # as the API server writes it
+        return {
+            "spec": {"holderIdentity": lease["spec"]["holderIdentity"]},
+            "metadata": {"uid": lease["uid"], "resourceVersion": "1", "creationTimestamp": created},
+        }
 
-    def delete_namespaced_lease(self, name: str, namespace: str, body: dict[str, Any]) -> None:
+    def delete_lease(self, namespace: str, name: str, *, preconditions: dict[str, str]) -> dict[str, Any]:
         if name not in self.leases:
             raise NotFound(code="kubernetes_not_found")
-        if body["preconditions"]["uid"] != self.leases[name]["uid"]:
+        if preconditions["uid"] != self.leases[name]["uid"]:
             raise Conflict(description="precondition failed", code="kubernetes_conflict")
         del self.leases[name]
+        return {}
 
-    def delete_collection_namespaced_lease(self, namespace: str, label_selector: str) -> None:
+    def delete_leases(self, namespace: str, *, label_selector: str) -> dict[str, Any]:
         wanted = dict(part.split("=", 1) for part in label_selector.split(","))
         for name, lease in list(self.leases.items()):
             if all(lease["metadata"]["labels"].get(key) == value for key, value in wanted.items()):
                 del self.leases[name]
+        return {}
 
-    # CustomObjectsApi
-    def get_namespaced_custom_object(self, group: str, version: str, namespace: str, plural: str, name: str) -> Any:
+    # kube.platform_read_endpoint
+    def read_endpoint(self, namespace: str, name: str) -> dict[str, Any]:
         if (namespace, name) not in self.endpoints:
             raise NotFound(code="kubernetes_not_found")
         return {}
@@ -80,7 +83,8 @@ def cluster(monkeypatch: pytest.MonkeyPatch, settings: Any) -> FakeCluster:
     settings.PLATFORM_DOMAIN = "imm.local"
     settings.IMM_SYSTEM_NAMESPACE = "imm-system"
     fake = FakeCluster()
-    monkeypatch.setattr(kube, "service_api", lambda name: fake)
+    for verb in ("create_lease", "read_lease", "delete_lease", "delete_leases", "read_endpoint"):
+        monkeypatch.setattr(kube, f"platform_{verb}", getattr(fake, verb))
     return fake
 
 
@@ -152,16 +156,16 @@ def test_a_tenant_deletion_goes_on_without_the_rights_but_is_retried_in_an_outag
 
     hosts.host_claim("b", "one")
 
-    def forbidden(namespace: str, label_selector: str) -> None:
+    def forbidden(namespace: str, *, label_selector: str) -> None:
         raise Forbidden("K8s forbidden: Forbidden", code="kubernetes_forbidden")
 
-    monkeypatch.setattr(cluster, "delete_collection_namespaced_lease", forbidden)
+    monkeypatch.setattr(kube, "platform_delete_leases", forbidden)
     services.endpoint_hosts_release("b")  # logged, not raised: the stale claim is taken over later
     assert cluster.holders() == {"inference-host.one-b": "b/one"}
 
-    def unreachable(namespace: str, label_selector: str) -> None:
+    def unreachable(namespace: str, *, label_selector: str) -> None:
         raise UpstreamUnavailable("kubernetes", "connection refused")
 
-    monkeypatch.setattr(cluster, "delete_collection_namespaced_lease", unreachable)
+    monkeypatch.setattr(kube, "platform_delete_leases", unreachable)
     with pytest.raises(UpstreamUnavailable):
         services.endpoint_hosts_release("b")

@@ -238,6 +238,22 @@ def test_the_usage_samplers_lists_are_every_namespaces_as_the_platform(wire, mon
     assert "continue=next" in sent.sent[2]["url"]
 
 
+def test_the_host_claim_leases_are_kept_as_the_platform_with_their_preconditions(wire, monkeypatch):
+    lease = {"metadata": {"name": "inference-host.a-b", "uid": "u1", "resourceVersion": "7"}, "spec": {}}
+    sent = wire(200, lease)
+    platform_client = kube.api_client_for(ALICE)
+    monkeypatch.setattr(kube, "service_api_client", lambda: platform_client)
+    monkeypatch.setattr(kube, "api_client_for", lambda identity: pytest.fail("a claim used a user's client"))
+    assert kube.platform_read_lease("imm-system", "inference-host.a-b") == lease
+    assert sent.sent[0]["url"].endswith("/apis/coordination.k8s.io/v1/namespaces/imm-system/leases/inference-host.a-b")
+    kube.platform_delete_lease("imm-system", "inference-host.a-b", preconditions={"uid": "u1"})
+    assert sent.sent[1]["method"] == "DELETE"
+    assert sent.sent[1]["body"]["preconditions"] == {"uid": "u1"}
+    kube.platform_delete_leases("imm-system", label_selector="t=b")
+    assert sent.sent[2]["url"].split("?")[0].endswith("/namespaces/imm-system/leases")
+    assert "labelSelector=t%3Db" in sent.sent[2]["url"]
+
+
 def _status(code: int, message: str) -> dict[str, Any]:
     return {"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": message, "code": code}
 
