@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -229,10 +230,10 @@ def _role_apply(tenant: Tenant) -> None:
 
 def _robot_roles_apply(tenant: Tenant) -> None:
     for body in manifests.robot_roles(tenant.name):
-        try:
-            kube.create_role(tenant.identity, tenant.name, body)
-        except Conflict:
-            kube.replace_role(tenant.identity, tenant.name, body["metadata"]["name"], body)
+        _create_or_replace(
+            partial(kube.create_role, tenant.identity, tenant.name, body),
+            partial(kube.replace_role, tenant.identity, tenant.name, body["metadata"]["name"], body),
+        )
 
 
 def _robot_roles_undo(tenant: Tenant, run: OperationRun | None) -> None:
