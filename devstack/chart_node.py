@@ -638,7 +638,7 @@ def _inference(
     about its own render) and by the endpoint's pods running the image the release's values name."""
     from kubernetes import client
 
-    from inferencemgmt.resources import ENDPOINT_LABEL, GROUP, PLURAL
+    from inferencemgmt.resources import ENDPOINT_LABEL, GROUP, PLURAL, VERSION
 
     body = json.dumps({"inputs": [{"name": "X", "shape": [2], "datatype": "FP32", "data": [1.5, 2.25]}]}).encode()
     began = time.monotonic()
@@ -667,7 +667,7 @@ def _inference(
         state = "unknown"
         with contextlib.suppress(Exception):
             cr: Any = client.CustomObjectsApi(core.api_client).get_namespaced_custom_object(
-                GROUP, "v1", tenant, PLURAL, "adder"
+                GROUP, VERSION, tenant, PLURAL, "adder"
             )
             status = cr.get("status") or {}
             state = f"{status.get('state')}: {status.get('message', '')}"[:400]
