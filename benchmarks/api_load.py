@@ -62,7 +62,6 @@ process that exited, or (soak) growth above the limit.
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
 import functools
 import hashlib
@@ -93,7 +92,7 @@ from kubernetes import config
 from kubernetes.client.exceptions import ApiException
 from models_upload import ROOT, Platform, drop_tenant, make_tenant, rss_bytes, token
 
-from tests.platform_admin import admin_s3_client
+from tests.platform_admin import admin_s3_client, token_claims
 
 MAX_CLIENTS = 64
 MAX_SECONDS = {"load": 120, "soak": 3600}
@@ -210,13 +209,6 @@ CR = ("ai.intel.com", "v1")  # group, version of InferenceEndpoint (plural "infe
 TENANT_SELECTOR = "created_by=platform_admin"  # tenants.selectors.tenant_label_selector() on the devstack
 
 
-def claims(bearer: str) -> dict[str, Any]:
-    """The token's claims (no check: the API checks it; here it only names alice as the API would)."""
-    payload = bearer.split(".")[1]
-    decoded: dict[str, Any] = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    return decoded
-
-
 def status_of(exc: Exception) -> int:
     """An upstream error's HTTP status (599: no answer at all)."""
     if isinstance(exc, ApiException):
@@ -263,7 +255,7 @@ class Direct:
 
     def __init__(self, tenant: str, bearer: str, clients: int) -> None:
         self.tenant = tenant
-        found = claims(bearer)
+        found = token_claims(bearer)
         self.service = self._kube(clients)
         self.alice = self._kube(clients)
         groups = list(found.get("groups") or [])

@@ -3,6 +3,8 @@ around a test without going through the API under test."""
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,6 +15,13 @@ from kubernetes.client.exceptions import ApiException
 
 from inferencemgmt import objectstore
 from tenants import manifests
+
+
+def token_claims(bearer: str) -> dict[str, Any]:
+    """A token's claims, unchecked: benchmarks name the user the API would act as (the API checks tokens)."""
+    payload = bearer.split(".")[1]
+    decoded: dict[str, Any] = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return decoded
 
 
 def admin_s3_client(env: Mapping[str, str], **botocore_options: Any) -> Any:
