@@ -504,6 +504,7 @@ class Phase:
     wall: float
     failures: list[str]  # the type names of exceptions (no answer at all)
     steps: list[tuple[float, bool]] = field(default_factory=list)  # each mix step: seconds, whether it failed
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds each process group used in the phase
 
     @property
     def api(self) -> list[Call]:
@@ -544,7 +545,46 @@ class Phase:
             )
 
 
-def run_phase(clients: int, seconds: float, operation: Callable[[requests.Session, int], list[Call]]) -> Phase:
+def cpu_seconds(named: dict[int, str]) -> Counter[str]:
+    """CPU seconds (user + system) every process on the machine has used, summed by name: the
+    platform's own processes by role (``named``), this benchmark as "benchmark clients", every other
+    by its command name (kube-apiserver, etcd, the store, PostgreSQL...; other sessions' processes too)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    used: Counter[str] = Counter()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        pid = int(entry.name)
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        if comm == "imm-kube":  # the devstack's one binary for etcd and the control plane: name the part
+            with contextlib.suppress(OSError, IndexError):
+                comm = (entry / "cmdline").read_bytes().split(b"\0")[1].decode()
+        fields = stat[stat.rindex(")") + 2 :].split()
+        name = "benchmark clients" if pid == os.getpid() else named.get(pid, comm)
+        used[name] += (int(fields[11]) + int(fields[12])) / ticks
+    return used
+
+
+def platform_roles(platform: Platform) -> dict[int, str]:
+    """The platform's processes by role, for ``cpu_seconds`` (the API's workers summed as one)."""
+    master = platform.gunicorn.pid
+    roles = {master: "API (gunicorn)", platform.celery.pid: "Celery worker"}
+    roles.update({pid: "API (gunicorn)" for pid in children(master)})
+    if platform.controller is not None:
+        roles[platform.controller.pid] = "controller"
+    return roles
+
+
+def run_phase(
+    clients: int,
+    seconds: float,
+    operation: Callable[[requests.Session, int], list[Call]],
+    named: Callable[[], dict[int, str]] = dict,
+) -> Phase:
     calls: list[Call] = []
     failures: list[str] = []
     steps: list[tuple[float, bool]] = []
@@ -569,13 +609,18 @@ def run_phase(clients: int, seconds: float, operation: Callable[[requests.Sessio
                 if problem:
                     failures.append(problem)
 
+    roles = named()
+    cpu_before = cpu_seconds(roles)
     began = time.monotonic()
     threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    return Phase(calls, time.monotonic() - began, failures, steps)
+    wall = time.monotonic() - began
+    cpu_after = cpu_seconds(roles)
+    cpu = {name: cpu_after[name] - cpu_before.get(name, 0.0) for name in cpu_after}
+    return Phase(calls, wall, failures, steps, {name: used for name, used in cpu.items() if used > 0})
 
 
 def children(pid: int) -> list[int]:
@@ -709,24 +754,25 @@ def main() -> None:
             wait_running(session, f"{mix.tenant_url}/endpoints", auth)
             # Warm-up, concurrent so that every gunicorn worker imports and connects what the routes
             # need (JWKS, Kubernetes and store clients, database connections) before memory counts.
-            phases = {"warm-up": run_phase(clients, WARMUP_SECONDS, mix)}
+            roles = functools.partial(platform_roles, platform)
+            phases = {"warm-up": run_phase(clients, WARMUP_SECONDS, mix, roles)}
             direct = None if args.soak else Direct(tenant, auth["Authorization"].split()[1], clients)
             if direct is not None:  # the direct clients open their connections
-                phases["warm-up direct"] = run_phase(clients, WARMUP_SECONDS, direct)
+                phases["warm-up direct"] = run_phase(clients, WARMUP_SECONDS, direct, roles)
 
             def baseline(session: requests.Session, n: int) -> list[Call]:
                 return [timed("GET /healthz", lambda: session.get(f"{platform.base}/healthz", timeout=TIMEOUT))[0]]
 
             load_before = os.getloadavg()[0]
             with ProcessMemory(platform) as memory:
-                phases["baseline"] = run_phase(clients, min(seconds, BASELINE_SECONDS), baseline)
+                phases["baseline"] = run_phase(clients, min(seconds, BASELINE_SECONDS), baseline, roles)
                 if direct is not None:  # before and after the mix, so that both see the machine's load
-                    phases["direct 1"] = run_phase(clients, seconds, direct)
+                    phases["direct 1"] = run_phase(clients, seconds, direct, roles)
                 mix_began = time.monotonic() - memory.began
-                phases["mix"] = run_phase(clients, seconds, mix)
+                phases["mix"] = run_phase(clients, seconds, mix, roles)
                 mix_window = (mix_began, time.monotonic() - memory.began)
                 if direct is not None:
-                    phases["direct 2"] = run_phase(clients, seconds, direct)
+                    phases["direct 2"] = run_phase(clients, seconds, direct, roles)
             print(f"{mode}: clients={clients} mix seconds={seconds:.0f}; gunicorn {' '.join(gunicorn)} (gthread)")
             if direct is not None:
                 print(DIRECT_CALLS)
@@ -756,6 +802,15 @@ def report(
             print(f"  {name}, by route or call:")
             for line in phases[name].routes():
                 print(line)
+    print("CPU seconds per step, by process (all processes on the machine; the largest first):")
+    for name in ("mix", "direct 1", "direct 2"):
+        if name in phases:
+            phase = phases[name]
+            steps = max(1, len(phase.steps))
+            ranked = sorted(phase.cpu.items(), key=lambda item: -item[1])
+            shown = ", ".join(f"{label} {1000 * used / steps:.1f}" for label, used in ranked[:8])
+            total = sum(phase.cpu.values())
+            print(f"  {name:9} {1000 * total / steps:6.1f} ms in all ({total / phase.wall:.2f} CPUs busy): {shown} ms")
     mix, baseline = phases["mix"], phases["baseline"]
     ratio = (len(mix.api) / mix.wall) / (len(baseline.api) / baseline.wall)
     print(f"mix/baseline (GET /healthz) API throughput ratio={ratio:.3f}")
