@@ -2,9 +2,10 @@
 
 A tenant is a namespace labelled `created_by=<PLATFORM_ADMIN_LABEL>` (the original's marker).
 Admins list tenants as themselves (RBAC lets them list namespaces). Other users cannot list
-namespaces cluster-wide, so the management API's own identity lists them and keeps those whose
-scope groups the user is in; the details of a tenant are then read AS the user, so Kubernetes RBAC
-still decides what a member may see.
+namespaces cluster-wide, so the management API's own identity lists them for the user: those
+labelled with one of the user's scope groups (``manifests.group_label``: the API server does the
+filtering), checked against the scope annotation; the details of a tenant are then read AS the user,
+so Kubernetes RBAC still decides what a member may see.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def _is_tenant(namespace: dict[str, Any]) -> bool:
     return is_tenant_labels((namespace.get("metadata") or {}).get("labels"))
 
 
-def _scope_of_annotations(annotations: Mapping[str, str] | None) -> list[str]:
+def scope_of_annotations(annotations: Mapping[str, str] | None) -> list[str]:
     """The tenant's groups, from our annotation (tenants made by the original IMM have none)."""
     raw = (annotations or {}).get(manifests.SCOPE_ANNOTATION, "[]")
     try:
@@ -105,16 +106,17 @@ def tenant_page_scope(identity: Identity) -> str:
     return paging.scope_of("tenants", identity.username)
 
 
-def _namespace_json_page(identity: Identity | None) -> Any:
-    """Tenant namespaces as the API server's JSON, in chunks, listed as ``identity`` (None: as the
-    management API itself): no SDK models are built for the namespaces a page leaves out (other
-    groups' for a member, terminating ones for everyone)."""
+def _namespace_json_page(identity: Identity | None, selector: str = "") -> Any:
+    """Tenant namespaces (those also matching ``selector``, when given) as the API server's JSON, in
+    chunks, listed as ``identity`` (None: as the management API itself): no SDK models are built for
+    the namespaces a page leaves out (terminating ones)."""
+    label_selector = f"{_selector()},{selector}" if selector else _selector()
 
     def call(*, limit: int, _continue: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
         if identity is None:
-            answer = kube.platform_namespaces(label_selector=_selector(), limit=limit, continue_token=_continue)
+            answer = kube.platform_namespaces(label_selector=label_selector, limit=limit, continue_token=_continue)
         else:
-            answer = kube.namespaces(identity, label_selector=_selector(), limit=limit, continue_token=_continue)
+            answer = kube.namespaces(identity, label_selector=label_selector, limit=limit, continue_token=_continue)
         return list(answer.get("items") or []), (answer.get("metadata") or {}).get("continue") or None
 
     return call
@@ -130,7 +132,7 @@ def _member_of(groups: set[str], namespace: dict[str, Any]) -> bool:
     if _terminating(namespace):
         return False
     metadata = namespace.get("metadata") or {}
-    return bool(groups.intersection(_scope_of_annotations(metadata.get("annotations"))))
+    return bool(groups.intersection(scope_of_annotations(metadata.get("annotations"))))
 
 
 def _name(namespace: dict[str, Any]) -> str:
@@ -140,16 +142,10 @@ def _name(namespace: dict[str, Any]) -> str:
 def _group_json_page(group: str) -> Any:
     """The tenant namespaces labelled with ``group`` (``manifests.group_label``), as the management API
     lists them: the API server does the filtering, so a page costs the same whatever the other tenants."""
-    selector = f"{_selector()},{manifests.group_label(group)}"
-
-    def call(*, limit: int, _continue: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
-        answer = kube.platform_namespaces(label_selector=selector, limit=limit, continue_token=_continue)
-        return list(answer.get("items") or []), (answer.get("metadata") or {}).get("continue") or None
-
-    return call
+    return _namespace_json_page(None, manifests.group_label(group))
 
 
-def _robot_page(identity: Identity, namespace_name: str, page: paging.PageRequest) -> list[str]:
+def _robot_page(namespace_name: str, page: paging.PageRequest) -> list[str]:
     """A robot sees its own tenant and nothing else: one read, no list (one page: no token)."""
     if page.position:
         return []
@@ -171,7 +167,7 @@ def tenant_page(identity: Identity, page: paging.PageRequest) -> tuple[list[str]
     * a member of several groups: one such list per group, merged by name (``_merged_page``).
 
     Tenants made before the group labels existed are invisible to members until
-    ``manage.py label_tenant_namespaces`` has labelled them (it runs on every upgrade).
+    ``manage.py label_tenant_namespaces`` has labelled them (the upgrade step of docs/deployment.md).
     """
     if identity.is_admin:
         found, following = paging.kube_page(
@@ -184,7 +180,7 @@ def tenant_page(identity: Identity, page: paging.PageRequest) -> tuple[list[str]
         return [_name(ns) for ns in found], following
     robot_namespace = identity.robot_namespace
     if robot_namespace is not None:
-        return _robot_page(identity, robot_namespace, page), None
+        return _robot_page(robot_namespace, page), None
     groups = sorted(set(identity.groups))
     if not groups:
         return [], None
@@ -358,7 +354,7 @@ def tenant_get(identity: Identity, name: str) -> dict[str, Any]:
     max_endpoints = annotations.get(manifests.MAX_ENDPOINTS)
     return {
         "name": name,
-        "scope": _scope_of_annotations(annotations),
+        "scope": scope_of_annotations(annotations),
         "phase": (namespace.get("status") or {}).get("phase"),
         "quota": quota,
         "maxEndpoints": ascii_int(max_endpoints),
