@@ -266,7 +266,8 @@ def _merged_page(groups: list[str], page: paging.PageRequest) -> tuple[list[str]
     """
     position = page.position or {}
     after = position.get("a") if isinstance(position.get("a"), str) else None
-    saved = position.get("g") if isinstance(position.get("g"), dict) else {}
+    saved_states = position.get("g")
+    saved: dict[str, Any] = saved_states if isinstance(saved_states, dict) else {}
     member = set(groups)
     cursors: dict[str, _GroupCursor] = {}
     finished: dict[str, str | int] = {}

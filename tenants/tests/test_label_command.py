@@ -47,7 +47,7 @@ class FakeNamespaces:
         raise AssertionError(method)
 
 
-def namespace(name: str, scope: list[str] | None = None, **labels: str) -> dict[str, Any]:
+def namespace(name: str, scope: list[str] | None = None, /, **labels: str) -> dict[str, Any]:
     annotations = {} if scope is None else {manifests.SCOPE_ANNOTATION: json.dumps(scope)}
     return {"metadata": {"name": name, "labels": dict(labels), "annotations": annotations}}
 
