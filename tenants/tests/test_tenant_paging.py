@@ -5,6 +5,8 @@ tests/foundation/test_paging_contract.py)."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
 from collections.abc import Sequence
@@ -357,3 +359,40 @@ def test_a_scope_change_rewrites_the_annotation_and_the_group_labels_in_one_patc
     cluster.patches.clear()
     services.tenant_update(admin, name="t1", quota=None, scope=["old group", "kept"])
     assert "labels" not in cluster.patches[0]["metadata"]  # the namespace read still has those labels
+
+
+class KubernetesTokens(Namespaces):
+    """Continue tokens shaped like the API server's (base64 of the resource version and the next key)."""
+
+    def platform_namespaces(
+        self, *, label_selector: str = "", limit: int | None = None, continue_token: str | None = None
+    ) -> dict[str, Any]:
+        start = None
+        if continue_token:
+            start = json.loads(base64.b64decode(continue_token))["start"].rstrip("\0")
+        items = [ns for ns in self.items if matches(ns["metadata"].get("labels") or {}, label_selector)]
+        items = [ns for ns in items if start is None or ns["metadata"]["name"] >= start]
+        page, rest = items[:limit], items[limit:]
+        following = ""
+        if rest:
+            key = {"v": "meta.k8s.io/v1", "rv": 987654321, "start": rest[0]["metadata"]["name"] + "\0"}
+            following = base64.b64encode(json.dumps(key).encode()).decode()
+        return {"items": page, "metadata": {"continue": following}}
+
+
+def test_a_merged_pages_token_for_the_most_groups_and_longest_names_stays_under_the_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    groups = tuple(
+        f"group number {index} of a directory with long names" for index in range(selectors.MERGE_MAX_GROUPS)
+    )
+    namespaces = []
+    for index, group in enumerate(groups):
+        for copy in range(3):
+            name = f"{copy}{index:02d}-" + hashlib.sha256(group.encode()).hexdigest()[:59]  # 63 characters
+            namespaces.append(tenant(name, [group]))
+    cluster = KubernetesTokens(*namespaces)
+    monkeypatch.setattr(kube, "platform_namespaces", cluster.platform_namespaces)
+    pages, tokens = walk(Identity("many@example.com", groups), [1])
+    assert flat(pages) == sorted(ns["metadata"]["name"] for ns in namespaces)
+    assert max(len(token) for token in tokens) < paging.TOKEN_MAX_LENGTH
