@@ -10,6 +10,7 @@ enforce the restricted profile on every pod in it.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -49,6 +50,47 @@ STORE_KEY_ROTATED_ANNOTATION = "imm.ai.intel.com/store-key-rotated-at"
 CA_SECRET = "ca-cert-secret"  # noqa: S105 -- object names, not secret values
 STORE_SECRET = "minio-access-info"  # noqa: S105
 TLS_SECRET = "tls-secret"  # noqa: S105
+#: The scope groups as namespace labels, one per group: ``group.imm.ai.intel.com/<digest>: member``, so the
+#: API server itself finds a member's tenants (``tenants.selectors.tenant_page``: a label selector, one
+#: call per page whatever the number of tenants) instead of the management API reading every tenant's
+#: scope annotation. The annotation stays the source of truth (it keeps the names; lists check it too).
+GROUP_LABEL_PREFIX = "group.imm.ai.intel.com"
+GROUP_LABEL_VALUE = "member"
+#: Hex digits of the group name's SHA-256 in the label name (160 bits: no two groups meet by chance).
+GROUP_LABEL_DIGEST_LENGTH = 40
+
+
+def group_label(group: str) -> str:
+    """The namespace label key of one scope group: ``group.imm.ai.intel.com/<first 40 hex of sha256(group)>``.
+
+    A digest, not the name: group names are arbitrary OIDC strings (spaces, slashes, ``@``, any length,
+    any script), while a label key's name part is at most 63 characters of ``[A-Za-z0-9-_.]`` starting
+    and ending with a letter or digit, and no escaping is both reversible and short enough. A digest of
+    fixed length is always a valid name. It reveals a digest of the group's name to whoever may read
+    namespaces (admins and the platform's own identity), who may read the scope annotation anyway.
+    """
+    return f"{GROUP_LABEL_PREFIX}/{hashlib.sha256(group.encode('utf-8')).hexdigest()[:GROUP_LABEL_DIGEST_LENGTH]}"
+
+
+def is_group_label(key: str) -> bool:
+    """Whether a label key is one of the scope group labels (which ``group_labels`` writes)."""
+    return key.startswith(f"{GROUP_LABEL_PREFIX}/")
+
+
+def group_labels(scope: Sequence[str]) -> dict[str, str]:
+    """The scope group labels of a tenant whose scope is ``scope``."""
+    return {group_label(group): GROUP_LABEL_VALUE for group in scope}
+
+
+def group_labels_patch(current: Mapping[str, str] | None, scope: Sequence[str]) -> dict[str, str | None]:
+    """A merge patch of ``metadata.labels`` that leaves exactly the labels of ``scope`` among the group
+    labels of a namespace labelled ``current``: stale ones removed (None), missing ones added; empty
+    when nothing is to change. Other labels are not touched."""
+    wanted = group_labels(scope)
+    labels = current or {}
+    patch: dict[str, str | None] = {key: None for key in labels if is_group_label(key) and key not in wanted}
+    patch.update({key: value for key, value in wanted.items() if labels.get(key) != value})
+    return patch
 
 
 def labels(tenant: str) -> dict[str, str]:
@@ -70,7 +112,12 @@ def namespace(
         "kind": "Namespace",
         "metadata": {
             "name": tenant,
-            "labels": {TENANT_OWNER_LABEL: admin_label, **labels(tenant), **POD_SECURITY_LABELS},
+            "labels": {
+                TENANT_OWNER_LABEL: admin_label,
+                **labels(tenant),
+                **POD_SECURITY_LABELS,
+                **group_labels(scope),
+            },
             "annotations": annotations,
         },
     }

@@ -2,9 +2,10 @@
 
 A tenant is a namespace labelled `created_by=<PLATFORM_ADMIN_LABEL>` (the original's marker).
 Admins list tenants as themselves (RBAC lets them list namespaces). Other users cannot list
-namespaces cluster-wide, so the management API's own identity lists them and keeps those whose
-scope groups the user is in; the details of a tenant are then read AS the user, so Kubernetes RBAC
-still decides what a member may see.
+namespaces cluster-wide, so the management API's own identity lists them for the user: those
+labelled with one of the user's scope groups (``manifests.group_label``: the API server does the
+filtering), checked against the scope annotation; the details of a tenant are then read AS the user,
+so Kubernetes RBAC still decides what a member may see.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def _is_tenant(namespace: dict[str, Any]) -> bool:
     return is_tenant_labels((namespace.get("metadata") or {}).get("labels"))
 
 
-def _scope_of_annotations(annotations: Mapping[str, str] | None) -> list[str]:
+def scope_of_annotations(annotations: Mapping[str, str] | None) -> list[str]:
     """The tenant's groups, from our annotation (tenants made by the original IMM have none)."""
     raw = (annotations or {}).get(manifests.SCOPE_ANNOTATION, "[]")
     try:
@@ -105,59 +106,210 @@ def tenant_page_scope(identity: Identity) -> str:
     return paging.scope_of("tenants", identity.username)
 
 
-def _namespace_json_page(identity: Identity | None) -> Any:
-    """Tenant namespaces as the API server's JSON, in chunks, listed as ``identity`` (None: as the
-    management API itself): no SDK models are built for the namespaces a page leaves out (other
-    groups' for a member, terminating ones for everyone)."""
+def _namespace_json_page(identity: Identity | None, selector: str = "") -> Any:
+    """Tenant namespaces (those also matching ``selector``, when given) as the API server's JSON, in
+    chunks, listed as ``identity`` (None: as the management API itself): no SDK models are built for
+    the namespaces a page leaves out (terminating ones)."""
+    label_selector = f"{_selector()},{selector}" if selector else _selector()
 
     def call(*, limit: int, _continue: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
         if identity is None:
-            answer = kube.platform_namespaces(label_selector=_selector(), limit=limit, continue_token=_continue)
+            answer = kube.platform_namespaces(label_selector=label_selector, limit=limit, continue_token=_continue)
         else:
-            answer = kube.namespaces(identity, label_selector=_selector(), limit=limit, continue_token=_continue)
+            answer = kube.namespaces(identity, label_selector=label_selector, limit=limit, continue_token=_continue)
         return list(answer.get("items") or []), (answer.get("metadata") or {}).get("continue") or None
 
     return call
 
 
-def _member_of(identity: Identity, groups: set[str], namespace: dict[str, Any]) -> bool:
-    metadata = namespace.get("metadata") or {}
-    if (namespace.get("status") or {}).get("phase") == "Terminating":
+def _terminating(namespace: dict[str, Any]) -> bool:
+    return bool((namespace.get("status") or {}).get("phase") == "Terminating")
+
+
+def _member_of(groups: set[str], namespace: dict[str, Any]) -> bool:
+    """A live tenant one of whose scope groups is the caller's, by the scope annotation (the source of
+    truth: the group labels only let the API server find the candidates)."""
+    if _terminating(namespace):
         return False
-    if metadata.get("name") == identity.robot_namespace:
-        return True
-    return bool(groups.intersection(_scope_of_annotations(metadata.get("annotations"))))
+    metadata = namespace.get("metadata") or {}
+    return bool(groups.intersection(scope_of_annotations(metadata.get("annotations"))))
+
+
+def _name(namespace: dict[str, Any]) -> str:
+    return str(namespace["metadata"]["name"])
+
+
+def _group_json_page(group: str) -> Any:
+    """The tenant namespaces labelled with ``group`` (``manifests.group_label``), as the management API
+    lists them: the API server does the filtering, so a page costs the same whatever the other tenants."""
+    return _namespace_json_page(None, manifests.group_label(group))
+
+
+def _robot_page(namespace_name: str, page: paging.PageRequest) -> list[str]:
+    """A robot sees its own tenant and nothing else: one read, no list (one page: no token)."""
+    if page.position:
+        return []
+    namespace = tenant_namespace(namespace_name)
+    return [namespace_name] if namespace is not None and not _terminating(namespace) else []
 
 
 def tenant_page(identity: Identity, page: paging.PageRequest) -> tuple[list[str], str | None]:
     """One page of the tenants the caller may see, by name, and the next page's token.
 
-    Admins list the tenant namespaces as themselves. Others cannot list namespaces: the management
-    API lists them and keeps those of the caller's groups (a robot: its own tenant). Either way the
-    namespaces are read as raw JSON in chunks of five times the page (at least 50, at most
-    ``paging.MAX_LIMIT``) until the page is full, so a page costs what it takes to find ``limit``
-    tenants the caller may see, whatever the total; terminating tenants (many, after a mass
-    deletion) are left out without a call each.
+    Admins list the tenant namespaces as themselves, in chunks of five times the page (at least 50,
+    at most ``paging.MAX_LIMIT``), terminating tenants left out without a call each. Others cannot
+    list namespaces, so the management API lists them for the caller:
+
+    * a robot: its own tenant, one read;
+    * a member of no group: nothing, without a call;
+    * a member of one group: the tenant namespaces labelled with that group (``manifests.group_label``),
+      so the API server does the filtering and a page is one call whatever the number of tenants;
+    * a member of several groups: one such list per group, merged by name (``_merged_page``).
+
+    Tenants made before the group labels existed are invisible to members until
+    ``manage.py label_tenant_namespaces`` has labelled them (the upgrade step of docs/deployment.md).
     """
-    chunk = min(paging.MAX_LIMIT, max(50, 5 * page.limit))
     if identity.is_admin:
         found, following = paging.kube_page(
             _namespace_json_page(identity),
             page,
-            keep=lambda ns: (ns.get("status") or {}).get("phase") != "Terminating",
-            name=lambda ns: str(ns["metadata"]["name"]),
-            chunk=chunk,
+            keep=lambda ns: not _terminating(ns),
+            name=_name,
+            chunk=min(paging.MAX_LIMIT, max(50, 5 * page.limit)),
         )
-        return [str(ns["metadata"]["name"]) for ns in found], following
-    groups = set(identity.groups)
+        return [_name(ns) for ns in found], following
+    robot_namespace = identity.robot_namespace
+    if robot_namespace is not None:
+        return _robot_page(robot_namespace, page), None
+    groups = sorted(set(identity.groups))
+    if not groups:
+        return [], None
+    if len(groups) == 1:
+        found, following = paging.kube_page(
+            _group_json_page(groups[0]),
+            page,
+            keep=lambda ns: _member_of(set(groups), ns),
+            name=_name,
+            chunk=page.limit,
+        )
+        return [_name(ns) for ns in found], following
+    if len(groups) > MERGE_MAX_GROUPS:
+        return _scanned_page(groups, page)
+    return _merged_page(groups, page)
+
+
+#: The most groups a member's page merges (one labelled list per group, and per group a Kubernetes
+#: ``continue`` in the token, which must stay under ``paging.TOKEN_MAX_LENGTH``). A member of more groups
+#: gets the scan of every tenant namespace (``_scanned_page``), whose cost does not grow with the groups.
+MERGE_MAX_GROUPS = 16
+#: A group's list is finished (in ``_merged_page``'s token).
+_DONE = 0
+
+
+def _group_key(group: str) -> str:
+    """A group's key in a merged page's token: a short digest (a token carries no group names)."""
+    return manifests.group_label(group).rpartition("/")[2][:12]
+
+
+class _GroupCursor:
+    """Where one group's labelled list stands during a merged page: the chunk read from the Kubernetes
+    ``continue`` token ``start`` (None: the list's beginning), what of it is not yet merged, and the
+    token of the chunk after it."""
+
+    def __init__(self, group: str, start: str | None, chunk: int) -> None:
+        self.list_call = _group_json_page(group)
+        self.start = start
+        self.chunk = chunk
+        self.items: list[dict[str, Any]] = []
+        self.following: str | None = None
+        self.read = False
+
+    def head(self, after: str | None) -> dict[str, Any] | None:
+        """The first namespace of this group's list after the name ``after``, reading chunks as needed."""
+        while True:
+            while self.items and after is not None and _name(self.items[0]) <= after:
+                self.items.pop(0)
+            if self.items:
+                return self.items[0]
+            if self.read:
+                if not self.following:
+                    return None
+                self.start = self.following
+            arguments: dict[str, Any] = {"limit": self.chunk}
+            if self.start:
+                arguments["_continue"] = self.start
+            items, self.following = self.list_call(**arguments)
+            self.items = list(items)
+            self.read = True
+
+    def resume(self) -> str | int:
+        """What the next page needs to resume this list: the Kubernetes ``continue`` of the chunk that
+        holds its next namespace ("": the beginning), or ``_DONE``."""
+        if not self.read:
+            return self.start or ""
+        if self.items:
+            return self.start or ""
+        return self.following or _DONE
+
+
+def _merged_page(groups: list[str], page: paging.PageRequest) -> tuple[list[str], str | None]:
+    """One page of a member of several groups: a k-way merge by name of one labelled list per group,
+    each tenant once (a tenant of two of the caller's groups is in both lists).
+
+    The token holds the last name given (``a``) and, per group (``g``, by ``_group_key``), the
+    Kubernetes ``continue`` of the chunk that holds its next namespace, or ``_DONE``: Kubernetes cannot
+    resume in the middle of its own page, so the next page re-reads that chunk and skips the names up
+    to ``a`` (every list is in name order, so every name up to ``a`` was merged). Chunks are one page
+    long, so a page costs one call per group whatever the number of tenants (more only when
+    terminating tenants are left out). A group missing from the token (the caller's groups changed)
+    is read from its beginning, which is still right.
+    """
+    position = page.position or {}
+    after = position.get("a") if isinstance(position.get("a"), str) else None
+    saved_states = position.get("g")
+    saved: dict[str, Any] = saved_states if isinstance(saved_states, dict) else {}
+    member = set(groups)
+    cursors: dict[str, _GroupCursor] = {}
+    finished: dict[str, str | int] = {}
+    for group in groups:
+        key = _group_key(group)
+        state = saved.get(key, "")
+        if state == _DONE and after is not None:
+            finished[key] = _DONE
+            continue
+        cursors[key] = _GroupCursor(group, state if isinstance(state, str) and state else None, page.limit)
+    found: list[str] = []
+    last = after
+    while len(found) < page.limit:
+        heads = [(cursor, head) for cursor in cursors.values() if (head := cursor.head(last)) is not None]
+        if not heads:
+            break
+        smallest = min(_name(head) for _, head in heads)
+        namespace = next(head for _, head in heads if _name(head) == smallest)
+        for cursor, head in heads:
+            if _name(head) == smallest:
+                cursor.items.pop(0)
+        last = smallest
+        if _member_of(member, namespace):
+            found.append(smallest)
+    states = {**finished, **{key: cursor.resume() for key, cursor in cursors.items()}}
+    if last is None or all(state == _DONE for state in states.values()):
+        return found, None
+    return found, page.token({"a": last, "g": states})
+
+
+def _scanned_page(groups: list[str], page: paging.PageRequest) -> tuple[list[str], str | None]:
+    """One page of a member of more than ``MERGE_MAX_GROUPS`` groups: every tenant namespace, in
+    chunks of five pages (at least 50), keeping the caller's."""
+    member = set(groups)
     found, following = paging.kube_page(
         _namespace_json_page(None),
         page,
-        keep=lambda ns: _member_of(identity, groups, ns),
-        name=lambda ns: str(ns["metadata"]["name"]),
-        chunk=chunk,
+        keep=lambda ns: _member_of(member, ns),
+        name=_name,
+        chunk=min(paging.MAX_LIMIT, max(50, 5 * page.limit)),
     )
-    return [str(ns["metadata"]["name"]) for ns in found], following
+    return [_name(ns) for ns in found], following
 
 
 def _endpoint_count(identity: Identity, name: str) -> int:
@@ -203,7 +355,7 @@ def tenant_get(identity: Identity, name: str) -> dict[str, Any]:
     max_endpoints = annotations.get(manifests.MAX_ENDPOINTS)
     return {
         "name": name,
-        "scope": _scope_of_annotations(annotations),
+        "scope": scope_of_annotations(annotations),
         "phase": (namespace.get("status") or {}).get("phase"),
         "quota": quota,
         "maxEndpoints": ascii_int(max_endpoints),

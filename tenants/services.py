@@ -44,9 +44,14 @@ def tenant_delete(identity: Identity, *, name: str) -> Operation:
 def tenant_update(
     identity: Identity, *, name: str, quota: dict[str, Any] | None = None, scope: Sequence[str] | None = None
 ) -> dict[str, Any]:
-    """Replace the quota and/or the scope groups; the ResourceQuota and RoleBinding follow."""
-    selectors.tenant_required(name)
+    """Replace the quota and/or the scope groups; the ResourceQuota and RoleBinding follow.
+
+    A new scope rewrites the scope annotation and the group labels (``manifests.group_label``) in one
+    namespace patch, so the labels members' lists select on never disagree with the annotation.
+    """
+    namespace = selectors.tenant_required(name)
     annotations: dict[str, str | None] = {}
+    labels: dict[str, str | None] = {}
     values: dict[str, Any] = {}
     if quota is not None:
         body = manifests.resource_quota(name, quota)
@@ -65,9 +70,13 @@ def tenant_update(
         except NotFound:
             kube.create_role_binding(identity, name, binding)
         annotations[manifests.SCOPE_ANNOTATION] = json.dumps(list(scope))
+        labels = manifests.group_labels_patch((namespace.get("metadata") or {}).get("labels"), scope)
         values["scope"] = list(scope)
     if annotations:
-        kube.patch_namespace(identity, name, {"metadata": {"annotations": annotations}})
+        metadata: dict[str, Any] = {"annotations": annotations}
+        if labels:
+            metadata["labels"] = labels
+        kube.patch_namespace(identity, name, {"metadata": metadata})
     return {"name": name, "values": values}
 
 

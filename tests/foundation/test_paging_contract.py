@@ -181,6 +181,27 @@ def test_tenants_page_for_admins_and_members(platform, tenants):
     assert platform.call("bob", "get", f"/tenants?continue={quote(member_token)}").status_code == 400
 
 
+def test_tenants_page_of_a_member_of_two_groups_merges_them_each_tenant_once(platform, tenants):
+    """carol (team-a and team-b) pages through one labelled list per group, merged by name: a tenant of
+    both groups comes once, and the whole list is in name order."""
+    both = tenants[1]
+    changed = platform.call("admin", "patch", f"/tenants/{both}", {"scope": ["team-a", "team-b"]})
+    assert changed.status_code == 200, changed.content
+    try:
+        carol_token = assert_contract(platform, "carol", "/tenants", "tenants", str, tenants)
+        for limit in (1, 3, 500):
+            names = [name for page in walk(platform, "carol", "/tenants", "tenants", limit)[0] for name in page]
+            assert names == sorted(set(names)), f"limit {limit}: not in order or not once each"
+            assert set(tenants) <= set(names)
+        bob = [name for page in walk(platform, "bob", "/tenants", "tenants", 500)[0] for name in page]
+        assert both in bob
+        assert tenants[0] not in bob
+        assert platform.call("alice", "get", f"/tenants?continue={quote(carol_token)}").status_code == 400
+    finally:
+        restored = platform.call("admin", "patch", f"/tenants/{both}", {"scope": ["team-a"]})
+        assert restored.status_code == 200, restored.content
+
+
 def test_endpoints_page_with_one_list_of_their_deployments(platform, tenants):
     tenant = tenants[0]
     custom = client.CustomObjectsApi(platform.k8s)

@@ -14,6 +14,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from inferencemgmt.operations.models import Operation
+from tenants import manifests
 from tests.certificates import ca_certificate_pem
 from tests.platform_admin import admin_s3_client, remove_tenant
 
@@ -102,7 +103,8 @@ def test_tenant_lifecycle(as_user, operations_worker, admin_k8s, s3, tenant_name
     assert again.json()["title"] == f"Tenant {name} already exists"
     assert core.read_namespaced_resource_quota(name, name).spec.hard["requests.cpu"] == "2"
 
-    # Listing: admins see it; members of the scope group see it; others do not.
+    # Listing: admins see it; members of the scope group see it (selected by its group label); others do not.
+    assert core.read_namespace(name).metadata.labels[manifests.group_label("team-a")] == "member"
     assert name in as_user("admin", "get", "/tenants").json()["data"]["tenants"]
     assert name in as_user("alice", "get", "/tenants/").json()["data"]["tenants"]
     assert name not in as_user("bob", "get", "/tenants").json()["data"]["tenants"]
@@ -123,6 +125,10 @@ def test_tenant_lifecycle(as_user, operations_worker, admin_k8s, s3, tenant_name
     assert core.read_namespaced_resource_quota(name, name).spec.hard == {"requests.cpu": "4"}
     assert [s.name for s in rbac.read_namespaced_role_binding(name, name).subjects] == ["team-b"]
     assert name in as_user("bob", "get", "/tenants").json()["data"]["tenants"]
+    # ... and the group labels, in the same namespace write: alice's list no longer has it.
+    group_labels = {key for key in core.read_namespace(name).metadata.labels if manifests.is_group_label(key)}
+    assert group_labels == {manifests.group_label("team-b")}
+    assert name not in as_user("alice", "get", "/tenants").json()["data"]["tenants"]
     assert as_user("alice", "patch", f"/tenants/{name}", {"scope": "team-a"}).status_code == 403
 
     # Delete (documented body form): namespace and bucket are gone when it answers.

@@ -1,10 +1,18 @@
-"""``python manage.py label_tenant_namespaces``: give tenants made before this release the Pod Security labels.
+"""``python manage.py label_tenant_namespaces``: bring the labels of tenants made before this release up to date.
 
-New tenants get ``pod-security.kubernetes.io/enforce: restricted`` (and its siblings, see
-``tenants.manifests.POD_SECURITY_LABELS``) when provisioning creates their namespace; this command
-brings every existing tenant namespace (labelled ``created_by=<PLATFORM_ADMIN_LABEL>``) to the same
-labels (or only the tenants named). It is idempotent: a namespace already labelled is left alone, so it
-can run on every upgrade.
+Two kinds of labels, both set by provisioning on new tenants (``tenants.manifests.namespace``):
+
+* the Pod Security labels (``pod-security.kubernetes.io/enforce: restricted`` and its siblings, see
+  ``tenants.manifests.POD_SECURITY_LABELS``);
+* the scope group labels (``group.imm.ai.intel.com/<digest of the group>: member``, one per group of the
+  namespace's ``imm.ai.intel.com/scope`` annotation, see ``tenants.manifests.group_label``), which members'
+  ``GET /tenants`` selects on. A tenant without them is INVISIBLE to its members' tenant list (the tenant's
+  own routes still work) until this command has run; group labels of groups no longer in the scope are
+  removed.
+
+The command brings every existing tenant namespace (labelled ``created_by=<PLATFORM_ADMIN_LABEL>``), or only
+the tenants named, to those labels. It is idempotent: a namespace already labelled is left alone, so it can
+(and should) run on every upgrade.
 
 It needs ``patch`` on namespaces, which the management API's own identity does not have: run it with
 a cluster administrator's kubeconfig (``--kubeconfig``, default ``$KUBECONFIG``). Pods already running
@@ -22,6 +30,7 @@ from inferencemgmt import kube
 from inferencemgmt.errors import ImmError
 from tenants import manifests
 from tenants.management import upgrade
+from tenants.selectors import scope_of_annotations
 
 
 def missing_labels(namespace: dict[str, Any]) -> dict[str, str]:
@@ -30,8 +39,19 @@ def missing_labels(namespace: dict[str, Any]) -> dict[str, str]:
     return {key: value for key, value in manifests.POD_SECURITY_LABELS.items() if labels.get(key) != value}
 
 
+def labels_patch(namespace: dict[str, Any]) -> dict[str, str | None]:
+    """The merge patch of ``metadata.labels`` this namespace needs: the missing Pod Security labels, the
+    group labels of its scope annotation it lacks, and None for group labels of groups not in the scope.
+    Empty when the namespace is up to date."""
+    metadata = namespace.get("metadata") or {}
+    scope = scope_of_annotations(metadata.get("annotations"))
+    return {**missing_labels(namespace), **manifests.group_labels_patch(metadata.get("labels"), scope)}
+
+
 class Command(BaseCommand):
-    help = "Label every tenant namespace with Pod Security Admission enforce=restricted (idempotent)."
+    help = (
+        "Label every tenant namespace with Pod Security Admission enforce=restricted and its scope groups (idempotent)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         upgrade.add_arguments(parser, "patch namespaces")
@@ -48,7 +68,7 @@ class Command(BaseCommand):
             tenants = upgrade.tenant_namespaces(api_client, options["tenants"], "nothing labelled")
             for namespace in tenants:
                 name = namespace["metadata"]["name"]
-                labels = missing_labels(namespace)
+                labels = labels_patch(namespace)
                 if not labels:
                     continue
                 changed += 1
@@ -68,5 +88,5 @@ class Command(BaseCommand):
             raise upgrade.command_error(exc) from None
         verb = "would be labelled" if options["dry_run"] else "labelled"
         self.stdout.write(
-            f"{len(tenants)} tenant namespaces, {changed} {verb}, {len(tenants) - changed} already enforce"
+            f"{len(tenants)} tenant namespaces, {changed} {verb}, {len(tenants) - changed} already up to date"
         )
