@@ -77,9 +77,20 @@ def is_group_label(key: str) -> bool:
     return key.startswith(f"{GROUP_LABEL_PREFIX}/")
 
 
+#: Says a namespace's group labels are written (by provisioning, a scope change or the upgrade command).
+#: Not a group label itself (another prefix), so a tenant of no group carries it too: the members' lists
+#: use the labels only once no tenant lacks it (``tenants.selectors``), which makes the upgrade safe
+#: before ``label_tenant_namespaces`` has run.
+GROUP_LABELS_MARKER = "imm.ai.intel.com/group-labels"
+GROUP_LABELS_MARKER_VALUE = "v1"
+
+
 def group_labels(scope: Sequence[str]) -> dict[str, str]:
-    """The scope group labels of a tenant whose scope is ``scope``."""
-    return {group_label(group): GROUP_LABEL_VALUE for group in scope}
+    """The scope group labels of a tenant whose scope is ``scope``, with the marker that they are written."""
+    return {
+        GROUP_LABELS_MARKER: GROUP_LABELS_MARKER_VALUE,
+        **{group_label(group): GROUP_LABEL_VALUE for group in scope},
+    }
 
 
 def group_labels_patch(current: Mapping[str, str] | None, scope: Sequence[str]) -> dict[str, str | None]:

@@ -11,6 +11,7 @@ so Kubernetes RBAC still decides what a member may see.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -166,8 +167,9 @@ def tenant_page(identity: Identity, page: paging.PageRequest) -> tuple[list[str]
       so the API server does the filtering and a page is one call whatever the number of tenants;
     * a member of several groups: one such list per group, merged by name (``_merged_page``).
 
-    Tenants made before the group labels existed are invisible to members until
-    ``manage.py label_tenant_namespaces`` has labelled them (the upgrade step of docs/deployment.md).
+    The labels are used once every tenant carries them (``_group_labels_complete``); until
+    ``manage.py label_tenant_namespaces`` has labelled the tenants made before they existed (the upgrade
+    step of docs/deployment.md), members get the scan of every tenant, which sees those too.
     """
     if identity.is_admin:
         found, following = paging.kube_page(
@@ -184,6 +186,8 @@ def tenant_page(identity: Identity, page: paging.PageRequest) -> tuple[list[str]
     groups = sorted(set(identity.groups))
     if not groups:
         return [], None
+    if not _group_labels_complete():
+        return _scanned_page(groups, page)
     if len(groups) == 1:
         found, following = paging.kube_page(
             _group_json_page(groups[0]),
@@ -196,6 +200,34 @@ def tenant_page(identity: Identity, page: paging.PageRequest) -> tuple[list[str]
     if len(groups) > MERGE_MAX_GROUPS:
         return _scanned_page(groups, page)
     return _merged_page(groups, page)
+
+
+#: How long a process trusts its answer to "does every tenant carry the group labels?" (one list call).
+GROUP_LABELS_CHECK_SECONDS = 60.0
+_labels_checked: tuple[float, bool] | None = None
+
+
+def _group_labels_complete() -> bool:
+    """Whether every tenant namespace carries ``manifests.GROUP_LABELS_MARKER``: only then do members'
+    lists trust the group labels (one call per page). Until ``label_tenant_namespaces`` has labelled the
+    tenants made before the labels existed, members get the scan of every tenant (``_scanned_page``),
+    which sees them all: an upgrade never hides a tenant from its members. One list of at most one item,
+    asked at most every ``GROUP_LABELS_CHECK_SECONDS`` per process (a tenant made meanwhile by a replica
+    of an older release, during a rolling upgrade, is missed by members' lists for at most that long)."""
+    global _labels_checked
+    now = time.monotonic()
+    if _labels_checked is not None and now - _labels_checked[0] < GROUP_LABELS_CHECK_SECONDS:
+        return _labels_checked[1]
+    unmarked = kube.platform_namespaces(label_selector=f"{_selector()},!{manifests.GROUP_LABELS_MARKER}", limit=1)
+    complete = not (unmarked.get("items") or [])
+    _labels_checked = (now, complete)
+    return complete
+
+
+def group_labels_check_forget() -> None:
+    """Ask again at the next member's list (tests, and after relabelling in this process)."""
+    global _labels_checked
+    _labels_checked = None
 
 
 #: The most groups a member's page merges (one labelled list per group, and per group a Kubernetes

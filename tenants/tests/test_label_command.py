@@ -47,6 +47,9 @@ class FakeNamespaces:
         raise AssertionError(method)
 
 
+MARKED = {manifests.GROUP_LABELS_MARKER: manifests.GROUP_LABELS_MARKER_VALUE}
+
+
 def namespace(name: str, scope: list[str] | None = None, /, **labels: str) -> dict[str, Any]:
     annotations = {} if scope is None else {manifests.SCOPE_ANNOTATION: json.dumps(scope)}
     return {"metadata": {"name": name, "labels": dict(labels), "annotations": annotations}}
@@ -62,7 +65,12 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> FakeNamespaces:
     cluster = FakeNamespaces(
         namespace("old-tenant", created_by="platform_admin"),
         namespace("half", created_by="platform_admin", **{"pod-security.kubernetes.io/enforce": "baseline"}),
-        namespace("new-tenant", created_by="platform_admin", **manifests.POD_SECURITY_LABELS),
+        namespace(
+            "new-tenant",
+            created_by="platform_admin",
+            **manifests.POD_SECURITY_LABELS,
+            **MARKED,
+        ),
         namespace("default"),
     )
     monkeypatch.setattr(kube, "own_api_client", lambda *a, **k: object())
@@ -129,7 +137,7 @@ def test_group_labels_follow_each_scope_annotation_stale_ones_go_and_a_second_ru
         namespace("unlabelled", odd, **current),
         namespace("stale", ["team-b"], **current, **stale),
         namespace("no-scope", None, **current, **stale),  # a tenant of the original IMM: no groups at all
-        namespace("up-to-date", ["team-a"], **current, **{manifests.group_label("team-a"): "member"}),
+        namespace("up-to-date", ["team-a"], **current, **{manifests.group_label("team-a"): "member"}, **MARKED),
     )
     monkeypatch.setattr(kube, "own_api_client", lambda *a, **k: object())
     monkeypatch.setattr(kube, "call_json", cluster.call_json)
@@ -140,8 +148,8 @@ def test_group_labels_follow_each_scope_annotation_stale_ones_go_and_a_second_ru
     assert group_labels("stale", cluster) == {manifests.group_label("team-b"): "member"}
     assert group_labels("no-scope", cluster) == {}
     assert group_labels("up-to-date", cluster) == {manifests.group_label("team-a"): "member"}
-    for name in cluster.namespaces:  # the other labels are untouched
-        assert cluster.namespaces[name]["metadata"]["labels"].items() >= current.items()
+    for name in cluster.namespaces:  # the other labels are untouched; each now says its group labels are written
+        assert cluster.namespaces[name]["metadata"]["labels"].items() >= {**current, **MARKED}.items()
 
     assert "4 tenant namespaces, 0 labelled, 4 already up to date" in run()
     assert len(cluster.patches) == 3
@@ -157,6 +165,7 @@ def test_dry_run_names_the_group_labels_it_would_set_and_changes_nothing(
     monkeypatch.setattr(kube, "own_api_client", lambda *a, **k: object())
     monkeypatch.setattr(kube, "call_json", cluster.call_json)
     output = run("--dry-run")
-    assert f"would label t1: {{'{manifests.group_label('team-a')}': 'member'}}" in output
+    would = {**MARKED, manifests.group_label("team-a"): "member"}
+    assert f"would label t1: {would}" in output
     assert cluster.patches == []
     assert group_labels("t1", cluster) == {}

@@ -9,7 +9,7 @@ import base64
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -31,17 +31,23 @@ DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z
 
 def tenant(name: str, scope: Sequence[str], *, terminating: bool = False, labelled: bool = True) -> dict[str, Any]:
     body = manifests.namespace(name, scope, {}, "admin@example.com", django_settings.PLATFORM_ADMIN_LABEL)
-    if not labelled:
+    if not labelled:  # made before the group labels existed: neither they nor their marker
         body["metadata"]["labels"] = {
-            key: value for key, value in body["metadata"]["labels"].items() if not manifests.is_group_label(key)
+            key: value
+            for key, value in body["metadata"]["labels"].items()
+            if not manifests.is_group_label(key) and key != manifests.GROUP_LABELS_MARKER
         }
     body["status"] = {"phase": "Terminating" if terminating else "Active"}
     return body
 
 
 def matches(labels: dict[str, str], selector: str) -> bool:
-    """Kubernetes' equality and existence requirements, comma-separated (all we send)."""
+    """Kubernetes' equality, existence and non-existence (``!key``) requirements, comma-separated (all we send)."""
     for requirement in selector.split(","):
+        if requirement.startswith("!"):
+            if requirement[1:] in labels:
+                return False
+            continue
         key, equals, value = requirement.partition("=")
         if (labels.get(key) != value) if equals else (key not in labels):
             return False
@@ -55,11 +61,15 @@ class Namespaces:
     def __init__(self, *namespaces: dict[str, Any]) -> None:
         self.items = sorted(namespaces, key=lambda ns: ns["metadata"]["name"])
         self.calls: list[tuple[str, int | None]] = []
+        self.marker_checks: list[tuple[str, int | None]] = []
 
     def platform_namespaces(
         self, *, label_selector: str = "", limit: int | None = None, continue_token: str | None = None
     ) -> dict[str, Any]:
-        self.calls.append((label_selector, limit))
+        if "!" in label_selector:  # whether every tenant is labelled yet: counted apart from the page's lists
+            self.marker_checks.append((label_selector, limit))
+        else:
+            self.calls.append((label_selector, limit))
         items = [ns for ns in self.items if matches(ns["metadata"].get("labels") or {}, label_selector)]
         start = int(continue_token or 0)
         end = len(items) if limit is None else start + limit
@@ -71,6 +81,14 @@ class Namespaces:
             if namespace["metadata"]["name"] == name:
                 return namespace
         raise NotFound(description=f'namespaces "{name}" not found', code="kubernetes_not_found")
+
+
+@pytest.fixture(autouse=True)
+def labels_checked_afresh() -> Iterator[None]:
+    """Each test's cluster is asked whether every tenant is labelled (the answer is cached per process)."""
+    selectors.group_labels_check_forget()
+    yield
+    selectors.group_labels_check_forget()
 
 
 @pytest.fixture
@@ -204,9 +222,30 @@ def test_a_one_group_members_pages_resume_with_any_limit(fake: Any) -> None:
         assert flat(walk(ALICE, limits)[0]) == expected
 
 
-def test_a_tenant_not_labelled_yet_is_invisible_to_members_but_not_to_admins(fake: Any) -> None:
-    fake(tenant("a-new", ["team-a"]), tenant("a-old", ["team-a"], labelled=False))
+def test_while_a_tenant_is_not_labelled_members_get_the_scan_which_sees_it(fake: Any) -> None:
+    others = [tenant(f"b{index:02d}", ["team-b"]) for index in range(30)]
+    cluster = fake(tenant("a-new", ["team-a"]), tenant("a-old", ["team-a"], labelled=False), *others)
+    assert flat(walk(ALICE, [10])[0]) == ["a-new", "a-old"]
+    assert cluster.marker_checks == [(f"{selectors._selector()},!{manifests.GROUP_LABELS_MARKER}", 1)]
+    assert cluster.calls
+    assert all(selector == selectors._selector() for selector, _ in cluster.calls)  # the scan of every tenant
+
+
+def test_once_every_tenant_is_labelled_the_check_is_cached_and_members_use_the_labels(
+    fake: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cluster = fake(tenant("a-new", ["team-a"]), *[tenant(f"b{index:02d}", ["team-b"]) for index in range(30)])
+    now = [1000.0]
+    monkeypatch.setattr(selectors.time, "monotonic", lambda: now[0])
     assert flat(walk(ALICE, [10])[0]) == ["a-new"]
+    assert flat(walk(ALICE, [10])[0]) == ["a-new"]
+    assert len(cluster.marker_checks) == 1  # asked once, then trusted for GROUP_LABELS_CHECK_SECONDS
+    assert cluster.calls == [(f"{selectors._selector()},{manifests.group_label('team-a')}", 10)] * 2
+    now[0] += selectors.GROUP_LABELS_CHECK_SECONDS + 1
+    cluster.items.append(tenant("a-old", ["team-a"], labelled=False))  # say, restored from a backup
+    cluster.items.sort(key=lambda ns: ns["metadata"]["name"])
+    assert flat(walk(ALICE, [10])[0]) == ["a-new", "a-old"]
+    assert len(cluster.marker_checks) == 2
 
 
 def test_a_label_without_the_group_in_the_scope_annotation_shows_nothing(fake: Any) -> None:
