@@ -82,8 +82,13 @@ class TemplateCache:
         return template
 
 
-def _digest(objects: list[dict[str, Any]]) -> str:
-    return hashlib.sha256(json.dumps(objects, sort_keys=True).encode()).hexdigest()
+def _child(obj: dict[str, Any]) -> str:
+    return f"{obj['kind']}/{obj['metadata']['name']}"
+
+
+def _digests(objects: list[dict[str, Any]]) -> dict[str, str]:
+    """Each rendered child's digest, by kind and name: a change re-sends only the children it touched."""
+    return {_child(obj): hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest() for obj in objects}
 
 
 class Reconciler:
@@ -104,9 +109,10 @@ class Reconciler:
         self._reapply_seconds = reapply_seconds
         self._clock = clock
         self._lock = threading.Lock()
-        # key -> (digest of what was last applied, when, the Deployment generation it produced): an
-        # unchanged render is not re-sent on every status event or resync.
-        self._applied: dict[str, tuple[str, float, int | None]] = {}
+        # key -> (each child's digest as last applied, when all were last applied, the Deployment
+        # generation): an unchanged render is not re-sent on every status event or resync, and a
+        # change (a scale: the Deployment alone) re-sends only the children whose render changed.
+        self._applied: dict[str, tuple[dict[str, str], float, int | None]] = {}
         self.applies = 0
         # (namespace, pod, container, restart count) -> the failed run's log tail: read once per crash.
         self._crash_logs: dict[tuple[str, str, str, int], str | None] = {}
@@ -131,18 +137,20 @@ class Reconciler:
         )
         return True
 
-    def _recorded(self, key: str, digest: str) -> int | None:
-        """The Deployment generation our last apply produced, if that apply is still good to trust.
+    def _recorded(self, key: str) -> tuple[dict[str, str], float, int | None] | None:
+        """What our last apply of the endpoint sent (each child's digest, when, the Deployment generation
+        it produced), if it is still good to trust.
 
-        None means "apply now": nothing applied yet, a different render, or ``reapply_seconds``
-        passed (which undoes manual edits of the ConfigMap, Service and Ingress). A Deployment whose
-        generation moved since our apply was edited by someone else, which the caller checks.
+        None means "apply everything now": nothing applied yet (or since a restart), or ``reapply_seconds``
+        passed since everything was last sent (which undoes manual edits of the ConfigMap, Service and
+        Ingress). A Deployment whose generation moved since our apply was edited by someone else, which
+        the caller checks.
         """
         with self._lock:
             last = self._applied.get(key)
-        if last is None or last[0] != digest or self._clock() - last[1] > self._reapply_seconds:
+        if last is None or self._clock() - last[1] > self._reapply_seconds:
             return None
-        return last[2]
+        return last
 
     def _remove_autoscaler(self, cr: dict[str, Any]) -> None:
         """Delete the endpoint's HPA if there is one (autoscaling was removed). Only on an apply (a
@@ -210,11 +218,17 @@ class Reconciler:
         return read
 
     def _apply(
-        self, cr: dict[str, Any], objects: list[dict[str, Any]], key: str, digest: str, url: str
-    ) -> dict[str, Any]:
-        """Server-side apply the children in order (the HPA last, or its removal); returns the Deployment."""
-        deployment: dict[str, Any] = {}
-        if not any(obj["kind"] == "HorizontalPodAutoscaler" for obj in objects):
+        self,
+        cr: dict[str, Any],
+        objects: list[dict[str, Any]],
+        url: str,
+        *,
+        remove_autoscaler: bool,
+    ) -> dict[str, Any] | None:
+        """Server-side apply ``objects`` in order (the HPA last), after deleting the endpoint's HPA when
+        ``remove_autoscaler``; returns the applied Deployment (None when it was not among them)."""
+        deployment: dict[str, Any] | None = None
+        if remove_autoscaler:
             self._remove_autoscaler(cr)
         for obj in objects:
             try:
@@ -226,8 +240,45 @@ class Reconciler:
             self.applies += 1
             if obj["kind"] == "Deployment":
                 deployment = applied
+        return deployment
+
+    def _converge(
+        self, cr: dict[str, Any], key: str, objects: list[dict[str, Any]], url: str, has_autoscaler: bool
+    ) -> dict[str, Any]:
+        """Send what the last apply did not (everything after a restart or ``reapply_seconds``, after a
+        drift of the Deployment, else the children whose render changed) and return the Deployment."""
+        digests = _digests(objects)
+        recorded = self._recorded(key)
+        deployment: dict[str, Any] | None = None
+        everything = recorded is None
+        changed = objects
+        if recorded is not None:
+            previous, _, generation = recorded
+            changed = [obj for obj in objects if previous.get(_child(obj)) != digests[_child(obj)]]
+            if not any(obj["kind"] == "Deployment" for obj in changed):
+                rendered = next(obj for obj in objects if obj["kind"] == "Deployment")["metadata"]
+                try:
+                    deployment = self._call(
+                        "AppsV1Api", "read_namespaced_deployment", rendered["name"], rendered["namespace"]
+                    )
+                except NotFound:
+                    deployment = None  # deleted behind our back: apply everything again
+                if deployment is None or deployment.get("metadata", {}).get("generation") != generation:
+                    deployment, everything, changed = None, True, objects  # drift: undo it, all of it
+        had_autoscaler = recorded is not None and any(
+            child.startswith("HorizontalPodAutoscaler/") for child in recorded[0]
+        )
+        # Autoscaling removed: its HPA goes (also checked on every full apply, after a restart).
+        remove_autoscaler = not has_autoscaler and (everything or had_autoscaler)
+        if changed or remove_autoscaler:
+            applied = self._apply(cr, changed, url, remove_autoscaler=remove_autoscaler)
+            deployment = applied if applied is not None else deployment
+        assert deployment is not None  # every render holds a Deployment: applied or read above
+        # A partial apply keeps the time of the last full one: manual edits of the children it did not
+        # send are still undone ``reapply_seconds`` after that.
+        when = recorded[1] if recorded is not None and not everything else self._clock()
         with self._lock:
-            self._applied[key] = (digest, self._clock(), deployment.get("metadata", {}).get("generation"))
+            self._applied[key] = (digests, when, deployment.get("metadata", {}).get("generation"))
         return deployment
 
     def reconcile(self, namespace: str, name: str) -> str:
@@ -276,20 +327,8 @@ class Reconciler:
         autoscaler = render_autoscaler(cr)
         if autoscaler is not None:
             objects.append(autoscaler)
-        digest = _digest(objects)
         rendered_deployment = next(o for o in objects if o["kind"] == "Deployment")
-        deployment: dict[str, Any] | None = None
-        recorded = self._recorded(key, digest)
-        if recorded is not None:
-            try:
-                deployment = self._call("AppsV1Api", "read_namespaced_deployment", endpoint_name(cr), namespace)
-            except NotFound:
-                deployment = None  # deleted behind our back: apply everything again
-            else:
-                if deployment.get("metadata", {}).get("generation") != recorded:
-                    deployment = None  # its spec was edited behind our back: undo the drift
-        if deployment is None:
-            deployment = self._apply(cr, objects, key, digest, url)
+        deployment = self._converge(cr, key, objects, url, autoscaler is not None)
 
         selector = f"{ENDPOINT_LABEL}={endpoint_name(cr)}"
         pods: list[dict[str, Any]] = []

@@ -153,13 +153,53 @@ def test_spec_change_and_drift_are_applied(cluster):
     worker.reconcile("t", "e")
     cluster.endpoints["t/e"]["spec"]["modelName"] = "other"
     worker.reconcile("t", "e")
-    assert len(cluster.applied) == 8
+    resent = cluster.applied[4:]
+    assert resent  # the children the model name is rendered into, and only those
+    assert len(resent) < 4
     cluster.deployments["t/e"]["metadata"]["generation"] += 1  # someone edited it
     worker.reconcile("t", "e")
-    assert len(cluster.applied) == 12
+    assert cluster.applied[4 + len(resent) :] == ["ConfigMap", "Service", "Deployment", "Ingress"]  # all of it
     del cluster.deployments["t/e"]  # someone deleted it
     worker.reconcile("t", "e")
-    assert len(cluster.applied) == 16
+    assert cluster.applied[8 + len(resent) :] == ["ConfigMap", "Service", "Deployment", "Ingress"]
+
+
+def test_a_scale_re_sends_the_deployment_alone_and_deletes_no_autoscaler(cluster):
+    """A scale is the most frequent change: one apply, not four, and no HPA delete that can only 404."""
+    add_endpoint(cluster)
+    worker = reconciler()
+    worker.reconcile("t", "e")
+    assert cluster.autoscaler_deletes == 1  # the first apply checks for an HPA left by an earlier spec
+    for replicas in (2, 1, 3):
+        cluster.endpoints["t/e"]["spec"]["replicas"] = replicas
+        worker.reconcile("t", "e")
+        assert cluster.applied[-1] == "Deployment"
+        assert cluster.deployments["t/e"]["spec"]["replicas"] == replicas
+    assert cluster.applied == ["ConfigMap", "Service", "Deployment", "Ingress"] + ["Deployment"] * 3
+    assert cluster.autoscaler_deletes == 1
+
+
+def test_a_partial_apply_does_not_postpone_the_periodic_full_one(cluster):
+    """Manual edits of the children a scale does not send are still undone ``reapply_seconds`` after the
+    last full apply."""
+    add_endpoint(cluster)
+    now = [0.0]
+    worker = Reconciler(
+        None,
+        platform=Platform("imm.local"),
+        templates=TemplateCache(None, "imm-servings", ttl=0),
+        namespaces=tenants("t"),
+        reapply_seconds=100.0,
+        clock=lambda: now[0],
+    )
+    worker.reconcile("t", "e")
+    now[0] = 90.0
+    cluster.endpoints["t/e"]["spec"]["replicas"] = 2
+    worker.reconcile("t", "e")
+    assert cluster.applied[4:] == ["Deployment"]
+    now[0] = 101.0
+    worker.reconcile("t", "e")
+    assert cluster.applied[5:] == ["ConfigMap", "Service", "Deployment", "Ingress"]
 
 
 def test_unknown_serving_and_render_failure_are_status_not_exceptions(cluster):
