@@ -21,6 +21,14 @@ app.autodiscover_tasks(
 
 
 @worker_ready.connect  # type: ignore[untyped-decorator]
+def _load_kubernetes_client(**kwargs: Any) -> None:
+    """The Kubernetes client's slow first imports at start, not in the first task (``kube.load_api_classes``)."""
+    from inferencemgmt import kube
+
+    kube.load_api_classes()
+
+
+@worker_ready.connect  # type: ignore[untyped-decorator]
 def _serve_metrics(**kwargs: Any) -> None:
     """The worker's metrics on ``IMM_METRICS_PORT`` (operations by kind and state, retries, queue wait).
 

@@ -386,6 +386,31 @@ def self_subject_review(identity: Identity) -> tuple[str, list[str]]:
     return str(user_info.get("username")), list(user_info.get("groups") or [])
 
 
+#: The generated API classes this module calls (``tests`` check the list against the calls).
+API_CLASSES = (
+    "AppsV1Api",
+    "AuthenticationV1Api",
+    "AuthorizationV1Api",
+    "CoordinationV1Api",
+    "CoreV1Api",
+    "CustomObjectsApi",
+    "NetworkingV1Api",
+    "RbacAuthorizationV1Api",
+    "VersionApi",
+)
+
+
+def load_api_classes() -> None:
+    """Import the generated API classes now, at process start, not on the first request that needs one.
+
+    The client loads them lazily, and the first use of one builds its pydantic validators: about 1.7 s
+    of CPU for the nine (0.9 s for ``CoreV1Api`` alone) on the development machine, which otherwise lands
+    on the first request each gunicorn worker serves after a start or a rollout.
+    """
+    for name in API_CLASSES:
+        getattr(k8s, name)
+
+
 def ping() -> None:
     """Readiness: the API server answers the management API's own identity."""
     service_api("VersionApi").get_code(_request_timeout=settings.IMM_READINESS_TIMEOUT_SECONDS)

@@ -7,6 +7,8 @@ answers with canned bytes), so the SDK's own ``ApiException`` is raised from a r
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -329,3 +331,15 @@ def test_an_endpoints_child_read_during_an_api_server_start_is_a_503_not_a_403(w
 )
 def test_timestamps_keep_the_form_the_api_has_always_answered(value, expected):
     assert kube.timestamp_iso(value) == expected
+
+
+def test_the_api_classes_loaded_at_start_are_every_one_the_module_calls() -> None:
+    """``load_api_classes`` runs at process start so no request pays a lazy import: a class called but
+    missing from the list would be imported on some user's request again."""
+    source = Path(kube.__file__).read_text()
+    calls = re.sub(r"API_CLASSES = \(.*?\)\n", "", source, flags=re.DOTALL)  # the calls, not the list
+    called = set(re.findall(r'"([A-Z][A-Za-z0-9]*Api)"', calls))
+    assert "CoreV1Api" in called
+    assert called == set(kube.API_CLASSES)
+    kube.load_api_classes()
+    assert all(name in vars(k8s) for name in kube.API_CLASSES)  # imported, not left to the lazy loader
