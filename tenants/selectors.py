@@ -194,7 +194,9 @@ def tenant_page(identity: Identity, page: paging.PageRequest) -> tuple[list[str]
             page,
             keep=lambda ns: _member_of(set(groups), ns),
             name=_name,
-            chunk=page.limit,
+            # Twice the page (at least 50): one call fills a page even when some of the caller's
+            # tenants are terminating (a mass deletion leaves many), at little cost when none are.
+            chunk=min(paging.MAX_LIMIT, max(50, 2 * page.limit)),
         )
         return [_name(ns) for ns in found], following
     if len(groups) > MERGE_MAX_GROUPS:

@@ -198,9 +198,17 @@ def test_a_one_group_member_pages_with_a_label_selector_one_call_per_page(fake: 
     assert [len(page) for page in pages] == [10, 10, 5]
     selector = f"created_by={django_settings.PLATFORM_ADMIN_LABEL},{manifests.group_label('team-a')}"
     assert {sent for sent, _ in cluster.calls} == {selector}
-    # one call per page of ten, and one more for the page that has to step over the terminating tenant
+    # at most one call per page of ten (chunks of 50), and one more to step over the terminating tenant
     assert len(cluster.calls) <= len(pages) + 1
-    assert all(limit == 10 for _, limit in cluster.calls)
+    assert all(limit == 50 for _, limit in cluster.calls)
+
+
+def test_a_members_page_steps_over_many_terminating_tenants_in_few_calls(fake: Any) -> None:
+    """After a mass deletion most of a member's tenants may be terminating for minutes."""
+    gone = [tenant(f"a{index:03d}", ["team-a"], terminating=True) for index in range(100)]
+    cluster = fake(*gone, tenant("z-live", ["team-a"]))
+    assert flat(walk(ALICE, [10])[0]) == ["z-live"]
+    assert len(cluster.calls) == 3  # chunks of 50: two of terminating tenants, then the live one
 
 
 def test_a_one_group_members_page_costs_the_same_whatever_the_other_tenants(fake: Any) -> None:
@@ -240,7 +248,7 @@ def test_once_every_tenant_is_labelled_the_check_is_cached_and_members_use_the_l
     assert flat(walk(ALICE, [10])[0]) == ["a-new"]
     assert flat(walk(ALICE, [10])[0]) == ["a-new"]
     assert len(cluster.marker_checks) == 1  # asked once, then trusted for GROUP_LABELS_CHECK_SECONDS
-    assert cluster.calls == [(f"{selectors._selector()},{manifests.group_label('team-a')}", 10)] * 2
+    assert cluster.calls == [(f"{selectors._selector()},{manifests.group_label('team-a')}", 50)] * 2
     now[0] += selectors.GROUP_LABELS_CHECK_SECONDS + 1
     cluster.items.append(tenant("a-old", ["team-a"], labelled=False))  # say, restored from a backup
     cluster.items.sort(key=lambda ns: ns["metadata"]["name"])
