@@ -149,6 +149,7 @@ def kube_page(
     keep: Any = None,
     name: Any = None,
     chunk: int | None = None,
+    growing: bool = False,
 ) -> tuple[list[Any], str | None]:
     """One page of a Kubernetes list, filtered by ``keep``: ``(items, next token)``.
 
@@ -157,7 +158,10 @@ def kube_page(
     one, the list is read in chunks of ``chunk`` (default ``MAX_LIMIT``) until the page is full or
     the list ends; when the page fills in the middle of a chunk, the token keeps the chunk's own
     ``continue`` and the last name returned, so the next page re-reads that chunk and skips what
-    was already given (Kubernetes cannot resume in the middle of its own page).
+    was already given (Kubernetes cannot resume in the middle of its own page). ``growing``: each
+    chunk after the first is five times the one before (up to ``MAX_LIMIT``), for lists the API server
+    has already filtered, where the first chunk of one page usually fills it and only items ``keep``
+    refuses (terminating ones, after a mass deletion) make it read on.
     """
     if keep is None:
         items, following = list_call(**page.kube_arguments())
@@ -191,6 +195,8 @@ def kube_page(
         if not following:
             return found, None
         start, after = following, None
+        if growing:
+            size = min(MAX_LIMIT, size * 5)
 
 
 def all_pages(fetch: Callable[[PageRequest], tuple[list[T], str | None]], scope: str) -> list[T]:
