@@ -19,8 +19,9 @@ For each of ``--tenants`` rounds, taking turns so both see the same machine load
 It prints p50 / p95 of each and the ratio API / raw: the price of the saga's bookkeeping (the Operation
 row, a progress write per step), the queue hop and the route. The raw calls were taken as the cluster's
 administrator before 2026-12-06 (no escalation check, about 0.3 s less) and without the identity calls
-and the robot Roles; the figures in the README say which. The worker and the database are the benchmark's own (a temporary SQLite file,
-Redis database 12), so nothing else on the machine takes its tasks.
+and the robot Roles; the figures in the README say which. The worker and the database are the
+benchmark's own (a temporary SQLite file, Redis database 12), so nothing else on the machine takes its
+tasks.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ import base64
 import hashlib
 import json
 import re
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -244,7 +245,7 @@ def test_once_every_tenant_is_labelled_the_check_is_cached_and_members_use_the_l
 ) -> None:
     cluster = fake(tenant("a-new", ["team-a"]), *[tenant(f"b{index:02d}", ["team-b"]) for index in range(30)])
     now = [1000.0]
-    monkeypatch.setattr(selectors.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
     assert flat(walk(ALICE, [10])[0]) == ["a-new"]
     assert flat(walk(ALICE, [10])[0]) == ["a-new"]
     assert len(cluster.marker_checks) == 1  # asked once, then trusted for GROUP_LABELS_CHECK_SECONDS
