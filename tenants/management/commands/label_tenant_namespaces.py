@@ -5,10 +5,11 @@ Two kinds of labels, both set by provisioning on new tenants (``tenants.manifest
 * the Pod Security labels (``pod-security.kubernetes.io/enforce: restricted`` and its siblings, see
   ``tenants.manifests.POD_SECURITY_LABELS``);
 * the scope group labels (``group.imm.ai.intel.com/<digest of the group>: member``, one per group of the
-  namespace's ``imm.ai.intel.com/scope`` annotation, see ``tenants.manifests.group_label``), which members'
-  ``GET /tenants`` selects on. A tenant without them is INVISIBLE to its members' tenant list (the tenant's
-  own routes still work) until this command has run; group labels of groups no longer in the scope are
-  removed.
+  namespace's ``imm.ai.intel.com/scope`` annotation, see ``tenants.manifests.group_label``) and their
+  marker ``imm.ai.intel.com/group-labels``, which members' ``GET /tenants`` selects on. While any tenant
+  lacks the marker, members' lists fall back to reading every tenant namespace (``tenants.selectors``):
+  nothing is hidden, but a page costs more as tenants grow, until this command has run. Group labels of
+  groups no longer in the scope are removed.
 
 The command brings every existing tenant namespace (labelled ``created_by=<PLATFORM_ADMIN_LABEL>``), or only
 the tenants named, to those labels. It is idempotent: a namespace already labelled is left alone, so it can
