@@ -146,6 +146,19 @@ def _group_json_page(group: str) -> Any:
     return _namespace_json_page(None, manifests.group_label(group))
 
 
+def _kept_page(
+    list_call: Any, page: paging.PageRequest, keep: Any, *, chunk: int, growing: bool = False
+) -> tuple[list[str], str | None]:
+    """One page of tenant names from a namespace list, keeping what ``keep`` accepts (``paging.kube_page``)."""
+    found, following = paging.kube_page(list_call, page, keep=keep, name=_name, chunk=chunk, growing=growing)
+    return [_name(ns) for ns in found], following
+
+
+def _scan_chunk(page: paging.PageRequest) -> int:
+    """Chunks of five pages (at least 50, at most ``paging.MAX_LIMIT``) for lists the API server did not filter."""
+    return min(paging.MAX_LIMIT, max(50, 5 * page.limit))
+
+
 def _robot_page(namespace_name: str, page: paging.PageRequest) -> list[str]:
     """A robot sees its own tenant and nothing else: one read, no list (one page: no token)."""
     if page.position:
@@ -172,14 +185,9 @@ def tenant_page(identity: Identity, page: paging.PageRequest) -> tuple[list[str]
     step of docs/deployment.md), members get the scan of every tenant, which sees those too.
     """
     if identity.is_admin:
-        found, following = paging.kube_page(
-            _namespace_json_page(identity),
-            page,
-            keep=lambda ns: not _terminating(ns),
-            name=_name,
-            chunk=min(paging.MAX_LIMIT, max(50, 5 * page.limit)),
+        return _kept_page(
+            _namespace_json_page(identity), page, lambda ns: not _terminating(ns), chunk=_scan_chunk(page)
         )
-        return [_name(ns) for ns in found], following
     robot_namespace = identity.robot_namespace
     if robot_namespace is not None:
         return _robot_page(robot_namespace, page), None
@@ -189,17 +197,12 @@ def tenant_page(identity: Identity, page: paging.PageRequest) -> tuple[list[str]
     if not _group_labels_complete():
         return _scanned_page(groups, page)
     if len(groups) == 1:
-        found, following = paging.kube_page(
-            _group_json_page(groups[0]),
-            page,
-            keep=lambda ns: _member_of(set(groups), ns),
-            name=_name,
-            # The API server filtered: one page's worth usually fills the page; when the caller's
-            # tenants are mostly terminating (a mass deletion), the chunks grow so it takes few calls.
-            chunk=page.limit,
-            growing=True,
+        member = set(groups)
+        # The API server filtered: one page's worth usually fills the page; when the caller's
+        # tenants are mostly terminating (a mass deletion), the chunks grow so it takes few calls.
+        return _kept_page(
+            _group_json_page(groups[0]), page, lambda ns: _member_of(member, ns), chunk=page.limit, growing=True
         )
-        return [_name(ns) for ns in found], following
     if len(groups) > MERGE_MAX_GROUPS:
         return _scanned_page(groups, page)
     return _merged_page(groups, page)
@@ -280,9 +283,7 @@ class _GroupCursor:
     def resume(self) -> str | int:
         """What the next page needs to resume this list: the Kubernetes ``continue`` of the chunk that
         holds its next namespace ("": the beginning), or ``_DONE``."""
-        if not self.read:
-            return self.start or ""
-        if self.items:
+        if not self.read or self.items:
             return self.start or ""
         return self.following or _DONE
 
@@ -337,14 +338,7 @@ def _scanned_page(groups: list[str], page: paging.PageRequest) -> tuple[list[str
     """One page of a member of more than ``MERGE_MAX_GROUPS`` groups: every tenant namespace, in
     chunks of five pages (at least 50), keeping the caller's."""
     member = set(groups)
-    found, following = paging.kube_page(
-        _namespace_json_page(None),
-        page,
-        keep=lambda ns: _member_of(member, ns),
-        name=_name,
-        chunk=min(paging.MAX_LIMIT, max(50, 5 * page.limit)),
-    )
-    return [_name(ns) for ns in found], following
+    return _kept_page(_namespace_json_page(None), page, lambda ns: _member_of(member, ns), chunk=_scan_chunk(page))
 
 
 def _endpoint_count(identity: Identity, name: str) -> int:
