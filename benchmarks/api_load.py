@@ -545,12 +545,12 @@ class Phase:
             )
 
 
-def cpu_seconds(named: dict[int, str]) -> Counter[str]:
+def cpu_seconds(named: dict[int, str]) -> dict[str, float]:
     """CPU seconds (user + system) every process on the machine has used, summed by name: the
     platform's own processes by role (``named``), this benchmark as "benchmark clients", every other
     by its command name (kube-apiserver, etcd, the store, PostgreSQL...; other sessions' processes too)."""
     ticks = os.sysconf("SC_CLK_TCK")
-    used: Counter[str] = Counter()
+    used: dict[str, float] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -565,25 +565,32 @@ def cpu_seconds(named: dict[int, str]) -> Counter[str]:
                 comm = (entry / "cmdline").read_bytes().split(b"\0")[1].decode()
         fields = stat[stat.rindex(")") + 2 :].split()
         name = "benchmark clients" if pid == os.getpid() else named.get(pid, comm)
-        used[name] += (int(fields[11]) + int(fields[12])) / ticks
+        used[name] = used.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
     return used
 
 
-def platform_roles(platform: Platform) -> dict[int, str]:
-    """The platform's processes by role, for ``cpu_seconds`` (the API's workers summed as one)."""
+def platform_pids(platform: Platform) -> dict[str, int]:
+    """The platform's processes by label: the gunicorn master, each worker, Celery, the controller."""
     master = platform.gunicorn.pid
-    roles = {master: "API (gunicorn)", platform.celery.pid: "Celery worker"}
-    roles.update({pid: "API (gunicorn)" for pid in children(master)})
+    found = {"gunicorn master": master}
+    found.update({f"worker {pid}": pid for pid in children(master)})
+    found["celery"] = platform.celery.pid
     if platform.controller is not None:
-        roles[platform.controller.pid] = "controller"
-    return roles
+        found["controller"] = platform.controller.pid
+    return found
+
+
+def platform_roles(platform: Platform) -> dict[int, str]:
+    """The platform's processes by role, for ``cpu_seconds``: gunicorn's master and workers as one."""
+    roles = {"celery": "Celery worker", "controller": "controller"}
+    return {pid: roles.get(label, "API (gunicorn)") for label, pid in platform_pids(platform).items()}
 
 
 def run_phase(
     clients: int,
     seconds: float,
     operation: Callable[[requests.Session, int], list[Call]],
-    named: Callable[[], dict[int, str]] = dict,
+    named: Callable[[], dict[int, str]],
 ) -> Phase:
     calls: list[Call] = []
     failures: list[str] = []
@@ -641,13 +648,7 @@ class ProcessMemory:
         self._stop = threading.Event()
 
     def pids(self) -> dict[str, int]:
-        master = self.platform.gunicorn.pid
-        found = {"gunicorn master": master}
-        found.update({f"worker {pid}": pid for pid in children(master)})
-        found["celery"] = self.platform.celery.pid
-        if self.platform.controller is not None:
-            found["controller"] = self.platform.controller.pid
-        return found
+        return platform_pids(self.platform)
 
     def __enter__(self) -> ProcessMemory:
         self.began = time.monotonic()

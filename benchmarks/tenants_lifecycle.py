@@ -53,7 +53,6 @@ import django  # noqa: E402
 
 django.setup()
 
-import boto3  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.test import Client  # noqa: E402
 from kubernetes import client, config  # noqa: E402
@@ -63,7 +62,7 @@ from endpoints import hosts  # noqa: E402
 from inferencemgmt import objectstore  # noqa: E402
 from tenants import manifests  # noqa: E402
 from tests.certificates import ca_certificate_pem  # noqa: E402
-from tests.platform_admin import admin_s3_client, token_claims  # noqa: E402
+from tests.platform_admin import admin_iam_client, admin_s3_client, token_claims  # noqa: E402
 
 
 def certificate() -> str:
@@ -100,15 +99,9 @@ class Raw:
         self.rbac = client.RbacAuthorizationV1Api(api)
         self.net = client.NetworkingV1Api(api)
         self.custom = client.CustomObjectsApi(api)
-        self.coordination = client.CoordinationV1Api(client.ApiClient(self.service.api_client.configuration))
+        self.coordination = client.CoordinationV1Api(self.service.api_client)
         self.s3 = admin_s3_client(os.environ)
-        self.iam = boto3.client(
-            "iam",
-            endpoint_url=os.environ.get("S3_IAM_ENDPOINT_URL") or os.environ["S3_ENDPOINT_URL"],
-            aws_access_key_id=os.environ["S3_ACCESS_KEY_ID"],
-            aws_secret_access_key=os.environ["S3_SECRET_ACCESS_KEY"],
-            region_name=os.environ.get("S3_REGION", "us-east-1"),
-        )
+        self.iam = admin_iam_client(os.environ)
         self.cert = cert
 
     def create(self, name: str) -> None:
