@@ -40,7 +40,7 @@ of the direct calls (their connections open), phases run with the same clients, 
     Deployments and pods ``labelSelector=ai.intel.com/inference-endpoint=load``, read the Service;
   - ``PATCH .../replicas``: the namespace as the API; as alice get the InferenceEndpoint and merge-patch
     its ``scale`` subresource (its resourceVersion, ``spec.replicas`` 1 or 2; on 409 read and patch
-    again, up to 5 times, as the route);
+    again, up to 8 times after a growing random pause, as the route);
   - the upload: the access check; S3 CreateMultipartUpload and ListParts (``POST /uploads``), UploadPart
     of the 64 KiB (the client's presigned ``PUT``), then the completion's Celery task: ListParts,
     CompleteMultipartUpload, HeadObject, ListObjectsV2 (prefix ``load-model/1/``);
@@ -68,6 +68,7 @@ import hashlib
 import itertools
 import json
 import os
+import random
 import re
 import statistics
 import sys
@@ -203,7 +204,10 @@ class Mix:
 
 
 UPSTREAM_ERRORS = (ApiException, ClientError, BotoCoreError, urllib3.exceptions.HTTPError)
-CONFLICT_ATTEMPTS = 5  # endpoints.services.CONFLICT_ATTEMPTS: the scale route retries a 409 that often
+# endpoints.services: the scale route tries this often, with a random pause of up to 20 ms, 40 ms, ...
+# between tries (the Django settings are not loaded here, so the values are repeated).
+CONFLICT_ATTEMPTS = 8
+CONFLICT_PAUSE_SECONDS = 0.02
 ENDPOINT_LABEL = "ai.intel.com/inference-endpoint"
 CR = ("ai.intel.com", "v1")  # group, version of InferenceEndpoint (plural "inference-endpoints")
 TENANT_SELECTOR = "created_by=platform_admin"  # tenants.selectors.tenant_label_selector() on the devstack
@@ -230,7 +234,7 @@ the same kubeconfig impersonating alice@example.com, group team-a; s3: the API's
   GET .../endpoints/<e>      k8s svc GET namespace; alice GET inference-endpoint, GET deployments, GET pods
                              (labelSelector=<endpoint label>=load), GET service
   PATCH .../replicas         k8s svc GET namespace; alice GET inference-endpoint, PATCH .../scale
-                             (merge patch: resourceVersion, spec.replicas 1|2; a 409 reads and patches again)
+                             (merge patch: resourceVersion, spec.replicas 1|2; a 409 pauses, reads, patches again)
   upload (start, PUT, done)  [access check] s3 CreateMultipartUpload, ListParts; UploadPart (64 KiB);
                              the Celery task: ListParts, CompleteMultipartUpload, HeadObject, ListObjectsV2
   [access check] (models_store.access, cached 10 s per verb): k8s svc GET namespace; alice POST
@@ -470,6 +474,8 @@ class Direct:
             )
             if made[-1].status != 409:
                 return
+            if not last:
+                time.sleep(random.uniform(0, CONFLICT_PAUSE_SECONDS * 2**attempt))  # noqa: S311 -- jitter
 
     def upload(self, made: list[Call], n: int) -> None:
         """The direct upload: POST /uploads (access check (create); create the multipart upload; its

@@ -205,6 +205,31 @@ def test_a_manual_scale_is_conditional_on_the_endpoint_read(fake):
     assert api.scales[0]["metadata"]["resourceVersion"] == "8"
 
 
+def test_racing_scales_pause_a_random_growing_moment_and_win_on_the_last_try(fake, monkeypatch):
+    pauses: list[float] = []
+    monkeypatch.setattr(services.time, "sleep", pauses.append)
+    api = fake({})
+    api.changed_before_write = services.CONFLICT_ATTEMPTS - 1  # others win every race but the last
+    services.endpoint_scale(ALICE, "team", "predict", 3)
+    assert api.cr["spec"]["replicas"] == 3
+    assert len(pauses) == services.CONFLICT_ATTEMPTS - 1
+    ceilings = [services.CONFLICT_PAUSE_SECONDS * 2**n for n in range(len(pauses))]
+    assert all(0 <= pause <= ceiling for pause, ceiling in zip(pauses, ceilings, strict=True))
+    assert sum(pauses) > 0  # random, not all zero (the chance of that is nil)
+
+
+def test_a_scale_that_loses_every_race_is_a_409_and_changes_nothing(fake, monkeypatch):
+    monkeypatch.setattr(services.time, "sleep", lambda seconds: None)
+    api = fake({})
+    api.changed_before_write = services.CONFLICT_ATTEMPTS
+    with pytest.raises(Conflict) as refused:
+        services.endpoint_scale(ALICE, "team", "predict", 3)
+    assert refused.value.status == 409
+    assert api.changed_before_write == 0  # every try was made
+    assert api.scales == []
+    assert api.cr["spec"]["replicas"] == 1
+
+
 def test_patch_checks_new_autoscaling_with_the_endpoint_resources(fake):
     api = fake({"resources": {"requests": {"cpu": "1"}}}, hard={"requests.cpu": "2"})
     with pytest.raises(ImmError) as refused:
