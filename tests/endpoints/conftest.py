@@ -25,7 +25,7 @@ from kubernetes.client.exceptions import ApiException
 
 from tests.conftest import ROOT, WorkerPool, _test_database_url, persona_caller, use_broker
 from tests.inference_endpoints import GROUP, PLURAL, VERSION
-from tests.platform_admin import admin_s3_client, remove_tenant
+from tests.platform_admin import admin_s3_client, namespaces_delete_started, remove_tenant
 from tests.servings.conftest import ControllerProcess, controller_sandbox
 from tests.tenants.test_tenants_api import CERT
 
@@ -97,6 +97,14 @@ class Platform:
         return sorted(item["metadata"]["name"] for item in items)
 
     def cleanup(self) -> None:
+        """Delete the module's tenants through the API, their namespaces' deletions started first.
+
+        The API deletes one tenant at a time and waits for its namespace to be gone, and the namespace
+        controller waits out a pod's grace period (30 s) before it looks again: 43 s for each tenant
+        that ran an endpoint, measured. Started together here, those waits overlap; the API's deletion
+        then finds the namespace terminating or gone and removes the rest (a deletion it handles anyway).
+        """
+        namespaces_delete_started(self.env, self.tenants)
         for name in self.tenants:
             deleted = self.call("admin", "delete", f"/tenants/{name}")
             if deleted.status_code not in (200, 404):
