@@ -207,7 +207,7 @@ def test_a_manual_scale_is_conditional_on_the_endpoint_read(fake):
 
 def test_racing_scales_pause_a_random_growing_moment_and_win_on_the_last_try(fake, monkeypatch):
     pauses: list[float] = []
-    monkeypatch.setattr(services.time, "sleep", pauses.append)
+    monkeypatch.setattr("endpoints.services.time.sleep", pauses.append)
     api = fake({})
     api.changed_before_write = services.CONFLICT_ATTEMPTS - 1  # others win every race but the last
     services.endpoint_scale(ALICE, "team", "predict", 3)
@@ -219,7 +219,7 @@ def test_racing_scales_pause_a_random_growing_moment_and_win_on_the_last_try(fak
 
 
 def test_a_scale_that_loses_every_race_is_a_409_and_changes_nothing(fake, monkeypatch):
-    monkeypatch.setattr(services.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr("endpoints.services.time.sleep", lambda seconds: None)
     api = fake({})
     api.changed_before_write = services.CONFLICT_ATTEMPTS
     with pytest.raises(Conflict) as refused:
