@@ -152,8 +152,9 @@ def test_only_admins_create_and_the_check_comes_before_the_body(as_user, devstac
 
 
 @pytest.fixture
-def deny_rolebindings(admin_k8s: client.ApiClient) -> Iterator[str]:
-    """A real admission policy in the cluster that refuses RoleBindings in `fault-*` namespaces."""
+def deny_rolebindings(admin_k8s: client.ApiClient) -> Iterator[tuple[str, str]]:
+    """A real admission policy in the cluster that refuses RoleBindings in `fault-*` namespaces: its
+    name, and a `fault-*` namespace in which to see it take effect (``rolebindings_refused``)."""
     api = client.AdmissionregistrationV1Api(admin_k8s)
     name = f"imm-test-deny-rolebindings-{uuid.uuid4().hex[:6]}"
     api.create_validating_admission_policy(
@@ -174,14 +175,41 @@ def deny_rolebindings(admin_k8s: client.ApiClient) -> Iterator[str]:
             },
         }
     )  # fmt: skip
+    probe = f"fault-probe-{uuid.uuid4().hex[:6]}"
+    client.CoreV1Api(admin_k8s).create_namespace({"metadata": {"name": probe}})
     api.create_validating_admission_policy_binding(
         {"metadata": {"name": name}, "spec": {"policyName": name, "validationActions": ["Deny"]}}
     )
-    time.sleep(2)  # the API server loads policies asynchronously
-    yield name
+    rolebindings_refused(admin_k8s, probe, True)
+    yield name, probe
     api.delete_validating_admission_policy_binding(name)
     api.delete_validating_admission_policy(name)
-    time.sleep(2)
+    rolebindings_refused(admin_k8s, probe, False)
+    client.CoreV1Api(admin_k8s).delete_namespace(probe)
+
+
+def rolebindings_refused(admin_k8s: client.ApiClient, namespace: str, refused: bool, timeout: float = 30.0) -> None:
+    """Wait until the API server, which loads admission policies asynchronously, refuses (or again
+    admits) a RoleBinding in ``namespace``: probed with dry-run creates, which admission sees too."""
+    rbac = client.RbacAuthorizationV1Api(admin_k8s)
+    body = {
+        "metadata": {"name": "probe"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+        "subjects": [{"kind": "User", "name": "nobody", "apiGroup": "rbac.authorization.k8s.io"}],
+    }
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            rbac.create_namespaced_role_binding(namespace, body, dry_run="All")
+            seen = False
+        except ApiException as exc:
+            if exc.status != 403 or "injected fault" not in str(exc.body):
+                raise
+            seen = True
+        if seen == refused:
+            return
+        assert time.monotonic() < deadline, f"RoleBindings in {namespace} still {'admitted' if refused else 'refused'}"
+        time.sleep(0.1)
 
 
 def test_a_failed_step_undoes_everything_and_the_same_create_then_succeeds(
@@ -204,16 +232,14 @@ def test_a_failed_step_undoes_everything_and_the_same_create_then_succeeds(
         "undo namespace",
     ]  # fmt: skip
 
-    client.AdmissionregistrationV1Api(admin_k8s).delete_validating_admission_policy_binding(deny_rolebindings)
-    time.sleep(2)
+    policy, probe = deny_rolebindings
+    client.AdmissionregistrationV1Api(admin_k8s).delete_validating_admission_policy_binding(policy)
+    rolebindings_refused(admin_k8s, probe, False)
     retried = as_user("admin", "post", "/tenants", body(name, maxEndpoints=1))
     assert retried.status_code == 200, retried.content
     assert bucket_exists(s3, name)
     client.AdmissionregistrationV1Api(admin_k8s).create_validating_admission_policy_binding(
-        {
-            "metadata": {"name": deny_rolebindings},
-            "spec": {"policyName": deny_rolebindings, "validationActions": ["Deny"]},
-        }
+        {"metadata": {"name": policy}, "spec": {"policyName": policy, "validationActions": ["Deny"]}}
     )
     as_user("admin", "delete", f"/tenants/{name}")
 
