@@ -23,7 +23,9 @@ as provisioning labels them, with the scope annotation) and, for the endpoint te
 RoleBinding and ResourceQuota; the InferenceEndpoint CRs at 0 replicas naming a serving template that
 does not exist, so that a controller running on the shared platform renders nothing for them (it only
 notes the missing template). Operation rows go straight into the benchmark's own SQLite database.
-Everything is deleted at the end, and the 10,000 CRs as soon as their size is measured.
+Everything is deleted at the end, and the 10,000 CRs as soon as their size is measured; the run waits
+until the namespaces are gone, and a run first removes (and waits out) what an earlier one left, so
+that no run measures beside the namespace controller deleting a thousand namespaces.
 
 It prints a table, writes the curves to docs/scale-curves.png (``--plot``) and exits non-zero when
 a curve's largest/smallest p50 exceeds ``--target`` (1.5).
@@ -34,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -71,6 +74,9 @@ from tests.inference_endpoints import GROUP, PLURAL, VERSION, endpoint_body  # n
 # Names sort first ("a..."), so a page starts at the benchmark's live tenants and not at another
 # run's tenants still terminating (deleting 1,000 namespaces takes the namespace controller minutes).
 PREFIX = f"a0sc{uuid.uuid4().hex[:4]}"
+#: Any run's benchmark tenant, this one's or an earlier, interrupted or still terminating one.
+BENCH_TENANT = re.compile(r"a0sc[0-9a-f]{4}-t\d{5}")
+GONE_TIMEOUT_SECONDS = 900.0
 #: A template no cluster has: a controller on the shared platform renders nothing for these CRs.
 NO_TEMPLATE = "bench-no-such-template"
 THREADS = 8
@@ -212,7 +218,44 @@ class Objects:
                 return
             time.sleep(1)
 
+    def bench_namespaces(self) -> set[str]:
+        """Every benchmark tenant namespace the cluster still holds (of any run), terminating or not."""
+        found: set[str] = set()
+        token: str | None = None
+        while True:
+            page = self.core.list_namespace(label_selector="created_by=platform_admin", limit=500, _continue=token)
+            found.update(item.metadata.name for item in page.items if BENCH_TENANT.fullmatch(item.metadata.name))
+            token = page.metadata.var_continue
+            if not token:
+                return found
+
+    def wait_gone(self, names: set[str], what: str) -> None:
+        """Wait (printing progress) until none of ``names`` exists: a run measured beside the namespace
+        controller deleting a thousand namespaces measures that controller's load, not the routes."""
+        began = time.monotonic()
+        left = names & self.bench_namespaces()
+        while left:
+            waited = time.monotonic() - began
+            if waited > GONE_TIMEOUT_SECONDS:
+                print(f"warning: {len(left)} {what} still terminating after {waited:.0f} s", flush=True)
+                return
+            print(f"waiting for {len(left)} {what} to be gone ({waited:.0f} s)", flush=True)
+            time.sleep(15)
+            left &= self.bench_namespaces()
+        print(f"{len(names)} {what} gone after {time.monotonic() - began:.0f} s", flush=True)
+
+    def remove_earlier_runs(self) -> None:
+        """Delete what an earlier run left (an interrupted run leaves namespaces that are not even
+        terminating) and wait for it to go, so that this run measures on a quiet cluster."""
+        earlier = self.bench_namespaces()
+        if earlier:
+            self.remove(earlier)
+            self.wait_gone(earlier, "namespaces of an earlier run")
+
     def remove_all(self) -> None:
+        self.remove(set(self.tenants))
+
+    def remove(self, names: set[str]) -> None:
         def one(name: str) -> None:
             try:
                 self.core.delete_namespace(name)
@@ -221,7 +264,7 @@ class Objects:
                     print(f"warning: could not delete namespace {name}: {exc.status}")
 
         with ThreadPoolExecutor(max_workers=THREADS) as pool:
-            list(pool.map(one, self.tenants))
+            list(pool.map(one, sorted(names)))
 
 
 def tenant_curves(objects: Objects, sizes: list[int], samples: int, page: int) -> dict[str, dict[int, float]]:
@@ -338,6 +381,7 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     admin = config.new_client_from_config(os.environ["KUBECONFIG"])
     objects = Objects(admin)
+    objects.remove_earlier_runs()
     panels: dict[str, dict[str, dict[int, float]]] = {"benchmark tenants": {}, "endpoints in the tenant": {}}
     try:
         if endpoint_sizes:
@@ -346,7 +390,7 @@ def main() -> None:
             panels["benchmark tenants"] = tenant_curves(objects, tenant_sizes, args.samples, args.page)
     finally:
         objects.remove_all()
-        print(f"{len(objects.tenants)} benchmark namespaces deleted (the namespace controller finishes it)")
+        objects.wait_gone(set(objects.tenants), "benchmark namespaces")
     if args.save:
         args.save.write_text(json.dumps(panels, indent=1) + "\n")
     for earlier in args.merge:
