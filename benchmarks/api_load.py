@@ -450,7 +450,7 @@ class Direct:
 
     def scale(self, made: list[Call], n: int) -> None:
         """PATCH .../replicas: namespace (svc); as alice the CR, then a merge patch of its scale
-        subresource carrying the resourceVersion read (a 409 reads and patches again, as the route)."""
+        subresource carrying the resourceVersion read (a 409 pauses, reads and patches again, as the route)."""
         self._tenant_required(made)
         replicas = 1 + next(self._scales) % 2
         custom = k8s.CustomObjectsApi(self.alice)

@@ -74,8 +74,9 @@ from tests.inference_endpoints import GROUP, PLURAL, VERSION, endpoint_body  # n
 # Names sort first ("a..."), so a page starts at the benchmark's live tenants and not at another
 # run's tenants still terminating (deleting 1,000 namespaces takes the namespace controller minutes).
 PREFIX = f"a0sc{uuid.uuid4().hex[:4]}"
-#: Any run's benchmark tenant, this one's or an earlier, interrupted or still terminating one.
-BENCH_TENANT = re.compile(r"a0sc[0-9a-f]{4}-t\d{5}")
+#: Any run's benchmark namespace (the tenants, and the endpoints' tenant ``-ep``), this one's or an
+#: earlier, interrupted or still terminating one.
+BENCH_TENANT = re.compile(r"a0sc[0-9a-f]{4}-(t\d{5}|ep)")
 GONE_TIMEOUT_SECONDS = 900.0
 #: A template no cluster has: a controller on the shared platform renders nothing for these CRs.
 NO_TEMPLATE = "bench-no-such-template"
@@ -246,7 +247,8 @@ class Objects:
 
     def remove_earlier_runs(self) -> None:
         """Delete what an earlier run left (an interrupted run leaves namespaces that are not even
-        terminating) and wait for it to go, so that this run measures on a quiet cluster."""
+        terminating) and wait for it to go, so that this run measures on a quiet cluster. Two runs at
+        once on one cluster would measure each other anyway: a second run removes the first one's."""
         earlier = self.bench_namespaces()
         if earlier:
             self.remove(earlier)

@@ -59,6 +59,8 @@ QUOTA_UNKNOWN_PAUSE_SECONDS = 0.5
 # row (a 409 to the user; benchmarks/api_load.py).
 CONFLICT_ATTEMPTS = 8
 CONFLICT_PAUSE_SECONDS = 0.02
+# A recount whose correction of the quota lost a race to another charge starts over at most this often.
+RECOUNT_ATTEMPTS = 5
 # A create refused for the endpoint count is sent again after each recount that found room; more
 # refusals than this means other creates keep taking the room, and the caller is told to retry.
 QUOTA_REFUSAL_ATTEMPTS = 5
@@ -192,7 +194,7 @@ def _room_after_recount(identity: Identity, tenant: str) -> bool:
     every later charge changes the quota's resourceVersion, which fails the correction (a 409) and
     starts the check again. So the correction only ever removes charges of failed creates.
     """
-    for _ in range(CONFLICT_ATTEMPTS):
+    for _ in range(RECOUNT_ATTEMPTS):
         quotas = [
             quota
             for quota in selectors.resource_quotas(identity, tenant)

@@ -206,28 +206,56 @@ def test_a_manual_scale_is_conditional_on_the_endpoint_read(fake):
 
 
 def test_racing_scales_pause_a_random_growing_moment_and_win_on_the_last_try(fake, monkeypatch):
+    ceilings: list[float] = []
     pauses: list[float] = []
+
+    def uniform(low: float, high: float) -> float:
+        assert low == 0
+        ceilings.append(high)
+        return high / 2
+
+    monkeypatch.setattr("endpoints.services.random.uniform", uniform)
     monkeypatch.setattr("endpoints.services.time.sleep", pauses.append)
     api = fake({})
     api.changed_before_write = services.CONFLICT_ATTEMPTS - 1  # others win every race but the last
     services.endpoint_scale(ALICE, "team", "predict", 3)
     assert api.cr["spec"]["replicas"] == 3
-    assert len(pauses) == services.CONFLICT_ATTEMPTS - 1
-    ceilings = [services.CONFLICT_PAUSE_SECONDS * 2**n for n in range(len(pauses))]
-    assert all(0 <= pause <= ceiling for pause, ceiling in zip(pauses, ceilings, strict=True))
-    assert sum(pauses) > 0  # random, not all zero (the chance of that is nil)
+    # A random pause before each retry, its ceiling doubling from CONFLICT_PAUSE_SECONDS.
+    assert ceilings == [services.CONFLICT_PAUSE_SECONDS * 2**n for n in range(services.CONFLICT_ATTEMPTS - 1)]
+    assert pauses == [ceiling / 2 for ceiling in ceilings]
 
 
-def test_a_scale_that_loses_every_race_is_a_409_and_changes_nothing(fake, monkeypatch):
+def test_a_scale_that_loses_every_race_is_the_last_409_and_changes_nothing(fake, monkeypatch):
     monkeypatch.setattr("endpoints.services.time.sleep", lambda seconds: None)
     api = fake({})
     api.changed_before_write = services.CONFLICT_ATTEMPTS
     with pytest.raises(Conflict) as refused:
         services.endpoint_scale(ALICE, "team", "predict", 3)
-    assert refused.value.status == 409
+    assert (refused.value.status, refused.value.description) == (409, "the object has been modified")
     assert api.changed_before_write == 0  # every try was made
     assert api.scales == []
     assert api.cr["spec"]["replicas"] == 1
+
+
+def test_a_refusal_decided_on_the_fresh_object_is_not_retried(fake, monkeypatch):
+    pauses: list[float] = []
+    monkeypatch.setattr("endpoints.services.time.sleep", pauses.append)
+    api = fake({"autoscaling": SCALING})
+    api.changed_before_write = 0
+    with pytest.raises(Conflict) as refused:
+        services.endpoint_scale(ALICE, "team", "predict", 5)
+    assert refused.value.code == "endpoint_autoscaled"
+    assert pauses == []  # answered at once: only a lost race is tried again
+
+
+def test_an_update_that_loses_every_race_is_the_last_409(fake, monkeypatch):
+    monkeypatch.setattr("endpoints.services.time.sleep", lambda seconds: None)
+    api = fake({"resources": {"requests": {"cpu": "1"}}})
+    api.changed_before_write = services.CONFLICT_ATTEMPTS
+    with pytest.raises(Conflict) as refused:
+        services.endpoint_update(ALICE, "team", "predict", {"autoscaling": SCALING})
+    assert refused.value.description == "the object has been modified"
+    assert "autoscaling" not in api.cr["spec"]
 
 
 def test_patch_checks_new_autoscaling_with_the_endpoint_resources(fake):

@@ -161,7 +161,7 @@ def test_a_correction_meeting_a_new_charge_starts_the_check_again(cluster: FakeC
 
 def test_a_count_that_keeps_changing_is_503_to_retry_never_a_false_limit(cluster: FakeCluster) -> None:
     cluster.used = "3"
-    cluster.conflicts_left = services.CONFLICT_ATTEMPTS
+    cluster.conflicts_left = services.RECOUNT_ATTEMPTS
     refused = refusal("b")
     assert isinstance(refused, UpstreamUnavailable)
     assert (refused.status, refused.code, refused.retry_after) == (503, "endpoint_count_contended", 2)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import threading
 import time
 import uuid
@@ -176,16 +177,29 @@ def deny_rolebindings(admin_k8s: client.ApiClient) -> Iterator[tuple[str, str]]:
         }
     )  # fmt: skip
     probe = f"fault-probe-{uuid.uuid4().hex[:6]}"
-    client.CoreV1Api(admin_k8s).create_namespace({"metadata": {"name": probe}})
-    api.create_validating_admission_policy_binding(
-        {"metadata": {"name": name}, "spec": {"policyName": name, "validationActions": ["Deny"]}}
-    )
-    rolebindings_refused(admin_k8s, probe, True)
-    yield name, probe
-    api.delete_validating_admission_policy_binding(name)
-    api.delete_validating_admission_policy(name)
-    rolebindings_refused(admin_k8s, probe, False)
-    client.CoreV1Api(admin_k8s).delete_namespace(probe)
+    try:
+        client.CoreV1Api(admin_k8s).create_namespace({"metadata": {"name": probe}})
+        api.create_validating_admission_policy_binding(
+            {"metadata": {"name": name}, "spec": {"policyName": name, "validationActions": ["Deny"]}}
+        )
+        rolebindings_refused(admin_k8s, probe, True)
+        yield name, probe
+    finally:
+        # Whatever failed (the test may have removed the binding itself), no Deny is left behind.
+        missing_ok(api.delete_validating_admission_policy_binding, name)
+        missing_ok(api.delete_validating_admission_policy, name)
+        with contextlib.suppress(ApiException, AssertionError):  # only a courtesy to what runs next
+            rolebindings_refused(admin_k8s, probe, False)
+        missing_ok(client.CoreV1Api(admin_k8s).delete_namespace, probe)
+
+
+def missing_ok(delete: Any, name: str) -> None:
+    """Delete ``name``; one that is already gone is fine, any other refusal is raised."""
+    try:
+        delete(name)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
 
 
 def rolebindings_refused(admin_k8s: client.ApiClient, namespace: str, refused: bool, timeout: float = 30.0) -> None:
