@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import boto3
@@ -54,12 +54,7 @@ def team_a_tenant_create(
 
 def remove_tenant(env: Mapping[str, str], name: str) -> None:
     """Remove a test tenant directly (namespace, bucket, unfinished uploads, store identity) when the API cannot."""
-    core = client.CoreV1Api(config.new_client_from_config(env["KUBECONFIG"]))
-    try:
-        core.delete_namespace(name)
-    except ApiException as exc:
-        if exc.status != 404:
-            raise
+    namespaces_delete_started(env, [name])
     s3 = admin_s3_client(env)
     try:
         for upload in s3.list_multipart_uploads(Bucket=name).get("Uploads", []):
@@ -77,11 +72,16 @@ def namespaces_delete_started(env: Mapping[str, str], names: Iterable[str]) -> N
     namespace controller's waits overlap instead of adding up when the tenants are deleted one by one."""
     core = client.CoreV1Api(config.new_client_from_config(env["KUBECONFIG"]))
     for name in names:
-        try:
-            core.delete_namespace(name)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
+        missing_ok(core.delete_namespace, name)
+
+
+def missing_ok(delete: Callable[[str], Any], name: str) -> None:
+    """Delete ``name``; one that is already gone is fine, any other refusal is raised."""
+    try:
+        delete(name)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
 
 
 def admin_iam_client(env: Mapping[str, str]) -> Any:

@@ -17,7 +17,7 @@ from kubernetes.client.exceptions import ApiException
 from inferencemgmt.operations.models import Operation
 from tenants import manifests
 from tests.certificates import ca_certificate_pem
-from tests.platform_admin import admin_s3_client, remove_tenant
+from tests.platform_admin import admin_s3_client, missing_ok, remove_tenant
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -191,15 +191,6 @@ def deny_rolebindings(admin_k8s: client.ApiClient) -> Iterator[tuple[str, str]]:
         with contextlib.suppress(ApiException, AssertionError):  # only a courtesy to what runs next
             rolebindings_refused(admin_k8s, probe, False)
         missing_ok(client.CoreV1Api(admin_k8s).delete_namespace, probe)
-
-
-def missing_ok(delete: Any, name: str) -> None:
-    """Delete ``name``; one that is already gone is fine, any other refusal is raised."""
-    try:
-        delete(name)
-    except ApiException as exc:
-        if exc.status != 404:
-            raise
 
 
 def rolebindings_refused(admin_k8s: client.ApiClient, namespace: str, refused: bool, timeout: float = 30.0) -> None:
