@@ -50,8 +50,10 @@ of the direct calls (their connections open), phases run with the same clients, 
 
 Prints, for each phase: API requests (upstream calls for a direct phase) and mix steps (an upload is one
 step), each with throughput and p50/p95/p99 latency, errors (status >= 400 or an exception, in the API,
-the store or, direct, an upstream; the target is 0) and per-route (per-call) figures; the mix/healthz
-and mix/direct ratios; then the resident set of
+the store or, direct, an upstream; the target is 0) and per-route (per-call) figures; the CPU each
+process used per step; the Kubernetes API server's requests per step by verb and resource, from every
+client (its ``apiserver_request_total``: the same calls, plus what the controllers and kwok did in
+reply); the mix/healthz and mix/direct ratios; then the resident set of
 every process (gunicorn master and each worker, Celery worker, controller) sampled every second: a
 timeline and start/max/end/growth. ``--soak`` runs the mix for ``--seconds`` (10 minutes) and compares
 each process's mean over the last minute with its mean over the first minute after a minute of
@@ -92,6 +94,7 @@ from kubernetes import client as k8s
 from kubernetes import config
 from kubernetes.client.exceptions import ApiException
 from models_upload import ROOT, Platform, drop_tenant, make_tenant, rss_bytes, token
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.platform_admin import admin_s3_client, token_claims
 
@@ -103,6 +106,7 @@ WINDOW_SECONDS = 60.0  # the soak's warm-up, and each of the two windows it comp
 TIMEOUT = 120  # the upload's completion waits for its Celery task
 MODEL, ENDPOINT = "load-model", "load"
 UPLOAD_KEYS = 8  # uploads overwrite these few files, so the model list stays the same size
+WRITE_VERBS = frozenset({"POST", "PUT", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION"})
 BLOB = os.urandom(64 * 1024)
 BLOB_MD5 = hashlib.md5(BLOB).hexdigest()  # noqa: S324 -- the part checksum the route asks for
 
@@ -511,6 +515,9 @@ class Phase:
     failures: list[str]  # the type names of exceptions (no answer at all)
     steps: list[tuple[float, bool]] = field(default_factory=list)  # each mix step: seconds, whether it failed
     cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds each process group used in the phase
+    # Requests the Kubernetes API server served in the phase, by verb and resource, from every client
+    # (the API, the controller, the control plane, kwok): what the phase cost the API server.
+    kube: Counter[str] = field(default_factory=Counter)
 
     @property
     def api(self) -> list[Call]:
@@ -597,6 +604,7 @@ def run_phase(
     seconds: float,
     operation: Callable[[requests.Session, int], list[Call]],
     named: Callable[[], dict[int, str]],
+    kube: Callable[[], Counter[str]] = Counter,
 ) -> Phase:
     calls: list[Call] = []
     failures: list[str] = []
@@ -623,6 +631,7 @@ def run_phase(
                     failures.append(problem)
 
     roles = named()
+    kube_before = kube()
     cpu_before = cpu_seconds(roles)
     began = time.monotonic()
     threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
@@ -632,8 +641,27 @@ def run_phase(
         thread.join()
     wall = time.monotonic() - began
     cpu_after = cpu_seconds(roles)
+    kube_used = kube() - kube_before  # a Counter's subtraction keeps only the positive counts
     cpu = {name: cpu_after[name] - cpu_before.get(name, 0.0) for name in cpu_after}
-    return Phase(calls, wall, failures, steps, {name: used for name, used in cpu.items() if used > 0})
+    return Phase(calls, wall, failures, steps, {name: used for name, used in cpu.items() if used > 0}, kube_used)
+
+
+def kube_requests(admin: Any) -> Counter[str]:
+    """The API server's ``apiserver_request_total`` summed by verb and resource (watch streams left out:
+    they are counted once, when opened)."""
+    answer = admin.call_api("GET", f"{admin.configuration.host}/metrics")
+    answer.read()
+    counted: Counter[str] = Counter()
+    for family in text_string_to_metric_families(answer.data.decode()):
+        if family.name != "apiserver_request":
+            continue
+        for sample in family.samples:
+            labels = sample.labels
+            if sample.name != "apiserver_request_total" or labels.get("verb") == "WATCH":
+                continue
+            resource = labels.get("resource", "") + (f"/{labels['subresource']}" if labels.get("subresource") else "")
+            counted[f"{labels.get('verb', '?')} {resource}"] += int(sample.value)
+    return counted
 
 
 def children(pid: int) -> list[int]:
@@ -762,6 +790,7 @@ def main() -> None:
             # Warm-up, concurrent so that every gunicorn worker imports and connects what the routes
             # need (JWKS, Kubernetes and store clients, database connections) before memory counts.
             roles = functools.partial(platform_roles, platform)
+            counts = functools.partial(kube_requests, admin)
             phases = {"warm-up": run_phase(clients, WARMUP_SECONDS, mix, roles)}
             direct = None if args.soak else Direct(tenant, auth["Authorization"].split()[1], clients)
             if direct is not None:  # the direct clients open their connections
@@ -772,14 +801,14 @@ def main() -> None:
 
             load_before = os.getloadavg()[0]
             with ProcessMemory(platform) as memory:
-                phases["baseline"] = run_phase(clients, min(seconds, BASELINE_SECONDS), baseline, roles)
+                phases["baseline"] = run_phase(clients, min(seconds, BASELINE_SECONDS), baseline, roles, counts)
                 if direct is not None:  # before and after the mix, so that both see the machine's load
-                    phases["direct 1"] = run_phase(clients, seconds, direct, roles)
+                    phases["direct 1"] = run_phase(clients, seconds, direct, roles, counts)
                 mix_began = time.monotonic() - memory.began
-                phases["mix"] = run_phase(clients, seconds, mix, roles)
+                phases["mix"] = run_phase(clients, seconds, mix, roles, counts)
                 mix_window = (mix_began, time.monotonic() - memory.began)
                 if direct is not None:
-                    phases["direct 2"] = run_phase(clients, seconds, direct, roles)
+                    phases["direct 2"] = run_phase(clients, seconds, direct, roles, counts)
             print(f"{mode}: clients={clients} mix seconds={seconds:.0f}; gunicorn {' '.join(gunicorn)} (gthread)")
             if direct is not None:
                 print(DIRECT_CALLS)
@@ -818,6 +847,19 @@ def report(
             shown = ", ".join(f"{label} {1000 * used / steps:.1f}" for label, used in ranked[:8])
             total = sum(phase.cpu.values())
             print(f"  {name:9} {1000 * total / steps:6.1f} ms in all ({total / phase.wall:.2f} CPUs busy): {shown} ms")
+    # The same calls should cost the API server the same in every phase; what differs is what the
+    # platform does in reply (the controller, the Deployment and ReplicaSet controllers, kwok): a
+    # slower phase sees fewer replica changes coalesced, so more of that work per step.
+    print("Kubernetes API server requests per step, every client (writes: POST, PUT, PATCH, APPLY, DELETE):")
+    for name in ("mix", "direct 1", "direct 2"):
+        if name in phases:
+            phase = phases[name]
+            steps = max(1, len(phase.steps))
+            writes = sum(count for key, count in phase.kube.items() if key.split()[0] in WRITE_VERBS)
+            shown = ", ".join(
+                f"{key} {count / steps:.3f}" for key, count in phase.kube.most_common() if count / steps >= 0.005
+            )
+            print(f"  {name:9} {sum(phase.kube.values()) / steps:.2f} in all, {writes / steps:.2f} writes: {shown}")
     mix, baseline = phases["mix"], phases["baseline"]
     ratio = (len(mix.api) / mix.wall) / (len(baseline.api) / baseline.wall)
     print(f"mix/baseline (GET /healthz) API throughput ratio={ratio:.3f}")
@@ -852,7 +894,7 @@ def report(
     direct_errors = {name: phase.errors for name, phase in phases.items() if "direct" in name and phase.errors}
     if direct_errors:
         print(
-            f"errors of the direct calls (not the API's; a direct scale fails when 5 read+patch rounds conflict): "
+            f"errors of the direct calls (not the API's; a direct scale fails when 8 read+patch rounds conflict): "
             f"{direct_errors}"
         )
     if memory.gone:
