@@ -103,8 +103,9 @@ class Platform:
 
         The API deletes one tenant at a time and waits for its namespace to be gone, and the namespace
         controller waits out a pod's grace period (30 s) before it looks again: 43 s for each tenant
-        that ran an endpoint, measured. Started together here, those waits overlap; the API's deletion
-        then finds the namespace terminating or gone and removes the rest (a deletion it handles anyway).
+        that ran an endpoint, measured. Started together here, with the pods removed at once, those
+        waits shrink to the namespace controller's few seconds and overlap; the API's deletion then
+        finds the namespace terminating or gone and removes the rest (a deletion it handles anyway).
         Only a head start: when it fails, the API's deletions below still do the whole job. A 404 (no
         namespace left and no bucket: a tenant a test already took apart) still gets ``remove_tenant``,
         which removes a store identity such a tenant may have left.
