@@ -23,6 +23,9 @@ from devstack.proc import Part, StackError, say
 
 USER = "imm"
 DATABASE = "imm"
+DATA_ROOTS = Path("/var/lib/imm-devstack")  # as root: one directory per checkout's state dir
+# Each data root records the state dir it serves, so that a root whose checkout is gone can be found.
+OWNER_RECORD = "state-dir"
 
 
 def data_root() -> Path:
@@ -34,13 +37,49 @@ def data_root() -> Path:
     if os.geteuid() != 0:
         return DATA
     key = hashlib.sha256(str(STATE.resolve()).encode()).hexdigest()[:12]
-    return Path("/var/lib/imm-devstack") / key
+    return DATA_ROOTS / key
 
 
 def wipe() -> None:
-    """Part of `make devstack-clean`: the files outside the state dir."""
+    """Part of `make devstack-clean`: the files outside the state dir, and those of deleted checkouts."""
     if os.geteuid() == 0:
         shutil.rmtree(data_root(), ignore_errors=True)
+        for orphan in orphaned_data_roots(DATA_ROOTS):
+            shutil.rmtree(orphan, ignore_errors=True)
+            say(f"postgres: removed {orphan} (its checkout's state dir is gone)")
+
+
+def orphaned_data_roots(parent: Path) -> list[Path]:
+    """Data roots under ``parent`` whose recorded state dir no longer exists and whose server is stopped.
+
+    A checkout deleted without `make devstack-clean` (a CI clone, a worktree) leaves its database
+    behind; only its own `clean` would have removed it. A root without the record (made before it
+    existed) is kept: whose it is cannot be known.
+    """
+    found = []
+    for root in sorted(parent.glob("*/")) if parent.is_dir() else []:
+        record = root / OWNER_RECORD
+        if not record.is_file() or Path(record.read_text().strip()).exists():
+            continue
+        if _server_running(root / "postgres"):
+            continue
+        found.append(root)
+    return found
+
+
+def _server_running(data: Path) -> bool:
+    """Whether the PID in ``postmaster.pid`` is alive (a server whose checkout was deleted under it)."""
+    try:
+        pid = int((data / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _bin(name: str) -> str:
@@ -121,6 +160,8 @@ def ensure_database() -> None:
 def part() -> Part:
     data = data_root() / "postgres"
     _init(data)
+    if os.geteuid() == 0:  # outside the state dir: say whose it is (orphaned_data_roots)
+        (data_root() / OWNER_RECORD).write_text(f"{STATE.resolve()}\n")
     sockets = data_root() / "postgres-run"
     sockets.mkdir(parents=True, exist_ok=True)
     _own(sockets)
