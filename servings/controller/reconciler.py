@@ -115,7 +115,7 @@ class Reconciler:
         self._applied: dict[str, tuple[dict[str, str], float, int | None]] = {}
         self.applies = 0
         # (namespace, pod, container, restart count) -> the failed run's log tail: read once per crash.
-        self._crash_logs: dict[tuple[str, str, str, int], str | None] = {}
+        self._crash_logs: dict[tuple[str, str, str, int, bool], str | None] = {}
 
     def _call(self, api: str, method: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
         return kube.call_json(self._api_client, api, method, *args, **kwargs)
@@ -188,14 +188,17 @@ class Reconciler:
         return status_rules.autoscaler_status(hpa)
 
     def _log_tail(self, namespace: str) -> status_rules.LogTail:
-        """Reads the log tail of a crashed container's previous run (once per restart), None if unavailable.
+        """Reads the log tail of a crashed container's failed run (once per restart), None if unavailable.
+
+        The failed run is the container's previous one once the kubelet has restarted it, and the
+        container itself while it has just failed for the first time (restart count 0, no previous).
 
         Why the log and not only the termination message: the kubelet keeps 2 KiB of the tail there,
         and a runtime that prints long tables on its way out (Triton) pushes its reason out of them.
         """
 
-        def read(pod: str, container: str, restarts: int) -> str | None:
-            key = (namespace, pod, container, restarts)
+        def read(pod: str, container: str, restarts: int, previous: bool) -> str | None:
+            key = (namespace, pod, container, restarts, previous)
             with self._lock:
                 if key in self._crash_logs:
                     return self._crash_logs[key]
@@ -203,7 +206,7 @@ class Reconciler:
                 core = kube.api_of(self._api_client, "CoreV1Api")
                 text: str | None = str(
                     core.read_namespaced_pod_log(
-                        pod, namespace, container=container, previous=True, tail_lines=CRASH_LOG_LINES
+                        pod, namespace, container=container, previous=previous, tail_lines=CRASH_LOG_LINES
                     )
                 )
             except ImmError as exc:  # no log on this node (kwok), the pod is gone, no right: the message will do

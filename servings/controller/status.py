@@ -129,17 +129,23 @@ def last_error_line(text: str) -> str:
     return found if len(found) <= LAST_ERROR_MAX else found[: LAST_ERROR_MAX - 3] + "..."
 
 
-def _failed_run(container: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    """The container's last run if it ended in failure (now terminated, or before the current try)."""
-    for state in (container.get("state") or {}, container.get("lastState") or {}):
+def _failed_run(container: Mapping[str, Any]) -> tuple[Mapping[str, Any], bool] | None:
+    """The container's last run if it ended in failure, and whether that run is the previous one.
+
+    A container that has just failed for the first time is itself the failed run (``state``, not yet
+    restarted: its own log holds the reason); after a restart the failed run is ``lastState``, whose
+    log the kubelet keeps as the container's previous one.
+    """
+    for previous, state in ((False, container.get("state") or {}), (True, container.get("lastState") or {})):
         terminated = state.get("terminated") or {}
         if terminated and (terminated.get("exitCode") or 0) != 0:
-            return terminated
+            return terminated, previous
     return None
 
 
-#: Reads the log tail of a container's failed run: (pod, container, restart count) -> text, or None.
-LogTail = Callable[[str, str, int], "str | None"]
+#: Reads the log tail of a container's failed run: (pod, container, restart count, whether the failed
+#: run is the previous one rather than the current, terminated container) -> text, or None.
+LogTail = Callable[[str, str, int, bool], "str | None"]
 
 
 def _crash(pod: str, container: Mapping[str, Any], init: bool, log_tail: LogTail | None) -> tuple[str, str]:
@@ -152,10 +158,11 @@ def _crash(pod: str, container: Mapping[str, Any], init: bool, log_tail: LogTail
     kind = "init container" if init else "container"
     restarts = int(container.get("restartCount") or 0)
     message = f"pod {pod}, {kind} {container.get('name')} restarted {restarts} times"
-    run = _failed_run(container)
-    if run is not None:
+    failed = _failed_run(container)
+    if failed is not None:
+        run, previous = failed
         exit_text = f"exit code {run.get('exitCode')}" + (f" ({run['reason']})" if run.get("reason") else "")
-        logged = log_tail(pod, str(container.get("name")), restarts) if log_tail is not None else None
+        logged = log_tail(pod, str(container.get("name")), restarts, previous) if log_tail is not None else None
         reason = last_error_line(f"{logged or ''}\n{run.get('message') or ''}")
         message += f", {exit_text}" + (f": {reason}" if reason else "")
     else:

@@ -211,10 +211,10 @@ def test_crash_without_a_termination_message_names_the_exit():
 
 def test_the_failed_run_s_log_names_the_reason_the_termination_message_lost():
     """Triton's exit tables fill the kubelet's 2 KiB: the log tail of the previous run still has its reason."""
-    asked: list[tuple[str, str, int]] = []
+    asked: list[tuple[str, str, int, bool]] = []
 
-    def log_tail(pod: str, container: str, restarts: int) -> str | None:
-        asked.append((pod, container, restarts))
+    def log_tail(pod: str, container: str, restarts: int, previous: bool) -> str | None:
+        asked.append((pod, container, restarts, previous))
         return TRITON_TAIL
 
     waiting = {"waiting": {"reason": "CrashLoopBackOff"}}
@@ -230,7 +230,7 @@ def test_the_failed_run_s_log_names_the_reason_the_termination_message_lost():
         "pod e-abc, container triton restarted 3 times, exit code 1 (Error): "
         "failed to load 'broken' version 1: Internal: RuntimeError: weights missing"
     )
-    assert asked == [("e-abc", "triton", 3)]
+    assert asked == [("e-abc", "triton", 3, True)]  # restarted: the failed run is the previous one
     # Without the log, the termination message's generic line is what there is.
     alone = rules.explain_pods([pod])
     assert alone == (
@@ -244,6 +244,28 @@ def test_the_failed_run_s_log_names_the_reason_the_termination_message_lost():
         replicasets=(), url="u", selector="s", log_tail=log_tail,
     )  # fmt: skip
     assert len(asked) == 1
+
+
+def test_a_first_crash_reads_the_terminated_container_s_own_log():
+    """Before its first restart the failed run is the container itself: it has no previous run yet."""
+    asked: list[tuple[str, str, int, bool]] = []
+
+    def log_tail(pod: str, container: str, restarts: int, previous: bool) -> str | None:
+        asked.append((pod, container, restarts, previous))
+        return TRITON_TAIL if not previous else None
+
+    terminated = {"exitCode": 1, "reason": "Error", "message": "error: creating server: failed to load all models"}
+    container = {"name": "triton", "ready": False, "restartCount": 0, "state": {"terminated": terminated}}
+    pod = {"metadata": {"name": "e-abc"}, "status": {"containerStatuses": [container]}}
+    status = rules.endpoint_status(
+        CR, deployment(replicas=1, updatedReplicas=1), pods=[pod], replicasets=(), url="u", selector="s",
+        log_tail=log_tail,
+    )  # fmt: skip
+    assert asked == [("e-abc", "triton", 0, False)]
+    assert status["message"] == (
+        "pod e-abc, container triton restarted 0 times, exit code 1 (Error): "
+        "failed to load 'broken' version 1: Internal: RuntimeError: weights missing"
+    )
 
 
 @pytest.mark.parametrize(

@@ -380,13 +380,15 @@ def test_a_crash_log_is_read_once_per_restart_and_a_missing_one_is_no_failure(mo
     logs = FakeLogs("I1 starting\nE1206 10:00:00.1 1 m.cc:1] \"failed to load 'm' version 1: bad\"\n")
     monkeypatch.setattr(kube, "api_of", lambda api_client, name: logs)
     read = reconciler()._log_tail("t")
-    assert read("p", "server", 2) == logs.text
-    assert read("p", "server", 2) == logs.text
+    assert read("p", "server", 2, True) == logs.text
+    assert read("p", "server", 2, True) == logs.text
     assert logs.reads == [("p", "t", "server", True, 200)]
-    read("p", "server", 3)  # the next crash is read again
+    read("p", "server", 3, True)  # the next crash is read again
     assert len(logs.reads) == 2
+    read("r", "server", 0, False)  # a first crash: the terminated container's own log
+    assert logs.reads[-1] == ("r", "t", "server", False, 200)
 
     logs.text = None
-    assert read("q", "server", 0) is None
-    assert read("q", "server", 0) is None
-    assert len(logs.reads) == 3
+    assert read("q", "server", 0, False) is None
+    assert read("q", "server", 0, False) is None
+    assert len(logs.reads) == 4
