@@ -19,7 +19,7 @@ import subprocess
 from pathlib import Path
 
 from devstack.layout import CONF, DATA, PORTS, STATE
-from devstack.proc import Part, StackError, say
+from devstack.proc import Part, StackError, alive, say
 
 USER = "imm"
 DATABASE = "imm"
@@ -73,13 +73,7 @@ def _server_running(data: Path) -> bool:
         pid = int((data / "postmaster.pid").read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return alive(pid)
 
 
 def _bin(name: str) -> str:

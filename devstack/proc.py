@@ -54,7 +54,8 @@ def _pid_file(name: str) -> Path:
     return PIDS / f"{name}.pid"
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether the process exists and has not exited (a zombie, exited but not reaped, has)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -78,7 +79,7 @@ def recorded_pid(name: str) -> int | None:
         pid = int(path.read_text().strip())
     except ValueError:
         return None
-    return pid if _alive(pid) else None
+    return pid if alive(pid) else None
 
 
 @dataclass
@@ -131,7 +132,7 @@ class Part:
                     return time.monotonic() - began
             except Exception:  # noqa: S110 -- probes fail in many ways while a server boots; retry
                 pass
-            if not _alive(pid):
+            if not alive(pid):
                 raise StackError(
                     f"{self.name}: exited before it was ready; last lines of {log_path(self.name)}:\n"
                     f"{log_tail(self.name)}"
@@ -156,7 +157,7 @@ def stop(name: str, grace: float = 15.0) -> bool:
         return False
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
-        if not _alive(pid):
+        if not alive(pid):
             return True
         time.sleep(0.1)
     with suppress(ProcessLookupError):

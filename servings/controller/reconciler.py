@@ -114,7 +114,8 @@ class Reconciler:
         # change (a scale: the Deployment alone) re-sends only the children whose render changed.
         self._applied: dict[str, tuple[dict[str, str], float, int | None]] = {}
         self.applies = 0
-        # (namespace, pod, container, restart count) -> the failed run's log tail: read once per crash.
+        # (namespace, pod, container, restart count, whether the previous run's log) -> the failed run's
+        # log tail: read once per crash.
         self._crash_logs: dict[tuple[str, str, str, int, bool], str | None] = {}
 
     def _call(self, api: str, method: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
